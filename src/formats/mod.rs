@@ -1,0 +1,94 @@
+//! Payload formats: event in, body bytes and extra headers out. Pure, deterministic, no I/O.
+//! A body is rendered once at fan-out and stored; retries resend the stored bytes.
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::domain::event::Event;
+use crate::domain::event_type::{EntityKind, EventType};
+
+/// The wire format a webhook asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+pub enum Format {
+    /// PPM Express `{WebhookId, MessageId, Data}` (the default, as the API is PPM-compatible).
+    #[default]
+    #[serde(rename = "ppm")]
+    Ppm,
+    /// Projectrak `{"data": {event: "updated", …}}`; only `Project:Updated`.
+    #[serde(rename = "projectrak")]
+    Projectrak,
+    /// Pivotal Tracker v5 activity; stories and comments.
+    #[serde(rename = "tracker-v5")]
+    TrackerV5,
+    /// Herald's own envelope for every event type.
+    #[serde(rename = "standard")]
+    Standard,
+}
+
+impl Format {
+    /// Every format.
+    pub const ALL: [Format; 4] = [Self::Ppm, Self::Projectrak, Self::TrackerV5, Self::Standard];
+
+    /// The spelling used in the API.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Ppm => "ppm",
+            Self::Projectrak => "projectrak",
+            Self::TrackerV5 => "tracker-v5",
+            Self::Standard => "standard",
+        }
+    }
+
+    /// Parses the API spelling.
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|f| f.as_str() == s)
+    }
+
+    /// Whether a webhook in this format may subscribe to `t`. `Webhook:Ping` is never
+    /// subscribed to: it is only sent on demand, and every format can render it.
+    pub fn supports(self, t: EventType) -> bool {
+        if t == EventType::WEBHOOK_PING {
+            return false;
+        }
+        match self {
+            Self::Ppm => matches!(
+                t.kind(),
+                EntityKind::Project | EntityKind::Idea | EntityKind::Task | EntityKind::KeyDate
+            ),
+            Self::Projectrak => t == EventType::PROJECT_UPDATED,
+            Self::TrackerV5 => matches!(t.kind(), EntityKind::Story | EntityKind::Comment),
+            Self::Standard => true,
+        }
+    }
+
+    /// The event types a webhook in this format can subscribe to.
+    pub fn event_types(self) -> impl Iterator<Item = EventType> {
+        EventType::ALL.iter().copied().filter(move |t| self.supports(*t))
+    }
+}
+
+/// What a renderer needs besides the event.
+#[derive(Debug, Clone, Copy)]
+pub struct RenderContext<'a> {
+    /// The webhook being delivered to (PPM `WebhookId`).
+    pub webhook_id: Uuid,
+    /// The delivery id (PPM `MessageId`, `webhook-id` header), stable across retries.
+    pub delivery_id: Uuid,
+    /// Herald's public base URL without trailing slash, for links (Tracker `url`).
+    pub public_base_url: &'a str,
+}
+
+/// A rendered request body plus the format's own extra headers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rendered {
+    /// Strict JSON, UTF-8.
+    pub body: Vec<u8>,
+    /// Extra headers (always includes `Herald-Event-Type`).
+    pub headers: Vec<(&'static str, String)>,
+}
+
+/// Renders `event` in `format`. `None` means "nothing to send" (e.g. a Projectrak webhook
+/// and a save that changed only formula fields).
+pub fn render(_format: Format, _event: &Event, _ctx: &RenderContext<'_>) -> Option<Rendered> {
+    None
+}

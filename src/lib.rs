@@ -1,0 +1,5 @@
+//! Herald: outgoing webhooks for project-tracking data.
+#![forbid(unsafe_code)]
+
+pub mod domain;
+pub mod formats;
