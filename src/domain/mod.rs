@@ -2,3 +2,6 @@
 
 pub mod event;
 pub mod event_type;
+pub mod scope;
+pub mod tenant;
+pub mod webhook;

@@ -1,0 +1,70 @@
+//! The API description: OpenAPI 3.1 generated from the handlers and DTOs at
+//! `/openapi.json`, and Swagger UI at `/docs` from assets compiled into the binary (works
+//! with no internet access).
+
+use axum::http::header;
+use axum::response::{Html, IntoResponse};
+use axum::routing::get;
+use axum::{Json, Router};
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+
+use super::AppState;
+
+/// The generated OpenAPI document.
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Herald", description = "Outgoing webhooks for project-tracking data. \
+        Every path is scoped to a tenant (`/@{tenant}/v1/…`; `/v1.0/` is accepted too). \
+        Authenticate with `Authorization: Bearer <token>`."),
+    paths(
+        super::webhooks::create, super::webhooks::list, super::webhooks::get_one,
+        super::webhooks::replace, super::webhooks::patch, super::webhooks::delete_one,
+        super::webhooks::delete_all, super::webhooks::rotate_secret,
+        super::health::healthz, super::health::readyz,
+    ),
+    modifiers(&BearerAuth),
+    tags((name = "webhooks", description = "Webhook subscriptions (PPM Express compatible)"),
+         (name = "operations", description = "Health and readiness"))
+)]
+pub struct ApiDoc;
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
+}
+
+/// `/openapi.json`, `/docs` and its assets.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/openapi.json", get(|| async { Json(ApiDoc::openapi()) }))
+        .route("/docs", get(|| async { Html(INDEX) }))
+        .route("/docs/", get(|| async { Html(INDEX) }))
+        .route(
+            "/docs/swagger-ui.css",
+            get(|| async { ([(header::CONTENT_TYPE, "text/css"), CACHE], CSS).into_response() }),
+        )
+        .route(
+            "/docs/swagger-ui-bundle.js",
+            get(|| async { ([(header::CONTENT_TYPE, "text/javascript"), CACHE], JS).into_response() }),
+        )
+}
+
+const CACHE: (header::HeaderName, &str) = (header::CACHE_CONTROL, "public, max-age=86400");
+const CSS: &str = include_str!("../../assets/swagger-ui/swagger-ui.css");
+const JS: &str = include_str!("../../assets/swagger-ui/swagger-ui-bundle.js");
+const INDEX: &str = r##"<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Herald API</title>
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<link rel="stylesheet" href="/docs/swagger-ui.css"></head>
+<body><div id="swagger-ui"></div>
+<script src="/docs/swagger-ui-bundle.js"></script>
+<script>window.ui = SwaggerUIBundle({url: "/openapi.json", dom_id: "#swagger-ui", deepLinking: true});</script>
+</body></html>"##;

@@ -1,0 +1,135 @@
+//! Storage: narrow async traits, one implementation per backend (SQLite, PostgreSQL).
+//!
+//! No SQL lives outside this module. The SQL both backends share is written once (see
+//! `common.rs`, which both backends expand) using `$n` placeholders and portable types
+//! (BIGINT epoch-ms times, TEXT ids and JSON), so one test suite proves both.
+
+mod common;
+pub mod model;
+pub mod postgres;
+pub mod sqlite;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use uuid::Uuid;
+
+use crate::config::DatabaseConfig;
+pub use model::*;
+
+/// Errors from the store layer.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The tenant reached its webhook cap.
+    #[error("the tenant already has the maximum of {0} webhooks")]
+    LimitReached(u32),
+    /// A uniqueness rule was violated (e.g. a duplicate account id).
+    #[error("conflict: {0}")]
+    Conflict(String),
+    /// A stored value could not be decoded (a bug or manual tampering).
+    #[error("corrupt stored data: {0}")]
+    Corrupt(String),
+    /// The database failed.
+    #[error(transparent)]
+    Database(#[from] sqlx::Error),
+    /// Migrations failed.
+    #[error(transparent)]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+}
+
+/// Result alias for the store layer.
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// Tenants and their users.
+#[async_trait]
+pub trait TenantStore: Send + Sync {
+    /// Returns the tenant, creating it when missing; the flag tells whether it was created.
+    async fn ensure_tenant(&self, slug: &str, now: i64) -> StoreResult<(Tenant, bool)>;
+    /// Looks a tenant up by slug.
+    async fn tenant_by_slug(&self, slug: &str) -> StoreResult<Option<Tenant>>;
+    /// Number of tenants (zero means "first start").
+    async fn tenant_count(&self) -> StoreResult<i64>;
+    /// Returns the user with `account_id`, creating a minimal one when missing.
+    async fn ensure_user(&self, tenant_id: i64, account_id: &str, now: i64) -> StoreResult<User>;
+}
+
+/// API tokens (only hashes are stored).
+#[async_trait]
+pub trait TokenStore: Send + Sync {
+    /// Stores a new token.
+    async fn insert_token(&self, t: &NewTokenRecord) -> StoreResult<()>;
+    /// Looks a token up by its public id, with its tenant and user.
+    async fn token_by_id(&self, id: &str) -> StoreResult<Option<TokenRecord>>;
+    /// Lists tokens, of one tenant or all.
+    async fn list_tokens(&self, tenant_id: Option<i64>) -> StoreResult<Vec<TokenRecord>>;
+    /// Revokes a token; false if it does not exist or was already revoked.
+    async fn revoke_token(&self, id: &str, now: i64) -> StoreResult<bool>;
+}
+
+/// Webhook configuration and status.
+#[async_trait]
+pub trait WebhookStore: Send + Sync {
+    /// Inserts a webhook unless the tenant already has `cap` of them.
+    async fn insert_webhook(&self, w: &NewWebhook, cap: u32) -> StoreResult<WebhookRecord>;
+    /// The tenant's webhooks, oldest first.
+    async fn list_webhooks(&self, tenant_id: i64) -> StoreResult<Vec<WebhookRecord>>;
+    /// One webhook of the tenant.
+    async fn get_webhook(&self, tenant_id: i64, id: Uuid) -> StoreResult<Option<WebhookRecord>>;
+    /// Replaces a webhook's configuration; `None` if it does not exist in the tenant.
+    async fn update_webhook(
+        &self,
+        tenant_id: i64,
+        id: Uuid,
+        cfg: &WebhookConfig,
+        now: i64,
+    ) -> StoreResult<Option<WebhookRecord>>;
+    /// Deletes one webhook; false if it does not exist in the tenant.
+    async fn delete_webhook(&self, tenant_id: i64, id: Uuid) -> StoreResult<bool>;
+    /// Deletes every webhook of the tenant; returns how many.
+    async fn delete_all_webhooks(&self, tenant_id: i64) -> StoreResult<u64>;
+    /// Installs a new signing secret, keeping the old one valid until `previous_until`.
+    async fn rotate_secret(
+        &self,
+        tenant_id: i64,
+        id: Uuid,
+        new_sealed: &str,
+        previous_until: i64,
+        now: i64,
+    ) -> StoreResult<Option<WebhookRecord>>;
+}
+
+/// Everything Herald stores; the application holds one `Arc<dyn Store>`.
+#[async_trait]
+pub trait Store: TenantStore + TokenStore + WebhookStore {
+    /// Which backend this is, for logs and `/readyz`.
+    fn backend(&self) -> &'static str;
+    /// Cheap round trip proving the database answers.
+    async fn ping(&self) -> StoreResult<()>;
+}
+
+/// Opens the configured database and applies pending migrations.
+pub async fn connect(cfg: &DatabaseConfig) -> StoreResult<Arc<dyn Store>> {
+    Ok(match cfg {
+        DatabaseConfig::Sqlite { path } => Arc::new(sqlite::SqliteStore::open(path).await?),
+        DatabaseConfig::Postgres { url, schema } => {
+            Arc::new(postgres::PgStore::open(url, schema.as_deref()).await?)
+        }
+    })
+}
+
+/// Builds a migrator from SQL files compiled into the binary, so `herald` needs no files
+/// beside it (and no proc-macro compile of sqlx's `migrate!`).
+fn migrator(files: &[(i64, &'static str, &'static str)]) -> sqlx::migrate::Migrator {
+    use sqlx::migrate::{Migration, MigrationType, Migrator};
+    use std::borrow::Cow;
+    let migrations: Vec<Migration> = files
+        .iter()
+        .map(|(v, name, sql)| {
+            Migration::new(*v, Cow::Borrowed(name), MigrationType::Simple, Cow::Borrowed(sql), false)
+        })
+        .collect();
+    Migrator {
+        migrations: Cow::Owned(migrations),
+        ..Migrator::DEFAULT
+    }
+}
