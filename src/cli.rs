@@ -114,7 +114,11 @@ impl Cli {
 async fn serve(settings: Settings) -> anyhow::Result<()> {
     let public = settings.public_base_url.clone();
     let app = Application::build(settings).await?;
-    println!("Herald {} listening on {}", env!("CARGO_PKG_VERSION"), app.base_url());
+    println!(
+        "Herald {} listening on {}",
+        env!("CARGO_PKG_VERSION"),
+        app.base_url()
+    );
     if let Some(t) = app.bootstrap_token() {
         println!("First start: created tenant `default` with an admin token. It is shown only once:");
         println!();
@@ -142,13 +146,20 @@ async fn token(settings: Settings, cmd: TokenCommand) -> anyhow::Result<()> {
             scopes,
             name,
         } => {
-            let tenant = TenantSlug::parse(&tenant).map_err(anyhow::Error::msg).context("--tenant")?;
-            let scopes = Scopes::parse(&scopes).map_err(anyhow::Error::msg).context("--scopes")?;
+            let tenant = TenantSlug::parse(&tenant)
+                .map_err(anyhow::Error::msg)
+                .context("--tenant")?;
+            let scopes = Scopes::parse(&scopes)
+                .map_err(anyhow::Error::msg)
+                .context("--scopes")?;
             if user.trim().is_empty() || user.len() > 128 {
                 anyhow::bail!("--user must be 1-128 characters");
             }
             let t = issue_token(store.as_ref(), &tenant, user.trim(), &scopes, &name).await?;
-            println!("Created token {} for {user} in tenant {tenant} with scopes {scopes}.", t.id);
+            println!(
+                "Created token {} for {user} in tenant {tenant} with scopes {scopes}.",
+                t.id
+            );
             println!("It is shown only once:");
             println!("{}", t.token);
         }
@@ -163,7 +174,10 @@ async fn token(settings: Settings, cmd: TokenCommand) -> anyhow::Result<()> {
                 ),
                 None => None,
             };
-            println!("{:<14} {:<12} {:<16} {:<24} {:<10} NAME", "ID", "TENANT", "USER", "CREATED", "STATE");
+            println!(
+                "{:<14} {:<12} {:<16} {:<24} {:<10} NAME",
+                "ID", "TENANT", "USER", "CREATED", "STATE"
+            );
             for t in store.list_tokens(tenant_id).await? {
                 println!(
                     "{:<14} {:<12} {:<16} {:<24} {:<10} {} [{}]",
@@ -171,7 +185,11 @@ async fn token(settings: Settings, cmd: TokenCommand) -> anyhow::Result<()> {
                     t.tenant_slug,
                     t.user_account_id,
                     rfc3339_ms(t.created_at),
-                    if t.revoked_at.is_some() { "revoked" } else { "active" },
+                    if t.revoked_at.is_some() {
+                        "revoked"
+                    } else {
+                        "active"
+                    },
                     t.name,
                     t.scopes
                 );

@@ -301,7 +301,11 @@ fn invalid(key: &str, source_name: &str, message: impl Into<String>) -> ConfigEr
 fn build(layers: &[(String, RawSettings)]) -> Result<Settings, ConfigError> {
     let listen = match pick!(layers, listen) {
         Some((v, src)) => v.parse::<SocketAddr>().map_err(|_| {
-            invalid("listen", &src, format!("`{v}` is not an address like 127.0.0.1:8080"))
+            invalid(
+                "listen",
+                &src,
+                format!("`{v}` is not an address like 127.0.0.1:8080"),
+            )
         })?,
         None => SocketAddr::from(([127, 0, 0, 1], 8080)),
     };
@@ -312,7 +316,8 @@ fn build(layers: &[(String, RawSettings)]) -> Result<Settings, ConfigError> {
     if let Some(s) = &schema {
         let ok = !s.is_empty()
             && s.len() <= 63
-            && s.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+            && s.chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
             && !s.starts_with(|c: char| c.is_ascii_digit());
         if !ok {
             return Err(invalid(
@@ -343,7 +348,11 @@ fn build(layers: &[(String, RawSettings)]) -> Result<Settings, ConfigError> {
     if let Some((nets, src)) = pick!(layers, allowed_target_networks) {
         for n in nets {
             let net = n.parse::<IpNet>().map_err(|_| {
-                invalid("allowed_target_networks", &src, format!("`{n}` is not a CIDR like 10.0.0.0/8"))
+                invalid(
+                    "allowed_target_networks",
+                    &src,
+                    format!("`{n}` is not a CIDR like 10.0.0.0/8"),
+                )
             })?;
             allowed_target_networks.push(net.trunc());
         }
@@ -352,7 +361,11 @@ fn build(layers: &[(String, RawSettings)]) -> Result<Settings, ConfigError> {
         Some((v, src)) => {
             let p = PathBuf::from(&v);
             if !p.is_file() {
-                return Err(invalid("extra_ca_file", &src, format!("{v} is not a readable file")));
+                return Err(invalid(
+                    "extra_ca_file",
+                    &src,
+                    format!("{v} is not a readable file"),
+                ));
             }
             Some(p)
         }
@@ -427,7 +440,11 @@ fn build_delivery(layers: &[(String, RawSettings)]) -> Result<DeliveryConfig, Co
     )? {
         d.global_concurrency = n as usize;
     }
-    if let Some(n) = positive("attempt_retention_days", pick!(layers, attempt_retention_days), 3650)? {
+    if let Some(n) = positive(
+        "attempt_retention_days",
+        pick!(layers, attempt_retention_days),
+        3650,
+    )? {
         d.attempt_retention = Duration::from_secs(n * 86400);
     }
     if let Some((v, src)) = pick!(layers, retry_schedule) {
@@ -444,7 +461,9 @@ pub fn parse_schedule(v: &str) -> Result<Vec<Duration>, String> {
     let mut out = Vec::new();
     for part in v.split(',').map(str::trim).filter(|p| !p.is_empty()) {
         let (num, unit) = part.split_at(part.find(|c: char| !c.is_ascii_digit()).unwrap_or(part.len()));
-        let n: u64 = num.parse().map_err(|_| format!("`{part}` is not like 30s, 2m, 1h or 1d"))?;
+        let n: u64 = num
+            .parse()
+            .map_err(|_| format!("`{part}` is not like 30s, 2m, 1h or 1d"))?;
         let secs = match unit {
             "ms" => {
                 out.push(Duration::from_millis(n));
@@ -473,7 +492,10 @@ fn parse_database_url(url: &str, schema: Option<String>) -> Result<DatabaseConfi
             url: url.to_owned(),
             schema,
         })
-    } else if let Some(rest) = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")) {
+    } else if let Some(rest) = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))
+    {
         let path = rest.split('?').next().unwrap_or(rest);
         if path.is_empty() {
             return Err("sqlite URL has no file path".into());
@@ -489,7 +511,10 @@ mod tests {
     use super::*;
 
     fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     #[test]
@@ -510,7 +535,11 @@ mod tests {
     fn environment_overrides_file_and_flags_override_environment() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("herald.toml");
-        std::fs::write(&file, "listen = \"127.0.0.1:9000\"\ndata_dir = \"/from-file\"\nmax_webhooks_per_tenant = 7\n").unwrap();
+        std::fs::write(
+            &file,
+            "listen = \"127.0.0.1:9000\"\ndata_dir = \"/from-file\"\nmax_webhooks_per_tenant = 7\n",
+        )
+        .unwrap();
         let o = Overrides {
             config_file: Some(file),
             data_dir: Some("/from-flag".into()),
@@ -533,7 +562,11 @@ mod tests {
         )
         .unwrap_err();
         assert!(e.to_string().contains("banana"));
-        let e = Settings::load_from(&Overrides::default(), &env(&[("HERALD_DATABASE_URL", "mysql://x")])).unwrap_err();
+        let e = Settings::load_from(
+            &Overrides::default(),
+            &env(&[("HERALD_DATABASE_URL", "mysql://x")]),
+        )
+        .unwrap_err();
         assert!(e.to_string().contains("database_url"));
     }
 

@@ -36,7 +36,9 @@ impl fmt::Debug for MasterKey {
 #[derive(Debug, thiserror::Error)]
 pub enum CryptoError {
     /// `HERALD_MASTER_KEY` or the key file is not 32 bytes of base64/hex.
-    #[error("master key must be 32 bytes, base64 or hex encoded (generate one with `openssl rand -base64 32`)")]
+    #[error(
+        "master key must be 32 bytes, base64 or hex encoded (generate one with `openssl rand -base64 32`)"
+    )]
     BadKey,
     /// The key file could not be read or created.
     #[error("master key file {path}: {source}")]
@@ -143,7 +145,9 @@ pub struct NewToken {
 
 impl fmt::Debug for NewToken {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("NewToken").field("id", &self.id).finish_non_exhaustive()
+        f.debug_struct("NewToken")
+            .field("id", &self.id)
+            .finish_non_exhaustive()
     }
 }
 
@@ -183,7 +187,10 @@ pub fn hash_secret(secret: &str) -> String {
 
 /// Constant-time check of a presented secret against a stored hash.
 pub fn verify_secret(secret: &str, stored_hash: &str) -> bool {
-    hash_secret(secret).as_bytes().ct_eq(stored_hash.as_bytes()).into()
+    hash_secret(secret)
+        .as_bytes()
+        .ct_eq(stored_hash.as_bytes())
+        .into()
 }
 
 #[cfg(test)]
@@ -219,7 +226,10 @@ mod tests {
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
-            let mode = std::fs::metadata(dir.path().join(KEY_FILE)).unwrap().permissions().mode();
+            let mode = std::fs::metadata(dir.path().join(KEY_FILE))
+                .unwrap()
+                .permissions()
+                .mode();
             assert_eq!(mode & 0o777, 0o600);
         }
     }

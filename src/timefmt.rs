@@ -18,7 +18,9 @@ pub fn from_ms(ms: i64) -> OffsetDateTime {
 /// Epoch ms → RFC 3339 with millisecond precision, e.g. `2026-11-22T10:00:00.123Z`.
 pub fn rfc3339_ms(ms: i64) -> String {
     let t = from_ms(ms);
-    let t = t.replace_nanosecond((t.nanosecond() / 1_000_000) * 1_000_000).unwrap_or(t);
+    let t = t
+        .replace_nanosecond((t.nanosecond() / 1_000_000) * 1_000_000)
+        .unwrap_or(t);
     t.format(&Rfc3339).unwrap_or_default()
 }
 
@@ -35,6 +37,9 @@ mod tests {
     #[test]
     fn round_trip() {
         assert_eq!(rfc3339_ms(1_675_182_117_615), "2023-01-31T16:21:57.615Z");
-        assert_eq!(parse_rfc3339_ms("2023-01-31T16:21:57.615Z"), Some(1_675_182_117_615));
+        assert_eq!(
+            parse_rfc3339_ms("2023-01-31T16:21:57.615Z"),
+            Some(1_675_182_117_615)
+        );
     }
 }

@@ -10,7 +10,9 @@ use super::AppState;
 
 /// `/healthz` (process is up) and `/readyz` (database answers).
 pub fn router() -> Router<AppState> {
-    Router::new().route("/healthz", get(healthz)).route("/readyz", get(readyz))
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
 }
 
 /// Liveness: answers as long as the process serves HTTP.

@@ -108,7 +108,11 @@ impl ApiError {
                 "unsupported-media-type",
                 "Unsupported media type",
             ),
-            Self::PayloadTooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "payload-too-large", "Payload too large"),
+            Self::PayloadTooLarge(_) => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload-too-large",
+                "Payload too large",
+            ),
             Self::Validation(_) => (StatusCode::UNPROCESSABLE_ENTITY, "validation", "Invalid request"),
             Self::BadQuery(..) => (StatusCode::BAD_REQUEST, "bad-query", "Invalid query parameter"),
             Self::Conflict(_) => (StatusCode::CONFLICT, "conflict", "Conflict"),

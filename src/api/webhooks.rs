@@ -22,7 +22,10 @@ use crate::timefmt::{now_ms, rfc3339_ms};
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/Webhooks", post(create).get(list).delete(delete_all))
-        .route("/Webhooks/{id}", get(get_one).put(replace).patch(patch).delete(delete_one))
+        .route(
+            "/Webhooks/{id}",
+            get(get_one).put(replace).patch(patch).delete(delete_one),
+        )
         .route("/Webhooks/{id}/secret/rotate", post(rotate_secret))
 }
 
@@ -236,7 +239,10 @@ fn draft_from(input: WebhookIn, base: Option<&WebhookRecord>, partial: bool) -> 
                     (Some(v), true, Some(sealed)) if v == MASK => HeaderValue::KeepSealed(sealed),
                     (Some(v), _, _) => HeaderValue::Plain(v),
                     (None, _, _) => {
-                        errs.push(FieldError::new(format!("headers[{i}].value"), "header value is required"));
+                        errs.push(FieldError::new(
+                            format!("headers[{i}].value"),
+                            "header value is required",
+                        ));
                         HeaderValue::Plain(String::new())
                     }
                 };
@@ -258,7 +264,10 @@ fn draft_from(input: WebhookIn, base: Option<&WebhookRecord>, partial: bool) -> 
         (None, None) => Vec::new(),
     };
     Ok(WebhookDraft {
-        name: input.name.or_else(|| keep(&|c| c.name.clone())).unwrap_or_default(),
+        name: input
+            .name
+            .or_else(|| keep(&|c| c.name.clone()))
+            .unwrap_or_default(),
         description: input
             .description
             .or_else(|| keep(&|c| c.description.clone()))
@@ -375,7 +384,10 @@ pub async fn create(
     params(("tenant" = String, Path, description = "Tenant slug")),
     responses((status = 200, body = WebhookListEnvelope), (status = 401, body = super::problem::Problem)),
     security(("bearer" = [])))]
-pub async fn list(State(state): State<AppState>, auth: Authed<WebhooksRead>) -> ApiResult<Json<WebhookListEnvelope>> {
+pub async fn list(
+    State(state): State<AppState>,
+    auth: Authed<WebhooksRead>,
+) -> ApiResult<Json<WebhookListEnvelope>> {
     let recs = state.store.list_webhooks(auth.caller.tenant_id).await?;
     Ok(Json(WebhookListEnvelope {
         data: recs.iter().map(|r| WebhookOut::from_record(r, None)).collect(),
@@ -402,7 +414,13 @@ pub async fn get_one(
     }))
 }
 
-async fn update(state: AppState, auth: &Authed<WebhooksWrite>, id: &str, input: WebhookIn, partial: bool) -> ApiResult<Json<WebhookEnvelope>> {
+async fn update(
+    state: AppState,
+    auth: &Authed<WebhooksWrite>,
+    id: &str,
+    input: WebhookIn,
+    partial: bool,
+) -> ApiResult<Json<WebhookEnvelope>> {
     let id = parse_id(id)?;
     let tenant_id = auth.caller.tenant_id;
     let base = state
@@ -497,10 +515,17 @@ pub async fn rotate_secret(
     let id = parse_id(&id)?;
     let secret = crate::crypto::new_signing_secret();
     let now = now_ms();
-    let overlap = i64::try_from(state.settings.delivery.secret_rotation_overlap.as_millis()).unwrap_or(i64::MAX);
+    let overlap =
+        i64::try_from(state.settings.delivery.secret_rotation_overlap.as_millis()).unwrap_or(i64::MAX);
     let rec = state
         .store
-        .rotate_secret(auth.caller.tenant_id, id, &state.key.seal(&secret), now.saturating_add(overlap), now)
+        .rotate_secret(
+            auth.caller.tenant_id,
+            id,
+            &state.key.seal(&secret),
+            now.saturating_add(overlap),
+            now,
+        )
         .await?
         .ok_or(ApiError::NotFound("webhook"))?;
     tracing::info!(tenant = %auth.caller.tenant, webhook_id = %id, "signing secret rotated");

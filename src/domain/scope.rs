@@ -108,7 +108,9 @@ mod tests {
         assert!(s.grants(Scope::WebhooksWrite));
         assert!(!s.grants(Scope::Admin));
         assert!(Scopes::parse("admin").unwrap().grants(Scope::EventsWrite));
-        assert!(Scopes::parse("webhooks:delete").unwrap_err().contains("webhooks:delete"));
+        assert!(Scopes::parse("webhooks:delete")
+            .unwrap_err()
+            .contains("webhooks:delete"));
         assert!(Scopes::parse(" , ").is_err());
     }
 }

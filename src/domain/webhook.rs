@@ -246,7 +246,9 @@ pub fn check_header_name(name: &str) -> Result<(), String> {
         return Err("must be 1-256 characters".into());
     }
     if !name.bytes().all(is_token_char) {
-        return Err("must be an HTTP token (letters, digits and !#$%&'*+-.^_`|~, no spaces or colons)".into());
+        return Err(
+            "must be an HTTP token (letters, digits and !#$%&'*+-.^_`|~, no spaces or colons)".into(),
+        );
     }
     let lower = name.to_ascii_lowercase();
     if RESERVED_HEADERS.contains(&lower.as_str())
@@ -290,15 +292,24 @@ pub fn validate(d: WebhookDraft) -> Result<WebhookSpec, Vec<FieldError>> {
         Format::Ppm
     });
     let ordering = Ordering::parse(&d.ordering).unwrap_or_else(|| {
-        errs.push(FieldError::new("ordering", "ordering must be `none` or `per-entity`"));
+        errs.push(FieldError::new(
+            "ordering",
+            "ordering must be `none` or `per-entity`",
+        ));
         Ordering::None
     });
     let mut event_types = Vec::new();
     if d.event_types.is_empty() {
-        errs.push(FieldError::new("eventTypes", "eventTypes must list at least one event type"));
+        errs.push(FieldError::new(
+            "eventTypes",
+            "eventTypes must list at least one event type",
+        ));
     }
     if d.event_types.len() > 64 {
-        errs.push(FieldError::new("eventTypes", "eventTypes may list at most 64 entries"));
+        errs.push(FieldError::new(
+            "eventTypes",
+            "eventTypes may list at most 64 entries",
+        ));
     }
     for (i, t) in d.event_types.iter().enumerate() {
         let field = format!("eventTypes[{i}]");
@@ -328,7 +339,10 @@ pub fn validate(d: WebhookDraft) -> Result<WebhookSpec, Vec<FieldError>> {
     let mut seen: Vec<String> = Vec::new();
     for (i, h) in d.headers.iter().enumerate() {
         if let Err(m) = check_header_name(&h.name) {
-            errs.push(FieldError::new(format!("headers[{i}].name"), format!("header name {m}")));
+            errs.push(FieldError::new(
+                format!("headers[{i}].name"),
+                format!("header name {m}"),
+            ));
         } else if seen.contains(&h.name.to_ascii_lowercase()) {
             errs.push(FieldError::new(
                 format!("headers[{i}].name"),
@@ -338,7 +352,10 @@ pub fn validate(d: WebhookDraft) -> Result<WebhookSpec, Vec<FieldError>> {
         seen.push(h.name.to_ascii_lowercase());
         if let HeaderValue::Plain(v) = &h.value {
             if let Err(m) = check_header_value(v) {
-                errs.push(FieldError::new(format!("headers[{i}].value"), format!("header value {m}")));
+                errs.push(FieldError::new(
+                    format!("headers[{i}].value"),
+                    format!("header value {m}"),
+                ));
             }
         }
     }
@@ -349,13 +366,19 @@ pub fn validate(d: WebhookDraft) -> Result<WebhookSpec, Vec<FieldError>> {
         ));
     }
     if let Some(i) = d.project_ids.iter().position(|p| *p <= 0) {
-        errs.push(FieldError::new(format!("projectIds[{i}]"), "project ids are positive integers"));
+        errs.push(FieldError::new(
+            format!("projectIds[{i}]"),
+            "project ids are positive integers",
+        ));
     }
     if d.name.chars().count() > 200 {
         errs.push(FieldError::new("name", "name must be at most 200 characters"));
     }
     if d.description.chars().count() > 2000 {
-        errs.push(FieldError::new("description", "description must be at most 2000 characters"));
+        errs.push(FieldError::new(
+            "description",
+            "description must be at most 2000 characters",
+        ));
     }
     let Some(url) = url.filter(|_| errs.is_empty()) else {
         return Err(errs);
@@ -410,7 +433,12 @@ mod tests {
 
     #[test]
     fn urls_must_be_https_without_credentials() {
-        for bad in ["http://example.com", "ftp://x", "not a url", "https://u:p@example.com/"] {
+        for bad in [
+            "http://example.com",
+            "ftp://x",
+            "not a url",
+            "https://u:p@example.com/",
+        ] {
             let mut d = draft();
             d.url = bad.into();
             assert_eq!(field_of(d), vec!["url"], "{bad}");

@@ -17,12 +17,14 @@ use crate::config::TlsConfig;
 /// Builds an acceptor from PEM files.
 pub fn acceptor(cfg: &TlsConfig) -> anyhow::Result<TlsAcceptor> {
     let certs = rustls_pemfile::certs(&mut io::BufReader::new(
-        std::fs::File::open(&cfg.cert_file).with_context(|| format!("tls_cert_file {}", cfg.cert_file.display()))?,
+        std::fs::File::open(&cfg.cert_file)
+            .with_context(|| format!("tls_cert_file {}", cfg.cert_file.display()))?,
     ))
     .collect::<Result<Vec<_>, _>>()
     .context("tls_cert_file is not a PEM certificate chain")?;
     let key = rustls_pemfile::private_key(&mut io::BufReader::new(
-        std::fs::File::open(&cfg.key_file).with_context(|| format!("tls_key_file {}", cfg.key_file.display()))?,
+        std::fs::File::open(&cfg.key_file)
+            .with_context(|| format!("tls_key_file {}", cfg.key_file.display()))?,
     ))
     .context("tls_key_file is not a PEM private key")?
     .context("tls_key_file holds no private key")?;
@@ -64,7 +66,8 @@ impl TlsListener {
                 let acceptor = acceptor.clone();
                 let tx = tx.clone();
                 tokio::spawn(async move {
-                    let handshake = tokio::time::timeout(std::time::Duration::from_secs(10), acceptor.accept(tcp));
+                    let handshake =
+                        tokio::time::timeout(std::time::Duration::from_secs(10), acceptor.accept(tcp));
                     match handshake.await {
                         Ok(Ok(stream)) => {
                             let _ = tx.send((stream, peer)).await;

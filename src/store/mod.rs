@@ -125,7 +125,13 @@ fn migrator(files: &[(i64, &'static str, &'static str)]) -> sqlx::migrate::Migra
     let migrations: Vec<Migration> = files
         .iter()
         .map(|(v, name, sql)| {
-            Migration::new(*v, Cow::Borrowed(name), MigrationType::Simple, Cow::Borrowed(sql), false)
+            Migration::new(
+                *v,
+                Cow::Borrowed(name),
+                MigrationType::Simple,
+                Cow::Borrowed(sql),
+                false,
+            )
         })
         .collect();
     Migrator {

@@ -1,0 +1,130 @@
+//! The store contract, run against both backends through the same trait object.
+
+use herald::domain::event_type::EventType;
+use herald::domain::webhook::{HttpVerb, Ordering};
+use herald::formats::Format;
+use herald::store::{NewWebhook, StoreError, StoredHeader, WebhookConfig};
+use uuid::Uuid;
+
+use crate::both;
+use crate::support::TestApp;
+
+fn config(url: &str) -> WebhookConfig {
+    WebhookConfig {
+        name: "n".into(),
+        description: String::new(),
+        url: url.into(),
+        http_verb: HttpVerb::Post,
+        format: Format::Standard,
+        event_types: vec![EventType::PROJECT_UPDATED, EventType::STORY_CREATED],
+        project_ids: vec![3, 7],
+        headers: vec![StoredHeader {
+            name: "X-A".into(),
+            secured: false,
+            value: Some("1".into()),
+            sealed: None,
+        }],
+        enabled: true,
+        ordering: Ordering::PerEntity,
+    }
+}
+
+both!(tenants_users_and_tokens, |app: TestApp| async move {
+    let s = app.store.as_ref();
+    assert_eq!(s.tenant_count().await.unwrap(), 1, "bootstrap created `default`");
+    let (t, created) = s.ensure_tenant("acme", 5).await.unwrap();
+    assert!(created);
+    let (again, created) = s.ensure_tenant("acme", 6).await.unwrap();
+    assert!(!created);
+    assert_eq!(t, again);
+    assert!(s.tenant_by_slug("nope").await.unwrap().is_none());
+
+    let u1 = s.ensure_user(t.id, "DUMMY-ACCOUNT-ID-1", 7).await.unwrap();
+    let u2 = s.ensure_user(t.id, "DUMMY-ACCOUNT-ID-1", 8).await.unwrap();
+    assert_eq!(u1, u2, "ensure_user is idempotent");
+    assert_eq!(u1.initials, "DA");
+
+    let tokens = s.list_tokens(Some(t.id)).await.unwrap();
+    assert!(tokens.is_empty());
+    let all = s.list_tokens(None).await.unwrap();
+    assert_eq!(all.len(), 1);
+    assert_eq!(all[0].tenant_slug, "default");
+    assert!(s.revoke_token(&all[0].id, 9).await.unwrap());
+    assert!(!s.revoke_token(&all[0].id, 10).await.unwrap(), "already revoked");
+    assert_eq!(
+        s.token_by_id(&all[0].id).await.unwrap().unwrap().revoked_at,
+        Some(9)
+    );
+});
+
+both!(
+    webhooks_are_isolated_per_tenant_and_round_trip,
+    |app: TestApp| async move {
+        let s = app.store.as_ref();
+        let (a, _) = s.ensure_tenant("a", 1).await.unwrap();
+        let (b, _) = s.ensure_tenant("b", 1).await.unwrap();
+        let id = Uuid::new_v4();
+        let rec = s
+            .insert_webhook(
+                &NewWebhook {
+                    id,
+                    tenant_id: a.id,
+                    config: config("https://x.test/1"),
+                    secret_sealed: "v1:s".into(),
+                    now: 100,
+                },
+                10,
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            rec.config.event_types,
+            vec![EventType::PROJECT_UPDATED, EventType::STORY_CREATED]
+        );
+        assert_eq!(rec.config.project_ids, vec![3, 7]);
+        assert_eq!(rec.config.ordering, Ordering::PerEntity);
+        assert_eq!(rec.created_at, 100);
+        assert!(rec.last_execution.is_none());
+        assert!(s.get_webhook(b.id, id).await.unwrap().is_none());
+        assert!(!s.delete_webhook(b.id, id).await.unwrap());
+        assert!(s
+            .update_webhook(b.id, id, &config("https://evil"), 5)
+            .await
+            .unwrap()
+            .is_none());
+        assert_eq!(s.delete_all_webhooks(b.id).await.unwrap(), 0);
+
+        let mut c = config("https://x.test/2");
+        c.enabled = false;
+        let up = s.update_webhook(a.id, id, &c, 200).await.unwrap().unwrap();
+        assert_eq!(up.config.url, "https://x.test/2");
+        assert!(!up.config.enabled);
+        assert_eq!(up.updated_at, 200);
+
+        let rot = s
+            .rotate_secret(a.id, id, "v1:new", 999, 300)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(rot.secret_sealed, "v1:new");
+        assert_eq!(rot.previous_secret_sealed.as_deref(), Some("v1:s"));
+        assert_eq!(rot.previous_secret_until, Some(999));
+
+        let err = s
+            .insert_webhook(
+                &NewWebhook {
+                    id: Uuid::new_v4(),
+                    tenant_id: a.id,
+                    config: config("https://x.test/3"),
+                    secret_sealed: "v1:s".into(),
+                    now: 1,
+                },
+                1,
+            )
+            .await
+            .unwrap_err();
+        assert!(matches!(err, StoreError::LimitReached(1)));
+        assert_eq!(s.list_webhooks(a.id).await.unwrap().len(), 1);
+        assert_eq!(s.delete_all_webhooks(a.id).await.unwrap(), 1);
+    }
+);

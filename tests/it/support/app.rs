@@ -1,0 +1,234 @@
+//! `TestApp`: the real Herald, built exactly as `main` builds it, on a fresh database.
+
+use std::path::PathBuf;
+
+use herald::config::{DatabaseConfig, Overrides, Settings};
+use herald::startup::Application;
+use herald::store::Store;
+use serde_json::Value;
+use std::sync::Arc;
+use tokio_util::sync::CancellationToken;
+
+/// Which database a test runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// The PostgreSQL URL for tests. `None` (the PostgreSQL variant is skipped with a notice)
+/// only when `HERALD_TEST_POSTGRES_URL` is unset; `.ci/run` always sets it, so CI fails
+/// rather than skips when PostgreSQL is unreachable.
+pub fn postgres_url() -> Option<String> {
+    std::env::var("HERALD_TEST_POSTGRES_URL")
+        .ok()
+        .filter(|s| !s.is_empty())
+}
+
+/// A unique schema name per test.
+pub fn unique_schema() -> String {
+    format!("t_{}", uuid::Uuid::new_v4().simple())
+}
+
+/// Settings for a test instance on `backend`, with a fresh data directory.
+pub fn test_settings(
+    backend: Backend,
+    dir: &std::path::Path,
+    extra_env: &[(&str, &str)],
+) -> Option<Settings> {
+    let mut env: Vec<(String, String)> = vec![
+        ("HERALD_LISTEN".into(), "127.0.0.1:0".into()),
+        ("HERALD_DATA_DIR".into(), dir.display().to_string()),
+        (
+            "HERALD_MASTER_KEY".into(),
+            "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=".into(),
+        ),
+        ("HERALD_ALLOWED_TARGET_NETWORKS".into(), "127.0.0.0/8".into()),
+    ];
+    if backend == Backend::Postgres {
+        let Some(url) = postgres_url() else {
+            eprintln!("HERALD_TEST_POSTGRES_URL is not set: skipping the PostgreSQL variant");
+            return None;
+        };
+        env.push(("HERALD_DATABASE_URL".into(), url));
+        env.push(("HERALD_DATABASE_SCHEMA".into(), unique_schema()));
+    }
+    for (k, v) in extra_env {
+        env.retain(|(name, _)| name != k);
+        env.push((k.to_string(), v.to_string()));
+    }
+    Some(Settings::load_from(&Overrides::default(), &env).expect("test settings are valid"))
+}
+
+/// A running Herald; stopped when dropped.
+pub struct TestApp {
+    pub base: String,
+    pub token: String,
+    pub client: reqwest::Client,
+    pub store: Arc<dyn Store>,
+    /// Keeps the data directory alive for the test.
+    pub _dir: tempfile::TempDir,
+    pub settings: Settings,
+    stop: CancellationToken,
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
+}
+
+impl TestApp {
+    /// Starts Herald on `backend`; `None` if that backend is not configured for tests.
+    pub async fn spawn(backend: Backend) -> Option<Self> {
+        Self::spawn_with(backend, &[]).await
+    }
+
+    /// Starts Herald with extra `HERALD_*` settings.
+    pub async fn spawn_with(backend: Backend, env: &[(&str, &str)]) -> Option<Self> {
+        super::logs::install();
+        let dir = tempfile::tempdir().expect("tempdir");
+        let settings = test_settings(backend, dir.path(), env)?;
+        let app = Application::build(settings.clone())
+            .await
+            .expect("application builds");
+        let token = app
+            .bootstrap_token()
+            .expect("first start bootstraps a token")
+            .token
+            .clone();
+        let base = app.base_url();
+        let store = app.store();
+        let stop = CancellationToken::new();
+        let s = stop.clone();
+        tokio::spawn(async move { app.run_until_stopped(s).await });
+        Some(Self {
+            base,
+            token,
+            client: reqwest::Client::new(),
+            store,
+            _dir: dir,
+            settings,
+            stop,
+        })
+    }
+
+    /// Path of the SQLite file (SQLite backend only).
+    pub fn sqlite_path(&self) -> Option<PathBuf> {
+        match &self.settings.database {
+            DatabaseConfig::Sqlite { path } => Some(path.clone()),
+            DatabaseConfig::Postgres { .. } => None,
+        }
+    }
+
+    /// Issues a token in `tenant` with `scopes` through the library (as the CLI does).
+    pub async fn token(&self, tenant: &str, user: &str, scopes: &str) -> String {
+        let slug = herald::domain::tenant::TenantSlug::parse(tenant).unwrap();
+        let scopes = herald::domain::scope::Scopes::parse(scopes).unwrap();
+        herald::admin::issue_token(self.store.as_ref(), &slug, user, &scopes, "test")
+            .await
+            .unwrap()
+            .token
+    }
+
+    /// The internal id of tenant `slug`.
+    pub async fn tenant_id(&self, slug: &str) -> i64 {
+        self.store
+            .tenant_by_slug(slug)
+            .await
+            .unwrap()
+            .expect("tenant exists")
+            .id
+    }
+
+    /// Absolute URL for `path`.
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    /// Sends a request with the admin token; returns status, content type and JSON (or Null).
+    pub async fn call(&self, method: &str, path: &str, body: Option<Value>) -> Resp {
+        self.call_as(&self.token.clone(), method, path, body).await
+    }
+
+    /// Like [`TestApp::call`] with another token (empty = no Authorization header).
+    pub async fn call_as(&self, token: &str, method: &str, path: &str, body: Option<Value>) -> Resp {
+        let mut req = self.client.request(method.parse().unwrap(), self.url(path));
+        if !token.is_empty() {
+            req = req.bearer_auth(token);
+        }
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        Resp::from(req.send().await.expect("request sent")).await
+    }
+}
+
+/// A response, read whole.
+#[derive(Debug)]
+pub struct Resp {
+    pub status: u16,
+    pub content_type: String,
+    pub headers: reqwest::header::HeaderMap,
+    pub text: String,
+    pub json: Value,
+}
+
+impl Resp {
+    pub async fn from(r: reqwest::Response) -> Self {
+        let status = r.status().as_u16();
+        let headers = r.headers().clone();
+        let content_type = headers
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_owned();
+        let text = r.text().await.unwrap_or_default();
+        let json = serde_json::from_str(&text).unwrap_or(Value::Null);
+        Self {
+            status,
+            content_type,
+            headers,
+            text,
+            json,
+        }
+    }
+
+    /// Asserts a problem+json response with `status` naming `field`.
+    #[track_caller]
+    pub fn assert_problem(&self, status: u16, field: Option<&str>) {
+        assert_eq!(self.status, status, "body: {}", self.text);
+        assert_eq!(
+            self.content_type, "application/problem+json",
+            "body: {}",
+            self.text
+        );
+        assert_eq!(self.json["status"], status);
+        if let Some(f) = field {
+            assert_eq!(self.json["field"], f, "body: {}", self.text);
+        }
+    }
+}
+
+/// Runs a test body on SQLite and on PostgreSQL: `both!(name, |app| async move { … })`.
+#[macro_export]
+macro_rules! both {
+    ($name:ident, $body:expr) => {
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                if let Some(app) = $crate::support::TestApp::spawn($crate::support::Backend::Sqlite).await {
+                    ($body)(app).await;
+                }
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                if let Some(app) = $crate::support::TestApp::spawn($crate::support::Backend::Postgres).await {
+                    ($body)(app).await;
+                }
+            }
+        }
+    };
+}
