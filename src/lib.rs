@@ -1,5 +1,6 @@
 //! Herald: outgoing webhooks for project-tracking data.
 #![forbid(unsafe_code)]
 
+pub mod delivery;
 pub mod domain;
 pub mod formats;
