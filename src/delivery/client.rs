@@ -224,7 +224,9 @@ impl Resolve for PolicyResolver {
                 let msg = format!("{host} resolved to no addresses");
                 return Err(io::Error::new(io::ErrorKind::NotFound, msg).into());
             }
-            Err(Box::new(HostRefused { host, refusals }).into())
+            // Boxed directly (not `Box::new(..).into()`, which would box the box) so
+            // `classify_error` can downcast to it.
+            Err(HostRefused { host, refusals }.into())
         })
     }
 }

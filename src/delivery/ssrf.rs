@@ -86,7 +86,9 @@ impl Category {
             Self::Teredo => "Teredo, tunnelled to a hidden IPv4 address",
             Self::Ipv4Mapped => "IPv4-mapped",
             Self::Ipv4Compatible => "deprecated IPv4-compatible",
-            Self::CloudMetadata => "a cloud metadata endpoint, which hands out instance credentials",
+            Self::CloudMetadata => {
+                "a cloud metadata endpoint, which hands out instance credentials"
+            }
         }
     }
 }

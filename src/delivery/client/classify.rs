@@ -144,7 +144,7 @@ impl From<&rustls::Error> for TlsProblem {
 /// a certificate problem explains a failure better than the generic "connect" flag reqwest
 /// also sets for them.
 pub fn classify_error(err: &reqwest::Error) -> ErrorKind {
-    let chain: Vec<&(dyn StdError + 'static)> = causes(err).collect();
+    let chain = causes(err);
     if let Some(refused) = chain.iter().find_map(|e| e.downcast_ref::<HostRefused>()) {
         if let Some(first) = refused.refusals.first() {
             return ErrorKind::Refused(first.clone());
@@ -177,20 +177,19 @@ pub fn classify_error(err: &reqwest::Error) -> ErrorKind {
 }
 
 /// The error and its causes. `io::Error::source` skips the error it wraps (it returns the
-/// wrapped error's *source*), which is exactly where tokio-rustls puts `rustls::Error`, so
-/// wrapped errors are yielded explicitly.
-fn causes<'a>(
-    err: &'a (dyn StdError + 'static),
-) -> impl Iterator<Item = &'a (dyn StdError + 'static)> {
-    std::iter::successors(Some(err), |e: &&'a (dyn StdError + 'static)| (*e).source()).flat_map(
-        |e| {
-            let wrapped = e
-                .downcast_ref::<io::Error>()
-                .and_then(|io| io.get_ref())
-                .map(|inner| inner as &(dyn StdError + 'static));
-            std::iter::once(e).chain(wrapped)
-        },
-    )
+/// wrapped error's *source*), and tokio-rustls puts `rustls::Error` exactly there, inside
+/// another `io::Error` — so the walk steps into wrapped errors explicitly.
+fn causes<'a>(err: &'a (dyn StdError + 'static)) -> Vec<&'a (dyn StdError + 'static)> {
+    let mut chain = Vec::new();
+    let mut next = Some(err);
+    while let Some(e) = next {
+        chain.push(e);
+        next = match e.downcast_ref::<io::Error>().and_then(|io| io.get_ref()) {
+            Some(wrapped) => Some(wrapped as &(dyn StdError + 'static)),
+            None => e.source(),
+        };
+    }
+    chain
 }
 
 /// The chain's messages below reqwest's "error sending request for url (…)", joined, minus
