@@ -219,14 +219,25 @@ async fn a_closed_port_is_a_connect_error() {
 #[tokio::test]
 async fn response_bodies_are_capped() {
     let receiver = TestReceiver::start().await;
-    receiver.reply_with(Reply::status(500).body(vec![b'x'; 200 * 1024]));
     let client = trusting(&receiver);
-    let response = post(&client, &receiver.url()).await.unwrap();
-    assert_eq!(response.status(), 500);
-    let body = read_body_capped(response).await;
-    assert_eq!(body.bytes.len(), MAX_KEPT_BODY);
-    assert!(body.truncated);
-    assert_eq!(body.error, None);
+    for (size, kept, truncated) in [
+        (10, 10, false),
+        (MAX_KEPT_BODY, MAX_KEPT_BODY, false),
+        (MAX_KEPT_BODY + 1, MAX_KEPT_BODY, true),
+        (200 * 1024, MAX_KEPT_BODY, true),
+        (3 * 1024 * 1024, MAX_KEPT_BODY, true),
+    ] {
+        receiver.enqueue(Reply::status(500).body(vec![b'x'; size]));
+        let response = post(&client, &receiver.url()).await.unwrap();
+        assert_eq!(response.status(), 500);
+        let body = read_body_capped(response).await;
+        assert_eq!(
+            (body.bytes.len(), body.truncated),
+            (kept, truncated),
+            "{size}"
+        );
+        assert_eq!(body.error, None);
+    }
 }
 
 #[test]

@@ -210,3 +210,51 @@ fn describe(chain: &[&(dyn StdError + 'static)]) -> String {
         parts.join(": ")
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rustls_errors_map_to_problems_a_person_can_act_on() {
+        use rustls::{AlertDescription, CertificateError as C, Error as E};
+        #[rustfmt::skip]
+        let cases = [
+            (E::InvalidCertificate(C::UnknownIssuer),   TlsProblem::UnknownIssuer),
+            (E::InvalidCertificate(C::Expired),         TlsProblem::Expired),
+            (E::InvalidCertificate(C::NotValidYet),     TlsProblem::NotYetValid),
+            (E::InvalidCertificate(C::NotValidForName), TlsProblem::NameMismatch),
+            (E::InvalidCertificate(C::Revoked),         TlsProblem::Revoked),
+            (E::InvalidCertificate(C::BadSignature),    TlsProblem::BadSignature),
+        ];
+        for (err, expected) in cases {
+            assert_eq!(TlsProblem::from(&err), expected, "{err}");
+        }
+        assert!(matches!(
+            TlsProblem::from(&E::InvalidCertificate(C::BadEncoding)),
+            TlsProblem::InvalidCertificate(_)
+        ));
+        let alert = TlsProblem::from(&E::AlertReceived(AlertDescription::HandshakeFailure));
+        assert!(
+            alert.to_string().starts_with("handshake failed: "),
+            "{alert}"
+        );
+    }
+
+    #[test]
+    fn kinds_have_stable_names_and_retry_classes() {
+        let refusal = crate::delivery::ssrf::classify("10.0.0.1".parse().unwrap()).unwrap();
+        #[rustfmt::skip]
+        let cases = [
+            (ErrorKind::Connect { detail: "x".into() }, "connect", NetworkFailure::Connect),
+            (ErrorKind::Timeout,                        "timeout", NetworkFailure::Timeout),
+            (ErrorKind::Tls(TlsProblem::Expired),       "tls",     NetworkFailure::Tls),
+            (ErrorKind::Refused(refusal),               "refused", NetworkFailure::RefusedByPolicy),
+            (ErrorKind::Redirect,                       "redirect", NetworkFailure::Redirect),
+            (ErrorKind::Other { detail: "y".into() },   "other",   NetworkFailure::Other),
+        ];
+        for (kind, name, failure) in cases {
+            assert_eq!((kind.as_str(), kind.failure()), (name, failure));
+        }
+    }
+}
