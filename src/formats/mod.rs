@@ -1,6 +1,8 @@
 //! Payload formats: event in, body bytes and extra headers out. Pure, deterministic, no I/O.
 //! A body is rendered once at fan-out and stored; retries resend the stored bytes.
 
+pub mod signing;
+
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -63,7 +65,10 @@ impl Format {
 
     /// The event types a webhook in this format can subscribe to.
     pub fn event_types(self) -> impl Iterator<Item = EventType> {
-        EventType::ALL.iter().copied().filter(move |t| self.supports(*t))
+        EventType::ALL
+            .iter()
+            .copied()
+            .filter(move |t| self.supports(*t))
     }
 }
 

@@ -1,7 +1,9 @@
-//! Herald's integration tests: one binary, the real server on 127.0.0.1:0, real databases.
+//! Herald's integration tests: one binary, the real server on 127.0.0.1:0, real databases,
+//! real sockets and real TLS.
 
 mod support;
 
 mod cli;
+mod client_tests;
 mod store_suite;
 mod webhooks_api;
