@@ -345,7 +345,9 @@ fn linked_issues(o: &Map<String, Value>) -> Option<Vec<i64>> {
 /// Stricter than `f64::from_str`, which would also take `inf`, `NaN`, `.5` and `5.`; a
 /// comma anywhere (a thousands separator or a decimal comma) is refused, not guessed at.
 fn parse_decimal(s: &str) -> Option<f64> {
-    const MAX_LEN: usize = 100;
+    // Room for any f64 written positionally (the longest, a signed subnormal, is 327
+    // characters), so every `format_number` output reads back.
+    const MAX_LEN: usize = 400;
     if s.len() > MAX_LEN {
         return None;
     }
