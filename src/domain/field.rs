@@ -22,6 +22,8 @@ mod projectrak;
 mod value;
 
 #[cfg(test)]
+mod input_tests;
+#[cfg(test)]
 mod proptests;
 #[cfg(test)]
 mod tests;
