@@ -23,8 +23,9 @@ pub trait RefLookup {
 
 /// Parses an API value for `def`. `null` and `""` clear the field (`null`, or `[]` for multi
 /// types). Accepted spellings, beyond the canonical JSON of [`super::to_canonical_json`]:
-/// numbers as decimal strings, durations as strings (see `duration` for the units), option
-/// names in any letter case, users as bare account ids, projects as ids or id strings, and
+/// numbers as decimal strings, durations as strings such as `"8h"`, `"90m"` or
+/// `"1d 2h 30m"` (units w, d, h, m, s, ms; a day is 24 hours, a week 7 days), option
+/// names in any letter case or with stray spaces, users as bare account ids, projects as ids or id strings, and
 /// Projectrak's `linkedIssuesId`. Formula fields are refused: their values are computed.
 pub fn parse_input(def: &FieldDef, input: &Value, lookup: &dyn RefLookup) -> Result<FieldValue> {
     if !def.field_type.is_settable() {
