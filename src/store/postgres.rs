@@ -8,6 +8,7 @@ use async_trait::async_trait;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 
 use super::common::impl_common_store;
+use super::common_tracker::impl_tracker_store;
 use super::{migrator, Store, StoreResult};
 
 /// Migrations compiled into the binary.
@@ -73,3 +74,4 @@ impl Store for PgStore {
 }
 
 impl_common_store!(crate::store::postgres::PgStore, sqlx::Postgres);
+impl_tracker_store!(crate::store::postgres::PgStore, sqlx::Postgres);

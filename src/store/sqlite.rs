@@ -10,6 +10,7 @@ use sqlx::sqlite::{
 };
 
 use super::common::impl_common_store;
+use super::common_tracker::impl_tracker_store;
 use super::{migrator, Store, StoreResult};
 
 /// Migrations compiled into the binary.
@@ -60,3 +61,4 @@ impl Store for SqliteStore {
 }
 
 impl_common_store!(crate::store::sqlite::SqliteStore, sqlx::Sqlite);
+impl_tracker_store!(crate::store::sqlite::SqliteStore, sqlx::Sqlite);
