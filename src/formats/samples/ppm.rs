@@ -17,7 +17,7 @@ fn ai_project() -> ProjectRef {
     }
 }
 
-/// The PPM `Project:Created` example.
+/// The project of the PPM `Project:Created` example, as a snapshot.
 fn ai_snapshot() -> Value {
     let p = ai_project();
     json!({
@@ -39,6 +39,7 @@ fn project_event(t: EventType, p: ProjectRef, occurred_at: i64) -> Event {
     }
 }
 
+/// The PPM `Project:Created` example.
 pub fn project_created() -> Event {
     Event {
         after: Some(ai_snapshot()),
@@ -46,6 +47,7 @@ pub fn project_created() -> Event {
     }
 }
 
+/// The same project, deleted.
 pub fn project_deleted() -> Event {
     Event {
         before: Some(ai_snapshot()),

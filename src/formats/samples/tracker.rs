@@ -62,6 +62,7 @@ fn new_bug() -> Value {
     })
 }
 
+/// Leo Franchi adds a bug, the `story_create_activity` fixture.
 pub fn story_created() -> Event {
     Event {
         after: Some(new_bug()),
@@ -76,6 +77,7 @@ pub fn story_created() -> Event {
     }
 }
 
+/// The same bug, deleted.
 pub fn story_deleted() -> Event {
     Event {
         before: Some(new_bug()),

@@ -176,3 +176,22 @@ fn tracker_update_maps_snapshot_keys_to_tracker_fields() {
     assert_eq!(change["new_values"]["labels"], json!(["reactor"]));
     assert_eq!(change["new_values"]["updated_at"], b["occurred_at"]);
 }
+
+#[test]
+fn tracker_create_lists_deadline_for_releases_and_accepted_at_when_set() {
+    let mut e = samples::event(EventType::STORY_CREATED);
+    let after = e.after.as_mut().unwrap();
+    after["story_type"] = json!("release");
+    after["deadline"] = json!(1_390_000_000_000_i64);
+    after["accepted_at"] = json!(1_389_218_525_000_i64);
+    let b = body(Format::TrackerV5, &e).unwrap();
+    let values = &b["changes"][0]["new_values"];
+    assert_eq!(values["deadline"], 1_390_000_000_000_i64);
+    assert_eq!(values["accepted_at"], 1_389_218_525_000_i64);
+    assert_eq!(b["message"], "Leo Franchi added this release");
+    let plain = body(Format::TrackerV5, &samples::event(EventType::STORY_CREATED)).unwrap();
+    assert!(plain["changes"][0]["new_values"].get("deadline").is_none());
+    assert!(plain["changes"][0]["new_values"]
+        .get("accepted_at")
+        .is_none());
+}

@@ -156,7 +156,10 @@ fn projectrak_value_ok(v: &Value, field_type: &str) -> bool {
         Value::Array(items) => items.iter().all(Value::is_string),
         Value::Object(o) => {
             field_type == "milestone"
-                && o.keys().eq(["date", "id", "linkedIssuesId", "name"].iter())
+                && o.len() == 4
+                && ["id", "date", "name", "linkedIssuesId"]
+                    .iter()
+                    .all(|k| o.contains_key(*k))
                 && o["linkedIssuesId"].is_array()
         }
         _ => false,
