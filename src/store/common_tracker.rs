@@ -465,11 +465,18 @@ macro_rules! impl_tracker_store {
                         tx.rollback().await?;
                         return Ok(ChangeOutcome::Unchanged(current.unwrap_or_else(|| after_row.clone().unwrap_or_else(|| unreachable_row()))));
                     }
+                    let action = match req.op {
+                        ChangeOp::Create { .. } => Action::Created,
+                        ChangeOp::Update { .. } => Action::Updated,
+                        ChangeOp::Delete { .. } => Action::Deleted,
+                    };
+                    // Portfolios and programs have no event types: their changes are not events.
+                    let event_type = EventType::new(req.kind, action);
                     // Bump the project's version (Tracker's guid needs one per change).
                     let project_id = project_id.or(after_row.as_ref().and_then(|r| r.project_id));
                     let mut project_ref = None;
                     let mut project_version = None;
-                    if let Some(pid) = project_id {
+                    if let (Some(pid), Some(_)) = (project_id, event_type) {
                         let row = sqlx::query::<Db>(&format!(
                             "UPDATE entities SET version = version + 1 WHERE tenant_id = $1 AND id = $2 RETURNING {ENTITY_COLUMNS}"
                         ))
@@ -501,13 +508,10 @@ macro_rules! impl_tracker_store {
                         .bind(t).bind(id).execute(&mut *tx).await?;
                     }
                     let subject = after_row.as_ref().or(current.as_ref()).ok_or_else(|| corrupt("change", "no subject"))?;
-                    let action = match req.op {
-                        ChangeOp::Create { .. } => Action::Created,
-                        ChangeOp::Update { .. } => Action::Updated,
-                        ChangeOp::Delete { .. } => Action::Deleted,
+                    let Some(event_type) = event_type else {
+                        tx.commit().await?;
+                        return Ok(ChangeOutcome::Applied { row: after_row, event: None });
                     };
-                    let event_type = EventType::new(req.kind, action)
-                        .ok_or_else(|| StoreError::Invalid(vec![FieldError::new("kind", format!("{} changes are not events", req.kind.as_str()))]))?;
                     let mut event = Event {
                         seq: 0,
                         id: Uuid::now_v7(),
@@ -529,7 +533,7 @@ macro_rules! impl_tracker_store {
                     };
                     event.seq = insert_event(&mut tx, t, &event, None).await?;
                     tx.commit().await?;
-                    Ok(ChangeOutcome::Applied { row: after_row, event: Box::new(event) })
+                    Ok(ChangeOutcome::Applied { row: after_row, event: Some(Box::new(event)) })
                 }
 
                 async fn list_events(&self, tenant_id: i64, after: i64, limit: i64, types: &[String]) -> StoreResult<Vec<Event>> {
