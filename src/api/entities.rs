@@ -105,13 +105,26 @@ fn parse_id(kind: EntityKind, id: &str) -> ApiResult<i64> {
     id.parse::<i64>().map_err(|_| ApiError::NotFound(kind.as_str()))
 }
 
-async fn actor(state: &AppState, caller: &Caller, headers: &HeaderMap) -> ApiResult<crate::domain::event::UserRef> {
-    let acting = headers.get("herald-acting-user").map(|v| v.to_str().unwrap_or(""));
+async fn actor(
+    state: &AppState,
+    caller: &Caller,
+    headers: &HeaderMap,
+) -> ApiResult<crate::domain::event::UserRef> {
+    let acting = headers
+        .get("herald-acting-user")
+        .map(|v| v.to_str().unwrap_or(""));
     if acting == Some("") {
         return Err(ApiError::field("Herald-Acting-User", "must be a user account id"));
     }
     let may = caller.scopes.grants(Scope::EventsWrite);
-    Ok(tracker::actor(state.store.as_ref(), caller.tenant_id, caller.user_id, acting, may).await?)
+    Ok(tracker::actor(
+        state.store.as_ref(),
+        caller.tenant_id,
+        caller.user_id,
+        acting,
+        may,
+    )
+    .await?)
 }
 
 fn location(caller: &Caller, kind: EntityKind, id: i64) -> String {
@@ -133,11 +146,20 @@ pub fn collection(kind: EntityKind) -> &'static str {
     }
 }
 
-async fn create(state: AppState, caller: Caller, headers: HeaderMap, kind: EntityKind, body: Value) -> ApiResult<Response> {
+async fn create(
+    state: AppState,
+    caller: Caller,
+    headers: HeaderMap,
+    kind: EntityKind,
+    body: Value,
+) -> ApiResult<Response> {
     let mut body = body_object(body)?;
     let parent = take_parent(kind, &mut body)?;
     if parent.is_none() && !parent_keys(kind).is_empty() {
-        let names: Vec<String> = parent_keys(kind).iter().map(|(k, _)| k.replace("id", "_id")).collect();
+        let names: Vec<String> = parent_keys(kind)
+            .iter()
+            .map(|(k, _)| k.replace("id", "_id"))
+            .collect();
         return Err(ApiError::Validation(vec![FieldError::new(
             names[0].clone(),
             format!("a {} needs its parent: {}", kind.as_str(), names.join(" or ")),
@@ -165,11 +187,20 @@ async fn create(state: AppState, caller: Caller, headers: HeaderMap, kind: Entit
 fn applied_row(outcome: ChangeOutcome) -> ApiResult<EntityRow> {
     match outcome {
         ChangeOutcome::Unchanged(row) | ChangeOutcome::Applied { row: Some(row), .. } => Ok(row),
-        ChangeOutcome::Applied { row: None, .. } => Err(ApiError::Internal(anyhow::anyhow!("change returned no row"))),
+        ChangeOutcome::Applied { row: None, .. } => {
+            Err(ApiError::Internal(anyhow::anyhow!("change returned no row")))
+        }
     }
 }
 
-async fn update(state: AppState, caller: Caller, headers: HeaderMap, kind: EntityKind, id: &str, body: Value) -> ApiResult<Json<EntityEnvelope>> {
+async fn update(
+    state: AppState,
+    caller: Caller,
+    headers: HeaderMap,
+    kind: EntityKind,
+    id: &str,
+    body: Value,
+) -> ApiResult<Json<EntityEnvelope>> {
     let id = parse_id(kind, id)?;
     let mut body = body_object(body)?;
     // A child cannot move to another parent; parent keys are ignored on update.
@@ -192,7 +223,13 @@ async fn update(state: AppState, caller: Caller, headers: HeaderMap, kind: Entit
     }))
 }
 
-async fn delete(state: AppState, caller: Caller, headers: HeaderMap, kind: EntityKind, id: &str) -> ApiResult<StatusCode> {
+async fn delete(
+    state: AppState,
+    caller: Caller,
+    headers: HeaderMap,
+    kind: EntityKind,
+    id: &str,
+) -> ApiResult<StatusCode> {
     let id = parse_id(kind, id)?;
     let actor = actor(&state, &caller, &headers).await?;
     tracker::apply(
@@ -210,7 +247,12 @@ async fn delete(state: AppState, caller: Caller, headers: HeaderMap, kind: Entit
     Ok(StatusCode::NO_CONTENT)
 }
 
-async fn get_one(state: AppState, caller: Caller, kind: EntityKind, id: &str) -> ApiResult<Json<EntityEnvelope>> {
+async fn get_one(
+    state: AppState,
+    caller: Caller,
+    kind: EntityKind,
+    id: &str,
+) -> ApiResult<Json<EntityEnvelope>> {
     let id = parse_id(kind, id)?;
     let row = state
         .store
@@ -220,17 +262,27 @@ async fn get_one(state: AppState, caller: Caller, kind: EntityKind, id: &str) ->
     Ok(Json(EntityEnvelope { data: row.snapshot() }))
 }
 
-async fn list(state: AppState, caller: Caller, kind: EntityKind, q: ListQuery) -> ApiResult<Json<EntityListEnvelope>> {
+async fn list(
+    state: AppState,
+    caller: Caller,
+    kind: EntityKind,
+    q: ListQuery,
+) -> ApiResult<Json<EntityListEnvelope>> {
     let limit = q.limit.unwrap_or(100);
     if !(1..=500).contains(&limit) {
-        return Err(ApiError::BadQuery("limit".into(), "limit must be between 1 and 500".into()));
+        return Err(ApiError::BadQuery(
+            "limit".into(),
+            "limit must be between 1 and 500".into(),
+        ));
     }
     let parent = q.project_id.or(q.story_id).or(q.portfolio_id).or(q.program_id);
     let rows = state
         .store
         .list_entities(caller.tenant_id, kind, parent, q.after.unwrap_or(0), limit)
         .await?;
-    let next = (rows.len() as i64 == limit).then(|| rows.iter().map(|r| r.id).max()).flatten();
+    let next = (rows.len() as i64 == limit)
+        .then(|| rows.iter().map(|r| r.id).max())
+        .flatten();
     Ok(Json(EntityListEnvelope {
         data: rows.iter().map(EntityRow::snapshot).collect(),
         next,
@@ -297,14 +349,62 @@ macro_rules! entity_resource {
     };
 }
 
-entity_resource!(projects, EntityKind::Project, "/@{tenant}/v1/projects", "/@{tenant}/v1/projects/{id}", "projects");
-entity_resource!(stories, EntityKind::Story, "/@{tenant}/v1/stories", "/@{tenant}/v1/stories/{id}", "stories");
-entity_resource!(comments, EntityKind::Comment, "/@{tenant}/v1/comments", "/@{tenant}/v1/comments/{id}", "stories");
-entity_resource!(tasks, EntityKind::Task, "/@{tenant}/v1/tasks", "/@{tenant}/v1/tasks/{id}", "ppm");
-entity_resource!(ideas, EntityKind::Idea, "/@{tenant}/v1/ideas", "/@{tenant}/v1/ideas/{id}", "ppm");
-entity_resource!(key_dates, EntityKind::KeyDate, "/@{tenant}/v1/key-dates", "/@{tenant}/v1/key-dates/{id}", "ppm");
-entity_resource!(portfolios, EntityKind::Portfolio, "/@{tenant}/v1/portfolios", "/@{tenant}/v1/portfolios/{id}", "ppm");
-entity_resource!(programs, EntityKind::Program, "/@{tenant}/v1/programs", "/@{tenant}/v1/programs/{id}", "ppm");
+entity_resource!(
+    projects,
+    EntityKind::Project,
+    "/@{tenant}/v1/projects",
+    "/@{tenant}/v1/projects/{id}",
+    "projects"
+);
+entity_resource!(
+    stories,
+    EntityKind::Story,
+    "/@{tenant}/v1/stories",
+    "/@{tenant}/v1/stories/{id}",
+    "stories"
+);
+entity_resource!(
+    comments,
+    EntityKind::Comment,
+    "/@{tenant}/v1/comments",
+    "/@{tenant}/v1/comments/{id}",
+    "stories"
+);
+entity_resource!(
+    tasks,
+    EntityKind::Task,
+    "/@{tenant}/v1/tasks",
+    "/@{tenant}/v1/tasks/{id}",
+    "ppm"
+);
+entity_resource!(
+    ideas,
+    EntityKind::Idea,
+    "/@{tenant}/v1/ideas",
+    "/@{tenant}/v1/ideas/{id}",
+    "ppm"
+);
+entity_resource!(
+    key_dates,
+    EntityKind::KeyDate,
+    "/@{tenant}/v1/key-dates",
+    "/@{tenant}/v1/key-dates/{id}",
+    "ppm"
+);
+entity_resource!(
+    portfolios,
+    EntityKind::Portfolio,
+    "/@{tenant}/v1/portfolios",
+    "/@{tenant}/v1/portfolios/{id}",
+    "ppm"
+);
+entity_resource!(
+    programs,
+    EntityKind::Program,
+    "/@{tenant}/v1/programs",
+    "/@{tenant}/v1/programs/{id}",
+    "ppm"
+);
 
 /// All entity routes.
 pub fn router() -> Router<AppState> {

@@ -64,20 +64,37 @@ pub struct EventEnvelope {
     params(("tenant" = String, Path, description = "Tenant slug"), EventQuery),
     responses((status = 200, body = EventListEnvelope), (status = 400, body = super::problem::Problem)),
     security(("bearer" = [])))]
-pub async fn list(State(state): State<AppState>, a: Authed<WebhooksRead>, Query(q): Query<EventQuery>) -> ApiResult<Json<EventListEnvelope>> {
+pub async fn list(
+    State(state): State<AppState>,
+    a: Authed<WebhooksRead>,
+    Query(q): Query<EventQuery>,
+) -> ApiResult<Json<EventListEnvelope>> {
     let limit = q.limit.unwrap_or(100);
     if !(1..=1000).contains(&limit) {
-        return Err(ApiError::BadQuery("limit".into(), "limit must be between 1 and 1000".into()));
+        return Err(ApiError::BadQuery(
+            "limit".into(),
+            "limit must be between 1 and 1000".into(),
+        ));
     }
     let mut types = Vec::new();
-    for t in q.types.as_deref().unwrap_or("").split(',').map(str::trim).filter(|t| !t.is_empty()) {
+    for t in q
+        .types
+        .as_deref()
+        .unwrap_or("")
+        .split(',')
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+    {
         let et: EventType = t
             .parse()
             .map_err(|_| ApiError::BadQuery("type".into(), format!("unknown event type `{t}`")))?;
         types.push(et.to_string());
     }
     let after = q.after.unwrap_or(0);
-    let events = state.store.list_events(a.caller.tenant_id, after, limit, &types).await?;
+    let events = state
+        .store
+        .list_events(a.caller.tenant_id, after, limit, &types)
+        .await?;
     let next = events.last().map_or(after, |e| e.seq);
     Ok(Json(EventListEnvelope { data: events, next }))
 }
@@ -138,7 +155,10 @@ pub struct IngestIn {
 }
 
 fn derived_uuid(tenant: &str, kind: EntityKind, id: i64) -> Uuid {
-    Uuid::new_v5(&Uuid::NAMESPACE_OID, format!("herald:{tenant}:{}:{id}", kind.as_str()).as_bytes())
+    Uuid::new_v5(
+        &Uuid::NAMESPACE_OID,
+        format!("herald:{tenant}:{}:{id}", kind.as_str()).as_bytes(),
+    )
 }
 
 fn parse_kind(field: &str, s: &str) -> ApiResult<EntityKind> {
@@ -174,28 +194,42 @@ pub async fn ingest(
 ) -> ApiResult<Response> {
     let c = &a.caller;
     let kind = parse_kind("entity.kind", &i.entity.kind)?;
-    let uuid = i.entity.uuid.unwrap_or_else(|| derived_uuid(&c.tenant, kind, i.entity.id));
+    let uuid = i
+        .entity
+        .uuid
+        .unwrap_or_else(|| derived_uuid(&c.tenant, kind, i.entity.id));
     let before = snapshot("before", i.before, i.entity.id, uuid)?;
     let after = snapshot("after", i.after, i.entity.id, uuid)?;
     let action = match (&before, &after) {
         (None, Some(_)) => Action::Created,
         (Some(_), Some(_)) => Action::Updated,
         (Some(_), None) => Action::Deleted,
-        (None, None) => return Err(ApiError::field("after", "give `after` (create), both (update) or `before` (delete)")),
+        (None, None) => {
+            return Err(ApiError::field(
+                "after",
+                "give `after` (create), both (update) or `before` (delete)",
+            ))
+        }
     };
     let event_type = match i.event_type.as_deref() {
         Some(t) => {
-            let et: EventType = t.parse().map_err(|_| ApiError::field("type", format!("unknown event type `{t}`")))?;
+            let et: EventType = t
+                .parse()
+                .map_err(|_| ApiError::field("type", format!("unknown event type `{t}`")))?;
             if et.kind() != kind || et.action() != action {
                 return Err(ApiError::field(
                     "type",
-                    format!("`{t}` does not match a {} with these before/after snapshots", kind.as_str()),
+                    format!(
+                        "`{t}` does not match a {} with these before/after snapshots",
+                        kind.as_str()
+                    ),
                 ));
             }
             et
         }
-        None => EventType::new(kind, action)
-            .ok_or_else(|| ApiError::field("entity.kind", format!("{} changes are not events", kind.as_str())))?,
+        None => EventType::new(kind, action).ok_or_else(|| {
+            ApiError::field("entity.kind", format!("{} changes are not events", kind.as_str()))
+        })?,
     };
     let occurred_at = match &i.occurred_at {
         None | Some(Value::Null) => now_ms(),
@@ -203,17 +237,27 @@ pub async fn ingest(
             .as_i64()
             .filter(|ms| (0..=253_402_300_799_999).contains(ms))
             .ok_or_else(|| ApiError::field("occurredAt", "occurredAt must be epoch ms or RFC 3339"))?,
-        Some(Value::String(s)) => {
-            parse_rfc3339_ms(s).ok_or_else(|| ApiError::field("occurredAt", "occurredAt must be epoch ms or RFC 3339"))?
+        Some(Value::String(s)) => parse_rfc3339_ms(s)
+            .ok_or_else(|| ApiError::field("occurredAt", "occurredAt must be epoch ms or RFC 3339"))?,
+        Some(_) => {
+            return Err(ApiError::field(
+                "occurredAt",
+                "occurredAt must be epoch ms or RFC 3339",
+            ))
         }
-        Some(_) => return Err(ApiError::field("occurredAt", "occurredAt must be epoch ms or RFC 3339")),
     };
     if let Some(k) = &i.idempotency_key {
         if k.is_empty() || k.len() > 200 {
-            return Err(ApiError::field("idempotencyKey", "idempotencyKey must be 1-200 characters"));
+            return Err(ApiError::field(
+                "idempotencyKey",
+                "idempotencyKey must be 1-200 characters",
+            ));
         }
     }
-    let acting = i.actor.as_deref().or_else(|| headers.get("herald-acting-user").and_then(|v| v.to_str().ok()));
+    let acting = i
+        .actor
+        .as_deref()
+        .or_else(|| headers.get("herald-acting-user").and_then(|v| v.to_str().ok()));
     let actor = tracker::actor(state.store.as_ref(), c.tenant_id, c.user_id, acting, true)
         .await
         .map_err(|e| match e {
@@ -238,18 +282,26 @@ pub async fn ingest(
     };
     let project = i.project.as_ref().map(|p| ProjectRef {
         id: p.id,
-        uuid: p.uuid.unwrap_or_else(|| derived_uuid(&c.tenant, EntityKind::Project, p.id)),
+        uuid: p
+            .uuid
+            .unwrap_or_else(|| derived_uuid(&c.tenant, EntityKind::Project, p.id)),
         key: p.key.clone(),
         name: p.name.clone(),
     });
     let empty = Value::Object(Map::new());
-    let changed = diff(before.as_ref().unwrap_or(&empty), after.as_ref().unwrap_or(&empty));
+    let changed = diff(
+        before.as_ref().unwrap_or(&empty),
+        after.as_ref().unwrap_or(&empty),
+    );
     if action == Action::Updated && changed.is_empty() {
         return Ok((StatusCode::OK, Json(EventEnvelope { data: None })).into_response());
     }
     if let (Some(v), Some(_)) = (i.project_version, &project) {
         if v < 1 {
-            return Err(ApiError::Validation(vec![FieldError::new("projectVersion", "projectVersion must be positive")]));
+            return Err(ApiError::Validation(vec![FieldError::new(
+                "projectVersion",
+                "projectVersion must be positive",
+            )]));
         }
     }
     let event = Event {
@@ -279,6 +331,10 @@ pub async fn ingest(
             idempotency_key: i.idempotency_key,
         })
         .await?;
-    let status = if created { StatusCode::CREATED } else { StatusCode::OK };
+    let status = if created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
     Ok((status, Json(EventEnvelope { data: Some(event) })).into_response())
 }

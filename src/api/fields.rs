@@ -86,7 +86,9 @@ fn out(d: &FieldDef) -> FieldOut {
 
 fn def_error(e: FieldDefError) -> ApiError {
     let field = match e {
-        FieldDefError::InvalidName | FieldDefError::NumericName { .. } | FieldDefError::ReservedId { .. } => "name",
+        FieldDefError::InvalidName | FieldDefError::NumericName { .. } | FieldDefError::ReservedId { .. } => {
+            "name"
+        }
         FieldDefError::MissingFormula | FieldDefError::UnexpectedFormula { .. } => "formula",
         _ => "options",
     };
@@ -96,7 +98,9 @@ fn def_error(e: FieldDefError) -> ApiError {
 /// Checks that every formula still parses and evaluates given `defs` (no cycles, no
 /// unknown or non-numeric references).
 fn check_formulas(defs: &[FieldDef]) -> ApiResult<()> {
-    evaluation_order(defs).map(|_| ()).map_err(|e| ApiError::field("formula", e.to_string()))
+    evaluation_order(defs)
+        .map(|_| ())
+        .map_err(|e| ApiError::field("formula", e.to_string()))
 }
 
 fn parse_formula(src: Option<&str>) -> ApiResult<Option<Formula>> {
@@ -109,7 +113,11 @@ fn parse_formula(src: Option<&str>) -> ApiResult<Option<Formula>> {
     params(("tenant" = String, Path, description = "Tenant slug")), request_body = FieldIn,
     responses((status = 201, body = FieldEnvelope), (status = 409, body = super::problem::Problem),
               (status = 422, body = super::problem::Problem)), security(("bearer" = [])))]
-pub async fn create(State(state): State<AppState>, a: Authed<EntitiesWrite>, ApiJson(i): ApiJson<FieldIn>) -> ApiResult<Response> {
+pub async fn create(
+    State(state): State<AppState>,
+    a: Authed<EntitiesWrite>,
+    ApiJson(i): ApiJson<FieldIn>,
+) -> ApiResult<Response> {
     let t = a.caller.tenant_id;
     let ty = i.field_type.as_deref().unwrap_or("");
     let field_type = FieldType::parse(ty).ok_or_else(|| {
@@ -127,13 +135,24 @@ pub async fn create(State(state): State<AppState>, a: Authed<EntitiesWrite>, Api
     .map_err(def_error)?;
     let mut defs = tracker::fields(state.store.as_ref(), t).await?;
     if defs.iter().any(|d| d.name.eq_ignore_ascii_case(&def.name)) {
-        return Err(ApiError::Conflict(format!("a field named `{}` already exists", def.name)));
+        return Err(ApiError::Conflict(format!(
+            "a field named `{}` already exists",
+            def.name
+        )));
     }
-    defs.push(FieldDef { id: i64::MAX, ..def.clone() });
+    defs.push(FieldDef {
+        id: i64::MAX,
+        ..def.clone()
+    });
     check_formulas(&defs)?;
     let saved = state.store.insert_field(t, &def, now_ms()).await?;
     let loc = format!("/@{}/v1/fields/{}", a.caller.tenant, saved.id);
-    Ok((StatusCode::CREATED, [(header::LOCATION, loc)], Json(FieldEnvelope { data: out(&saved) })).into_response())
+    Ok((
+        StatusCode::CREATED,
+        [(header::LOCATION, loc)],
+        Json(FieldEnvelope { data: out(&saved) }),
+    )
+        .into_response())
 }
 
 /// List the tenant's fields (system ones first).
@@ -150,7 +169,11 @@ pub async fn list(State(state): State<AppState>, a: Authed<AnyScope>) -> ApiResu
 async fn find(state: &AppState, tenant_id: i64, id: &str) -> ApiResult<(Vec<FieldDef>, FieldDef)> {
     let id = id.parse::<i64>().map_err(|_| ApiError::NotFound("field"))?;
     let defs = tracker::fields(state.store.as_ref(), tenant_id).await?;
-    let def = defs.iter().find(|d| d.id == id).cloned().ok_or(ApiError::NotFound("field"))?;
+    let def = defs
+        .iter()
+        .find(|d| d.id == id)
+        .cloned()
+        .ok_or(ApiError::NotFound("field"))?;
     Ok((defs, def))
 }
 
@@ -158,7 +181,11 @@ async fn find(state: &AppState, tenant_id: i64, id: &str) -> ApiResult<(Vec<Fiel
 #[utoipa::path(get, path = "/@{tenant}/v1/fields/{id}", tag = "fields",
     params(("tenant" = String, Path, description = "Tenant slug"), ("id" = i64, Path, description = "Field id")),
     responses((status = 200, body = FieldEnvelope), (status = 404, body = super::problem::Problem)), security(("bearer" = [])))]
-pub async fn get_one(State(state): State<AppState>, a: Authed<AnyScope>, Path(p): Path<IdPath>) -> ApiResult<Json<FieldEnvelope>> {
+pub async fn get_one(
+    State(state): State<AppState>,
+    a: Authed<AnyScope>,
+    Path(p): Path<IdPath>,
+) -> ApiResult<Json<FieldEnvelope>> {
     let (_, def) = find(&state, a.caller.tenant_id, &p.id).await?;
     Ok(Json(FieldEnvelope { data: out(&def) }))
 }
@@ -178,11 +205,20 @@ pub async fn update(
 ) -> ApiResult<Json<FieldEnvelope>> {
     let t = a.caller.tenant_id;
     let (mut defs, cur) = find(&state, t, &p.id).await?;
-    if i.field_type.as_deref().is_some_and(|x| x != cur.field_type.as_str()) {
-        return Err(ApiError::field("type", "a field's type cannot change; create a new field instead"));
+    if i.field_type
+        .as_deref()
+        .is_some_and(|x| x != cur.field_type.as_str())
+    {
+        return Err(ApiError::field(
+            "type",
+            "a field's type cannot change; create a new field instead",
+        ));
     }
     if cur.system && (i.name.is_some() || i.formula.is_some()) {
-        return Err(ApiError::field("name", "system fields keep their name; only their options can change"));
+        return Err(ApiError::field(
+            "name",
+            "system fields keep their name; only their options can change",
+        ));
     }
     let formula = match i.formula.as_deref() {
         Some(src) => parse_formula(Some(src))?,
@@ -201,8 +237,14 @@ pub async fn update(
         system: cur.system,
         ..checked
     };
-    if defs.iter().any(|d| d.id != cur.id && d.name.eq_ignore_ascii_case(&next.name)) {
-        return Err(ApiError::Conflict(format!("a field named `{}` already exists", next.name)));
+    if defs
+        .iter()
+        .any(|d| d.id != cur.id && d.name.eq_ignore_ascii_case(&next.name))
+    {
+        return Err(ApiError::Conflict(format!(
+            "a field named `{}` already exists",
+            next.name
+        )));
     }
     for d in defs.iter_mut().filter(|d| d.id == cur.id) {
         *d = next.clone();
@@ -219,15 +261,25 @@ pub async fn update(
     params(("tenant" = String, Path, description = "Tenant slug"), ("id" = i64, Path, description = "Field id")),
     responses((status = 204), (status = 404, body = super::problem::Problem), (status = 409, body = super::problem::Problem)),
     security(("bearer" = [])))]
-pub async fn delete(State(state): State<AppState>, a: Authed<EntitiesWrite>, Path(p): Path<IdPath>) -> ApiResult<StatusCode> {
+pub async fn delete(
+    State(state): State<AppState>,
+    a: Authed<EntitiesWrite>,
+    Path(p): Path<IdPath>,
+) -> ApiResult<StatusCode> {
     let t = a.caller.tenant_id;
     let (defs, cur) = find(&state, t, &p.id).await?;
     if cur.system {
-        return Err(ApiError::Conflict(format!("`{}` is a system field and cannot be deleted", cur.name)));
+        return Err(ApiError::Conflict(format!(
+            "`{}` is a system field and cannot be deleted",
+            cur.name
+        )));
     }
     let rest: Vec<FieldDef> = defs.into_iter().filter(|d| d.id != cur.id).collect();
     if evaluation_order(&rest).is_err() {
-        return Err(ApiError::Conflict(format!("a formula still refers to `{}`; change it first", cur.name)));
+        return Err(ApiError::Conflict(format!(
+            "a formula still refers to `{}`; change it first",
+            cur.name
+        )));
     }
     state.store.delete_field(t, cur.id).await?;
     Ok(StatusCode::NO_CONTENT)

@@ -96,7 +96,10 @@ fn check(u: &NewUser) -> ApiResult<()> {
         errs.push(FieldError::new("name", "name must be 1-200 characters"));
     }
     if u.initials.chars().count() > 8 {
-        errs.push(FieldError::new("initials", "initials must be at most 8 characters"));
+        errs.push(FieldError::new(
+            "initials",
+            "initials must be at most 8 characters",
+        ));
     }
     if u.email.len() > 320 || (!u.email.is_empty() && !u.email.contains('@')) {
         errs.push(FieldError::new("email", "email must be an e-mail address"));
@@ -114,10 +117,17 @@ fn check(u: &NewUser) -> ApiResult<()> {
     responses((status = 201, body = UserEnvelope), (status = 409, body = super::problem::Problem),
               (status = 422, body = super::problem::Problem)),
     security(("bearer" = [])))]
-pub async fn create(State(state): State<AppState>, a: Authed<EntitiesWrite>, ApiJson(i): ApiJson<UserIn>) -> ApiResult<Response> {
+pub async fn create(
+    State(state): State<AppState>,
+    a: Authed<EntitiesWrite>,
+    ApiJson(i): ApiJson<UserIn>,
+) -> ApiResult<Response> {
     let account_id = i.account_id.unwrap_or_default().trim().to_owned();
     if account_id.is_empty() || account_id.len() > 128 || account_id.chars().any(char::is_whitespace) {
-        return Err(ApiError::field("accountId", "accountId must be 1-128 characters without spaces"));
+        return Err(ApiError::field(
+            "accountId",
+            "accountId must be 1-128 characters without spaces",
+        ));
     }
     let name = i.name.unwrap_or_else(|| account_id.clone());
     let u = NewUser {
@@ -129,7 +139,12 @@ pub async fn create(State(state): State<AppState>, a: Authed<EntitiesWrite>, Api
     check(&u)?;
     let user = state.store.create_user(a.caller.tenant_id, &u, now_ms()).await?;
     let loc = format!("/@{}/v1/users/{}", a.caller.tenant, user.id);
-    Ok((StatusCode::CREATED, [(header::LOCATION, loc)], Json(UserEnvelope { data: out(user) })).into_response())
+    Ok((
+        StatusCode::CREATED,
+        [(header::LOCATION, loc)],
+        Json(UserEnvelope { data: out(user) }),
+    )
+        .into_response())
 }
 
 /// List users.
@@ -145,14 +160,22 @@ pub async fn list(State(state): State<AppState>, a: Authed<AnyScope>) -> ApiResu
 
 async fn find(state: &AppState, tenant_id: i64, id: &str) -> ApiResult<User> {
     let id = id.parse::<i64>().map_err(|_| ApiError::NotFound("user"))?;
-    state.store.get_user(tenant_id, id).await?.ok_or(ApiError::NotFound("user"))
+    state
+        .store
+        .get_user(tenant_id, id)
+        .await?
+        .ok_or(ApiError::NotFound("user"))
 }
 
 /// Get one user.
 #[utoipa::path(get, path = "/@{tenant}/v1/users/{id}", tag = "users",
     params(("tenant" = String, Path, description = "Tenant slug"), ("id" = i64, Path, description = "Numeric id")),
     responses((status = 200, body = UserEnvelope), (status = 404, body = super::problem::Problem)), security(("bearer" = [])))]
-pub async fn get_one(State(state): State<AppState>, a: Authed<AnyScope>, Path(p): Path<IdPath>) -> ApiResult<Json<UserEnvelope>> {
+pub async fn get_one(
+    State(state): State<AppState>,
+    a: Authed<AnyScope>,
+    Path(p): Path<IdPath>,
+) -> ApiResult<Json<UserEnvelope>> {
     Ok(Json(UserEnvelope {
         data: out(find(&state, a.caller.tenant_id, &p.id).await?),
     }))

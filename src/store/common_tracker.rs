@@ -147,7 +147,7 @@ macro_rules! impl_tracker_store {
                 };
                 Ok(match p {
                     None => sqlx::query_scalar::<Db, f64>(
-                        "SELECT COALESCE(MAX(position), 0) + 1 FROM entities WHERE tenant_id = $1 AND kind = 'story' AND parent_id = $2",
+                        "SELECT COALESCE(MAX(position), 0.0) + 1.0 FROM entities WHERE tenant_id = $1 AND kind = 'story' AND parent_id = $2",
                     )
                     .bind(tenant_id).bind(project).fetch_one(&mut *c).await?,
                     Some(Position::Before(x)) => {

@@ -7,9 +7,9 @@
 mod common;
 mod common_tracker;
 pub mod model;
-pub mod tracker_model;
 pub mod postgres;
 pub mod sqlite;
+pub mod tracker_model;
 
 use std::sync::Arc;
 
@@ -151,7 +151,13 @@ pub trait TrackerStore: Send + Sync {
     /// Applies one change and writes its event in the same transaction.
     async fn apply_change(&self, req: &ChangeRequest<'_>) -> StoreResult<ChangeOutcome>;
     /// The event log after cursor `after`, optionally filtered by type.
-    async fn list_events(&self, tenant_id: i64, after: i64, limit: i64, types: &[String]) -> StoreResult<Vec<Event>>;
+    async fn list_events(
+        &self,
+        tenant_id: i64,
+        after: i64,
+        limit: i64,
+        types: &[String],
+    ) -> StoreResult<Vec<Event>>;
     /// Stores an event published by another system; `false` when the idempotency key was
     /// seen before (the earlier event is returned).
     async fn ingest_event(&self, req: &IngestRequest) -> StoreResult<(Event, bool)>;

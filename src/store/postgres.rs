@@ -13,8 +13,16 @@ use super::{migrator, Store, StoreResult};
 
 /// Migrations compiled into the binary.
 const MIGRATIONS: &[(i64, &str, &str)] = &[
-    (1, "foundation", include_str!("../../migrations/postgres/0001_foundation.sql")),
-    (2, "tracker", include_str!("../../migrations/postgres/0002_tracker.sql")),
+    (
+        1,
+        "foundation",
+        include_str!("../../migrations/postgres/0001_foundation.sql"),
+    ),
+    (
+        2,
+        "tracker",
+        include_str!("../../migrations/postgres/0002_tracker.sql"),
+    ),
 ];
 
 /// PostgreSQL-backed store.

@@ -15,8 +15,16 @@ use super::{migrator, Store, StoreResult};
 
 /// Migrations compiled into the binary.
 const MIGRATIONS: &[(i64, &str, &str)] = &[
-    (1, "foundation", include_str!("../../migrations/sqlite/0001_foundation.sql")),
-    (2, "tracker", include_str!("../../migrations/sqlite/0002_tracker.sql")),
+    (
+        1,
+        "foundation",
+        include_str!("../../migrations/sqlite/0001_foundation.sql"),
+    ),
+    (
+        2,
+        "tracker",
+        include_str!("../../migrations/sqlite/0002_tracker.sql"),
+    ),
 ];
 
 /// SQLite-backed store.

@@ -24,7 +24,9 @@ pub async fn fields(store: &dyn Store, tenant_id: i64) -> StoreResult<Vec<FieldD
     if defs.iter().any(|d| d.system) {
         return Ok(defs);
     }
-    store.ensure_system_fields(tenant_id, &system_fields(), now_ms()).await?;
+    store
+        .ensure_system_fields(tenant_id, &system_fields(), now_ms())
+        .await?;
     store.list_fields(tenant_id).await
 }
 
@@ -45,7 +47,9 @@ pub async fn actor(
                     "Herald-Acting-User requires a token with the events:write scope",
                 )]));
             }
-            let users: Vec<User> = store.users_by_account_ids(tenant_id, &[account.to_owned()]).await?;
+            let users: Vec<User> = store
+                .users_by_account_ids(tenant_id, &[account.to_owned()])
+                .await?;
             users.first().map(user_ref).ok_or_else(|| {
                 StoreError::Invalid(vec![FieldError::new(
                     "Herald-Acting-User",
@@ -80,15 +84,27 @@ pub struct Change<'a> {
 
 /// Reads a story position from `before_id` / `after_id` in the body.
 pub fn position(body: &Map<String, Value>) -> Result<Option<Position>, StoreError> {
-    let get = |k: &str| body.iter().find(|(key, _)| attrs::norm_key(key) == k).map(|(_, v)| v);
+    let get = |k: &str| {
+        body.iter()
+            .find(|(key, _)| attrs::norm_key(key) == k)
+            .map(|(_, v)| v)
+    };
     let bad = |f: &str| StoreError::Invalid(vec![FieldError::new(f, format!("{f} must be a story id"))]);
     match (get("beforeid"), get("afterid")) {
-        (Some(b), Some(a)) if !b.is_null() && !a.is_null() => Err(StoreError::Invalid(vec![FieldError::new(
-            "before_id",
-            "give before_id or after_id, not both",
-        )])),
-        (Some(b), _) if !b.is_null() => b.as_i64().map(|x| Some(Position::Before(x))).ok_or_else(|| bad("before_id")),
-        (_, Some(a)) if !a.is_null() => a.as_i64().map(|x| Some(Position::After(x))).ok_or_else(|| bad("after_id")),
+        (Some(b), Some(a)) if !b.is_null() && !a.is_null() => {
+            Err(StoreError::Invalid(vec![FieldError::new(
+                "before_id",
+                "give before_id or after_id, not both",
+            )]))
+        }
+        (Some(b), _) if !b.is_null() => b
+            .as_i64()
+            .map(|x| Some(Position::Before(x)))
+            .ok_or_else(|| bad("before_id")),
+        (_, Some(a)) if !a.is_null() => a
+            .as_i64()
+            .map(|x| Some(Position::After(x)))
+            .ok_or_else(|| bad("after_id")),
         _ => Ok(None),
     }
 }
@@ -121,7 +137,10 @@ pub async fn apply(store: &dyn Store, c: Change<'_>) -> StoreResult<ChangeOutcom
         }
         let resolver = project_fields::WithStored::new(&refs, current);
         let fields_input = body.iter().find(|(k, _)| k.as_str() == "fields").map(|(_, v)| v);
-        match (out, project_fields::apply(&defs, current, fields_input, &resolver)) {
+        match (
+            out,
+            project_fields::apply(&defs, current, fields_input, &resolver),
+        ) {
             (Ok(mut m), Ok(f)) => {
                 m.insert("fields".into(), f);
                 Ok(m)
@@ -162,7 +181,9 @@ fn story_rules(
     now: i64,
 ) -> Result<Map<String, Value>, Vec<FieldError>> {
     let state = m.get("current_state").and_then(Value::as_str).unwrap_or("");
-    let was = current.and_then(|c| c.get("current_state")).and_then(Value::as_str);
+    let was = current
+        .and_then(|c| c.get("current_state"))
+        .and_then(Value::as_str);
     if state == "accepted" && was != Some("accepted") {
         m.insert("accepted_at".into(), now.into());
     } else if state != "accepted" {
@@ -170,7 +191,10 @@ fn story_rules(
     }
     let release = m.get("story_type").and_then(Value::as_str) == Some("release");
     if !release && !m.get("deadline").unwrap_or(&Value::Null).is_null() {
-        return Err(vec![FieldError::new("deadline", "only release stories have a deadline")]);
+        return Err(vec![FieldError::new(
+            "deadline",
+            "only release stories have a deadline",
+        )]);
     }
     Ok(m)
 }

@@ -8,7 +8,8 @@ use std::collections::BTreeMap;
 use serde_json::{json, Map, Value};
 
 use crate::domain::field::{
-    from_canonical_json, parse_input, to_canonical_json, FieldDef, FieldType, FieldValue, RefLookup, RefResolver,
+    from_canonical_json, parse_input, to_canonical_json, FieldDef, FieldType, FieldValue, RefLookup,
+    RefResolver,
 };
 use crate::domain::formula::evaluate_formulas;
 use crate::domain::webhook::FieldError;
@@ -79,13 +80,23 @@ pub fn apply(
     if !errs.is_empty() {
         return Err(errs);
     }
-    Ok(render(defs, &values, refs))
+    Ok(render(defs, &values, refs, true))
 }
 
-/// Builds the `fields` array from values, computing formulas (an evaluation problem, such
-/// as a formula referring to a since-deleted field, leaves that formula unset).
-pub fn render(defs: &[FieldDef], values: &BTreeMap<i64, FieldValue>, refs: &dyn RefResolver) -> Value {
-    let formulas = evaluate_formulas(defs, values).unwrap_or_default();
+/// Builds the `fields` array from values. With `recompute`, formulas are evaluated (an
+/// evaluation problem, such as a formula referring to a since-deleted field, leaves that
+/// formula unset); without, their stored values are kept.
+pub fn render(
+    defs: &[FieldDef],
+    values: &BTreeMap<i64, FieldValue>,
+    refs: &dyn RefResolver,
+    recompute: bool,
+) -> Value {
+    let formulas = if recompute {
+        evaluate_formulas(defs, values).unwrap_or_default()
+    } else {
+        values.clone()
+    };
     let entries: Vec<Value> = defs
         .iter()
         .map(|d| {
@@ -95,7 +106,13 @@ pub fn render(defs: &[FieldDef], values: &BTreeMap<i64, FieldValue>, refs: &dyn 
                 values.get(&d.id)
             };
             let value = v.map_or_else(
-                || if d.field_type.is_multi() { json!([]) } else { Value::Null },
+                || {
+                    if d.field_type.is_multi() {
+                        json!([])
+                    } else {
+                        Value::Null
+                    }
+                },
                 |v| to_canonical_json(v, refs),
             );
             json!({"id": d.id, "name": d.name, "type": d.field_type.as_str(), "value": value})
@@ -104,10 +121,14 @@ pub fn render(defs: &[FieldDef], values: &BTreeMap<i64, FieldValue>, refs: &dyn 
     Value::Array(entries)
 }
 
-/// Re-expresses stored attributes under today's definitions (for diffing).
+/// Re-expresses stored attributes under today's definitions (for diffing). Stored formula
+/// values are kept: a formula's new definition shows up as a change on the next save.
 pub fn normalize(defs: &[FieldDef], data: &Map<String, Value>, refs: &dyn RefResolver) -> Map<String, Value> {
     let mut out = data.clone();
-    out.insert("fields".into(), render(defs, &stored_values(defs, data), refs));
+    out.insert(
+        "fields".into(),
+        render(defs, &stored_values(defs, data), refs, false),
+    );
     out
 }
 
@@ -135,12 +156,16 @@ impl<'a, R: RefLookup + RefResolver> WithStored<'a, R> {
                 for item in items {
                     match e.get("type").and_then(Value::as_str) {
                         Some("user" | "multiuser") => {
-                            if let Ok(u) = serde_json::from_value::<crate::domain::event::UserRef>(item.clone()) {
+                            if let Ok(u) =
+                                serde_json::from_value::<crate::domain::event::UserRef>(item.clone())
+                            {
                                 users.insert(u.account_id.clone(), u);
                             }
                         }
                         Some("project" | "multiproject") => {
-                            if let Ok(p) = serde_json::from_value::<crate::domain::event::ProjectRef>(item.clone()) {
+                            if let Ok(p) =
+                                serde_json::from_value::<crate::domain::event::ProjectRef>(item.clone())
+                            {
                                 projects.insert(p.id, p);
                             }
                         }

@@ -68,7 +68,10 @@ impl Preloaded {
         let users = store.users_by_account_ids(tenant_id, &strings).await?;
         let entities = store.entity_heads(tenant_id, &ints).await?;
         Ok(Self {
-            users: users.iter().map(|u| (u.account_id.clone(), user_ref(u))).collect(),
+            users: users
+                .iter()
+                .map(|u| (u.account_id.clone(), user_ref(u)))
+                .collect(),
             entities: entities.into_iter().map(|e| (e.id, e)).collect(),
         })
     }
