@@ -9,7 +9,7 @@ macro_rules! impl_tracker_store {
         mod tracker_impl {
             use super::*;
             use crate::domain::diff::diff;
-            use crate::domain::event::{Event, ParentRef, ProjectRef, UserRef};
+            use crate::domain::event::{Event, ParentRef, ProjectRef};
             use crate::domain::event_type::{Action, EntityKind, EventType};
             use crate::domain::field::FieldDef;
             use crate::domain::formula::Formula;
@@ -460,10 +460,10 @@ macro_rules! impl_tracker_store {
                     };
                     let empty = Value::Object(Map::new());
                     let changed = diff(before.as_ref().unwrap_or(&empty), after.as_ref().unwrap_or(&empty));
-                    if before.is_some() && after.is_some() && changed.is_empty() {
+                    if let (Some(cur), true) = (&current, after.is_some() && changed.is_empty()) {
                         // Only normalisation differed: keep the row as it was.
                         tx.rollback().await?;
-                        return Ok(ChangeOutcome::Unchanged(current.unwrap_or_else(|| after_row.clone().unwrap_or_else(|| unreachable_row()))));
+                        return Ok(ChangeOutcome::Unchanged(cur.clone()));
                     }
                     let action = match req.op {
                         ChangeOp::Create { .. } => Action::Created,
@@ -578,13 +578,6 @@ macro_rules! impl_tracker_store {
                 }
             }
 
-            fn unreachable_row() -> EntityRow {
-                EntityRow {
-                    id: 0, uuid: Uuid::nil(), kind: EntityKind::Project, parent: None, project_id: None, position: None,
-                    version: 0, data: Map::new(), created_at: 0, updated_at: 0,
-                }
-            }
-
             async fn insert_event(c: &mut Conn, tenant_id: i64, e: &Event, key: Option<&str>) -> StoreResult<i64> {
                 let data = serde_json::to_string(e).map_err(|err| corrupt("event", err))?;
                 let seq = sqlx::query_scalar::<Db, i64>(
@@ -598,8 +591,6 @@ macro_rules! impl_tracker_store {
                 Ok(seq)
             }
 
-            #[allow(dead_code)]
-            fn _assert_user_ref(_: &UserRef) {}
         }
     };
 }
