@@ -10,12 +10,21 @@ use sqlx::sqlite::{
 };
 
 use super::common::impl_common_store;
+use super::common_tracker::impl_tracker_store;
 use super::{migrator, Store, StoreResult};
 
 /// Migrations compiled into the binary.
 const MIGRATIONS: &[(i64, &str, &str)] = &[
-    (1, "foundation", include_str!("../../migrations/sqlite/0001_foundation.sql")),
-    (2, "tracker", include_str!("../../migrations/sqlite/0002_tracker.sql")),
+    (
+        1,
+        "foundation",
+        include_str!("../../migrations/sqlite/0001_foundation.sql"),
+    ),
+    (
+        2,
+        "tracker",
+        include_str!("../../migrations/sqlite/0002_tracker.sql"),
+    ),
 ];
 
 /// SQLite-backed store.
@@ -60,3 +69,4 @@ impl Store for SqliteStore {
 }
 
 impl_common_store!(crate::store::sqlite::SqliteStore, sqlx::Sqlite);
+impl_tracker_store!(crate::store::sqlite::SqliteStore, sqlx::Sqlite);
