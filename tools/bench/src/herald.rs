@@ -52,11 +52,6 @@ impl Database {
         self.dir.path()
     }
 
-    /// Whether this is PostgreSQL.
-    pub fn is_postgres(&self) -> bool {
-        self.url.is_some()
-    }
-
     /// Bytes the database occupies: SQLite files (with WAL) or the schema's tables and
     /// indexes in PostgreSQL (through `psql`; `None` when that is unavailable).
     pub async fn size_bytes(&self) -> Option<u64> {

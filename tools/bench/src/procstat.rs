@@ -59,21 +59,6 @@ pub fn sample(pid: u32) -> anyhow::Result<ProcSample> {
 pub struct RssSeries(Arc<Mutex<Vec<(u64, u64)>>>);
 
 impl RssSeries {
-    /// Largest reading so far, KiB.
-    pub fn peak_kib(&self) -> u64 {
-        self.points().iter().map(|p| p.1).max().unwrap_or(0)
-    }
-
-    /// Largest reading taken between `from_ns` and `to_ns`, KiB.
-    pub fn peak_between(&self, from_ns: u64, to_ns: u64) -> u64 {
-        self.points()
-            .iter()
-            .filter(|p| p.0 >= from_ns && p.0 <= to_ns)
-            .map(|p| p.1)
-            .max()
-            .unwrap_or(0)
-    }
-
     /// All readings.
     pub fn points(&self) -> Vec<(u64, u64)> {
         self.0.lock().map(|v| v.clone()).unwrap_or_default()

@@ -54,7 +54,7 @@ pub struct Record {
 
 impl Record {
     /// `seq hook recv_ns kind status` (seq `-` when absent).
-    pub fn to_line(&self, out: &mut String) {
+    pub fn write_line(&self, out: &mut String) {
         use std::fmt::Write;
         let seq = self.seq.map_or_else(|| "-".to_owned(), |s| s.to_string());
         let _ = writeln!(
@@ -67,7 +67,7 @@ impl Record {
         );
     }
 
-    /// Parses one line written by [`Record::to_line`].
+    /// Parses one line written by [`Record::write_line`].
     pub fn parse_line(line: &str) -> Option<Self> {
         let mut it = line.split_ascii_whitespace();
         let seq = match it.next()? {
@@ -135,11 +135,11 @@ mod tests {
             status: 500,
         };
         let mut s = String::new();
-        r.to_line(&mut s);
+        r.write_line(&mut s);
         assert_eq!(Record::parse_line(s.trim_end()), Some(r));
         let none = Record { seq: None, ..r };
         s.clear();
-        none.to_line(&mut s);
+        none.write_line(&mut s);
         assert_eq!(Record::parse_line(&s), Some(none));
     }
 

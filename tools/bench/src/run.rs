@@ -165,8 +165,6 @@ pub async fn run(args: RunArgs) -> anyhow::Result<bool> {
         },
         pg_url: Some(args.pg_url.clone()),
         knobs: knobs.clone(),
-        out_dir: out_dir.clone(),
-        run_id: run_id.clone(),
         workspace: workspace(),
         fanout_rate: None,
     };

@@ -1,7 +1,6 @@
 //! The harness's handle on one sink process: spawn it (`herald-bench sink …` — this same
 //! binary), read its announcement, drive its control port, and collect its ledger.
 
-use std::path::Path;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
@@ -89,29 +88,12 @@ impl Sink {
         self.child.id()
     }
 
-    /// Writes the CA to `path` (for `HERALD_EXTRA_CA_FILE`).
-    pub fn write_ca(&self, path: &Path) -> anyhow::Result<()> {
-        let pem = self.ca_pem.as_deref().context("plain-HTTP sink has no CA")?;
-        std::fs::write(path, pem).with_context(|| format!("cannot write {}", path.display()))
-    }
-
     async fn post(&self, path: &str) -> anyhow::Result<()> {
         let r = self.http.post(format!("{}{path}", self.control)).send().await?;
         if !r.status().is_success() {
             bail!("sink control {path}: {} {}", r.status(), r.text().await?);
         }
         Ok(())
-    }
-
-    /// Changes how requests are answered.
-    pub async fn set_mode(&self, fail_pct: u32, never: bool) -> anyhow::Result<()> {
-        self.post(&format!("/mode?fail_pct={fail_pct}&never={}", u8::from(never)))
-            .await
-    }
-
-    /// Closes the receiving port.
-    pub async fn down(&self) -> anyhow::Result<()> {
-        self.post("/down").await
     }
 
     /// Reopens the receiving port.

@@ -94,10 +94,6 @@ pub struct Ctx {
     pub pg_url: Option<String>,
     /// Scale.
     pub knobs: Knobs,
-    /// Results directory of this run (plots go here too).
-    pub out_dir: PathBuf,
-    /// File-name prefix of this run's outputs.
-    pub run_id: String,
     /// Workspace root (for `cargo bench`).
     pub workspace: PathBuf,
     /// Throughput of `fanout` in this run, for `slow-endpoint`'s comparison.

@@ -117,7 +117,7 @@ impl Book {
     pub fn records_text(&self) -> String {
         let mut out = String::with_capacity(self.records.len() * 40);
         for r in &self.records {
-            r.to_line(&mut out);
+            r.write_line(&mut out);
         }
         out
     }
