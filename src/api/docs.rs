@@ -63,6 +63,7 @@ impl Modify for BearerAuth {
             "bearer",
             SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
         );
+        super::docs_schemas::add(openapi);
     }
 }
 

@@ -3,6 +3,7 @@
 
 pub mod auth;
 pub mod docs;
+mod docs_schemas;
 pub mod entities;
 pub mod events;
 pub mod fields;

@@ -7,5 +7,6 @@ mod cli;
 mod client_tests;
 mod formats_api;
 mod store_suite;
+mod tls_listener;
 mod tracker_api;
 mod webhooks_api;
