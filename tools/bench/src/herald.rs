@@ -77,6 +77,22 @@ impl Database {
         }
     }
 
+    /// Bytes in SQLite's write-ahead log (part of [`Self::size_bytes`]; it shrinks only at
+    /// checkpoints, so it can dominate short runs). `None` on PostgreSQL.
+    pub fn wal_bytes(&self) -> Option<u64> {
+        if self.url.is_some() {
+            return None;
+        }
+        let wal = std::fs::read_dir(self.dir())
+            .ok()?
+            .filter_map(Result::ok)
+            .filter(|e| e.file_name().to_string_lossy().ends_with("-wal"))
+            .filter_map(|e| e.metadata().ok())
+            .map(|m| m.len())
+            .sum();
+        Some(wal)
+    }
+
     /// Drops the PostgreSQL schema (the data directory goes with `self`).
     pub async fn drop_schema(&self) {
         if let (Some(url), Some(schema)) = (&self.url, &self.schema) {

@@ -188,6 +188,31 @@ pub fn per_second(times_ns: &[u64], origin_ns: u64) -> Vec<(f64, f64)> {
         .collect()
 }
 
+/// Latency per `bucket_secs` of receipt time from `origin_ns`: `(p50, p99, max)` series.
+pub type LatencySeries = [Vec<(f64, f64)>; 3];
+
+/// Buckets `(receipt unix_ns, latency ms)` points and takes p50, p99 and max of each bucket.
+pub fn latency_buckets(points: &[(u64, f64)], origin_ns: u64, bucket_secs: f64) -> LatencySeries {
+    let mut buckets: Vec<Vec<u64>> = Vec::new();
+    for &(t, ms) in points {
+        let i = (t.saturating_sub(origin_ns) as f64 / 1e9 / bucket_secs) as usize;
+        if buckets.len() <= i {
+            buckets.resize_with(i + 1, Vec::new);
+        }
+        buckets[i].push((ms * 1e6) as u64);
+    }
+    let mut out: LatencySeries = Default::default();
+    for (i, b) in buckets.iter_mut().enumerate() {
+        if let Some(p) = Percentiles::of(b) {
+            let x = i as f64 * bucket_secs;
+            out[0].push((x, p.p50_ms));
+            out[1].push((x, p.p99_ms));
+            out[2].push((x, p.max_ms));
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -230,6 +255,15 @@ mod tests {
         let lat = a.latency.expect("latency");
         assert_eq!(lat.count, 3);
         assert_eq!(lat.max_ms, 2_000.0 / 1e6);
+    }
+
+    #[test]
+    fn latency_buckets_skip_empty_seconds() {
+        let pts = [(0, 1.0), (500_000_000, 3.0), (2_100_000_000, 2.0)];
+        let [p50, p99, max] = latency_buckets(&pts, 0, 1.0);
+        assert_eq!(p50, vec![(0.0, 1.0), (2.0, 2.0)]);
+        assert_eq!(p99, vec![(0.0, 3.0), (2.0, 2.0)]);
+        assert_eq!(max, p99);
     }
 
     #[test]

@@ -134,6 +134,9 @@ impl Rig {
             out.metric("db_growth_mib", round((b as f64 - a as f64) / 1048576.0));
             out.metric("db_size_mib", round(b as f64 / 1048576.0));
         }
+        if let Some(wal) = self.db.wal_bytes() {
+            out.metric("db_wal_mib", round(wal as f64 / 1048576.0));
+        }
         Ok(())
     }
 

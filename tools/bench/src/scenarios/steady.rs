@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use crate::driver;
 use crate::herald::ServeOptions;
-use crate::metrics::per_second;
+use crate::metrics::{latency_buckets, per_second};
 use crate::sinkctl::{Sink, SinkSpec};
 
 use super::common::{report_analysis, report_drive};
@@ -65,16 +65,13 @@ pub async fn run(ctx: &Ctx) -> anyhow::Result<Outcome> {
     out.zero_lost(a.lost, a.expected);
 
     let origin = drive.start_ns;
-    let secs = |ns: u64| ns.saturating_sub(origin) as f64 / 1e9;
+    let [p50, p99, max] = latency_buckets(&a.latency_points, origin, 0.5);
     out.plots.push(Plot {
         stem: "steady-latency".into(),
         title: format!("steady: latency, API response → sink ({RATE} changes/s × {HOOKS} webhooks)"),
-        x_label: "seconds since the first change".into(),
+        x_label: "seconds since the first change (0.5 s buckets)".into(),
         y_label: "latency (ms)".into(),
-        series: vec![(
-            "per delivery".into(),
-            a.latency_points.iter().map(|&(t, ms)| (secs(t), ms)).collect(),
-        )],
+        series: vec![("p50".into(), p50), ("p99".into(), p99), ("max".into(), max)],
     });
     out.plots.push(Plot {
         stem: "steady-throughput".into(),
