@@ -9,8 +9,16 @@ use serde_json::{json, Value};
 
 use crate::record::marker;
 
-/// The name of the text field that carries each change's seq marker.
+/// The name of the text field (and of the PPM custom attribute) that carries each change's
+/// seq marker.
 pub const SEQ_FIELD: &str = "Bench Seq";
+
+/// The attributes of change `seq`: the marker goes into the Projectrak field *and* a PPM
+/// custom attribute, because each format reports only its own kind of attribute (a change
+/// to Projectrak fields alone renders nothing in `ppm`), so every format carries the seq.
+fn seq_attributes(seq: u64) -> Value {
+    json!({"fields": {SEQ_FIELD: marker(seq)}, "custom": {SEQ_FIELD: marker(seq)}})
+}
 
 /// An API client bound to one tenant.
 #[derive(Clone)]
@@ -68,14 +76,16 @@ impl Api {
 
     /// Creates a project with `key` and `name`; returns its id.
     pub async fn create_project(&self, key: &str, name: &str) -> anyhow::Result<Value> {
-        let body = json!({"key": key, "name": name, "fields": {SEQ_FIELD: marker(0)}});
+        let mut body = seq_attributes(0);
+        body["key"] = key.into();
+        body["name"] = name.into();
         let v = self.send(reqwest::Method::POST, "/projects", &body).await?;
         id_of(&v)
     }
 
-    /// The change behind every measured delivery: sets the project's seq field to `seq`.
+    /// The change behind every measured delivery: sets the project's seq to `seq`.
     pub async fn change_project(&self, id: &Value, seq: u64) -> anyhow::Result<()> {
-        let body = json!({"fields": {SEQ_FIELD: marker(seq)}});
+        let body = seq_attributes(seq);
         self.send(reqwest::Method::PATCH, &format!("/projects/{}", plain(id)), &body)
             .await?;
         Ok(())
