@@ -21,6 +21,8 @@ use crate::record::now_ns;
 pub struct Drive {
     /// `(seq, unix_ns of the API response)` for every acknowledged change.
     pub acked: Vec<(u64, u64)>,
+    /// How long each acknowledged change took, request sent → response (ns).
+    pub api_latency_ns: Vec<u64>,
     /// Changes the API refused or that failed in transit.
     pub errors: u64,
     /// The first such failure, for the report.
@@ -34,15 +36,20 @@ pub struct Drive {
 impl Drive {
     fn merge(&mut self, other: Drive) {
         self.acked.extend(other.acked);
+        self.api_latency_ns.extend(other.api_latency_ns);
         self.errors += other.errors;
         if self.first_error.is_none() {
             self.first_error = other.first_error;
         }
     }
 
-    fn record(&mut self, seq: u64, result: anyhow::Result<()>) {
+    fn record(&mut self, seq: u64, sent_ns: u64, result: anyhow::Result<()>) {
         match result {
-            Ok(()) => self.acked.push((seq, now_ns())),
+            Ok(()) => {
+                let now = now_ns();
+                self.acked.push((seq, now));
+                self.api_latency_ns.push(now.saturating_sub(sent_ns));
+            }
             Err(e) => {
                 self.errors += 1;
                 self.first_error.get_or_insert_with(|| format!("{e:#}"));
@@ -96,7 +103,8 @@ pub async fn max_rate(api: &Api, projects: &[Value], concurrency: usize, budget:
                 if done || elapsed >= budget.max_time {
                     break;
                 }
-                mine.record(seq, api.change_project(project, seq).await);
+                let sent = now_ns();
+                mine.record(seq, sent, api.change_project(project, seq).await);
             }
             mine
         });
@@ -129,10 +137,12 @@ pub async fn paced(api: &Api, projects: &[Value], rate: u64, duration: Duration)
         tick.tick().await;
         let (api, locks, projects) = (api.clone(), Arc::clone(&locks), Arc::clone(&projects));
         tasks.spawn(async move {
+            // Sent on schedule: the wait for the project's turn counts as API latency.
+            let sent = now_ns();
             let i = (seq % projects.len() as u64) as usize;
             let _turn = locks[i].lock().await;
             let mut one = Drive::default();
-            one.record(seq, api.change_project(&projects[i], seq).await);
+            one.record(seq, sent, api.change_project(&projects[i], seq).await);
             one
         });
         // Reap finished tasks as we go so the set stays small.

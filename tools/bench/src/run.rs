@@ -24,7 +24,7 @@ pub struct RunArgs {
     #[arg(long, value_enum, value_delimiter = ',')]
     scenario: Vec<Scenario>,
     /// Small scale for development: 2,000 changes, no minimum drive time, 5 s steady,
-    /// 20,000 deliveries of backlog (explicit knobs still win).
+    /// 20,000 deliveries of backlog, 30 s drain cap (explicit knobs still win).
     #[arg(long)]
     quick: bool,
     /// Least changes in fanout / slow-endpoint / retry-storm [default: 20000].
@@ -39,6 +39,12 @@ pub struct RunArgs {
     /// Largest backlog in deliveries; also ÷10 and ÷100 are measured [default: 1000000].
     #[arg(long)]
     backlog: Option<u64>,
+    /// Webhooks each change fans out to in `backlog`.
+    #[arg(long, default_value_t = 100)]
+    backlog_hooks: u32,
+    /// Longest wait, in seconds, for one backlog level to drain [default: 90].
+    #[arg(long)]
+    drain_cap: Option<u64>,
     /// Concurrent API clients in max-rate drives.
     #[arg(long, default_value_t = 16)]
     api_concurrency: usize,
@@ -108,6 +114,8 @@ fn knobs(a: &RunArgs) -> Knobs {
         min_drive: Duration::from_secs(a.min_drive.unwrap_or(if q { 0 } else { 25 })),
         duration: Duration::from_secs(a.duration.unwrap_or(if q { 5 } else { 30 })),
         backlog: a.backlog.unwrap_or(if q { 20_000 } else { 1_000_000 }),
+        backlog_hooks: a.backlog_hooks.max(1),
+        drain_cap: Duration::from_secs(a.drain_cap.unwrap_or(if q { 30 } else { 90 })),
         api_concurrency: a.api_concurrency.max(1),
     }
 }
@@ -211,6 +219,8 @@ pub async fn run(args: RunArgs) -> anyhow::Result<bool> {
             "min_drive_secs": knobs.min_drive.as_secs(),
             "duration_secs": knobs.duration.as_secs(),
             "backlog": knobs.backlog,
+            "backlog_hooks": knobs.backlog_hooks,
+            "drain_cap_secs": knobs.drain_cap.as_secs(),
             "api_concurrency": knobs.api_concurrency,
         }),
         outcomes,

@@ -1,7 +1,11 @@
 //! `backlog`: deliveries pile up while the sink is down, then the sink comes up and Herald
 //! drains them. Run at three sizes (`--backlog` ÷ 100, ÷ 10, and itself; 10k / 100k / 1M
 //! by default). Budget: drain rate at the largest ≥ 0.9 × at the smallest; Herald's RSS
-//! ≤ 150 MiB with the largest queued.
+//! ≤ 150 MiB with the largest queued; everything delivered.
+//!
+//! Each change fans out to `--backlog-hooks` webhooks (100 by default, Herald's default cap
+//! per tenant), so a million deliveries take 10,000 API calls rather than 100,000. A level
+//! that has not drained after `--drain-cap` is reported as incomplete, with the rate so far.
 //!
 //! The queue is built by a Herald running with `HERALD_WORKERS=false` (it accepts changes
 //! and writes deliveries but sends nothing), so every size starts draining from exactly the
@@ -20,11 +24,8 @@ use crate::procstat::{self, watch_rss};
 use crate::record::now_ns;
 use crate::sinkctl::{Sink, SinkSpec};
 
-use super::common::collect;
+use super::common::collect_within;
 use super::{rig, round, Ctx, Outcome, Plot, RigSpec};
-
-/// Webhooks per change.
-pub const HOOKS: u32 = 10;
 
 /// One size's results.
 struct Level {
@@ -36,7 +37,7 @@ struct Level {
 /// Runs the scenario.
 pub async fn run(ctx: &Ctx) -> anyhow::Result<Outcome> {
     let mut out = Outcome::new("backlog");
-    let top = ctx.knobs.backlog.max(u64::from(HOOKS) * 100);
+    let top = ctx.knobs.backlog.max(u64::from(ctx.knobs.backlog_hooks) * 100);
     let mut levels = Vec::new();
     let mut throughput = Plot {
         stem: "backlog-throughput".into(),
@@ -108,9 +109,15 @@ async fn one_level(
         ..SinkSpec::default()
     })
     .await?;
-    let hooks: Vec<u32> = (0..HOOKS).collect();
+    let n_hooks = ctx.knobs.backlog_hooks;
+    let hooks: Vec<u32> = (0..n_hooks).collect();
+    let cap_env = vec![(
+        "HERALD_MAX_WEBHOOKS_PER_TENANT".to_owned(),
+        n_hooks.max(100).to_string(),
+    )];
     let queueing = ServeOptions {
         no_workers: true,
+        env: cap_env.clone(),
         ..ServeOptions::default()
     };
     let rig = rig(
@@ -126,7 +133,7 @@ async fn one_level(
     .await?;
     let db_before = rig.db.size_bytes().await;
     let budget = Budget {
-        changes: size / u64::from(HOOKS),
+        changes: size / u64::from(n_hooks),
         min_time: Duration::ZERO,
         max_time: Duration::from_secs(900),
     };
@@ -148,22 +155,39 @@ async fn one_level(
 
     sink.up().await?;
     let up_ns = now_ns();
-    let rig = rig.restart(&ctx.herald, ServeOptions::default()).await?;
+    let draining = ServeOptions {
+        env: cap_env,
+        ..ServeOptions::default()
+    };
+    let rig = rig.restart(&ctx.herald, draining).await?;
     let stop = CancellationToken::new();
     let rss = watch_rss(rig.herald.pid, Duration::from_millis(250), stop.clone());
     let cpu0 = procstat::sample(rig.herald.pid)?.cpu_secs;
-    let a = collect(&sink, &drive, &hooks, Duration::from_secs(30)).await?;
+    let a = collect_within(
+        &sink,
+        &drive,
+        &hooks,
+        Duration::from_secs(30),
+        ctx.knobs.drain_cap,
+    )
+    .await?;
     let end = procstat::sample(rig.herald.pid)?;
     stop.cancel();
     rig.finish().await?;
 
     let last = a.ok_times_ns.last().copied().unwrap_or(up_ns);
     let overall = Throughput::between(a.delivered, up_ns, last);
+    // An incomplete drain's 5–95% window is meaningless; use the rate so far.
+    let drain = if a.delivered < a.expected {
+        overall
+    } else {
+        a.throughput
+    };
     let drain_rss_mib = end.hwm_kib as f64 / 1024.0;
     out.metric(&format!("{tag}_delivered"), a.delivered);
     out.metric(&format!("{tag}_lost"), a.lost);
     out.metric(&format!("{tag}_duplicates"), a.duplicates);
-    out.metric(&format!("{tag}_drain_per_sec"), round(a.throughput.per_sec));
+    out.metric(&format!("{tag}_drain_per_sec"), round(drain.per_sec));
     out.metric(&format!("{tag}_drain_overall_per_sec"), round(overall.per_sec));
     out.metric(&format!("{tag}_drain_secs"), round(overall.window_secs));
     out.metric(&format!("{tag}_drain_peak_rss_mib"), round(drain_rss_mib));
@@ -173,9 +197,30 @@ async fn one_level(
             round((end.cpu_secs - cpu0) * 1000.0 / a.delivered as f64),
         );
     }
-    out.zero_lost(a.lost, a.expected);
-    if let Some(r) = out.budget.last_mut() {
-        r.rule = format!("backlog {tag}: zero lost deliveries");
+    let waited = Duration::from_nanos(now_ns().saturating_sub(up_ns));
+    if a.lost > 0 && waited >= ctx.knobs.drain_cap {
+        out.notes.push(format!(
+            "{tag}: not drained within the {} s cap ({} of {} delivered); the rest were still \
+             queued in Herald, so they are undelivered rather than known lost",
+            ctx.knobs.drain_cap.as_secs(),
+            a.delivered,
+            a.expected
+        ));
+        out.rule(
+            &format!("backlog {tag}: everything delivered (zero lost)"),
+            format!(
+                "{} of {} within {} s",
+                a.delivered,
+                a.expected,
+                ctx.knobs.drain_cap.as_secs()
+            ),
+            false,
+        );
+    } else {
+        out.zero_lost(a.lost, a.expected);
+        if let Some(r) = out.budget.last_mut() {
+            r.rule = format!("backlog {tag}: everything delivered (zero lost)");
+        }
     }
     throughput
         .series
@@ -190,7 +235,7 @@ async fn one_level(
     ));
     Ok(Level {
         size,
-        drain: a.throughput,
+        drain,
         drain_rss_mib,
     })
 }

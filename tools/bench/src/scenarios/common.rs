@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use crate::driver::Drive;
-use crate::metrics::{analyse, Analysis};
+use crate::metrics::{analyse, Analysis, Percentiles};
 use crate::sinkctl::Sink;
 
 use super::{round, Outcome};
@@ -15,8 +15,19 @@ pub const PER_HOOK_CONCURRENCY: usize = 8;
 /// Waits until the sink has `expected` unique 2xx deliveries (or stalls for `stall`), then
 /// analyses its records against `drive` and `hooks`.
 pub async fn collect(sink: &Sink, drive: &Drive, hooks: &[u32], stall: Duration) -> anyhow::Result<Analysis> {
+    collect_within(sink, drive, hooks, stall, Duration::from_secs(900)).await
+}
+
+/// [`collect`], giving up after `max` even while deliveries still arrive.
+pub async fn collect_within(
+    sink: &Sink,
+    drive: &Drive,
+    hooks: &[u32],
+    stall: Duration,
+    max: Duration,
+) -> anyhow::Result<Analysis> {
     let expected = (drive.acked.len() * hooks.len()) as u64;
-    sink.wait_for(expected, stall, Duration::from_secs(900)).await?;
+    sink.wait_for(expected, stall, max).await?;
     let records = sink.records().await?;
     Ok(analyse(&records, &drive.acked, hooks))
 }
@@ -26,6 +37,10 @@ pub fn report_drive(out: &mut Outcome, drive: &Drive) {
     out.metric("changes", drive.acked.len() as u64);
     out.metric("api_changes_per_sec", round(drive.rate()));
     out.metric("api_errors", drive.errors);
+    if let Some(p) = Percentiles::of(&mut drive.api_latency_ns.clone()) {
+        out.metric("api_latency_p50_ms", round(p.p50_ms));
+        out.metric("api_latency_p99_ms", round(p.p99_ms));
+    }
     if let Some(e) = &drive.first_error {
         out.notes.push(format!("first API error: {e}"));
     }

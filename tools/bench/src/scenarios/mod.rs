@@ -82,6 +82,11 @@ pub struct Knobs {
     pub duration: Duration,
     /// Largest `backlog` size in deliveries (the others are ÷100 and ÷10).
     pub backlog: u64,
+    /// Webhooks per change in `backlog` (more webhooks queue the same deliveries with fewer
+    /// API calls).
+    pub backlog_hooks: u32,
+    /// Longest wait for one `backlog` level to drain.
+    pub drain_cap: Duration,
     /// Concurrent API clients in max-rate drives.
     pub api_concurrency: usize,
 }
