@@ -21,11 +21,14 @@ use super::AppState;
         super::webhooks::create, super::webhooks::list, super::webhooks::get_one,
         super::webhooks::replace, super::webhooks::patch, super::webhooks::delete_one,
         super::webhooks::delete_all, super::webhooks::rotate_secret,
-        super::health::healthz, super::health::readyz,
+        super::deliveries::list, super::deliveries::get_one, super::deliveries::redeliver,
+        super::deliveries::replay, super::deliveries::test,
+        super::health::healthz, super::health::readyz, super::metrics::metrics,
     ),
     modifiers(&BearerAuth),
     tags((name = "webhooks", description = "Webhook subscriptions (PPM Express compatible)"),
-         (name = "operations", description = "Health and readiness"))
+         (name = "deliveries", description = "Delivery log, redelivery and test pings"),
+         (name = "operations", description = "Health, readiness and metrics"))
 )]
 pub struct ApiDoc;
 

@@ -2,9 +2,12 @@
 //! parse input (extractors), call the domain and the store, render DTOs.
 
 pub mod auth;
+pub mod deliveries;
+pub mod delivery_dto;
 pub mod docs;
 pub mod health;
 pub mod json;
+pub mod metrics;
 pub mod problem;
 pub mod webhooks;
 
@@ -16,6 +19,7 @@ use tower_http::trace::TraceLayer;
 
 use crate::config::Settings;
 use crate::crypto::MasterKey;
+use crate::delivery::DeliveryEngine;
 use crate::store::Store;
 
 /// State shared by every handler.
@@ -27,11 +31,15 @@ pub struct AppState {
     pub settings: Arc<Settings>,
     /// Seals and opens secrets.
     pub key: Arc<MasterKey>,
+    /// The delivery engine (redelivery, test pings, metrics).
+    pub delivery: DeliveryEngine,
 }
 
 /// Routes under `/{tenant}/v1` (mounted at `/v1.0` as well, as PPM Express accepts both).
 fn tenant_api() -> Router<AppState> {
-    Router::new().merge(webhooks::router())
+    Router::new()
+        .merge(webhooks::router())
+        .merge(deliveries::router())
 }
 
 /// The whole application router.
@@ -41,6 +49,7 @@ pub fn router(state: AppState) -> Router {
         .nest("/{tenant}/v1", api.clone())
         .nest("/{tenant}/v1.0", api)
         .merge(health::router())
+        .merge(metrics::router())
         .merge(docs::router())
         .fallback(|| async { problem::ApiError::NotFound("route") })
         .layer(DefaultBodyLimit::max(json::MAX_BODY))

@@ -486,6 +486,7 @@ pub async fn delete_one(
     if !state.store.delete_webhook(auth.caller.tenant_id, id).await? {
         return Err(ApiError::NotFound("webhook"));
     }
+    state.delivery.forget_webhook(id);
     tracing::info!(tenant = %auth.caller.tenant, webhook_id = %id, "webhook deleted");
     Ok(StatusCode::NO_CONTENT)
 }
