@@ -467,8 +467,7 @@ fn build_delivery(layers: &[(String, RawSettings)]) -> Result<DeliveryConfig, Co
         d.attempt_retention = Duration::from_secs(n * 86400);
     }
     if let Some((v, src)) = pick!(layers, retry_schedule) {
-        d.retry_schedule =
-            parse_schedule(&v).map_err(|e| invalid("retry_schedule", &src, e.to_string()))?;
+        d.retry_schedule = parse_schedule(&v).map_err(|e| invalid("retry_schedule", &src, e.to_string()))?;
     }
     if let Some(n) = positive(
         "auto_disable_failures",
@@ -594,8 +593,8 @@ mod tests {
         )
         .unwrap();
         assert_eq!(s.delivery.retry_schedule.to_string(), "50ms,2m,1h");
-        let e = Settings::load_from(&Overrides::default(), &env(&[("HERALD_RETRY_SCHEDULE", "5x")]))
-            .unwrap_err();
+        let e =
+            Settings::load_from(&Overrides::default(), &env(&[("HERALD_RETRY_SCHEDULE", "5x")])).unwrap_err();
         assert!(e.to_string().contains("retry_schedule"), "{e}");
     }
 }

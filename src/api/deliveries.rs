@@ -14,8 +14,8 @@ use uuid::Uuid;
 
 use super::auth::{Authed, DeliveriesWrite, WebhooksRead};
 use super::delivery_dto::{
-    AttemptOut, DeliveryDetailEnvelope, DeliveryDetailOut, DeliveryEnvelope, DeliveryListEnvelope, DeliveryOut,
-    ReplayEnvelope, ReplayOut,
+    AttemptOut, DeliveryDetailEnvelope, DeliveryDetailOut, DeliveryEnvelope, DeliveryListEnvelope,
+    DeliveryOut, ReplayEnvelope, ReplayOut,
 };
 use super::problem::{ApiError, ApiResult};
 use super::{AppState, IdPath};
@@ -75,7 +75,10 @@ fn parse_uuid(id: &str, what: &'static str) -> ApiResult<Uuid> {
 fn parse_status(s: Option<&str>) -> ApiResult<Option<DeliveryStatus>> {
     s.map(|s| {
         DeliveryStatus::parse(s).ok_or_else(|| {
-            ApiError::BadQuery("status".into(), "status must be pending, succeeded, failed or cancelled".into())
+            ApiError::BadQuery(
+                "status".into(),
+                "status must be pending, succeeded, failed or cancelled".into(),
+            )
         })
     })
     .transpose()
@@ -115,12 +118,18 @@ pub async fn list(
     webhook_exists(&state, tenant_id, webhook_id).await?;
     let limit = q.limit.unwrap_or(50);
     if !(1..=MAX_PAGE).contains(&limit) {
-        return Err(ApiError::BadQuery("limit".into(), format!("limit must be between 1 and {MAX_PAGE}")));
+        return Err(ApiError::BadQuery(
+            "limit".into(),
+            format!("limit must be between 1 and {MAX_PAGE}"),
+        ));
     }
     let before_seq = q
         .cursor
         .as_deref()
-        .map(|c| c.parse::<i64>().map_err(|_| ApiError::BadQuery("cursor".into(), "cursor is not one Herald issued".into())))
+        .map(|c| {
+            c.parse::<i64>()
+                .map_err(|_| ApiError::BadQuery("cursor".into(), "cursor is not one Herald issued".into()))
+        })
         .transpose()?;
     let filter = DeliveryFilter {
         status: parse_status(q.status.as_deref())?,
@@ -130,7 +139,10 @@ pub async fn list(
         before_seq,
         limit,
     };
-    let rows = state.store.list_deliveries(tenant_id, Some(webhook_id), &filter).await?;
+    let rows = state
+        .store
+        .list_deliveries(tenant_id, Some(webhook_id), &filter)
+        .await?;
     let next_cursor = (rows.len() as i64 == limit)
         .then(|| rows.last().map(|r| r.seq.to_string()))
         .flatten();
@@ -182,10 +194,14 @@ pub async fn redeliver(
         Ok(s) => s,
         Err(RedeliverRefusal::NotFound) => return Err(ApiError::NotFound("delivery")),
         Err(RedeliverRefusal::InFlight) => {
-            return Err(ApiError::Conflict("an attempt of this delivery is in flight; try again when it ends".into()))
+            return Err(ApiError::Conflict(
+                "an attempt of this delivery is in flight; try again when it ends".into(),
+            ))
         }
         Err(RedeliverRefusal::BodyPurged) => {
-            return Err(ApiError::Conflict("this delivery's body was purged by retention; it cannot be sent again".into()))
+            return Err(ApiError::Conflict(
+                "this delivery's body was purged by retention; it cannot be sent again".into(),
+            ))
         }
         Err(RedeliverRefusal::WebhookGone) => {
             return Err(ApiError::Conflict("this delivery's webhook was deleted".into()))
@@ -193,7 +209,12 @@ pub async fn redeliver(
     };
     state.delivery.wake();
     tracing::info!(tenant = %auth.caller.tenant, delivery_id = %id, "redelivery queued");
-    Ok((StatusCode::ACCEPTED, Json(DeliveryEnvelope { data: DeliveryOut::from(&summary) })))
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(DeliveryEnvelope {
+            data: DeliveryOut::from(&summary),
+        }),
+    ))
 }
 
 /// Bulk replay: re-queues every delivery of the webhook in a state (default `failed`),
@@ -214,7 +235,10 @@ pub async fn replay(
     webhook_exists(&state, tenant_id, webhook_id).await?;
     let status = parse_status(q.status.as_deref())?.unwrap_or(DeliveryStatus::Failed);
     if status == DeliveryStatus::Pending || status == DeliveryStatus::Cancelled {
-        return Err(ApiError::BadQuery("status".into(), "replay deliveries that are failed or succeeded".into()));
+        return Err(ApiError::BadQuery(
+            "status".into(),
+            "replay deliveries that are failed or succeeded".into(),
+        ));
     }
     let mut m = RedeliverMatch {
         status,
@@ -223,13 +247,22 @@ pub async fn replay(
         limit: REPLAY_CHUNK,
     };
     let mut queued = 0;
-    while let (n, Some(last)) = state.store.redeliver_matching(tenant_id, webhook_id, &m, now_ms()).await? {
+    while let (n, Some(last)) = state
+        .store
+        .redeliver_matching(tenant_id, webhook_id, &m, now_ms())
+        .await?
+    {
         queued += n;
         m.after_seq = last;
         state.delivery.wake();
     }
     tracing::info!(tenant = %auth.caller.tenant, webhook_id = %webhook_id, queued, "bulk redelivery queued");
-    Ok((StatusCode::ACCEPTED, Json(ReplayEnvelope { data: ReplayOut { queued } })))
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(ReplayEnvelope {
+            data: ReplayOut { queued },
+        }),
+    ))
 }
 
 /// Sends a `Webhook:Ping` in the webhook's format (even while it is disabled, to check the
@@ -247,7 +280,11 @@ pub async fn test(
 ) -> ApiResult<(StatusCode, Json<DeliveryDetailEnvelope>)> {
     let c = &auth.caller;
     let webhook_id = parse_uuid(&id, "webhook")?;
-    let user = state.store.get_user(c.tenant_id, c.user_id).await?.ok_or(ApiError::NotFound("user"))?;
+    let user = state
+        .store
+        .get_user(c.tenant_id, c.user_id)
+        .await?
+        .ok_or(ApiError::NotFound("user"))?;
     let actor = UserRef {
         id: user.id,
         uuid: user.uuid,
@@ -263,8 +300,16 @@ pub async fn test(
         .ping(c.tenant_id, webhook_id, &event, wait)
         .await?
         .ok_or(ApiError::NotFound("webhook"))?;
-    let d = state.store.get_delivery(c.tenant_id, id).await?.ok_or(ApiError::NotFound("delivery"))?;
-    let status = if d.attempts.is_empty() { StatusCode::ACCEPTED } else { StatusCode::OK };
+    let d = state
+        .store
+        .get_delivery(c.tenant_id, id)
+        .await?
+        .ok_or(ApiError::NotFound("delivery"))?;
+    let status = if d.attempts.is_empty() {
+        StatusCode::ACCEPTED
+    } else {
+        StatusCode::OK
+    };
     Ok((
         status,
         Json(DeliveryDetailEnvelope {

@@ -108,7 +108,10 @@ impl From<&AttemptRow> for AttemptOut {
             request_headers: pairs(Some(&a.request_headers)),
             status_code: a.status_code,
             response_headers: pairs(a.response_headers.as_deref()),
-            response_body: a.response_body.as_deref().map(|b| String::from_utf8_lossy(b).into_owned()),
+            response_body: a
+                .response_body
+                .as_deref()
+                .map(|b| String::from_utf8_lossy(b).into_owned()),
             response_body_truncated: a.response_truncated,
             error_kind: a.error_kind.clone(),
             error: a.error.clone(),

@@ -5,10 +5,15 @@ pub mod auth;
 pub mod deliveries;
 pub mod delivery_dto;
 pub mod docs;
+mod docs_schemas;
+pub mod entities;
+pub mod events;
+pub mod fields;
 pub mod health;
 pub mod json;
 pub mod metrics;
 pub mod problem;
+pub mod users;
 pub mod webhooks;
 
 use std::sync::Arc;
@@ -40,6 +45,10 @@ fn tenant_api() -> Router<AppState> {
     Router::new()
         .merge(webhooks::router())
         .merge(deliveries::router())
+        .merge(entities::router())
+        .merge(users::router())
+        .merge(fields::router())
+        .merge(events::router())
 }
 
 /// The whole application router.

@@ -60,7 +60,12 @@ impl Written for Signals {
             let mut leases = Vec::new();
             for w in disabled {
                 tracing::warn!(webhook_id = %w, "webhook disabled");
-                leases.extend(self.lanes.drop_webhook(*w).into_iter().map(|j| (j.id, j.lease.token)));
+                leases.extend(
+                    self.lanes
+                        .drop_webhook(*w)
+                        .into_iter()
+                        .map(|j| (j.id, j.lease.token)),
+                );
             }
             if !leases.is_empty() {
                 let store = Arc::clone(&self.store);
@@ -103,7 +108,11 @@ impl FreshSink for DeliveryEngine {
 impl DeliveryEngine {
     /// Builds the engine (and its HTTP client) from settings. Nothing runs until
     /// [`DeliveryEngine::start`]; [`DeliveryEngine::run_once`] works either way.
-    pub fn new(store: Arc<dyn Store>, key: Arc<MasterKey>, settings: &Settings) -> Result<Self, ClientBuildError> {
+    pub fn new(
+        store: Arc<dyn Store>,
+        key: Arc<MasterKey>,
+        settings: &Settings,
+    ) -> Result<Self, ClientBuildError> {
         let d = &settings.delivery;
         let client = DeliveryClient::new(&ClientConfig {
             connect_timeout: d.connect_timeout,
@@ -154,7 +163,11 @@ impl DeliveryEngine {
         let store = &self.inner.store;
         store.hub().attach(Arc::new(self.clone()), self.inner.lease_ms);
         let listener = {
-            let (store, wake, stop) = (Arc::clone(store), Arc::clone(&self.inner.signals.wake), stop.clone());
+            let (store, wake, stop) = (
+                Arc::clone(store),
+                Arc::clone(&self.inner.signals.wake),
+                stop.clone(),
+            );
             tokio::spawn(async move { store.listen_for_work(wake, stop).await })
         };
         let retention = tokio::spawn(retention_loop(self.clone(), stop.clone()));
@@ -270,7 +283,13 @@ impl DeliveryEngine {
 
     /// Creates a `Webhook:Ping` delivery and, when this node delivers, waits up to `wait`
     /// for its first attempt to be recorded. `None` if the webhook does not exist.
-    pub async fn ping(&self, tenant_id: i64, webhook_id: Uuid, event: &Event, wait: Duration) -> StoreResult<Option<Uuid>> {
+    pub async fn ping(
+        &self,
+        tenant_id: i64,
+        webhook_id: Uuid,
+        event: &Event,
+        wait: Duration,
+    ) -> StoreResult<Option<Uuid>> {
         let store = &self.inner.store;
         let Some((id, jobs)) = store.create_ping(tenant_id, webhook_id, event).await? else {
             return Ok(None);
@@ -298,7 +317,8 @@ impl DeliveryEngine {
         let i = &self.inner;
         i.store.hub().detach();
         let lanes = &i.signals.lanes;
-        let mut leases: Vec<(Uuid, String)> = lanes.close().into_iter().map(|j| (j.id, j.lease.token)).collect();
+        let mut leases: Vec<(Uuid, String)> =
+            lanes.close().into_iter().map(|j| (j.id, j.lease.token)).collect();
         if tokio::time::timeout(grace, lanes.none_running()).await.is_err() {
             leases.extend(lanes.running_leases());
             i.hard_stop.cancel();

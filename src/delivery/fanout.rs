@@ -169,11 +169,36 @@ mod tests {
         let e = samples::event(EventType::PROJECT_UPDATED);
         let pid = e.project.as_ref().map(|p| p.id).unwrap();
         let subs = [
-            sub(Format::Standard, &[EventType::PROJECT_UPDATED], &[], Ordering::None),
-            sub(Format::Standard, &[EventType::PROJECT_CREATED], &[], Ordering::None),
-            sub(Format::Standard, &[EventType::PROJECT_UPDATED], &[pid], Ordering::None),
-            sub(Format::Standard, &[EventType::PROJECT_UPDATED], &[pid + 1], Ordering::PerEntity),
-            sub(Format::Ppm, &[EventType::PROJECT_UPDATED], &[], Ordering::PerEntity),
+            sub(
+                Format::Standard,
+                &[EventType::PROJECT_UPDATED],
+                &[],
+                Ordering::None,
+            ),
+            sub(
+                Format::Standard,
+                &[EventType::PROJECT_CREATED],
+                &[],
+                Ordering::None,
+            ),
+            sub(
+                Format::Standard,
+                &[EventType::PROJECT_UPDATED],
+                &[pid],
+                Ordering::None,
+            ),
+            sub(
+                Format::Standard,
+                &[EventType::PROJECT_UPDATED],
+                &[pid + 1],
+                Ordering::PerEntity,
+            ),
+            sub(
+                Format::Ppm,
+                &[EventType::PROJECT_UPDATED],
+                &[],
+                Ordering::PerEntity,
+            ),
         ];
         let planned = plan(&e, &subs, "https://herald.example");
         let chosen: Vec<usize> = planned.iter().map(|p| p.subscriber).collect();
@@ -190,7 +215,12 @@ mod tests {
     fn a_format_with_nothing_to_say_plans_nothing() {
         let story = samples::event(EventType::STORY_CREATED);
         // Projectrak cannot carry story events even if (wrongly) subscribed.
-        let subs = [sub(Format::Projectrak, &[EventType::STORY_CREATED], &[], Ordering::None)];
+        let subs = [sub(
+            Format::Projectrak,
+            &[EventType::STORY_CREATED],
+            &[],
+            Ordering::None,
+        )];
         assert!(plan(&story, &subs, "https://h").is_empty());
     }
 

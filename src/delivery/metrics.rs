@@ -28,7 +28,9 @@ pub struct Metrics {
 
 impl Default for Metrics {
     fn default() -> Self {
-        let buckets = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 15.0, 30.0];
+        let buckets = [
+            0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 15.0, 30.0,
+        ];
         let builder = PrometheusBuilder::new();
         // Setting buckets only fails for an empty list.
         let builder = match builder.set_buckets_for_metric(Matcher::Full(LATENCY.into()), &buckets) {
@@ -53,14 +55,38 @@ impl Metrics {
             }
             _ => self.recorder.describe_counter(name.into(), unit, help.into()),
         };
-        d(ATTEMPTS, None, "Delivery attempts by result (succeeded, retry, failed, gone, refused).");
-        d(DELIVERIES, None, "Deliveries settled by this node, by final outcome (succeeded, failed).");
-        d(LATENCY, Some(Unit::Seconds), "Duration of one delivery attempt, request to last body byte.");
+        d(
+            ATTEMPTS,
+            None,
+            "Delivery attempts by result (succeeded, retry, failed, gone, refused).",
+        );
+        d(
+            DELIVERIES,
+            None,
+            "Deliveries settled by this node, by final outcome (succeeded, failed).",
+        );
+        d(
+            LATENCY,
+            Some(Unit::Seconds),
+            "Duration of one delivery attempt, request to last body byte.",
+        );
         d(WEBHOOK_FAILURES, None, "Failed attempts per webhook.");
-        d(DISABLED, None, "Webhooks disabled by this node (410 Gone or the failure streak).");
-        d(QUEUE_PENDING, None, "Deliveries waiting for a first or next attempt (all nodes).");
+        d(
+            DISABLED,
+            None,
+            "Webhooks disabled by this node (410 Gone or the failure streak).",
+        );
+        d(
+            QUEUE_PENDING,
+            None,
+            "Deliveries waiting for a first or next attempt (all nodes).",
+        );
         d(QUEUE_DUE, None, "Pending deliveries already due (all nodes).");
-        d(OLDEST_DUE, Some(Unit::Seconds), "How long the oldest due delivery has been waiting.");
+        d(
+            OLDEST_DUE,
+            Some(Unit::Seconds),
+            "How long the oldest due delivery has been waiting.",
+        );
         d(IN_FLIGHT, None, "Attempts in flight or queued on this node.");
     }
 
@@ -94,7 +120,10 @@ impl Metrics {
 
     fn settled(&self, outcome: &'static str) {
         self.recorder
-            .register_counter(&Self::key(DELIVERIES, vec![Label::new("outcome", outcome)]), &META)
+            .register_counter(
+                &Self::key(DELIVERIES, vec![Label::new("outcome", outcome)]),
+                &META,
+            )
             .increment(1);
     }
 
@@ -108,13 +137,17 @@ impl Metrics {
     /// Renders everything, after refreshing the queue gauges from `stats`.
     pub fn render(&self, stats: &QueueStats, in_flight: usize, now: i64) -> String {
         let gauge = |name: &'static str, v: f64| {
-            self.recorder.register_gauge(&Self::key(name, Vec::new()), &META).set(v);
+            self.recorder
+                .register_gauge(&Self::key(name, Vec::new()), &META)
+                .set(v);
         };
         gauge(QUEUE_PENDING, stats.pending as f64);
         gauge(QUEUE_DUE, stats.due as f64);
         gauge(
             OLDEST_DUE,
-            stats.oldest_due_at.map_or(0.0, |t| (now - t).max(0) as f64 / 1000.0),
+            stats
+                .oldest_due_at
+                .map_or(0.0, |t| (now - t).max(0) as f64 / 1000.0),
         );
         gauge(IN_FLIGHT, in_flight as f64);
         self.handle.render()
@@ -131,7 +164,15 @@ mod tests {
         let w = Uuid::new_v4();
         m.attempt(1, w, "retry", false, 0.2);
         m.attempt(1, w, "succeeded", true, 0.01);
-        let text = m.render(&QueueStats { pending: 3, due: 2, oldest_due_at: Some(0) }, 1, 5_000);
+        let text = m.render(
+            &QueueStats {
+                pending: 3,
+                due: 2,
+                oldest_due_at: Some(0),
+            },
+            1,
+            5_000,
+        );
         for needle in [
             "herald_delivery_attempts_total{result=\"retry\"} 1",
             "herald_deliveries_total{outcome=\"succeeded\"} 1",

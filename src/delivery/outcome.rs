@@ -5,7 +5,9 @@
 use time::OffsetDateTime;
 
 use super::client::{CappedBody, ErrorKind};
-use crate::domain::retry::{next_attempt, Attempt, AttemptOutcome, Decision, GiveUpReason, Next, RetryPolicy};
+use crate::domain::retry::{
+    next_attempt, Attempt, AttemptOutcome, Decision, GiveUpReason, Next, RetryPolicy,
+};
 use crate::store::{AttemptRecord, DeliveryJob, NextState};
 use crate::timefmt::{from_ms, rfc3339_ms};
 
@@ -92,7 +94,12 @@ pub fn decide(policy: &RetryPolicy, number: u32, sent: &Sent, random: f64) -> De
         outcome: sent.outcome(),
         retry_after,
     };
-    next_attempt(policy, &attempt, from_ms(sent.started_at + sent.duration_ms), random)
+    next_attempt(
+        policy,
+        &attempt,
+        from_ms(sent.started_at + sent.duration_ms),
+        random,
+    )
 }
 
 /// The record of `sent` for `job`, given the decision.
@@ -101,7 +108,12 @@ pub fn record(job: &DeliveryJob, sent: Sent, decision: &Decision) -> AttemptReco
     let explanation = sent.explanation();
     let (next, give_up) = match decision.next {
         Next::Done => (NextState::Succeeded, None),
-        Next::RetryAt(at) => (NextState::Retry { at: to_ms(at).max(end) }, None),
+        Next::RetryAt(at) => (
+            NextState::Retry {
+                at: to_ms(at).max(end),
+            },
+            None,
+        ),
         Next::GiveUp(reason) => (NextState::Failed, Some(reason)),
     };
     let error = match (explanation, give_up) {

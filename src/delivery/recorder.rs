@@ -68,7 +68,12 @@ impl Recorder {
     }
 }
 
-async fn run(store: Arc<dyn Store>, auto: AutoDisable, events: Arc<dyn Written>, mut rx: mpsc::UnboundedReceiver<Msg>) {
+async fn run(
+    store: Arc<dyn Store>,
+    auto: AutoDisable,
+    events: Arc<dyn Written>,
+    mut rx: mpsc::UnboundedReceiver<Msg>,
+) {
     let mut attempts = Vec::with_capacity(MAX_BATCH);
     let mut releases = Vec::new();
     let mut flushes = Vec::new();
@@ -91,7 +96,14 @@ async fn run(store: Arc<dyn Store>, auto: AutoDisable, events: Arc<dyn Written>,
                 Ok(None) | Err(_) => break,
             }
         }
-        write(store.as_ref(), auto, events.as_ref(), &mut attempts, &mut releases).await;
+        write(
+            store.as_ref(),
+            auto,
+            events.as_ref(),
+            &mut attempts,
+            &mut releases,
+        )
+        .await;
         for ack in flushes.drain(..) {
             let _ = ack.send(());
         }
@@ -120,7 +132,9 @@ async fn write(
                     tracing::warn!(error = %e, batch = attempts.len(), "recording attempts failed; retrying");
                     tokio::time::sleep(Duration::from_millis(backoff)).await;
                 }
-                Err(e) => tracing::error!(error = %e, batch = attempts.len(), "recording attempts failed; giving up on this batch"),
+                Err(e) => {
+                    tracing::error!(error = %e, batch = attempts.len(), "recording attempts failed; giving up on this batch")
+                }
             }
         }
         if let Some(disabled) = disabled {

@@ -100,7 +100,11 @@ pub async fn send(client: &DeliveryClient, prepared: Result<&Prepared, &str>, jo
 async fn attempt(client: &DeliveryClient, p: &Prepared, job: &DeliveryJob, now: i64) -> (String, Reply) {
     let id = job.id.to_string();
     let ts = now.div_euclid(1000);
-    let previous = p.previous.as_ref().filter(|(_, until)| *until > now).map(|(s, _)| s);
+    let previous = p
+        .previous
+        .as_ref()
+        .filter(|(_, until)| *until > now)
+        .map(|(s, _)| s);
     let signature = signature_header(&p.secret, previous, &id, ts, &job.body);
 
     let mut headers = HeaderMap::with_capacity(8 + job.format_headers.len() + p.custom.len());
@@ -109,7 +113,10 @@ async fn attempt(client: &DeliveryClient, p: &Prepared, job: &DeliveryJob, now: 
     logged.push(("Content-Type", "application/json".into()));
     logged.push(("Content-Length", job.body.len().to_string()));
     logged.push(("User-Agent", USER_AGENT.into()));
-    for (name, value) in [("webhook-id", id.as_str()), ("webhook-timestamp", &ts.to_string())] {
+    for (name, value) in [
+        ("webhook-id", id.as_str()),
+        ("webhook-timestamp", &ts.to_string()),
+    ] {
         if let Ok(v) = HeaderValue::from_str(value) {
             headers.insert(HeaderName::from_static(name), v);
         }
@@ -120,14 +127,21 @@ async fn attempt(client: &DeliveryClient, p: &Prepared, job: &DeliveryJob, now: 
     }
     logged.push(("webhook-signature", masked_signature(&signature)));
     for (name, value) in job.format_headers.iter() {
-        if let (Ok(n), Ok(v)) = (HeaderName::from_bytes(name.as_bytes()), HeaderValue::from_str(value)) {
+        if let (Ok(n), Ok(v)) = (
+            HeaderName::from_bytes(name.as_bytes()),
+            HeaderValue::from_str(value),
+        ) {
             headers.insert(n, v);
             logged.push((name, value.clone()));
         }
     }
     for (name, value, secured) in &p.custom {
         headers.insert(name.clone(), value.clone());
-        let shown = if *secured { MASK.to_owned() } else { value.to_str().unwrap_or_default().to_owned() };
+        let shown = if *secured {
+            MASK.to_owned()
+        } else {
+            value.to_str().unwrap_or_default().to_owned()
+        };
         logged.push((name.as_str(), shown));
     }
     let logged = serde_json::to_string(&logged).unwrap_or_else(|_| "[]".into());
@@ -143,10 +157,19 @@ async fn attempt(client: &DeliveryClient, p: &Prepared, job: &DeliveryJob, now: 
                 .headers()
                 .iter()
                 .take(MAX_LOGGED_HEADERS)
-                .map(|(n, v)| (n.as_str().to_owned(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
+                .map(|(n, v)| {
+                    (
+                        n.as_str().to_owned(),
+                        String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                    )
+                })
                 .collect();
             let body = read_body_capped(response).await;
-            Reply::Response(Response { status, headers, body })
+            Reply::Response(Response {
+                status,
+                headers,
+                body,
+            })
         }
         Err(e) => Reply::Failed(classify_error(&e)),
     };

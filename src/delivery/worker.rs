@@ -81,7 +81,9 @@ impl Lanes {
             let Some(w) = s.ready.pop_front() else { break };
             let Some(lane) = s.lanes.get_mut(&w) else { continue };
             lane.in_ready = false;
-            let Some(job) = lane.queue.pop_front() else { continue };
+            let Some(job) = lane.queue.pop_front() else {
+                continue;
+            };
             lane.running += 1;
             if !lane.queue.is_empty() && lane.running < self.per_webhook {
                 lane.in_ready = true;
@@ -107,7 +109,11 @@ impl Lanes {
                 s.ready.push_back(webhook);
             }
         }
-        let next = if s.closed { Vec::new() } else { self.startable(&mut s) };
+        let next = if s.closed {
+            Vec::new()
+        } else {
+            self.startable(&mut s)
+        };
         if s.running.is_empty() && s.queued == 0 {
             self.idle.notify_waiters();
         }
@@ -168,7 +174,11 @@ impl Lanes {
 
     /// Leases of the attempts running now.
     pub fn running_leases(&self) -> Vec<(Uuid, String)> {
-        self.lock().running.iter().map(|(id, t)| (*id, t.clone())).collect()
+        self.lock()
+            .running
+            .iter()
+            .map(|(id, t)| (*id, t.clone()))
+            .collect()
     }
 
     /// Resolves once nothing runs or waits.

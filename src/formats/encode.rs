@@ -130,11 +130,7 @@ pub fn canonical_decimal(v: &Value) -> Option<String> {
     }
     let f = n.as_f64()?;
     // Rust's `Display` for f64 is the shortest round-trip decimal and never uses an exponent.
-    Some(if f == 0.0 {
-        "0".to_owned()
-    } else {
-        f.to_string()
-    })
+    Some(if f == 0.0 { "0".to_owned() } else { f.to_string() })
 }
 
 #[cfg(test)]
@@ -145,10 +141,7 @@ mod tests {
     #[test]
     fn timestamps_have_the_documented_precision() {
         assert_eq!(rfc3339_ms(1_675_182_117_615), "2023-01-31T16:21:57.615Z");
-        assert_eq!(
-            ppm_timestamp(1_644_826_846_476),
-            "2022-02-14T08:20:46.4760000Z"
-        );
+        assert_eq!(ppm_timestamp(1_644_826_846_476), "2022-02-14T08:20:46.4760000Z");
         assert_eq!(ppm_timestamp(0), "1970-01-01T00:00:00.0000000Z");
         assert_eq!(rfc3339_ms(i64::MAX), "9999-12-31T23:59:59.999Z");
         assert_eq!(rfc3339_ms(i64::MIN), "0000-01-01T00:00:00.000Z");
@@ -157,10 +150,7 @@ mod tests {
 
     #[test]
     fn dates_become_noon_utc_and_junk_passes_through() {
-        assert_eq!(
-            ppm_date(&json!("2021-12-01")),
-            json!("2021-12-01T12:00:00Z")
-        );
+        assert_eq!(ppm_date(&json!("2021-12-01")), json!("2021-12-01T12:00:00Z"));
         assert_eq!(ppm_date(&json!(null)), json!(null));
         assert_eq!(ppm_date(&json!("soon")), json!("soon"));
         assert!(!is_date("2021-1-011"));
@@ -171,14 +161,8 @@ mod tests {
         assert_eq!(canonical_decimal(&json!(23000.0)).unwrap(), "23000");
         assert_eq!(canonical_decimal(&json!(23.5)).unwrap(), "23.5");
         assert_eq!(canonical_decimal(&json!(-0.0)).unwrap(), "0");
-        assert_eq!(
-            canonical_decimal(&json!(1e21)).unwrap(),
-            "1000000000000000000000"
-        );
-        assert_eq!(
-            canonical_decimal(&json!(u64::MAX)).unwrap(),
-            u64::MAX.to_string()
-        );
+        assert_eq!(canonical_decimal(&json!(1e21)).unwrap(), "1000000000000000000000");
+        assert_eq!(canonical_decimal(&json!(u64::MAX)).unwrap(), u64::MAX.to_string());
         assert_eq!(canonical_decimal(&json!("1")), None);
         assert_eq!(number(&json!(0.0)).to_string(), "0");
         assert_eq!(number(&json!(2.5)).to_string(), "2.5");

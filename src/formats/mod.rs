@@ -78,10 +78,7 @@ impl Format {
 
     /// The event types a webhook in this format can subscribe to.
     pub fn event_types(self) -> impl Iterator<Item = EventType> {
-        EventType::ALL
-            .iter()
-            .copied()
-            .filter(move |t| self.supports(*t))
+        EventType::ALL.iter().copied().filter(move |t| self.supports(*t))
     }
 }
 

@@ -177,9 +177,7 @@ mod tests {
 
     #[test]
     fn keys_serialise_in_insertion_order_and_replace_in_place() {
-        let mut o = Obj::new()
-            .with("b", 1)
-            .with("a", Node::Arr(vec![Node::NULL]));
+        let mut o = Obj::new().with("b", 1).with("a", Node::Arr(vec![Node::NULL]));
         o.insert("b", "x");
         o.insert("c", Obj::new().with("z", true).with("y", false));
         let s = serde_json::to_string(&o).unwrap();

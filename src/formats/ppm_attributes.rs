@@ -92,10 +92,7 @@ fn project(entity_uuid: &str, s: &Value) -> Obj {
         )
         .with("Budget", number(field(s, "budget")))
         .with("CreatedDate", ppm_timestamp_value(field(s, "created_at")))
-        .with(
-            "LastModifiedDate",
-            ppm_timestamp_value(field(s, "updated_at")),
-        )
+        .with("LastModifiedDate", ppm_timestamp_value(field(s, "updated_at")))
         .with("AlignmentScore", d("AlignmentScore"))
         .with("ReportedTime", d("ReportedTime"))
         .with("PlannedWork", d("PlannedWork"));
@@ -122,10 +119,7 @@ fn idea(s: &Value) -> Obj {
         .with("Submitter", person(field(s, "submitter")))
         .with("Budget", number(field(s, "budget")))
         .with("CreatedDate", ppm_timestamp_value(field(s, "created_at")))
-        .with(
-            "LastModifiedDate",
-            ppm_timestamp_value(field(s, "updated_at")),
-        )
+        .with("LastModifiedDate", ppm_timestamp_value(field(s, "updated_at")))
         .with("DiscussionUrl", field(s, "discussion_url").clone())
         .with("StartDate", ppm_date(field(s, "start_date")))
         .with("FinishDate", ppm_date(field(s, "finish_date")));
@@ -213,10 +207,5 @@ fn lookup(v: &Value, id_key: &str) -> Node {
 }
 
 fn lookups(s: &Value, key: &str) -> Node {
-    Node::Arr(
-        array_field(s, key)
-            .iter()
-            .map(|v| lookup(v, "uuid"))
-            .collect(),
-    )
+    Node::Arr(array_field(s, key).iter().map(|v| lookup(v, "uuid")).collect())
 }

@@ -86,11 +86,7 @@ pub struct ValueChange {
 /// Builds the Projectrak body; `None` when no non-formula field changed.
 pub fn build(event: &Event) -> Option<Envelope<'_>> {
     let ping = event.event_type == EventType::WEBHOOK_PING;
-    let fields = if ping {
-        Vec::new()
-    } else {
-        changed_fields(event)
-    };
+    let fields = if ping { Vec::new() } else { changed_fields(event) };
     if !ping && fields.is_empty() {
         return None;
     }

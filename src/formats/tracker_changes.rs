@@ -130,8 +130,7 @@ pub fn story_update<'a>(
     let mut old = Obj::new();
     let mut new = Obj::new();
     for key in changed {
-        if let (Some((name, o)), Some((_, n))) = (story_value(before, key), story_value(after, key))
-        {
+        if let (Some((name, o)), Some((_, n))) = (story_value(before, key), story_value(after, key)) {
             old.insert(name, o);
             new.insert(name, n);
         }
@@ -208,9 +207,7 @@ pub fn comment_update(
     let mut old = Obj::new();
     let mut new = Obj::new();
     for key in changed {
-        if let (Some((name, o)), Some((_, n))) =
-            (comment_value(before, key), comment_value(after, key))
-        {
+        if let (Some((name, o)), Some((_, n))) = (comment_value(before, key), comment_value(after, key)) {
             old.insert(name, o);
             new.insert(name, n);
         }

@@ -31,8 +31,8 @@ use serde_json::Value;
 
 use super::encode::{canonical_decimal, field, int_field, str_field};
 use super::tracker_changes::{
-    comment_create, comment_delete, comment_update, story_create, story_delete, story_update,
-    story_value, Change,
+    comment_create, comment_delete, comment_update, story_create, story_delete, story_update, story_value,
+    Change,
 };
 use super::RenderContext;
 use crate::domain::event::Event;
@@ -209,13 +209,7 @@ fn changes<'a>(event: &'a Event, story_id: i64, story: &'a Value) -> Vec<Change<
             let mut out = vec![own];
             if event.parent_after.is_some() {
                 // The comment bumped the story's `updated_at`; Tracker reports that too.
-                out.push(story_update(
-                    story_id,
-                    snap(&event.parent_before),
-                    story,
-                    &[],
-                    at,
-                ));
+                out.push(story_update(story_id, snap(&event.parent_before), story, &[], at));
             }
             out
         }
@@ -256,11 +250,7 @@ fn describe(event: &Event, story: &Value) -> Option<(&'static str, String, Strin
                 _ => ("comment_update_activity", "edited comment:", &event.after),
             };
             let text = str_field(snap(source), "text").unwrap_or_default();
-            (
-                kind_name,
-                verb.to_owned(),
-                format!("{who} {verb} \"{text}\""),
-            )
+            (kind_name, verb.to_owned(), format!("{who} {verb} \"{text}\""))
         }
         _ => return None,
     };

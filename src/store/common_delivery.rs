@@ -20,7 +20,10 @@ pub(crate) fn value_rows(rows: usize, cols: usize, start: usize) -> String {
 
 /// `$s, $s+1, …`: a list of `n` placeholders (empty when `n` is 0).
 pub(crate) fn list(n: usize, start: usize) -> String {
-    (start..start + n).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ")
+    (start..start + n)
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// Columns a claim returns, in the order `job_from_row` reads them.

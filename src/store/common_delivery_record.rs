@@ -205,7 +205,11 @@ mod tests {
     #[test]
     fn a_success_restarts_the_streak_and_later_failures_count_from_it() {
         let w = Uuid::new_v4();
-        let batch = [rec(w, 30, Some(500)), rec(w, 10, Some(500)), rec(w, 20, Some(200))];
+        let batch = [
+            rec(w, 30, Some(500)),
+            rec(w, 10, Some(500)),
+            rec(w, 20, Some(200)),
+        ];
         let d = &webhook_deltas(&batch)[&w];
         assert!(d.reset);
         assert_eq!((d.failures, d.first_failure_at), (1, Some(31)));

@@ -10,7 +10,7 @@ macro_rules! impl_tracker_store {
         mod tracker_impl {
             use super::*;
             use crate::domain::diff::diff;
-            use crate::domain::event::{Event, ParentRef, ProjectRef, UserRef};
+            use crate::domain::event::{Event, ParentRef, ProjectRef};
             use crate::domain::event_type::{Action, EntityKind, EventType};
             use crate::domain::field::FieldDef;
             use crate::domain::formula::Formula;
@@ -148,7 +148,7 @@ macro_rules! impl_tracker_store {
                 };
                 Ok(match p {
                     None => sqlx::query_scalar::<Db, f64>(
-                        "SELECT COALESCE(MAX(position), 0) + 1 FROM entities WHERE tenant_id = $1 AND kind = 'story' AND parent_id = $2",
+                        "SELECT COALESCE(MAX(position), 0.0) + 1.0 FROM entities WHERE tenant_id = $1 AND kind = 'story' AND parent_id = $2",
                     )
                     .bind(tenant_id).bind(project).fetch_one(&mut *c).await?,
                     Some(Position::Before(x)) => {
@@ -461,16 +461,23 @@ macro_rules! impl_tracker_store {
                     };
                     let empty = Value::Object(Map::new());
                     let changed = diff(before.as_ref().unwrap_or(&empty), after.as_ref().unwrap_or(&empty));
-                    if before.is_some() && after.is_some() && changed.is_empty() {
+                    if let (Some(cur), true) = (&current, after.is_some() && changed.is_empty()) {
                         // Only normalisation differed: keep the row as it was.
                         tx.rollback().await?;
-                        return Ok(ChangeOutcome::Unchanged(current.unwrap_or_else(|| after_row.clone().unwrap_or_else(|| unreachable_row()))));
+                        return Ok(ChangeOutcome::Unchanged(cur.clone()));
                     }
+                    let action = match req.op {
+                        ChangeOp::Create { .. } => Action::Created,
+                        ChangeOp::Update { .. } => Action::Updated,
+                        ChangeOp::Delete { .. } => Action::Deleted,
+                    };
+                    // Portfolios and programs have no event types: their changes are not events.
+                    let event_type = EventType::new(req.kind, action);
                     // Bump the project's version (Tracker's guid needs one per change).
                     let project_id = project_id.or(after_row.as_ref().and_then(|r| r.project_id));
                     let mut project_ref = None;
                     let mut project_version = None;
-                    if let Some(pid) = project_id {
+                    if let (Some(pid), Some(_)) = (project_id, event_type) {
                         let row = sqlx::query::<Db>(&format!(
                             "UPDATE entities SET version = version + 1 WHERE tenant_id = $1 AND id = $2 RETURNING {ENTITY_COLUMNS}"
                         ))
@@ -502,13 +509,10 @@ macro_rules! impl_tracker_store {
                         .bind(t).bind(id).execute(&mut *tx).await?;
                     }
                     let subject = after_row.as_ref().or(current.as_ref()).ok_or_else(|| corrupt("change", "no subject"))?;
-                    let action = match req.op {
-                        ChangeOp::Create { .. } => Action::Created,
-                        ChangeOp::Update { .. } => Action::Updated,
-                        ChangeOp::Delete { .. } => Action::Deleted,
+                    let Some(event_type) = event_type else {
+                        tx.commit().await?;
+                        return Ok(ChangeOutcome::Applied { row: after_row, event: None });
                     };
-                    let event_type = EventType::new(req.kind, action)
-                        .ok_or_else(|| StoreError::Invalid(vec![FieldError::new("kind", format!("{} changes are not events", req.kind.as_str()))]))?;
                     let mut event = Event {
                         seq: 0,
                         id: Uuid::now_v7(),
@@ -532,7 +536,7 @@ macro_rules! impl_tracker_store {
                     let fresh = super::delivery_impl::fanout(&mut tx, self, t, &event).await?;
                     tx.commit().await?;
                     self.hub.hand_off(fresh);
-                    Ok(ChangeOutcome::Applied { row: after_row, event: Box::new(event) })
+                    Ok(ChangeOutcome::Applied { row: after_row, event: Some(Box::new(event)) })
                 }
 
                 async fn list_events(&self, tenant_id: i64, after: i64, limit: i64, types: &[String]) -> StoreResult<Vec<Event>> {
@@ -579,13 +583,6 @@ macro_rules! impl_tracker_store {
                 }
             }
 
-            fn unreachable_row() -> EntityRow {
-                EntityRow {
-                    id: 0, uuid: Uuid::nil(), kind: EntityKind::Project, parent: None, project_id: None, position: None,
-                    version: 0, data: Map::new(), created_at: 0, updated_at: 0,
-                }
-            }
-
             async fn insert_event(c: &mut Conn, tenant_id: i64, e: &Event, key: Option<&str>) -> StoreResult<i64> {
                 let data = serde_json::to_string(e).map_err(|err| corrupt("event", err))?;
                 let seq = sqlx::query_scalar::<Db, i64>(
@@ -599,8 +596,6 @@ macro_rules! impl_tracker_store {
                 Ok(seq)
             }
 
-            #[allow(dead_code)]
-            fn _assert_user_ref(_: &UserRef) {}
         }
     };
 }

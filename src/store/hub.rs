@@ -64,10 +64,7 @@ impl DeliveryHub {
 
     /// The public base URL.
     pub fn public_base_url(&self) -> String {
-        self.public_base_url
-            .read()
-            .map(|u| u.clone())
-            .unwrap_or_default()
+        self.public_base_url.read().map(|u| u.clone()).unwrap_or_default()
     }
 
     /// Routes fresh deliveries to `sink`, leased for `lease_ms`.

@@ -11,9 +11,9 @@ mod common_tracker;
 pub mod delivery_model;
 pub mod hub;
 pub mod model;
-pub mod tracker_model;
 pub mod postgres;
 pub mod sqlite;
+pub mod tracker_model;
 
 use std::sync::Arc;
 
@@ -157,7 +157,13 @@ pub trait TrackerStore: Send + Sync {
     /// Applies one change and writes its event in the same transaction.
     async fn apply_change(&self, req: &ChangeRequest<'_>) -> StoreResult<ChangeOutcome>;
     /// The event log after cursor `after`, optionally filtered by type.
-    async fn list_events(&self, tenant_id: i64, after: i64, limit: i64, types: &[String]) -> StoreResult<Vec<Event>>;
+    async fn list_events(
+        &self,
+        tenant_id: i64,
+        after: i64,
+        limit: i64,
+        types: &[String],
+    ) -> StoreResult<Vec<Event>>;
     /// Stores an event published by another system; `false` when the idempotency key was
     /// seen before (the earlier event is returned).
     async fn ingest_event(&self, req: &IngestRequest) -> StoreResult<(Event, bool)>;
@@ -204,25 +210,61 @@ pub trait DeliveryStore: Send + Sync {
     async fn claim_due(&self, req: &ClaimRequest) -> StoreResult<Vec<DeliveryJob>>;
     /// Writes a batch of finished attempts, the deliveries' new states and the webhooks'
     /// status in one transaction; returns the webhooks this batch disabled.
-    async fn record_attempts(&self, records: &[AttemptRecord], auto: AutoDisable, now: i64) -> StoreResult<Vec<Uuid>>;
+    async fn record_attempts(
+        &self,
+        records: &[AttemptRecord],
+        auto: AutoDisable,
+        now: i64,
+    ) -> StoreResult<Vec<Uuid>>;
     /// Gives leases back (shutdown, or work this node has no room for).
     async fn release_leases(&self, leases: &[(Uuid, String)]) -> StoreResult<u64>;
     /// Wakes `wake` whenever another process creates claimable work, until `stop` (PostgreSQL
     /// `LISTEN`; returns at once on SQLite, whose only writer is this process).
-    async fn listen_for_work(&self, wake: Arc<tokio::sync::Notify>, stop: tokio_util::sync::CancellationToken);
+    async fn listen_for_work(
+        &self,
+        wake: Arc<tokio::sync::Notify>,
+        stop: tokio_util::sync::CancellationToken,
+    );
     /// The delivery log, newest first.
-    async fn list_deliveries(&self, tenant_id: i64, webhook_id: Option<Uuid>, f: &DeliveryFilter) -> StoreResult<Vec<DeliverySummary>>;
+    async fn list_deliveries(
+        &self,
+        tenant_id: i64,
+        webhook_id: Option<Uuid>,
+        f: &DeliveryFilter,
+    ) -> StoreResult<Vec<DeliverySummary>>;
     /// One delivery with its body and attempts.
     async fn get_delivery(&self, tenant_id: i64, id: Uuid) -> StoreResult<Option<DeliveryDetail>>;
     /// Queues a new attempt of a delivery (same id, same body).
-    async fn redeliver(&self, tenant_id: i64, id: Uuid, now: i64) -> StoreResult<Result<DeliverySummary, RedeliverRefusal>>;
+    async fn redeliver(
+        &self,
+        tenant_id: i64,
+        id: Uuid,
+        now: i64,
+    ) -> StoreResult<Result<DeliverySummary, RedeliverRefusal>>;
     /// Re-queues one page of a webhook's deliveries; returns how many and the last `seq` seen.
-    async fn redeliver_matching(&self, tenant_id: i64, webhook_id: Uuid, m: &RedeliverMatch, now: i64) -> StoreResult<(u64, Option<i64>)>;
+    async fn redeliver_matching(
+        &self,
+        tenant_id: i64,
+        webhook_id: Uuid,
+        m: &RedeliverMatch,
+        now: i64,
+    ) -> StoreResult<(u64, Option<i64>)>;
     /// How many deliveries a bulk replay would re-queue.
-    async fn count_matching(&self, tenant_id: i64, webhook_id: Uuid, status: DeliveryStatus, since: Option<i64>) -> StoreResult<i64>;
+    async fn count_matching(
+        &self,
+        tenant_id: i64,
+        webhook_id: Uuid,
+        status: DeliveryStatus,
+        since: Option<i64>,
+    ) -> StoreResult<i64>;
     /// Creates a delivery of a `Webhook:Ping` event (not written to the event log); `None`
     /// if the webhook does not exist. Returns the delivery id and the jobs to hand over.
-    async fn create_ping(&self, tenant_id: i64, webhook_id: Uuid, event: &Event) -> StoreResult<Option<(Uuid, Vec<DeliveryJob>)>>;
+    async fn create_ping(
+        &self,
+        tenant_id: i64,
+        webhook_id: Uuid,
+        event: &Event,
+    ) -> StoreResult<Option<(Uuid, Vec<DeliveryJob>)>>;
     /// Queue figures for metrics.
     async fn queue_stats(&self, now: i64) -> StoreResult<QueueStats>;
     /// Drops request and response bodies older than `cutoff` (finished deliveries only).

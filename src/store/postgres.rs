@@ -20,9 +20,21 @@ use super::{migrator, DeliveryHub, Store, StoreResult};
 
 /// Migrations compiled into the binary.
 const MIGRATIONS: &[(i64, &str, &str)] = &[
-    (1, "foundation", include_str!("../../migrations/postgres/0001_foundation.sql")),
-    (2, "tracker", include_str!("../../migrations/postgres/0002_tracker.sql")),
-    (3, "deliveries", include_str!("../../migrations/postgres/0003_deliveries.sql")),
+    (
+        1,
+        "foundation",
+        include_str!("../../migrations/postgres/0001_foundation.sql"),
+    ),
+    (
+        2,
+        "tracker",
+        include_str!("../../migrations/postgres/0002_tracker.sql"),
+    ),
+    (
+        3,
+        "deliveries",
+        include_str!("../../migrations/postgres/0003_deliveries.sql"),
+    ),
 ];
 
 /// PostgreSQL-backed store.

@@ -19,9 +19,21 @@ use super::{migrator, DeliveryHub, Store, StoreResult};
 
 /// Migrations compiled into the binary.
 const MIGRATIONS: &[(i64, &str, &str)] = &[
-    (1, "foundation", include_str!("../../migrations/sqlite/0001_foundation.sql")),
-    (2, "tracker", include_str!("../../migrations/sqlite/0002_tracker.sql")),
-    (3, "deliveries", include_str!("../../migrations/sqlite/0003_deliveries.sql")),
+    (
+        1,
+        "foundation",
+        include_str!("../../migrations/sqlite/0001_foundation.sql"),
+    ),
+    (
+        2,
+        "tracker",
+        include_str!("../../migrations/sqlite/0002_tracker.sql"),
+    ),
+    (
+        3,
+        "deliveries",
+        include_str!("../../migrations/sqlite/0003_deliveries.sql"),
+    ),
 ];
 
 /// SQLite-backed store.
@@ -87,12 +99,7 @@ impl SqliteStore {
     }
 
     /// No cross-process notifications on SQLite; returns at once (workers poll).
-    pub(crate) async fn listen(
-        &self,
-        _: Arc<tokio::sync::Notify>,
-        _: tokio_util::sync::CancellationToken,
-    ) {
-    }
+    pub(crate) async fn listen(&self, _: Arc<tokio::sync::Notify>, _: tokio_util::sync::CancellationToken) {}
 }
 
 #[async_trait]

@@ -150,8 +150,8 @@ pub enum ChangeOutcome {
     Applied {
         /// The entity after the change (`None` after a delete).
         row: Option<EntityRow>,
-        /// The event written with it.
-        event: Box<crate::domain::event::Event>,
+        /// The event written with it (`None` for kinds without events: portfolios, programs).
+        event: Option<Box<crate::domain::event::Event>>,
     },
 }
 

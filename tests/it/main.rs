@@ -5,5 +5,7 @@ mod support;
 
 mod cli;
 mod client_tests;
+mod formats_api;
 mod store_suite;
+mod tracker_api;
 mod webhooks_api;

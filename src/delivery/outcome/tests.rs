@@ -24,7 +24,10 @@ fn job(tries: i64) -> DeliveryJob {
         format_headers: Vec::new().into(),
         attempts: tries + 3,
         tries,
-        lease: Lease { token: "tok".into(), until: 0 },
+        lease: Lease {
+            token: "tok".into(),
+            until: 0,
+        },
         target: Arc::new(TargetRow {
             webhook_id: Uuid::new_v4(),
             url: "https://example.com".into(),
@@ -45,14 +48,23 @@ fn response(status: u16, headers: &[(&str, &str)]) -> Sent {
         request_headers: "[]".into(),
         reply: Reply::Response(Response {
             status,
-            headers: headers.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect(),
-            body: CappedBody { bytes: b"nope".to_vec(), ..CappedBody::default() },
+            headers: headers
+                .iter()
+                .map(|(a, b)| (a.to_string(), b.to_string()))
+                .collect(),
+            body: CappedBody {
+                bytes: b"nope".to_vec(),
+                ..CappedBody::default()
+            },
         }),
     }
 }
 
 fn failed(kind: ErrorKind) -> Sent {
-    Sent { reply: Reply::Failed(kind), ..response(200, &[]) }
+    Sent {
+        reply: Reply::Failed(kind),
+        ..response(200, &[])
+    }
 }
 
 fn outcome_of(tries: i64, sent: Sent) -> AttemptRecord {
@@ -66,13 +78,22 @@ fn success_settles_the_delivery() {
     let r = outcome_of(0, response(204, &[]));
     assert_eq!(r.next, NextState::Succeeded);
     assert!(r.ok() && r.error.is_none() && r.disable_reason.is_none());
-    assert_eq!((r.number, r.tries), (4, 1), "numbers count the whole life, tries the round");
+    assert_eq!(
+        (r.number, r.tries),
+        (4, 1),
+        "numbers count the whole life, tries the round"
+    );
 }
 
 #[test]
 fn server_errors_retry_on_schedule_then_give_up() {
     let r = outcome_of(0, response(500, &[]));
-    assert_eq!(r.next, NextState::Retry { at: 1_000_020 + 10_000 });
+    assert_eq!(
+        r.next,
+        NextState::Retry {
+            at: 1_000_020 + 10_000
+        }
+    );
     assert_eq!(r.response_body.as_deref(), Some(&b"nope"[..]));
     let r = outcome_of(2, response(500, &[]));
     assert_eq!(r.next, NextState::Failed);
@@ -82,9 +103,19 @@ fn server_errors_retry_on_schedule_then_give_up() {
 #[test]
 fn retry_after_is_honoured_on_429_within_the_next_step() {
     let r = outcome_of(0, response(429, &[("Retry-After", "30")]));
-    assert_eq!(r.next, NextState::Retry { at: 1_000_020 + 30_000 });
+    assert_eq!(
+        r.next,
+        NextState::Retry {
+            at: 1_000_020 + 30_000
+        }
+    );
     let r = outcome_of(0, response(429, &[("retry-after", "99999")]));
-    assert_eq!(r.next, NextState::Retry { at: 1_000_020 + 60_000 });
+    assert_eq!(
+        r.next,
+        NextState::Retry {
+            at: 1_000_020 + 60_000
+        }
+    );
 }
 
 #[test]
@@ -98,12 +129,21 @@ fn gone_fails_and_disables_the_webhook() {
 fn redirects_are_failures_that_name_the_target() {
     let r = outcome_of(0, response(302, &[("Location", "https://elsewhere.example/")]));
     assert!(matches!(r.next, NextState::Retry { .. }));
-    assert_eq!(r.error.as_deref(), Some("redirect to https://elsewhere.example/ not followed"));
+    assert_eq!(
+        r.error.as_deref(),
+        Some("redirect to https://elsewhere.example/ not followed")
+    );
 }
 
 #[test]
 fn network_failures_retry_but_refusals_do_not() {
-    for kind in [ErrorKind::Timeout, ErrorKind::Connect { detail: "refused".into() }, ErrorKind::Tls(TlsProblem::UnknownIssuer)] {
+    for kind in [
+        ErrorKind::Timeout,
+        ErrorKind::Connect {
+            detail: "refused".into(),
+        },
+        ErrorKind::Tls(TlsProblem::UnknownIssuer),
+    ] {
         let name = kind.as_str();
         let r = outcome_of(0, failed(kind));
         assert!(matches!(r.next, NextState::Retry { .. }), "{name}");

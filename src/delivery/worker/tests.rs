@@ -30,7 +30,10 @@ fn jobs(t: &Arc<TargetRow>, n: usize) -> Vec<DeliveryJob> {
             format_headers: Vec::new().into(),
             attempts: 0,
             tries: 0,
-            lease: Lease { token: "t".into(), until: i64::MAX },
+            lease: Lease {
+                token: "t".into(),
+                until: i64::MAX,
+            },
             target: Arc::clone(t),
         })
         .collect()
@@ -44,7 +47,11 @@ fn a_webhook_never_gets_more_than_its_share_and_others_still_start() {
     assert_eq!(started.len(), 2, "per-webhook cap");
     let (started_fast, _) = lanes.push(jobs(&fast, 2));
     assert_eq!(started_fast.len(), 1, "global cap leaves one slot");
-    assert_eq!(lanes.saturated(), vec![slow.webhook_id], "claims skip a lane with a full queue");
+    assert_eq!(
+        lanes.saturated(),
+        vec![slow.webhook_id],
+        "claims skip a lane with a full queue"
+    );
     // A finished fast job frees a slot; the next fast job takes it, not a third slow one.
     let next = lanes.finish(fast.webhook_id, started_fast[0].id);
     assert_eq!(next.len(), 1);

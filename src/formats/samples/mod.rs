@@ -66,10 +66,7 @@ fn ping() -> Event {
 
 /// A skeleton event; callers fill in the entity and snapshots.
 fn base(t: EventType, actor: UserRef, occurred_at: i64) -> Event {
-    let n = EventType::ALL
-        .iter()
-        .position(|x| *x == t)
-        .unwrap_or_default() as u128;
+    let n = EventType::ALL.iter().position(|x| *x == t).unwrap_or_default() as u128;
     Event {
         seq: 1000 + n as i64,
         id: Uuid::from_u128(0x0194_f1c2_7e00_7000_8000_0000_0000_0000 + n),

@@ -28,14 +28,7 @@ fn hard_code() -> ProjectRef {
     }
 }
 
-fn story_event(
-    t: EventType,
-    actor: UserRef,
-    p: ProjectRef,
-    id: i64,
-    version: i64,
-    at: i64,
-) -> Event {
+fn story_event(t: EventType, actor: UserRef, p: ProjectRef, id: i64, version: i64, at: i64) -> Event {
     Event {
         entity_id: id,
         entity_uuid: Uuid::from_u128(0x5_7000 + id as u128),

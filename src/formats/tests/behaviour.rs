@@ -48,16 +48,14 @@ fn projectrak_sends_nothing_when_only_formula_fields_changed() {
     let b = body(Format::Projectrak, &e).unwrap();
     let fields = b["data"]["fields"].as_array().unwrap();
     assert_eq!(fields.len(), 1, "{fields:?}");
-    assert_eq!(
-        fields[0]["value"],
-        json!({"current": "Done", "previous": null})
-    );
+    assert_eq!(fields[0]["value"], json!({"current": "Done", "previous": null}));
 }
 
 #[test]
 fn projectrak_encodes_users_projects_durations_and_multi_values_as_strings() {
     let mut e = samples::event(EventType::PROJECT_UPDATED);
-    let user = json!({"id": 1, "uuid": "u", "account_id": "acc-1", "name": "A", "initials": "A", "email": ""});
+    let user =
+        json!({"id": 1, "uuid": "u", "account_id": "acc-1", "name": "A", "initials": "A", "email": ""});
     let project = json!({"id": 77, "uuid": "p", "key": "P", "name": "P"});
     let fields = json!([
         {"id": 1, "name": "Owner", "type": "user", "value": user},
@@ -96,10 +94,7 @@ fn ppm_deleted_sends_the_last_snapshot_and_updated_sends_before_attributes() {
     let portfolio = body(Format::Ppm, &samples::event(EventType::KEY_DATE_CREATED)).unwrap();
     assert_eq!(portfolio["Data"]["ParentEntityType"], "Portfolio");
     let ping = body(Format::Ppm, &samples::event(EventType::WEBHOOK_PING)).unwrap();
-    assert_eq!(
-        ping["Data"]["Id"],
-        samples::context().webhook_id.to_string()
-    );
+    assert_eq!(ping["Data"]["Id"], samples::context().webhook_id.to_string());
     assert_eq!(ping["Data"]["Attributes"], json!({"Ping": true}));
 }
 
@@ -108,8 +103,7 @@ fn ppm_skips_updates_that_touched_only_projectrak_fields_and_custom_labels_do_no
     let mut e = samples::event(EventType::PROJECT_UPDATED);
     e.changed.retain(|c| c.starts_with("fields."));
     assert_eq!(body(Format::Ppm, &e), None);
-    e.after.as_mut().unwrap()["custom"] =
-        json!({"Name": "spoof", "Impact": 5, "Idea’s sponsor": 1});
+    e.after.as_mut().unwrap()["custom"] = json!({"Name": "spoof", "Impact": 5, "Idea’s sponsor": 1});
     e.changed.push("custom".into());
     let b = body(Format::Ppm, &e).unwrap();
     let attrs = &b["Data"]["Attributes"];
@@ -136,10 +130,7 @@ fn tracker_highlight_follows_what_changed() {
     let w = |h: &str, m: &str| (h.to_owned(), m.to_owned());
     assert_eq!(
         tracker_words(&["estimate"], json!({"estimate": 3.0})),
-        w(
-            "estimated",
-            "Darth Vader estimated this feature as 3 points"
-        )
+        w("estimated", "Darth Vader estimated this feature as 3 points")
     );
     assert_eq!(
         tracker_words(&["estimate"], json!({"estimate": 1})),
@@ -191,7 +182,5 @@ fn tracker_create_lists_deadline_for_releases_and_accepted_at_when_set() {
     assert_eq!(b["message"], "Leo Franchi added this release");
     let plain = body(Format::TrackerV5, &samples::event(EventType::STORY_CREATED)).unwrap();
     assert!(plain["changes"][0]["new_values"].get("deadline").is_none());
-    assert!(plain["changes"][0]["new_values"]
-        .get("accepted_at")
-        .is_none());
+    assert!(plain["changes"][0]["new_values"].get("accepted_at").is_none());
 }

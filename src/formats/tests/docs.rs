@@ -17,8 +17,7 @@ fn examples() -> Vec<(Format, EventType, String, String)> {
     for format in Format::ALL {
         for t in format.event_types().chain([EventType::WEBHOOK_PING]) {
             let event = samples::event(t);
-            let body = build(format, &event, &ctx)
-                .unwrap_or_else(|| panic!("{format:?} renders sample {t}"));
+            let body = build(format, &event, &ctx).unwrap_or_else(|| panic!("{format:?} renders sample {t}"));
             let rendered = render(format, &event, &ctx).expect("renders");
             assert_eq!(
                 rendered.body,
@@ -47,9 +46,8 @@ fn title(format: Format) -> &'static str {
 }
 
 fn generated_section(examples: &[(Format, EventType, String, String)]) -> String {
-    let mut s = format!(
-        "{BEGIN}\n## Examples\n\nGenerated from the sample events in `src/formats/samples/`.\n"
-    );
+    let mut s =
+        format!("{BEGIN}\n## Examples\n\nGenerated from the sample events in `src/formats/samples/`.\n");
     let mut current = None;
     for (format, t, headers, body) in examples {
         if current != Some(*format) {

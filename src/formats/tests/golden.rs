@@ -45,28 +45,24 @@ macro_rules! golden {
     };
 }
 
-const FULL_SNAPSHOT: &str =
-    "Herald sends the full snapshot (formats.md §5); the vendor example is a subset";
-const SEVEN_DIGITS: &str = "PPM audit dates always have 7 fractional digits (the Project example); the Idea example shows 3";
-const CUSTOM_LAST: &str =
-    "custom attributes follow the built-in ones; PPM's position for them is arbitrary";
+const FULL_SNAPSHOT: &str = "Herald sends the full snapshot (formats.md §5); the vendor example is a subset";
+const SEVEN_DIGITS: &str =
+    "PPM audit dates always have 7 fractional digits (the Project example); the Idea example shows 3";
+const CUSTOM_LAST: &str = "custom attributes follow the built-in ones; PPM's position for them is arbitrary";
 const CUSTOM_VALUE: &str =
     "custom values are stored as JSON values, whose object keys are sorted (no preserve_order)";
-const CHANGED_ORDER: &str =
-    "changed values follow snapshot key order; Tracker's order is not specified";
-const CREATE_FULL: &str =
-    "a created story lists every field it has, unset ones as null/[] (task brief)";
+const CHANGED_ORDER: &str = "changed values follow snapshot key order; Tracker's order is not specified";
+const CREATE_FULL: &str = "a created story lists every field it has, unset ones as null/[] (task brief)";
 
 fn cases() -> Vec<Case> {
-    let case =
-        |format, name, event, (golden, rendered): (&'static str, &'static str), accepted| Case {
-            format,
-            name,
-            event,
-            golden,
-            rendered,
-            accepted,
-        };
+    let case = |format, name, event, (golden, rendered): (&'static str, &'static str), accepted| Case {
+        format,
+        name,
+        event,
+        golden,
+        rendered,
+        accepted,
+    };
     vec![
         case(Format::Ppm, "project_created", EventType::PROJECT_CREATED, golden!("ppm", "project_created"), &[]),
         case(

@@ -185,9 +185,17 @@ fn arb_field_value() -> impl Strategy<Value = (String, Value)> {
         "milestone",
         "formula",
     ]);
-    (types, any::<bool>(), arb_json(), any::<i64>(), any::<f64>(), "\\PC{0,8}").prop_map(
-        |(t, typed, junk, i, f, s)| {
-            let user = json!({"id": i, "uuid": "u", "account_id": s, "name": s, "initials": "X", "email": ""});
+    (
+        types,
+        any::<bool>(),
+        arb_json(),
+        any::<i64>(),
+        any::<f64>(),
+        "\\PC{0,8}",
+    )
+        .prop_map(|(t, typed, junk, i, f, s)| {
+            let user =
+                json!({"id": i, "uuid": "u", "account_id": s, "name": s, "initials": "X", "email": ""});
             let project = json!({"id": i, "uuid": "p", "key": s, "name": s});
             let value = match (typed, t) {
                 (false, _) => junk,
@@ -199,10 +207,11 @@ fn arb_field_value() -> impl Strategy<Value = (String, Value)> {
                 (_, "multiuser") => json!([user]),
                 (_, "project") => project,
                 (_, "multiproject") => json!([project]),
-                (_, "milestone") => json!({"id": i, "date": "2025-02-22", "name": s, "linked_issues_id": [i]}),
+                (_, "milestone") => {
+                    json!({"id": i, "date": "2025-02-22", "name": s, "linked_issues_id": [i]})
+                }
                 _ => json!(s),
             };
             (t.to_owned(), value)
-        },
-    )
+        })
 }

@@ -89,12 +89,7 @@ fn all_digits(s: &str) -> bool {
 pub fn encoding(s: &str) -> &'static str {
     let is_hex = |p: &str, n: usize| p.len() == n && p.bytes().all(|b| b.is_ascii_hexdigit());
     let parts: Vec<&str> = s.split('-').collect();
-    if parts.len() == 5
-        && [8, 4, 4, 4, 12]
-            .iter()
-            .zip(&parts)
-            .all(|(n, p)| is_hex(p, *n))
-    {
+    if parts.len() == 5 && [8, 4, 4, 4, 12].iter().zip(&parts).all(|(n, p)| is_hex(p, *n)) {
         return "uuid";
     }
     let date = |d: &str| {
@@ -125,7 +120,7 @@ pub fn encoding(s: &str) -> &'static str {
     }
     let unsigned = s.strip_prefix('-').unwrap_or(s);
     let mut num = unsigned.splitn(2, '.');
-    if num.next().is_some_and(all_digits) && num.next().map_or(true, all_digits) {
+    if num.next().is_some_and(all_digits) && num.next().is_none_or(all_digits) {
         return "decimal";
     }
     if s.starts_with("http://") || s.starts_with("https://") {
@@ -229,10 +224,7 @@ fn shape_diff_reports_types_keys_encodings_and_order() {
         ]
     );
     assert!(shape_diff(&e, &e).is_empty());
-    assert_eq!(
-        encoding("2022-02-14T08:20:46.4767404Z"),
-        "timestamp-7-digits"
-    );
+    assert_eq!(encoding("2022-02-14T08:20:46.4767404Z"), "timestamp-7-digits");
     assert_eq!(encoding("2023-01-31T16:21:57.615Z"), "timestamp-ms");
     assert_eq!(encoding("6879a8fe-59e7-49c5-af91-fd9c3b4bfad8"), "uuid");
     assert_eq!(encoding("23.000"), "decimal");
