@@ -74,6 +74,10 @@ impl Written for Signals {
         }
         self.watchers.fire(delivered);
     }
+
+    fn released(&self) {
+        self.wake.notify_one();
+    }
 }
 
 pub(crate) struct Inner {
@@ -102,6 +106,10 @@ pub struct DeliveryEngine {
 impl FreshSink for DeliveryEngine {
     fn hand_off(&self, jobs: Vec<DeliveryJob>) {
         self.submit(jobs);
+    }
+
+    fn wake(&self) {
+        DeliveryEngine::wake(self);
     }
 }
 
@@ -298,7 +306,7 @@ impl DeliveryEngine {
             return Ok(Some(id));
         }
         let done = self.inner.signals.watchers.watch(id);
-        store.hub().hand_off(jobs);
+        store.hub().hand_off(jobs, false);
         let _ = tokio::time::timeout(wait, done).await;
         Ok(Some(id))
     }

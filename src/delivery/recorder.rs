@@ -33,6 +33,8 @@ pub enum Msg {
 pub trait Written: Send + Sync {
     /// The earliest retry scheduled by the batch, and the webhooks it disabled.
     fn written(&self, earliest_retry: Option<i64>, disabled: &[Uuid], delivered: &[Uuid]);
+    /// Leases were given back: the work is claimable again.
+    fn released(&self);
 }
 
 /// Handle to the recorder task.
@@ -151,8 +153,9 @@ async fn write(
         attempts.clear();
     }
     if !releases.is_empty() {
-        if let Err(e) = store.release_leases(releases).await {
-            tracing::warn!(error = %e, "releasing leases failed; they will expire instead");
+        match store.release_leases(releases).await {
+            Ok(_) => events.released(),
+            Err(e) => tracing::warn!(error = %e, "releasing leases failed; they will expire instead"),
         }
         releases.clear();
     }

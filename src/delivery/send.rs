@@ -27,8 +27,8 @@ pub struct Prepared {
     method: Method,
     secret: SigningSecret,
     previous: Option<(SigningSecret, i64)>,
-    /// `(name, value, secured)`.
-    custom: Vec<(HeaderName, HeaderValue, bool)>,
+    /// `(name as configured, name, value, secured)`.
+    custom: Vec<(String, HeaderName, HeaderValue, bool)>,
 }
 
 /// Why a target could not be prepared (a corrupt row or a changed master key); recorded
@@ -61,7 +61,7 @@ pub fn prepare(target: &TargetRow, key: &MasterKey) -> Result<Prepared, String> 
         let mut value = HeaderValue::from_str(&value)
             .map_err(|_| format!("custom header {} has an invalid value", h.name))?;
         value.set_sensitive(h.secured);
-        custom.push((name, value, h.secured));
+        custom.push((h.name, name, value, h.secured));
     }
     Ok(Prepared {
         url,

@@ -178,8 +178,9 @@ macro_rules! impl_delivery_store {
             }
 
             /// Creates the deliveries of `event` (already inserted, `seq` set) in the
-            /// caller's transaction; returns the jobs to hand to local workers after commit.
-            pub(crate) async fn fanout(c: &mut Conn, store: &$store, tenant_id: i64, event: &Event) -> StoreResult<Vec<DeliveryJob>> {
+            /// caller's transaction; returns the jobs to hand to local workers after commit,
+            /// and whether claimable (unleased) rows were created too.
+            pub(crate) async fn fanout(c: &mut Conn, store: &$store, tenant_id: i64, event: &Event) -> StoreResult<(Vec<DeliveryJob>, bool)> {
                 let rows = sqlx::query::<Db>(&format!(
                     "SELECT {TARGET_COLUMNS}, format, event_types, project_ids, ordering FROM webhooks \
                      WHERE tenant_id = $1 AND enabled AND event_types LIKE $2 ORDER BY created_at, id"
@@ -189,21 +190,22 @@ macro_rules! impl_delivery_store {
                 .fetch_all(&mut *c)
                 .await?;
                 if rows.is_empty() {
-                    return Ok(Vec::new());
+                    return Ok((Vec::new(), false));
                 }
                 let subs = rows.iter().map(subscriber_from_row).collect::<StoreResult<Vec<_>>>()?;
                 let planned = fanout::plan(event, &subs, &store.hub.public_base_url());
                 if planned.is_empty() {
-                    return Ok(Vec::new());
+                    return Ok((Vec::new(), false));
                 }
                 let now = crate::timefmt::now_ms();
                 let lease = store.hub.fresh_lease(now);
                 let n = planned.len();
                 let jobs = insert_planned(c, tenant_id, event, &subs, planned, lease.as_ref(), now).await?;
-                if jobs.len() < n {
+                let claimable = jobs.len() < n;
+                if claimable {
                     store.notify_work(&mut *c).await?;
                 }
-                Ok(jobs)
+                Ok((jobs, claimable))
             }
 
             #[async_trait]

@@ -533,9 +533,9 @@ macro_rules! impl_tracker_store {
                         parent_after,
                     };
                     event.seq = insert_event(&mut tx, t, &event, None).await?;
-                    let fresh = super::delivery_impl::fanout(&mut tx, self, t, &event).await?;
+                    let (fresh, claimable) = super::delivery_impl::fanout(&mut tx, self, t, &event).await?;
                     tx.commit().await?;
-                    self.hub.hand_off(fresh);
+                    self.hub.hand_off(fresh, claimable);
                     Ok(ChangeOutcome::Applied { row: after_row, event: Some(Box::new(event)) })
                 }
 
@@ -576,9 +576,9 @@ macro_rules! impl_tracker_store {
                         );
                     }
                     event.seq = insert_event(&mut tx, req.tenant_id, &event, req.idempotency_key.as_deref()).await?;
-                    let fresh = super::delivery_impl::fanout(&mut tx, self, req.tenant_id, &event).await?;
+                    let (fresh, claimable) = super::delivery_impl::fanout(&mut tx, self, req.tenant_id, &event).await?;
                     tx.commit().await?;
-                    self.hub.hand_off(fresh);
+                    self.hub.hand_off(fresh, claimable);
                     Ok((event, true))
                 }
             }

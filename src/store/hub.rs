@@ -19,6 +19,8 @@ use super::delivery_model::{DeliveryJob, Lease};
 pub trait FreshSink: Send + Sync {
     /// Called after the creating transaction committed.
     fn hand_off(&self, jobs: Vec<DeliveryJob>);
+    /// Claimable (unleased) work was committed: look for it now.
+    fn wake(&self);
 }
 
 struct Attached {
@@ -106,10 +108,12 @@ impl DeliveryHub {
         })
     }
 
-    /// Hands committed, leased deliveries to the attached engine. If it detached in
-    /// between, the rows simply wait for their lease to expire and are claimed then.
-    pub fn hand_off(&self, jobs: Vec<DeliveryJob>) {
-        if jobs.is_empty() {
+    /// Hands committed, leased deliveries to the attached engine, and wakes it when the
+    /// transaction also created claimable rows (per-entity ordered deliveries are never
+    /// handed over directly). If the engine detached in between, leased rows simply wait
+    /// for their lease to expire and are claimed then.
+    pub fn hand_off(&self, jobs: Vec<DeliveryJob>, claimable: bool) {
+        if jobs.is_empty() && !claimable {
             return;
         }
         let sink = self
@@ -118,7 +122,12 @@ impl DeliveryHub {
             .ok()
             .and_then(|a| a.as_ref().map(|a| Arc::clone(&a.sink)));
         if let Some(sink) = sink {
-            sink.hand_off(jobs);
+            if !jobs.is_empty() {
+                sink.hand_off(jobs);
+            }
+            if claimable {
+                sink.wake();
+            }
         }
     }
 }

@@ -5,6 +5,9 @@ mod support;
 
 mod cli;
 mod client_tests;
+mod delivery;
+mod delivery_failures;
+mod delivery_queue;
 mod formats_api;
 mod store_suite;
 mod tracker_api;
