@@ -135,14 +135,14 @@ async fn attempt(client: &DeliveryClient, p: &Prepared, job: &DeliveryJob, now: 
             logged.push((name, value.clone()));
         }
     }
-    for (name, value, secured) in &p.custom {
+    for (shown_name, name, value, secured) in &p.custom {
         headers.insert(name.clone(), value.clone());
         let shown = if *secured {
             MASK.to_owned()
         } else {
             value.to_str().unwrap_or_default().to_owned()
         };
-        logged.push((name.as_str(), shown));
+        logged.push((shown_name.as_str(), shown));
     }
     let logged = serde_json::to_string(&logged).unwrap_or_else(|_| "[]".into());
 
