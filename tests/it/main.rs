@@ -6,6 +6,7 @@ mod support;
 mod cli;
 mod client_tests;
 mod delivery;
+mod delivery_cli;
 mod delivery_crash;
 mod delivery_failures;
 mod delivery_queue;
