@@ -10,6 +10,7 @@ mod delivery_cli;
 mod delivery_crash;
 mod delivery_failures;
 mod delivery_queue;
+mod delivery_throughput;
 mod formats_api;
 mod store_suite;
 mod tracker_api;
