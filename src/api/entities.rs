@@ -146,6 +146,27 @@ pub fn collection(kind: EntityKind) -> &'static str {
     }
 }
 
+/// Runs one change as `caller` (or the acting user) through the tracker's change path.
+async fn change(
+    state: &AppState,
+    caller: &Caller,
+    headers: &HeaderMap,
+    kind: EntityKind,
+    op: ChangeOp,
+    body: Map<String, Value>,
+) -> ApiResult<ChangeOutcome> {
+    let actor = actor(state, caller, headers).await?;
+    let change = tracker::Change {
+        tenant_id: caller.tenant_id,
+        tenant: &caller.tenant,
+        kind,
+        op,
+        body,
+        actor: &actor,
+    };
+    Ok(tracker::apply(state.store.as_ref(), change).await?)
+}
+
 async fn create(
     state: AppState,
     caller: Caller,
@@ -165,19 +186,7 @@ async fn create(
             format!("a {} needs its parent: {}", kind.as_str(), names.join(" or ")),
         )]));
     }
-    let actor = actor(&state, &caller, &headers).await?;
-    let outcome = tracker::apply(
-        state.store.as_ref(),
-        tracker::Change {
-            tenant_id: caller.tenant_id,
-            tenant: &caller.tenant,
-            kind,
-            op: ChangeOp::Create { parent },
-            body,
-            actor: &actor,
-        },
-    )
-    .await?;
+    let outcome = change(&state, &caller, &headers, kind, ChangeOp::Create { parent }, body).await?;
     let row = applied_row(outcome)?;
     let loc = location(&caller, kind, row.id);
     let body = EntityEnvelope { data: row.snapshot() };
@@ -205,19 +214,7 @@ async fn update(
     let mut body = body_object(body)?;
     // A child cannot move to another parent; parent keys are ignored on update.
     take_parent(kind, &mut body)?;
-    let actor = actor(&state, &caller, &headers).await?;
-    let outcome = tracker::apply(
-        state.store.as_ref(),
-        tracker::Change {
-            tenant_id: caller.tenant_id,
-            tenant: &caller.tenant,
-            kind,
-            op: ChangeOp::Update { id },
-            body,
-            actor: &actor,
-        },
-    )
-    .await?;
+    let outcome = change(&state, &caller, &headers, kind, ChangeOp::Update { id }, body).await?;
     Ok(Json(EntityEnvelope {
         data: applied_row(outcome)?.snapshot(),
     }))
@@ -231,17 +228,13 @@ async fn delete(
     id: &str,
 ) -> ApiResult<StatusCode> {
     let id = parse_id(kind, id)?;
-    let actor = actor(&state, &caller, &headers).await?;
-    tracker::apply(
-        state.store.as_ref(),
-        tracker::Change {
-            tenant_id: caller.tenant_id,
-            tenant: &caller.tenant,
-            kind,
-            op: ChangeOp::Delete { id },
-            body: Map::new(),
-            actor: &actor,
-        },
+    change(
+        &state,
+        &caller,
+        &headers,
+        kind,
+        ChangeOp::Delete { id },
+        Map::new(),
     )
     .await?;
     Ok(StatusCode::NO_CONTENT)

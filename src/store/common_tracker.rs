@@ -16,6 +16,7 @@ macro_rules! impl_tracker_store {
             use crate::domain::formula::Formula;
             use crate::domain::webhook::FieldError;
             use crate::store::common::{corrupt, parse_uuid, to_json};
+            use super::common_impl::user_from_row;
             use crate::store::*;
             use async_trait::async_trait;
             use serde_json::{Map, Value};
@@ -56,18 +57,6 @@ macro_rules! impl_tracker_store {
                     data: serde_json::from_str(&data).map_err(|e| corrupt("entity data", e))?,
                     created_at: r.try_get("created_at")?,
                     updated_at: r.try_get("updated_at")?,
-                })
-            }
-
-            fn user_from_row(r: &DbRow) -> StoreResult<User> {
-                Ok(User {
-                    id: r.try_get("id")?,
-                    tenant_id: r.try_get("tenant_id")?,
-                    uuid: parse_uuid(r.try_get::<&str, _>("uuid")?)?,
-                    account_id: r.try_get("account_id")?,
-                    name: r.try_get("name")?,
-                    initials: r.try_get("initials")?,
-                    email: r.try_get("email")?,
                 })
             }
 

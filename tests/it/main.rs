@@ -13,5 +13,6 @@ mod delivery_queue;
 mod delivery_throughput;
 mod formats_api;
 mod store_suite;
+mod tls_listener;
 mod tracker_api;
 mod webhooks_api;
