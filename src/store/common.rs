@@ -363,14 +363,7 @@ macro_rules! impl_common_store {
                         .execute(&mut *tx)
                         .await?
                         .rows_affected();
-                    sqlx::query::<Db>(
-                        "UPDATE deliveries SET status = 'cancelled', lease_token = NULL, lease_until = NULL \
-                         WHERE tenant_id = $1 AND webhook_id = $2 AND status = 'pending'",
-                    )
-                    .bind(tenant_id)
-                    .bind(id.to_string())
-                    .execute(&mut *tx)
-                    .await?;
+                    super::delivery_impl::cancel_pending(&mut tx, tenant_id, Some(id)).await?;
                     tx.commit().await?;
                     Ok(n > 0)
                 }
@@ -382,13 +375,7 @@ macro_rules! impl_common_store {
                         .execute(&mut *tx)
                         .await?
                         .rows_affected();
-                    sqlx::query::<Db>(
-                        "UPDATE deliveries SET status = 'cancelled', lease_token = NULL, lease_until = NULL \
-                         WHERE tenant_id = $1 AND status = 'pending'",
-                    )
-                    .bind(tenant_id)
-                    .execute(&mut *tx)
-                    .await?;
+                    super::delivery_impl::cancel_pending(&mut tx, tenant_id, None).await?;
                     tx.commit().await?;
                     Ok(n)
                 }

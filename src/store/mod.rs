@@ -6,6 +6,7 @@
 
 mod common;
 mod common_delivery;
+mod common_delivery_log;
 mod common_delivery_record;
 mod common_tracker;
 pub mod delivery_model;

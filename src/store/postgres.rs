@@ -14,6 +14,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::common::impl_common_store;
 use super::common_delivery::{impl_delivery_store, list, CLAIM_RETURNING};
+use super::common_delivery_log::impl_delivery_log;
 use super::common_delivery_record::impl_delivery_record;
 use super::common_tracker::impl_tracker_store;
 use super::{migrator, DeliveryHub, Store, StoreResult};
@@ -177,3 +178,4 @@ impl_common_store!(crate::store::postgres::PgStore, sqlx::Postgres);
 impl_tracker_store!(crate::store::postgres::PgStore, sqlx::Postgres);
 impl_delivery_store!(crate::store::postgres::PgStore, sqlx::Postgres);
 impl_delivery_record!(sqlx::Postgres);
+impl_delivery_log!(crate::store::postgres::PgStore, sqlx::Postgres);

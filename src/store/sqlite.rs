@@ -13,6 +13,7 @@ use std::sync::Arc;
 
 use super::common::impl_common_store;
 use super::common_delivery::{impl_delivery_store, list, CLAIM_RETURNING};
+use super::common_delivery_log::impl_delivery_log;
 use super::common_delivery_record::impl_delivery_record;
 use super::common_tracker::impl_tracker_store;
 use super::{migrator, DeliveryHub, Store, StoreResult};
@@ -117,3 +118,4 @@ impl_common_store!(crate::store::sqlite::SqliteStore, sqlx::Sqlite);
 impl_tracker_store!(crate::store::sqlite::SqliteStore, sqlx::Sqlite);
 impl_delivery_store!(crate::store::sqlite::SqliteStore, sqlx::Sqlite);
 impl_delivery_record!(sqlx::Sqlite);
+impl_delivery_log!(crate::store::sqlite::SqliteStore, sqlx::Sqlite);

@@ -274,3 +274,28 @@ rig_test!(
         assert_eq!(listing.json["data"]["lastExecution"]["status"], "ERROR");
     }
 );
+
+rig_test!(
+    untrusted_certificates_are_reported_and_retried,
+    &[("HERALD_RETRY_SCHEDULE", "50ms")],
+    |rig: Rig| async move {
+        // A receiver whose CA Herald was not told to trust.
+        let stranger = crate::support::TestReceiver::start().await;
+        let hook = rig
+            .webhook_to(&stranger.url(), "standard", &["Project:Created"], json!({}))
+            .await;
+        rig.project("TLS").await;
+        let d = only_delivery(&rig, &hook).await;
+        assert_eq!(d["status"], "failed");
+        let attempts = d["attempts"].as_array().unwrap();
+        assert_eq!(attempts.len(), 2, "TLS failures are retried");
+        assert_eq!(attempts[0]["errorKind"], "tls");
+        let error = attempts[0]["error"].as_str().unwrap();
+        // Both throwaway CAs share a name, so rustls reports the chain's signature.
+        assert!(
+            error.starts_with("TLS failed: the receiver's certificate"),
+            "{error}"
+        );
+        assert!(stranger.requests().is_empty());
+    }
+);

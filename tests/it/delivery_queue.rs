@@ -221,3 +221,34 @@ async fn shutdown_releases_leases_of_queued_work() {
         .iter()
         .all(|j| j.target.webhook_id.to_string() == id(&hook)));
 }
+
+rig_test!(
+    retention_purges_old_bodies,
+    &[("HERALD_WORKERS", "false")],
+    |rig: Rig| async move {
+        rig.rx.reply_with(Reply::ok().body("thanks"));
+        let hook = rig.webhook("standard", &["Project:Created"], json!({})).await;
+        rig.project("RET").await;
+        assert_eq!(rig.app.delivery.run_once().await.unwrap(), 1);
+        let d = rig.deliveries(&hook).await.remove(0);
+        let before = rig.delivery(&id(&d)).await;
+        assert!(before["body"].is_string());
+        assert_eq!(before["attempts"][0]["responseBody"], "thanks");
+        let future = herald::timefmt::now_ms() + 1000;
+        assert_eq!(rig.app.store.purge_bodies(future).await.unwrap(), 2);
+        let after = rig.delivery(&id(&d)).await;
+        assert_eq!(after["body"], Value::Null);
+        assert_eq!(after["attempts"][0]["responseBody"], Value::Null);
+        assert_eq!(after["attempts"][0]["statusCode"], 200, "metadata is kept");
+        let r = rig
+            .app
+            .call(
+                "POST",
+                &format!("/@default/v1/deliveries/{}/redeliver", id(&d)),
+                None,
+            )
+            .await;
+        r.assert_problem(409, None);
+        assert!(r.text.contains("purged"), "{}", r.text);
+    }
+);
