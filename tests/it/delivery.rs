@@ -332,3 +332,48 @@ rig_test!(
         }
     }
 );
+
+rig_test!(delivery_routes_are_documented, &[], |rig: Rig| async move {
+    let doc = rig.app.call_as("", "GET", "/openapi.json", None).await;
+    assert_eq!(doc.status, 200);
+    for path in [
+        "/@{tenant}/v1/Webhooks/{id}/deliveries",
+        "/@{tenant}/v1/Webhooks/{id}/redeliver",
+        "/@{tenant}/v1/Webhooks/{id}/test",
+        "/@{tenant}/v1/deliveries/{id}",
+        "/@{tenant}/v1/deliveries/{id}/redeliver",
+        "/metrics",
+    ] {
+        assert!(doc.json["paths"].get(path).is_some(), "{path} documented");
+    }
+    let params = &doc.json["paths"]["/@{tenant}/v1/Webhooks/{id}/deliveries"]["get"]["parameters"];
+    let names: Vec<&str> = params
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|p| p["name"].as_str())
+        .collect();
+    for n in ["status", "eventType", "since", "until", "cursor", "limit"] {
+        assert!(names.contains(&n), "{n} in {names:?}");
+    }
+});
+
+rig_test!(during_a_rotation_both_secrets_sign, &[], |rig: Rig| async move {
+    let hook = rig.webhook("standard", &["Project:Created"], json!({})).await;
+    let old = hook["secret"].as_str().unwrap().to_owned();
+    let r = rig
+        .app
+        .call(
+            "POST",
+            &format!("{V1}/Webhooks/{}/secret/rotate", id(&hook)),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let new = r.json["data"]["secret"].as_str().unwrap().to_owned();
+    rig.project("ROT").await;
+    let (req, _) = delivered(&rig, &hook).await;
+    assert_eq!(req.header("webhook-signature").unwrap().split(' ').count(), 2);
+    verify(&req, &new);
+    verify(&req, &old);
+});
