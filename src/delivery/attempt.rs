@@ -49,18 +49,29 @@ async fn attempt(inner: &Inner, job: DeliveryJob) {
         ok,
         sent.duration_ms as f64 / 1000.0,
     );
-    tracing::info!(
-        tenant_id = job.tenant_id,
-        webhook_id = %job.target.webhook_id,
-        delivery_id = %job.id,
-        event_type = %job.event_type,
-        attempt = job.attempts + 1,
-        status = sent.status(),
-        error_kind,
-        duration_ms = sent.duration_ms,
-        result,
-        "delivery attempt"
-    );
+    // Successes are routine (debug); retries are worth a line; give-ups a warning.
+    macro_rules! log {
+        ($level:expr) => {
+            tracing::event!(
+                $level,
+                tenant_id = job.tenant_id,
+                webhook_id = %job.target.webhook_id,
+                delivery_id = %job.id,
+                event_type = %job.event_type,
+                attempt = job.attempts + 1,
+                status = sent.status(),
+                error_kind,
+                duration_ms = sent.duration_ms,
+                result,
+                "delivery attempt"
+            )
+        };
+    }
+    match result {
+        "succeeded" => log!(tracing::Level::DEBUG),
+        "retry" => log!(tracing::Level::INFO),
+        _ => log!(tracing::Level::WARN),
+    }
     if decision.disable_webhook {
         for j in inner.signals.lanes.drop_webhook(job.target.webhook_id) {
             inner.recorder.release(j.id, j.lease.token);

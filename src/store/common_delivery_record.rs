@@ -19,7 +19,7 @@ pub(crate) struct WebhookDelta {
     pub last_error: Option<String>,
     /// A success in this batch restarts the failure streak.
     pub reset: bool,
-    /// Failures after the last success in this batch (or all of them).
+    /// Deliveries that failed after the last success in this batch (or all of them).
     pub failures: i64,
     /// The first of those failures.
     pub first_failure_at: Option<i64>,
@@ -42,7 +42,10 @@ pub(crate) fn webhook_deltas(records: &[AttemptRecord]) -> HashMap<Uuid, Webhook
             d.reset = true;
             d.failures = 0;
             d.first_failure_at = None;
-        } else {
+        } else if r.tries == 1 {
+            // The streak counts failed *deliveries*: a delivery counts once, when its
+            // first attempt (of this round) fails; its retries neither add to the streak
+            // nor break it.
             d.failures += 1;
             d.first_failure_at.get_or_insert(end);
         }
@@ -150,7 +153,7 @@ macro_rules! impl_delivery_record {
                         .await?
                     } else if d.failures > 0 {
                         let reason = format!(
-                            "disabled automatically: at least {} attempts in a row failed over more than {}; \
+                            "disabled automatically: at least {} deliveries in a row failed over more than {}; \
                              fix the receiver, then enable the webhook again",
                             auto.failures,
                             crate::delivery::outcome::human_duration(auto.after_ms),
@@ -223,5 +226,20 @@ mod tests {
         let d = &webhook_deltas(&batch)[&w];
         assert!(!d.reset);
         assert_eq!((d.failures, d.first_failure_at), (2, Some(11)));
+    }
+
+    #[test]
+    fn a_delivery_counts_once_however_often_it_is_retried() {
+        let w = Uuid::new_v4();
+        let retry = |at| AttemptRecord {
+            tries: 2,
+            ..rec(w, at, Some(500))
+        };
+        let batch = [rec(w, 10, Some(500)), retry(20), retry(30)];
+        let d = &webhook_deltas(&batch)[&w];
+        assert_eq!((d.failures, d.last_at), (1, 31));
+        // A retry failing alone neither counts nor breaks the streak.
+        let d = &webhook_deltas(&[retry(40)])[&w];
+        assert_eq!((d.reset, d.failures, d.last_status), (false, 0, Some(500)));
     }
 }

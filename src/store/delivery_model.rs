@@ -167,7 +167,9 @@ impl AttemptRecord {
     }
 }
 
-/// Auto-disable thresholds: N consecutive failed attempts spanning at least T.
+/// Auto-disable thresholds: N consecutive failed deliveries spanning at least T. A delivery
+/// counts as failed when its first attempt fails (its retries do not count again); any
+/// successful attempt ends the streak.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct AutoDisable {
     /// N.

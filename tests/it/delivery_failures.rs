@@ -200,8 +200,9 @@ rig_test!(
     |rig: Rig| async move {
         rig.rx.reply_with(Reply::status(503));
         let hook = rig.webhook("standard", &["Project:Created"], json!({})).await;
-        rig.project("AD1").await;
-        rig.project("AD2").await;
+        for k in ["AD1", "AD2", "AD3", "AD4"] {
+            rig.project(k).await;
+        }
         let w = eventually("the webhook to be disabled", WAIT, || async {
             let w = rig.get_webhook(&hook).await;
             (w["enabled"] == false).then_some(w)
@@ -218,7 +219,7 @@ rig_test!(
         rig.update(&format!("/Webhooks/{}", id(&hook)), json!({"enabled": true}))
             .await;
         let before = rig.rx.requests().len();
-        rig.project("AD3").await;
+        rig.project("AD5").await;
         rig.rx.wait_for(before + 1, WAIT).await;
         eventually("lastExecution OK", WAIT, || async {
             (rig.get_webhook(&hook).await["lastExecution"]["status"] == "OK").then_some(())
