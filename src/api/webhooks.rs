@@ -434,6 +434,10 @@ async fn update(
         .update_webhook(tenant_id, id, &config, now_ms())
         .await?
         .ok_or(ApiError::NotFound("webhook"))?;
+    if !rec.config.enabled {
+        // Queued work of a webhook just disabled is given back, not sent.
+        state.delivery.forget_webhook(id);
+    }
     tracing::info!(tenant = %auth.caller.tenant, webhook_id = %id, "webhook updated");
     Ok(Json(WebhookEnvelope {
         data: WebhookOut::from_record(&rec, None),
@@ -486,6 +490,7 @@ pub async fn delete_one(
     if !state.store.delete_webhook(auth.caller.tenant_id, id).await? {
         return Err(ApiError::NotFound("webhook"));
     }
+    state.delivery.forget_webhook(id);
     tracing::info!(tenant = %auth.caller.tenant, webhook_id = %id, "webhook deleted");
     Ok(StatusCode::NO_CONTENT)
 }
