@@ -29,6 +29,9 @@ pub struct RunReport {
     pub date: String,
     /// Cores the machine has (`nproc`).
     pub nproc: usize,
+    /// `/proc/loadavg` when the run started and when it ended: the machine is shared, and
+    /// other work running alongside shows up here.
+    pub load: [String; 2],
     /// Herald binary used.
     pub herald_bin: String,
     /// `sqlite` or the PostgreSQL URL's host part.
@@ -60,6 +63,11 @@ pub fn markdown(r: &RunReport) -> String {
         r.run_id, r.date, r.nproc, r.database
     );
     let _ = writeln!(s, "Knobs: `{}`\n", r.knobs);
+    let _ = writeln!(
+        s,
+        "Load average at start / end: `{}` / `{}`\n",
+        r.load[0], r.load[1]
+    );
     let (met, missed) = r.tally();
     let _ = writeln!(s, "**Budget: {met} met, {missed} missed.**\n");
     let _ = writeln!(s, "| budget line | measured | verdict |\n|---|---|---|");
@@ -123,6 +131,7 @@ mod tests {
             run_id: "x".into(),
             date: "d".into(),
             nproc: 2,
+            load: Default::default(),
             herald_bin: "h".into(),
             database: "sqlite".into(),
             knobs: Value::Null,

@@ -74,11 +74,31 @@ fn workspace() -> PathBuf {
         .map_or_else(|| PathBuf::from("."), Path::to_path_buf)
 }
 
+/// Removes the variables `cargo run` / `cargo test` set for the program they start
+/// (`CARGO_MANIFEST_DIR`, `CARGO_PKG_*`…) before running cargo again from inside it: some
+/// build scripts (ring's, through `cc`) track them, so inheriting them would make the inner
+/// cargo rebuild half the tree, and the next ordinary build rebuild it back.
+pub fn clean_cargo_env(cmd: &mut tokio::process::Command) {
+    for (key, _) in std::env::vars_os() {
+        let k = key.to_string_lossy();
+        let set_by_cargo = k.starts_with("CARGO_PKG_")
+            || k.starts_with("CARGO_BIN_")
+            || matches!(
+                k.as_ref(),
+                "CARGO_MANIFEST_DIR" | "CARGO_MANIFEST_PATH" | "CARGO_CRATE_NAME" | "CARGO_PRIMARY_PACKAGE"
+            );
+        if set_by_cargo {
+            cmd.env_remove(&key);
+        }
+    }
+}
+
 /// Builds `herald` with the profile herald-bench was built with and returns its path (the
 /// sibling of this executable in the same target directory).
 async fn build_herald() -> anyhow::Result<PathBuf> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let mut cmd = tokio::process::Command::new(cargo);
+    clean_cargo_env(&mut cmd);
     cmd.current_dir(workspace())
         .args(["build", "-p", "herald", "--bin", "herald"]);
     if !cfg!(debug_assertions) {
@@ -105,6 +125,13 @@ async fn build_herald() -> anyhow::Result<PathBuf> {
         );
     }
     Ok(bin)
+}
+
+/// The first three fields of `/proc/loadavg` (1, 5 and 15 minutes).
+fn loadavg() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_default()
 }
 
 fn knobs(a: &RunArgs) -> Knobs {
@@ -165,6 +192,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<bool> {
         .unwrap_or_else(|| workspace().join("target/bench-results"));
     std::fs::create_dir_all(&out_dir).with_context(|| format!("cannot create {}", out_dir.display()))?;
     let knobs = knobs(&args);
+    let load_start = loadavg();
     let mut ctx = Ctx {
         herald: HeraldSpec {
             bin: bin.clone(),
@@ -207,6 +235,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<bool> {
             .format(&time::format_description::well_known::Rfc3339)
             .unwrap_or_default(),
         nproc: std::thread::available_parallelism().map_or(0, usize::from),
+        load: [load_start, loadavg()],
         herald_bin: bin.display().to_string(),
         database: if args.database_url.is_some() {
             "postgresql"

@@ -12,7 +12,19 @@ use std::process::Command;
 
 fn herald_bin() -> PathBuf {
     let bench = Path::new(env!("CARGO_BIN_EXE_herald-bench"));
-    let status = Command::new(env!("CARGO"))
+    let mut cargo = Command::new(env!("CARGO"));
+    // `cargo test` sets these for us; ring's build script tracks CARGO_MANIFEST_DIR, so an
+    // inner cargo that inherits them would rebuild ring and everything above it.
+    for (key, _) in std::env::vars_os() {
+        let k = key.to_string_lossy();
+        if k.starts_with("CARGO_PKG_") || k.starts_with("CARGO_BIN_") || k.starts_with("CARGO_MANIFEST_") {
+            cargo.env_remove(&key);
+        }
+    }
+    for key in ["CARGO_CRATE_NAME", "CARGO_PRIMARY_PACKAGE", "CARGO_TARGET_TMPDIR"] {
+        cargo.env_remove(key);
+    }
+    let status = cargo
         .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."))
         .args(["build", "-p", "herald", "--bin", "herald"])
         .status()
@@ -28,7 +40,16 @@ fn small_run_of_the_harness_loses_nothing() {
     let out = tempfile::tempdir().expect("tempdir");
     let run = Command::new(env!("CARGO_BIN_EXE_herald-bench"))
         .args(["--scenario", "baseline,fanout,retry-storm,backlog"])
-        .args(["--changes", "30", "--min-drive", "0", "--backlog", "1000"])
+        .args([
+            "--changes",
+            "30",
+            "--min-drive",
+            "0",
+            "--backlog",
+            "10000",
+            "--drain-cap",
+            "120",
+        ])
         .args(["--api-concurrency", "4"])
         .arg("--herald-bin")
         .arg(herald_bin())

@@ -21,6 +21,7 @@ pub async fn run(ctx: &Ctx) -> anyhow::Result<Outcome> {
     }
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let mut cmd = Command::new(cargo);
+    crate::run::clean_cargo_env(&mut cmd);
     cmd.current_dir(&ctx.workspace)
         .args(["bench", "-p", "herald", "--bench", "formats", "--"])
         .args(["--warm-up-time", "1", "--measurement-time", "2"])
