@@ -1,17 +1,41 @@
 //! A small end-to-end run of the harness so it cannot rot: a few hundred deliveries per
-//! scenario, no timing assertions — only that every scenario finished, wrote its report,
-//! and lost nothing.
+//! scenario (ten thousand queued in `backlog`), no timing assertions — only that every
+//! scenario finished, wrote its report, and lost nothing.
 //!
 //! Herald's binary cannot be named with `env!("CARGO_BIN_EXE_herald")` from this package, so
 //! the test uses the `herald` next to `herald-bench` in the same target directory and
-//! profile, building it first with `cargo build -p herald --bin herald` (a no-op when
-//! `cargo test --workspace` already built it, which it does for Herald's own tests).
+//! profile. `cargo test --workspace` has just built it (for Herald's own integration tests);
+//! when it is missing or older than Herald's sources (e.g. under `cargo test -p
+//! herald-bench`), the test builds it with `cargo build -p herald --bin herald` first.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::time::SystemTime;
+
+/// The newest modification time under `path` (files and directories, recursively).
+fn newest(path: &Path) -> SystemTime {
+    let own = std::fs::metadata(path)
+        .and_then(|m| m.modified())
+        .unwrap_or(SystemTime::UNIX_EPOCH);
+    let children = std::fs::read_dir(path)
+        .into_iter()
+        .flatten()
+        .filter_map(Result::ok)
+        .map(|e| newest(&e.path()));
+    children.fold(own, SystemTime::max)
+}
 
 fn herald_bin() -> PathBuf {
-    let bench = Path::new(env!("CARGO_BIN_EXE_herald-bench"));
+    let root = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."));
+    let bin = Path::new(env!("CARGO_BIN_EXE_herald-bench")).with_file_name("herald");
+    let built = std::fs::metadata(&bin).and_then(|m| m.modified()).ok();
+    let sources = ["src", "migrations", "assets", "Cargo.toml", "Cargo.lock"]
+        .iter()
+        .map(|p| newest(&root.join(p)))
+        .fold(SystemTime::UNIX_EPOCH, SystemTime::max);
+    if built.is_some_and(|b| b >= sources) {
+        return bin;
+    }
     let mut cargo = Command::new(env!("CARGO"));
     // `cargo test` sets these for us; ring's build script tracks CARGO_MANIFEST_DIR, so an
     // inner cargo that inherits them would rebuild ring and everything above it.
@@ -25,12 +49,11 @@ fn herald_bin() -> PathBuf {
         cargo.env_remove(key);
     }
     let status = cargo
-        .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."))
+        .current_dir(root)
         .args(["build", "-p", "herald", "--bin", "herald"])
         .status()
         .expect("run cargo build -p herald");
     assert!(status.success(), "cargo build -p herald failed");
-    let bin = bench.with_file_name("herald");
     assert!(bin.exists(), "no herald binary at {}", bin.display());
     bin
 }
