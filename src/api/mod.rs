@@ -42,6 +42,7 @@ pub fn router(state: AppState) -> Router {
         .nest("/{tenant}/v1.0", api)
         .merge(health::router())
         .merge(docs::router())
+        .merge(crate::ui::router())
         .fallback(|| async { problem::ApiError::NotFound("route") })
         .layer(DefaultBodyLimit::max(json::MAX_BODY))
         .layer(TraceLayer::new_for_http())

@@ -8,6 +8,7 @@ mod common;
 pub mod model;
 pub mod postgres;
 pub mod sqlite;
+mod ui_sessions;
 
 use std::sync::Arc;
 
@@ -16,6 +17,7 @@ use uuid::Uuid;
 
 use crate::config::DatabaseConfig;
 pub use model::*;
+pub use ui_sessions::{NewUiSession, UiSessionRecord};
 
 /// Errors from the store layer.
 #[derive(Debug, thiserror::Error)]
@@ -98,9 +100,22 @@ pub trait WebhookStore: Send + Sync {
     ) -> StoreResult<Option<WebhookRecord>>;
 }
 
+/// Admin UI sessions (server-side, so sign-out and token revocation take effect at once).
+#[async_trait]
+pub trait UiSessionStore: Send + Sync {
+    /// Stores a new session.
+    async fn insert_ui_session(&self, s: &NewUiSession) -> StoreResult<()>;
+    /// The session whose id hashes to `id_hash`, unless it expired before `now`.
+    async fn ui_session(&self, id_hash: &str, now: i64) -> StoreResult<Option<UiSessionRecord>>;
+    /// Ends a session; false if there was none.
+    async fn delete_ui_session(&self, id_hash: &str) -> StoreResult<bool>;
+    /// Deletes sessions expired at `now`; returns how many.
+    async fn purge_expired_ui_sessions(&self, now: i64) -> StoreResult<u64>;
+}
+
 /// Everything Herald stores; the application holds one `Arc<dyn Store>`.
 #[async_trait]
-pub trait Store: TenantStore + TokenStore + WebhookStore {
+pub trait Store: TenantStore + TokenStore + WebhookStore + UiSessionStore {
     /// Which backend this is, for logs and `/readyz`.
     fn backend(&self) -> &'static str;
     /// Cheap round trip proving the database answers.
