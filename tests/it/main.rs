@@ -6,4 +6,5 @@ mod support;
 mod cli;
 mod client_tests;
 mod store_suite;
+mod ui_html;
 mod webhooks_api;
