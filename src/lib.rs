@@ -17,4 +17,5 @@ pub mod startup;
 pub mod store;
 pub mod telemetry;
 pub mod timefmt;
+pub mod tracker;
 pub mod ui;

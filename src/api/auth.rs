@@ -14,8 +14,8 @@ use crate::domain::scope::{Scope, Scopes};
 
 /// Marker types naming the scope a route requires.
 pub trait RequiredScope: Send + Sync + 'static {
-    /// The scope.
-    const SCOPE: Scope;
+    /// The scope (`None`: any valid token of the tenant).
+    const SCOPE: Option<Scope>;
 }
 
 macro_rules! scope_marker {
@@ -24,7 +24,7 @@ macro_rules! scope_marker {
         #[derive(Debug)]
         pub struct $name;
         impl RequiredScope for $name {
-            const SCOPE: Scope = Scope::$scope;
+            const SCOPE: Option<Scope> = Some(Scope::$scope);
         }
     )*};
 }
@@ -36,6 +36,13 @@ scope_marker!(
     DeliveriesWrite => DeliveriesWrite,
     Admin => Admin
 );
+
+/// Any valid token of the path's tenant (reading tracker data needs no particular scope).
+#[derive(Debug)]
+pub struct AnyScope;
+impl RequiredScope for AnyScope {
+    const SCOPE: Option<Scope> = None;
+}
 
 /// Who is calling: the token's tenant and user.
 #[derive(Debug, Clone)]
@@ -117,8 +124,10 @@ impl<S: RequiredScope> FromRequestParts<AppState> for Authed<S> {
         if tenant.as_deref() != Some(caller.tenant.as_str()) {
             return Err(ApiError::NotFound("tenant"));
         }
-        if !caller.scopes.grants(S::SCOPE) {
-            return Err(ApiError::Forbidden(S::SCOPE.as_str()));
+        if let Some(scope) = S::SCOPE {
+            if !caller.scopes.grants(scope) {
+                return Err(ApiError::Forbidden(scope.as_str()));
+            }
         }
         Ok(Self {
             caller,

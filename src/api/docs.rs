@@ -21,10 +21,35 @@ use super::AppState;
         super::webhooks::create, super::webhooks::list, super::webhooks::get_one,
         super::webhooks::replace, super::webhooks::patch, super::webhooks::delete_one,
         super::webhooks::delete_all, super::webhooks::rotate_secret,
+        super::users::create, super::users::list, super::users::get_one, super::users::update,
+        super::fields::create, super::fields::list, super::fields::get_one, super::fields::update, super::fields::delete,
+        super::entities::projects::create, super::entities::projects::list, super::entities::projects::get_one,
+        super::entities::projects::update, super::entities::projects::delete,
+        super::entities::stories::create, super::entities::stories::list, super::entities::stories::get_one,
+        super::entities::stories::update, super::entities::stories::delete,
+        super::entities::comments::create, super::entities::comments::list, super::entities::comments::get_one,
+        super::entities::comments::update, super::entities::comments::delete,
+        super::entities::tasks::create, super::entities::tasks::list, super::entities::tasks::get_one,
+        super::entities::tasks::update, super::entities::tasks::delete,
+        super::entities::ideas::create, super::entities::ideas::list, super::entities::ideas::get_one,
+        super::entities::ideas::update, super::entities::ideas::delete,
+        super::entities::key_dates::create, super::entities::key_dates::list, super::entities::key_dates::get_one,
+        super::entities::key_dates::update, super::entities::key_dates::delete,
+        super::entities::portfolios::create, super::entities::portfolios::list, super::entities::portfolios::get_one,
+        super::entities::portfolios::update, super::entities::portfolios::delete,
+        super::entities::programs::create, super::entities::programs::list, super::entities::programs::get_one,
+        super::entities::programs::update, super::entities::programs::delete,
+        super::events::list, super::events::ingest,
         super::health::healthz, super::health::readyz,
     ),
     modifiers(&BearerAuth),
     tags((name = "webhooks", description = "Webhook subscriptions (PPM Express compatible)"),
+         (name = "projects", description = "Projects with typed Projectrak fields and PPM attributes"),
+         (name = "stories", description = "Pivotal Tracker stories and their comments"),
+         (name = "ppm", description = "PPM Express tasks, ideas, key dates, portfolios and programs"),
+         (name = "fields", description = "Project field definitions (system and custom)"),
+         (name = "users", description = "Authors of changes"),
+         (name = "events", description = "The event log and the ingest API"),
          (name = "operations", description = "Health and readiness"))
 )]
 pub struct ApiDoc;
@@ -38,6 +63,7 @@ impl Modify for BearerAuth {
             "bearer",
             SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
         );
+        super::docs_schemas::add(openapi);
     }
 }
 

@@ -51,10 +51,20 @@ pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     let de = &mut serde_json::Deserializer::from_slice(bytes);
     serde_path_to_error::deserialize(de).map_err(|e| {
         let path = e.path().to_string();
-        let field = if path == "." { "body".to_owned() } else { path };
         let inner = e.into_inner().to_string();
         // serde's message ends with " at line X column Y"; drop the position noise.
         let msg = inner.split(" at line ").next().unwrap_or(&inner).to_owned();
+        // "missing field `id`" is reported at the containing object: name the field itself.
+        let missing = msg
+            .strip_prefix("missing field `")
+            .and_then(|r| r.strip_suffix('`'))
+            .map(str::to_owned);
+        let field = match (path.as_str(), missing) {
+            (".", Some(m)) => m,
+            (".", None) => "body".to_owned(),
+            (p, Some(m)) => format!("{p}.{m}"),
+            (p, None) => p.to_owned(),
+        };
         ApiError::field(field.clone(), format!("{field}: {msg}"))
     })
 }

@@ -3,9 +3,14 @@
 
 pub mod auth;
 pub mod docs;
+mod docs_schemas;
+pub mod entities;
+pub mod events;
+pub mod fields;
 pub mod health;
 pub mod json;
 pub mod problem;
+pub mod users;
 pub mod webhooks;
 
 use std::sync::Arc;
@@ -31,7 +36,12 @@ pub struct AppState {
 
 /// Routes under `/{tenant}/v1` (mounted at `/v1.0` as well, as PPM Express accepts both).
 fn tenant_api() -> Router<AppState> {
-    Router::new().merge(webhooks::router())
+    Router::new()
+        .merge(webhooks::router())
+        .merge(entities::router())
+        .merge(users::router())
+        .merge(fields::router())
+        .merge(events::router())
 }
 
 /// The whole application router.

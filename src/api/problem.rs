@@ -58,6 +58,8 @@ impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::LimitReached(_) | StoreError::Conflict(_) => Self::Conflict(e.to_string()),
+            StoreError::NotFound(what) => Self::NotFound(what),
+            StoreError::Invalid(errors) => Self::Validation(errors),
             other => Self::Internal(other.into()),
         }
     }

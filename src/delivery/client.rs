@@ -293,9 +293,6 @@ mod tests {
             ..ClientConfig::default()
         };
         let err = build_client(&empty).unwrap_err();
-        assert!(
-            err.to_string().contains("no valid PEM certificate"),
-            "{err}"
-        );
+        assert!(err.to_string().contains("no valid PEM certificate"), "{err}");
     }
 }

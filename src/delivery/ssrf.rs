@@ -86,9 +86,7 @@ impl Category {
             Self::Teredo => "Teredo, tunnelled to a hidden IPv4 address",
             Self::Ipv4Mapped => "IPv4-mapped",
             Self::Ipv4Compatible => "deprecated IPv4-compatible",
-            Self::CloudMetadata => {
-                "a cloud metadata endpoint, which hands out instance credentials"
-            }
+            Self::CloudMetadata => "a cloud metadata endpoint, which hands out instance credentials",
         }
     }
 }
@@ -140,12 +138,7 @@ impl fmt::Display for Refusal {
         let (category, network) = (self.category.phrase(), self.network);
         write!(f, "address {} is ", self.address)?;
         match self.embedded {
-            Some((how, v4))
-                if !matches!(
-                    self.category,
-                    Category::Ipv4Mapped | Category::Ipv4Compatible
-                ) =>
-            {
+            Some((how, v4)) if !matches!(self.category, Category::Ipv4Mapped | Category::Ipv4Compatible) => {
                 let how = match how {
                     Embedding::Ipv4Mapped => "IPv4-mapped",
                     Embedding::Ipv4Compatible => "IPv4-compatible",
@@ -163,10 +156,7 @@ impl fmt::Display for Refusal {
                     "; only the exact allowed_target_networks entry {host} allows it"
                 )
             }
-            (_, true) => write!(
-                f,
-                "; add {normalised} to allowed_target_networks to allow it"
-            ),
+            (_, true) => write!(f, "; add {normalised} to allowed_target_networks to allow it"),
             (_, false) => f.write_str("; add it to allowed_target_networks to allow it"),
         }
     }
@@ -311,17 +301,13 @@ fn classify_v6(ip: Ipv6Addr) -> Option<(Category, IpNet)> {
 }
 
 fn v4_net(base: u32, prefix: u8) -> IpNet {
-    Ipv4Net::new(Ipv4Addr::from(base), prefix).map_or_else(
-        |_| IpNet::from(IpAddr::from(Ipv4Addr::from(base))),
-        IpNet::V4,
-    )
+    Ipv4Net::new(Ipv4Addr::from(base), prefix)
+        .map_or_else(|_| IpNet::from(IpAddr::from(Ipv4Addr::from(base))), IpNet::V4)
 }
 
 fn v6_net(base: u128, prefix: u8) -> IpNet {
-    Ipv6Net::new(Ipv6Addr::from(base), prefix).map_or_else(
-        |_| IpNet::from(IpAddr::from(Ipv6Addr::from(base))),
-        IpNet::V6,
-    )
+    Ipv6Net::new(Ipv6Addr::from(base), prefix)
+        .map_or_else(|_| IpNet::from(IpAddr::from(Ipv6Addr::from(base))), IpNet::V6)
 }
 
 #[cfg(test)]

@@ -95,11 +95,21 @@ const fn a(key: &'static str, ty: AttrType) -> AttrSpec {
     AttrSpec { key, ty, input: true }
 }
 const fn computed(key: &'static str, ty: AttrType) -> AttrSpec {
-    AttrSpec { key, ty, input: false }
+    AttrSpec {
+        key,
+        ty,
+        input: false,
+    }
 }
 
-const NAME: AttrType = AttrType::Text { max: 500, required: true };
-const DESCRIPTION: AttrType = AttrType::Text { max: 100_000, required: false };
+const NAME: AttrType = AttrType::Text {
+    max: 500,
+    required: true,
+};
+const DESCRIPTION: AttrType = AttrType::Text {
+    max: 100_000,
+    required: false,
+};
 const ENUM_INT: AttrType = AttrType::Int { min: -1, max: 1_000 };
 const PERCENT: AttrType = AttrType::Int { min: 0, max: 100 };
 
@@ -107,11 +117,24 @@ const PERCENT: AttrType = AttrType::Int { min: 0, max: 100 };
 pub const STORY_TYPES: &[&str] = &["feature", "bug", "chore", "release"];
 /// Tracker story states.
 pub const STORY_STATES: &[&str] = &[
-    "unscheduled", "unstarted", "planned", "started", "finished", "delivered", "accepted", "rejected",
+    "unscheduled",
+    "unstarted",
+    "planned",
+    "started",
+    "finished",
+    "delivered",
+    "accepted",
+    "rejected",
 ];
 
 const PROJECT: &[AttrSpec] = &[
-    a("key", AttrType::Text { max: 32, required: true }),
+    a(
+        "key",
+        AttrType::Text {
+            max: 32,
+            required: true,
+        },
+    ),
     a("name", NAME),
     a("description", DESCRIPTION),
     a("manager", AttrType::Users),
@@ -141,7 +164,13 @@ const STORY: &[AttrSpec] = &[
 ];
 
 const COMMENT: &[AttrSpec] = &[
-    a("text", AttrType::Text { max: 20_000, required: true }),
+    a(
+        "text",
+        AttrType::Text {
+            max: 20_000,
+            required: true,
+        },
+    ),
     computed("person", AttrType::User),
 ];
 
@@ -177,7 +206,13 @@ const IDEA: &[AttrSpec] = &[
     a("challenge", AttrType::Lookup { with_color: false }),
     a("submitter", AttrType::User),
     a("child_project", AttrType::Project),
-    a("discussion_url", AttrType::Text { max: 2048, required: false }),
+    a(
+        "discussion_url",
+        AttrType::Text {
+            max: 2048,
+            required: false,
+        },
+    ),
     a("start_date", AttrType::Date),
     a("finish_date", AttrType::Date),
     a("custom", AttrType::Custom),
@@ -216,9 +251,9 @@ fn default_for(kind: EntityKind, spec: &AttrSpec, actor: &UserRef) -> Value {
         (EntityKind::Project, "overall_status") => json!(-1),
         (EntityKind::Story, "story_type") => json!("feature"),
         (EntityKind::Story, "current_state") => json!("unscheduled"),
-        (EntityKind::Story, "requested_by") | (EntityKind::Idea, "submitter") | (EntityKind::Comment, "person") => {
-            serde_json::to_value(actor).unwrap_or(Value::Null)
-        }
+        (EntityKind::Story, "requested_by")
+        | (EntityKind::Idea, "submitter")
+        | (EntityKind::Comment, "person") => serde_json::to_value(actor).unwrap_or(Value::Null),
         (EntityKind::KeyDate, "show_on_timeline") => json!(true),
         _ => match spec.ty {
             AttrType::Text { required: false, .. } => Value::Null,
@@ -235,12 +270,24 @@ fn default_for(kind: EntityKind, spec: &AttrSpec, actor: &UserRef) -> Value {
 
 /// Normalises an input key for matching (`StartDate`, `start_date` → `startdate`).
 pub fn norm_key(k: &str) -> String {
-    k.chars().filter(|c| *c != '_' && *c != '-').flat_map(char::to_lowercase).collect()
+    k.chars()
+        .filter(|c| *c != '_' && *c != '-')
+        .flat_map(char::to_lowercase)
+        .collect()
 }
 
 /// Input keys handled by the caller rather than the attribute table.
 const STRUCTURAL: &[&str] = &[
-    "id", "uuid", "projectid", "storyid", "parent", "beforeid", "afterid", "createdat", "updatedat", "fields",
+    "id",
+    "uuid",
+    "projectid",
+    "storyid",
+    "parent",
+    "beforeid",
+    "afterid",
+    "createdat",
+    "updatedat",
+    "fields",
 ];
 
 /// Builds the attribute map of an entity from `input`, on top of `current` (update) or the
@@ -268,11 +315,17 @@ pub fn apply(
             continue;
         }
         let Some(spec) = table.iter().find(|s| norm_key(s.key) == nk) else {
-            errs.push(FieldError::new(k.clone(), format!("unknown attribute `{k}` for a {}", kind.as_str())));
+            errs.push(FieldError::new(
+                k.clone(),
+                format!("unknown attribute `{k}` for a {}", kind.as_str()),
+            ));
             continue;
         };
         if !spec.input {
-            errs.push(FieldError::new(k.clone(), format!("`{k}` is computed by Herald and cannot be set")));
+            errs.push(FieldError::new(
+                k.clone(),
+                format!("`{k}` is computed by Herald and cannot be set"),
+            ));
             continue;
         }
         let old = current.and_then(|c| c.get(spec.key));
@@ -285,7 +338,10 @@ pub fn apply(
     }
     for spec in table {
         if let AttrType::Text { required: true, .. } = spec.ty {
-            let blank = out.get(spec.key).and_then(Value::as_str).is_none_or(|s| s.trim().is_empty());
+            let blank = out
+                .get(spec.key)
+                .and_then(Value::as_str)
+                .is_none_or(|s| s.trim().is_empty());
             if blank && !errs.iter().any(|e| norm_key(&e.field) == norm_key(spec.key)) {
                 errs.push(FieldError::new(spec.key, format!("{} is required", spec.key)));
             }
@@ -318,7 +374,10 @@ fn parse(ty: AttrType, v: &Value, old: Option<&Value>, refs: &dyn Refs) -> Resul
             Value::Null => Ok(Value::Null),
             _ => int(v, min, max).map(|n| json!(n)),
         },
-        AttrType::Bool => v.as_bool().map(Value::Bool).ok_or_else(|| "must be true or false".into()),
+        AttrType::Bool => v
+            .as_bool()
+            .map(Value::Bool)
+            .ok_or_else(|| "must be true or false".into()),
         AttrType::Date => match v {
             Value::Null => Ok(Value::Null),
             Value::String(s) if s.is_empty() => Ok(Value::Null),
@@ -358,7 +417,9 @@ fn parse(ty: AttrType, v: &Value, old: Option<&Value>, refs: &dyn Refs) -> Resul
             let mut out: Vec<Value> = Vec::new();
             for id in ids {
                 let s = id.as_str().ok_or("must list user account ids")?;
-                let u = refs.user(s).ok_or_else(|| format!("refers to unknown user `{s}`"))?;
+                let u = refs
+                    .user(s)
+                    .ok_or_else(|| format!("refers to unknown user `{s}`"))?;
                 let u = serde_json::to_value(u).unwrap_or(Value::Null);
                 if !out.contains(&u) {
                     out.push(u);
@@ -378,8 +439,12 @@ fn parse(ty: AttrType, v: &Value, old: Option<&Value>, refs: &dyn Refs) -> Resul
         AttrType::Named(kind) => {
             let mut out: Vec<Value> = Vec::new();
             for id in list(v, 100)? {
-                let n = id.as_i64().ok_or_else(|| format!("must list {} ids", kind.as_str()))?;
-                let r = refs.named(kind, n).ok_or_else(|| format!("refers to unknown {} {n}", kind.as_str()))?;
+                let n = id
+                    .as_i64()
+                    .ok_or_else(|| format!("must list {} ids", kind.as_str()))?;
+                let r = refs
+                    .named(kind, n)
+                    .ok_or_else(|| format!("refers to unknown {} {n}", kind.as_str()))?;
                 if !out.contains(&r) {
                     out.push(r);
                 }
@@ -415,13 +480,16 @@ fn number(v: &Value) -> Result<f64, String> {
         Value::String(s) => s.trim().parse::<f64>().ok(),
         _ => None,
     };
-    n.filter(|n| n.is_finite()).ok_or_else(|| "must be a number".into())
+    n.filter(|n| n.is_finite())
+        .ok_or_else(|| "must be a number".into())
 }
 
 fn int(v: &Value, min: i64, max: i64) -> Result<i64, String> {
-    let n = v
-        .as_i64()
-        .or_else(|| v.as_f64().filter(|f| f.fract() == 0.0 && f.abs() < 9e15).map(|f| f as i64));
+    let n = v.as_i64().or_else(|| {
+        v.as_f64()
+            .filter(|f| f.fract() == 0.0 && f.abs() < 9e15)
+            .map(|f| f as i64)
+    });
     match n {
         Some(n) if (min..=max).contains(&n) => Ok(n),
         _ => Err(format!("must be an integer from {min} to {max}")),
@@ -476,7 +544,8 @@ fn lookup(v: &Value, old: Option<&Value>, with_color: bool) -> Result<Value, Str
             .find(|(k, _)| norm_key(k) == "color")
             .and_then(|(_, v)| v.as_str())
             .unwrap_or("#6a6b6d");
-        let ok = color.len() == 7 && color.starts_with('#') && color[1..].chars().all(|c| c.is_ascii_hexdigit());
+        let ok =
+            color.len() == 7 && color.starts_with('#') && color[1..].chars().all(|c| c.is_ascii_hexdigit());
         if !ok {
             return Err("color must be like #6a6b6d".into());
         }
@@ -519,7 +588,14 @@ mod tests {
 
     #[test]
     fn create_fills_defaults_and_validates_types() {
-        let s = apply(EntityKind::Story, None, &obj(json!({"name": "S", "estimate": 3})), &NoRefs, &actor()).unwrap();
+        let s = apply(
+            EntityKind::Story,
+            None,
+            &obj(json!({"name": "S", "estimate": 3})),
+            &NoRefs,
+            &actor(),
+        )
+        .unwrap();
         assert_eq!(s["story_type"], "feature");
         assert_eq!(s["current_state"], "unscheduled");
         assert_eq!(s["requested_by"]["account_id"], "u1");
@@ -542,7 +618,9 @@ mod tests {
         let p = apply(
             EntityKind::Project,
             None,
-            &obj(json!({"Key": "DEMO", "Name": "Demo", "StartDate": "2021-12-01T12:00:00Z", "Budget": "12.5"})),
+            &obj(
+                json!({"Key": "DEMO", "Name": "Demo", "StartDate": "2021-12-01T12:00:00Z", "Budget": "12.5"}),
+            ),
             &NoRefs,
             &actor(),
         )
@@ -550,21 +628,54 @@ mod tests {
         assert_eq!(p["start_date"], "2021-12-01");
         assert_eq!(p["budget"], json!(12.5));
         assert_eq!(p["overall_status"], json!(-1));
-        let e = apply(EntityKind::Project, None, &obj(json!({"key": "K", "name": "N", "finish_date": "2023-02-30"})), &NoRefs, &actor())
-            .unwrap_err();
+        let e = apply(
+            EntityKind::Project,
+            None,
+            &obj(json!({"key": "K", "name": "N", "finish_date": "2023-02-30"})),
+            &NoRefs,
+            &actor(),
+        )
+        .unwrap_err();
         assert_eq!(e[0].field, "finish_date");
     }
 
     #[test]
     fn update_keeps_unsubmitted_values_and_required_fields_stay_required() {
-        let cur = apply(EntityKind::Task, None, &obj(json!({"name": "T", "group": {"name": "Backlog"}})), &NoRefs, &actor()).unwrap();
+        let cur = apply(
+            EntityKind::Task,
+            None,
+            &obj(json!({"name": "T", "group": {"name": "Backlog"}})),
+            &NoRefs,
+            &actor(),
+        )
+        .unwrap();
         let gid = cur["group"]["id"].clone();
-        let next = apply(EntityKind::Task, Some(&cur), &obj(json!({"progress": 50, "group": {"name": "Doing"}})), &NoRefs, &actor())
-            .unwrap();
+        let next = apply(
+            EntityKind::Task,
+            Some(&cur),
+            &obj(json!({"progress": 50, "group": {"name": "Doing"}})),
+            &NoRefs,
+            &actor(),
+        )
+        .unwrap();
         assert_eq!(next["name"], "T");
         assert_eq!(next["group"]["id"], gid, "lookup id kept across renames");
-        assert!(apply(EntityKind::Task, Some(&cur), &obj(json!({"progress": 101})), &NoRefs, &actor()).is_err());
-        let e = apply(EntityKind::Task, Some(&cur), &obj(json!({"name": " "})), &NoRefs, &actor()).unwrap_err();
+        assert!(apply(
+            EntityKind::Task,
+            Some(&cur),
+            &obj(json!({"progress": 101})),
+            &NoRefs,
+            &actor()
+        )
+        .is_err());
+        let e = apply(
+            EntityKind::Task,
+            Some(&cur),
+            &obj(json!({"name": " "})),
+            &NoRefs,
+            &actor(),
+        )
+        .unwrap_err();
         assert_eq!(e.len(), 1);
         assert_eq!(e[0].field, "name");
     }

@@ -107,9 +107,7 @@ fn changed_fields(before: &Value, after: &Value) -> Option<Vec<i64>> {
     let b = field_entries(before)?;
     let a = field_entries(after)?;
     fn find<'a>(list: &[(i64, &'a Map<String, Value>)], id: i64) -> Option<Option<&'a Value>> {
-        list.iter()
-            .find(|(i, _)| *i == id)
-            .map(|(_, e)| e.get("value"))
+        list.iter().find(|(i, _)| *i == id).map(|(_, e)| e.get("value"))
     }
     let mut ids = Vec::new();
     for (id, entry) in &a {

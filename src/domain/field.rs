@@ -137,10 +137,7 @@ impl FieldType {
 
     /// Whether the field draws its values from [`FieldDef::options`].
     pub fn has_options(self) -> bool {
-        matches!(
-            self,
-            Self::Priority | Self::Status | Self::List | Self::Multilist
-        )
+        matches!(self, Self::Priority | Self::Status | Self::List | Self::Multilist)
     }
 
     /// Whether callers may set the value; formula values are computed.

@@ -6,6 +6,19 @@ pub mod signing;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+pub mod encode;
+pub mod ordered;
+pub mod ppm;
+pub mod ppm_attributes;
+pub mod projectrak;
+pub mod samples;
+pub mod standard;
+pub mod tracker_changes;
+pub mod tracker_v5;
+
+#[cfg(test)]
+mod tests;
+
 use crate::domain::event::Event;
 use crate::domain::event_type::{EntityKind, EventType};
 
@@ -65,10 +78,7 @@ impl Format {
 
     /// The event types a webhook in this format can subscribe to.
     pub fn event_types(self) -> impl Iterator<Item = EventType> {
-        EventType::ALL
-            .iter()
-            .copied()
-            .filter(move |t| self.supports(*t))
+        EventType::ALL.iter().copied().filter(move |t| self.supports(*t))
     }
 }
 
@@ -92,8 +102,55 @@ pub struct Rendered {
     pub headers: Vec<(&'static str, String)>,
 }
 
+/// A body built but not yet serialised. Keeping this step separate lets the docs generator
+/// pretty-print exactly what goes on the wire (a re-parsed `serde_json::Value` would lose
+/// key order) and lets benchmarks measure building and serialising apart.
+#[derive(Debug, Clone, Serialize)]
+#[serde(untagged)]
+pub enum Body<'a> {
+    /// See [`ppm`].
+    Ppm(ppm::Envelope<'a>),
+    /// See [`projectrak`].
+    Projectrak(projectrak::Envelope<'a>),
+    /// See [`tracker_v5`].
+    TrackerV5(tracker_v5::Activity<'a>),
+    /// See [`standard`].
+    Standard(standard::Envelope<'a>),
+}
+
+/// Builds the body of `event` in `format`, or `None` when there is nothing to send: the
+/// format cannot carry this event type (a Projectrak webhook and a story), or the event
+/// carries nothing the format reports (a save that changed only formula fields).
+/// `Webhook:Ping` is renderable in every format.
+pub fn build<'a>(format: Format, event: &'a Event, ctx: &RenderContext<'_>) -> Option<Body<'a>> {
+    let t = event.event_type;
+    if t != EventType::WEBHOOK_PING && !format.supports(t) {
+        return None;
+    }
+    match format {
+        Format::Ppm => ppm::build(event, ctx).map(Body::Ppm),
+        Format::Projectrak => projectrak::build(event).map(Body::Projectrak),
+        Format::TrackerV5 => tracker_v5::build(event, ctx).map(Body::TrackerV5),
+        Format::Standard => Some(Body::Standard(standard::build(event))),
+    }
+}
+
 /// Renders `event` in `format`. `None` means "nothing to send" (e.g. a Projectrak webhook
 /// and a save that changed only formula fields).
-pub fn render(_format: Format, _event: &Event, _ctx: &RenderContext<'_>) -> Option<Rendered> {
-    None
+///
+/// Headers: `Herald-Event-Type` always (PPM bodies do not name their event type, so this
+/// is the only place a PPM receiver can read it) and `Herald-Format`, so a receiver shared
+/// by several webhooks can pick a parser without sniffing the body.
+pub fn render(format: Format, event: &Event, ctx: &RenderContext<'_>) -> Option<Rendered> {
+    let body = build(format, event, ctx)?;
+    // Serialising these types cannot fail (string keys, finite numbers); `ok()` keeps the
+    // delivery path free of panics all the same.
+    let body = serde_json::to_vec(&body).ok()?;
+    Some(Rendered {
+        body,
+        headers: vec![
+            ("Herald-Event-Type", event.event_type.to_string()),
+            ("Herald-Format", format.as_str().to_owned()),
+        ],
+    })
 }

@@ -39,9 +39,7 @@ pub enum SecretError {
     #[error("signing secret is not valid base64 after \"whsec_\"")]
     InvalidBase64,
     /// The decoded key is too short or too long.
-    #[error(
-        "signing secret must decode to {MIN_SECRET_BYTES}..={MAX_SECRET_BYTES} bytes, got {0}"
-    )]
+    #[error("signing secret must decode to {MIN_SECRET_BYTES}..={MAX_SECRET_BYTES} bytes, got {0}")]
     BadLength(usize),
 }
 
@@ -69,12 +67,8 @@ impl SigningSecret {
     /// Parses a stored or operator-supplied secret; the prefix is required so a bare base64
     /// string pasted from somewhere else is not silently accepted as a Herald secret.
     pub fn parse(s: &str) -> Result<Self, SecretError> {
-        let encoded = s
-            .strip_prefix(SECRET_PREFIX)
-            .ok_or(SecretError::MissingPrefix)?;
-        let key = STANDARD
-            .decode(encoded)
-            .map_err(|_| SecretError::InvalidBase64)?;
+        let encoded = s.strip_prefix(SECRET_PREFIX).ok_or(SecretError::MissingPrefix)?;
+        let key = STANDARD.decode(encoded).map_err(|_| SecretError::InvalidBase64)?;
         if !(MIN_SECRET_BYTES..=MAX_SECRET_BYTES).contains(&key.len()) {
             return Err(SecretError::BadLength(key.len()));
         }
@@ -200,19 +194,11 @@ mod tests {
         let ts = now();
         let value = signature_header(&secret, None, "msg_2", ts, body);
         let verifier = standardwebhooks::Webhook::new(secret.expose()).unwrap();
-        verifier
-            .verify(body, &headers("msg_2", ts, &value))
-            .unwrap();
+        verifier.verify(body, &headers("msg_2", ts, &value)).unwrap();
         // Any change to id, body or timestamp must fail.
-        assert!(verifier
-            .verify(b"{}", &headers("msg_2", ts, &value))
-            .is_err());
-        assert!(verifier
-            .verify(body, &headers("msg_3", ts, &value))
-            .is_err());
-        assert!(verifier
-            .verify(body, &headers("msg_2", ts - 1, &value))
-            .is_err());
+        assert!(verifier.verify(b"{}", &headers("msg_2", ts, &value)).is_err());
+        assert!(verifier.verify(body, &headers("msg_3", ts, &value)).is_err());
+        assert!(verifier.verify(body, &headers("msg_2", ts - 1, &value)).is_err());
     }
 
     #[test]
@@ -255,20 +241,13 @@ mod tests {
         let b64 = |n: usize| STANDARD.encode(vec![7u8; n]);
         let cases = [
             (b64(32), SecretError::MissingPrefix),
-            (
-                format!("whsec_{}", "not base64!"),
-                SecretError::InvalidBase64,
-            ),
+            (format!("whsec_{}", "not base64!"), SecretError::InvalidBase64),
             (format!("whsec_{}", b64(23)), SecretError::BadLength(23)),
             (format!("whsec_{}", b64(65)), SecretError::BadLength(65)),
             ("whsec_".to_owned(), SecretError::BadLength(0)),
         ];
         for (input, expected) in cases {
-            assert_eq!(
-                SigningSecret::parse(&input).unwrap_err(),
-                expected,
-                "{input}"
-            );
+            assert_eq!(SigningSecret::parse(&input).unwrap_err(), expected, "{input}");
         }
         for n in [24, 32, 64] {
             assert!(SigningSecret::parse(&format!("whsec_{}", b64(n))).is_ok());

@@ -115,7 +115,8 @@ macro_rules! impl_common_store {
                 })
             }
 
-            fn user_from_row(r: &DbRow) -> StoreResult<User> {
+            /// Shared with the tracker implementation in the same backend module.
+            pub(super) fn user_from_row(r: &DbRow) -> StoreResult<User> {
                 Ok(User {
                     id: r.try_get("id")?,
                     tenant_id: r.try_get("tenant_id")?,

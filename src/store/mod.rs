@@ -5,9 +5,11 @@
 //! (BIGINT epoch-ms times, TEXT ids and JSON), so one test suite proves both.
 
 mod common;
+mod common_tracker;
 pub mod model;
 pub mod postgres;
 pub mod sqlite;
+pub mod tracker_model;
 mod ui_sessions;
 
 use std::sync::Arc;
@@ -18,6 +20,12 @@ use uuid::Uuid;
 use crate::config::DatabaseConfig;
 pub use model::*;
 pub use ui_sessions::{NewUiSession, UiSessionRecord};
+pub use tracker_model::*;
+
+use crate::domain::event::Event;
+use crate::domain::event_type::EntityKind;
+use crate::domain::field::FieldDef;
+use crate::domain::webhook::FieldError;
 
 /// Errors from the store layer.
 #[derive(Debug, thiserror::Error)]
@@ -31,6 +39,12 @@ pub enum StoreError {
     /// A stored value could not be decoded (a bug or manual tampering).
     #[error("corrupt stored data: {0}")]
     Corrupt(String),
+    /// The referenced object does not exist in the tenant.
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    /// The change is invalid; each error names the offending field.
+    #[error("invalid change")]
+    Invalid(Vec<FieldError>),
     /// The database failed.
     #[error(transparent)]
     Database(#[from] sqlx::Error),
@@ -113,9 +127,60 @@ pub trait UiSessionStore: Send + Sync {
     async fn purge_expired_ui_sessions(&self, now: i64) -> StoreResult<u64>;
 }
 
+/// Tracker data (users, fields, entities) and the event log.
+#[async_trait]
+pub trait TrackerStore: Send + Sync {
+    /// Creates a user; `Conflict` if the account id is taken.
+    async fn create_user(&self, tenant_id: i64, u: &NewUser, now: i64) -> StoreResult<User>;
+    /// Changes a user's name, initials and e-mail.
+    async fn update_user(&self, tenant_id: i64, id: i64, u: &NewUser, now: i64) -> StoreResult<Option<User>>;
+    /// The tenant's users.
+    async fn list_users(&self, tenant_id: i64) -> StoreResult<Vec<User>>;
+    /// One user by numeric id.
+    async fn get_user(&self, tenant_id: i64, id: i64) -> StoreResult<Option<User>>;
+    /// Users by account id (unknown ids are simply absent).
+    async fn users_by_account_ids(&self, tenant_id: i64, ids: &[String]) -> StoreResult<Vec<User>>;
+    /// Inserts Projectrak's predefined fields when missing.
+    async fn ensure_system_fields(&self, tenant_id: i64, defs: &[FieldDef], now: i64) -> StoreResult<()>;
+    /// The tenant's field definitions, by id.
+    async fn list_fields(&self, tenant_id: i64) -> StoreResult<Vec<FieldDef>>;
+    /// Inserts a custom field, assigning its id (10001 and up).
+    async fn insert_field(&self, tenant_id: i64, def: &FieldDef, now: i64) -> StoreResult<FieldDef>;
+    /// Changes a field's name, options or formula.
+    async fn update_field(&self, tenant_id: i64, def: &FieldDef, now: i64) -> StoreResult<bool>;
+    /// Deletes a custom field (system fields stay).
+    async fn delete_field(&self, tenant_id: i64, id: i64) -> StoreResult<bool>;
+    /// Minimal facts about entities, for resolving references.
+    async fn entity_heads(&self, tenant_id: i64, ids: &[i64]) -> StoreResult<Vec<EntityHead>>;
+    /// One entity.
+    async fn get_entity(&self, tenant_id: i64, kind: EntityKind, id: i64) -> StoreResult<Option<EntityRow>>;
+    /// Entities of a kind (optionally under one parent), id-cursor paged.
+    async fn list_entities(
+        &self,
+        tenant_id: i64,
+        kind: EntityKind,
+        parent_id: Option<i64>,
+        after_id: i64,
+        limit: i64,
+    ) -> StoreResult<Vec<EntityRow>>;
+    /// Applies one change and writes its event in the same transaction.
+    async fn apply_change(&self, req: &ChangeRequest<'_>) -> StoreResult<ChangeOutcome>;
+    /// The event log after cursor `after`, optionally filtered by type.
+    async fn list_events(
+        &self,
+        tenant_id: i64,
+        after: i64,
+        limit: i64,
+        types: &[String],
+    ) -> StoreResult<Vec<Event>>;
+    /// Stores an event published by another system; `false` when the idempotency key was
+    /// seen before (the earlier event is returned).
+    async fn ingest_event(&self, req: &IngestRequest) -> StoreResult<(Event, bool)>;
+}
+
 /// Everything Herald stores; the application holds one `Arc<dyn Store>`.
 #[async_trait]
-pub trait Store: TenantStore + TokenStore + WebhookStore + UiSessionStore {
+pub trait Store: TenantStore + TokenStore + WebhookStore + TrackerStore + UiSessionStore {
     /// Which backend this is, for logs and `/readyz`.
     fn backend(&self) -> &'static str;
     /// Cheap round trip proving the database answers.

@@ -8,14 +8,27 @@ use async_trait::async_trait;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 
 use super::common::impl_common_store;
+use super::common_tracker::impl_tracker_store;
 use super::ui_sessions::impl_ui_session_store;
 use super::{migrator, Store, StoreResult};
 
 /// Migrations compiled into the binary.
 const MIGRATIONS: &[(i64, &str, &str)] = &[
-    (1, "foundation", include_str!("../../migrations/postgres/0001_foundation.sql")),
-    (2, "tracker", include_str!("../../migrations/postgres/0002_tracker.sql")),
-    (3, "ui_sessions", include_str!("../../migrations/postgres/0003_ui_sessions.sql")),
+    (
+        1,
+        "foundation",
+        include_str!("../../migrations/postgres/0001_foundation.sql"),
+    ),
+    (
+        2,
+        "tracker",
+        include_str!("../../migrations/postgres/0002_tracker.sql"),
+    ),
+    (
+        3,
+        "ui_sessions",
+        include_str!("../../migrations/postgres/0003_ui_sessions.sql"),
+    ),
 ];
 
 /// PostgreSQL-backed store.
@@ -75,4 +88,5 @@ impl Store for PgStore {
 }
 
 impl_common_store!(crate::store::postgres::PgStore, sqlx::Postgres);
+impl_tracker_store!(crate::store::postgres::PgStore, sqlx::Postgres);
 impl_ui_session_store!(crate::store::postgres::PgStore, sqlx::Postgres);

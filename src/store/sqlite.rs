@@ -10,14 +10,27 @@ use sqlx::sqlite::{
 };
 
 use super::common::impl_common_store;
+use super::common_tracker::impl_tracker_store;
 use super::ui_sessions::impl_ui_session_store;
 use super::{migrator, Store, StoreResult};
 
 /// Migrations compiled into the binary.
 const MIGRATIONS: &[(i64, &str, &str)] = &[
-    (1, "foundation", include_str!("../../migrations/sqlite/0001_foundation.sql")),
-    (2, "tracker", include_str!("../../migrations/sqlite/0002_tracker.sql")),
-    (3, "ui_sessions", include_str!("../../migrations/sqlite/0003_ui_sessions.sql")),
+    (
+        1,
+        "foundation",
+        include_str!("../../migrations/sqlite/0001_foundation.sql"),
+    ),
+    (
+        2,
+        "tracker",
+        include_str!("../../migrations/sqlite/0002_tracker.sql"),
+    ),
+    (
+        3,
+        "ui_sessions",
+        include_str!("../../migrations/sqlite/0003_ui_sessions.sql"),
+    ),
 ];
 
 /// SQLite-backed store.
@@ -62,4 +75,5 @@ impl Store for SqliteStore {
 }
 
 impl_common_store!(crate::store::sqlite::SqliteStore, sqlx::Sqlite);
+impl_tracker_store!(crate::store::sqlite::SqliteStore, sqlx::Sqlite);
 impl_ui_session_store!(crate::store::sqlite::SqliteStore, sqlx::Sqlite);

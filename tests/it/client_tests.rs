@@ -5,8 +5,8 @@ use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 use herald::delivery::client::{
-    build_client, check_url, classify_error, read_body_capped, ClientConfig, DeliveryClient,
-    ErrorKind, TlsProblem, MAX_KEPT_BODY, USER_AGENT,
+    build_client, check_url, classify_error, read_body_capped, ClientConfig, DeliveryClient, ErrorKind,
+    TlsProblem, MAX_KEPT_BODY, USER_AGENT,
 };
 use herald::delivery::ssrf::{Category, Policy};
 use herald::formats::signing::{signature_header, SigningSecret};
@@ -73,10 +73,7 @@ async fn posts_a_signed_body_over_https_when_the_ca_is_trusted() {
 
     assert_eq!(response.status(), 202);
     let reply = read_body_capped(response).await;
-    assert_eq!(
-        (reply.bytes.as_slice(), reply.truncated),
-        (&b"thanks"[..], false)
-    );
+    assert_eq!((reply.bytes.as_slice(), reply.truncated), (&b"thanks"[..], false));
     assert_eq!(reply.error, None);
 
     let requests = receiver.wait_for(1, WAIT).await;
@@ -231,11 +228,7 @@ async fn response_bodies_are_capped() {
         let response = post(&client, &receiver.url()).await.unwrap();
         assert_eq!(response.status(), 500);
         let body = read_body_capped(response).await;
-        assert_eq!(
-            (body.bytes.len(), body.truncated),
-            (kept, truncated),
-            "{size}"
-        );
+        assert_eq!((body.bytes.len(), body.truncated), (kept, truncated), "{size}");
         assert_eq!(body.error, None);
     }
 }
@@ -307,14 +300,7 @@ async fn the_bare_client_still_guards_host_names() {
     // `build_client` without `check_url` must still refuse names that resolve to loopback.
     let receiver = TestReceiver::start().await;
     let client = build_client(&ClientConfig::default()).unwrap();
-    let err = client
-        .post(receiver.localhost_url())
-        .send()
-        .await
-        .unwrap_err();
-    assert!(
-        matches!(classify_error(&err), ErrorKind::Refused(_)),
-        "{err:?}"
-    );
+    let err = client.post(receiver.localhost_url()).send().await.unwrap_err();
+    assert!(matches!(classify_error(&err), ErrorKind::Refused(_)), "{err:?}");
     assert_eq!(receiver.connections(), 0);
 }

@@ -5,6 +5,9 @@ mod support;
 
 mod cli;
 mod client_tests;
+mod formats_api;
 mod store_suite;
+mod tls_listener;
+mod tracker_api;
 mod ui_html;
 mod webhooks_api;

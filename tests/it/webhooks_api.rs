@@ -511,6 +511,26 @@ both!(operations_endpoints, |app: TestApp| async move {
     ] {
         assert!(doc.json["paths"].get(path).is_some(), "{path} documented");
     }
+    for path in [
+        "/@{tenant}/v1/projects",
+        "/@{tenant}/v1/stories/{id}",
+        "/@{tenant}/v1/events",
+        "/@{tenant}/v1/fields",
+        "/@{tenant}/v1/users",
+        "/@{tenant}/v1/key-dates",
+    ] {
+        assert!(doc.json["paths"].get(path).is_some(), "{path} documented");
+    }
+    let story = &doc.json["components"]["schemas"]["StoryIn"];
+    assert_eq!(
+        story["properties"]["story_type"]["enum"][3], "release",
+        "schemas follow the attribute tables"
+    );
+    assert_eq!(
+        doc.json["paths"]["/@{tenant}/v1/projects"]["post"]["requestBody"]["content"]["application/json"]
+            ["schema"]["$ref"],
+        "#/components/schemas/ProjectIn"
+    );
     let ui = app.call_as("", "GET", "/docs", None).await;
     assert!(
         ui.text.contains("swagger-ui-bundle.js")

@@ -34,8 +34,7 @@ pub async fn read_body_capped(mut response: reqwest::Response) -> CappedBody {
             Ok(Some(chunk)) => {
                 read = read.saturating_add(chunk.len());
                 let room = MAX_KEPT_BODY - body.bytes.len();
-                body.bytes
-                    .extend_from_slice(&chunk[..chunk.len().min(room)]);
+                body.bytes.extend_from_slice(&chunk[..chunk.len().min(room)]);
                 if chunk.len() > room {
                     body.truncated = true;
                 }

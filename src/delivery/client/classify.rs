@@ -104,16 +104,14 @@ impl fmt::Display for TlsProblem {
                  issuer); if it uses a private or self-signed CA, add that CA to extra_ca_file",
             ),
             Self::Expired => f.write_str("the receiver's certificate has expired"),
-            Self::NotYetValid => f.write_str(
-                "the receiver's certificate is not valid yet (check both machines' clocks)",
-            ),
+            Self::NotYetValid => {
+                f.write_str("the receiver's certificate is not valid yet (check both machines' clocks)")
+            }
             Self::NameMismatch => {
                 f.write_str("the receiver's certificate is not valid for the URL's host name")
             }
             Self::Revoked => f.write_str("the receiver's certificate has been revoked"),
-            Self::BadSignature => {
-                f.write_str("the receiver's certificate chain has an invalid signature")
-            }
+            Self::BadSignature => f.write_str("the receiver's certificate chain has an invalid signature"),
             Self::InvalidCertificate(detail) => {
                 write!(f, "the receiver's certificate is invalid: {detail}")
             }
@@ -235,10 +233,7 @@ mod tests {
             TlsProblem::InvalidCertificate(_)
         ));
         let alert = TlsProblem::from(&E::AlertReceived(AlertDescription::HandshakeFailure));
-        assert!(
-            alert.to_string().starts_with("handshake failed: "),
-            "{alert}"
-        );
+        assert!(alert.to_string().starts_with("handshake failed: "), "{alert}");
     }
 
     #[test]

@@ -91,10 +91,7 @@ fn metadata_needs_an_exact_entry() {
     assert!(broad.check(ip("169.254.1.1")).is_ok());
     assert!(broad.check(ip("fd00::1")).is_ok());
     for meta in ["169.254.169.254", "::ffff:169.254.169.254", "fd00:ec2::254"] {
-        assert_eq!(
-            broad.check(ip(meta)).unwrap_err().category(),
-            C::CloudMetadata
-        );
+        assert_eq!(broad.check(ip(meta)).unwrap_err().category(), C::CloudMetadata);
     }
     let exact = Policy::new(vec!["169.254.169.254/32".parse().unwrap()]);
     assert!(exact.check(ip("169.254.169.254")).is_ok());

@@ -82,9 +82,7 @@ fn arb_json() -> impl Strategy<Value = Value> {
         prop_oneof![
             prop::collection::vec(inner.clone(), 0..3).prop_map(Value::Array),
             prop::collection::btree_map(prop::sample::select(vec!["id", "name"]), inner, 0..2)
-                .prop_map(|m| Value::Object(
-                    m.into_iter().map(|(k, v)| (k.to_owned(), v)).collect()
-                )),
+                .prop_map(|m| Value::Object(m.into_iter().map(|(k, v)| (k.to_owned(), v)).collect())),
         ]
     })
 }
@@ -116,15 +114,10 @@ fn arb_snapshot() -> impl Strategy<Value = Value> {
     ];
     (
         prop::collection::btree_map(prop::sample::select(keys), arb_json(), 0..7),
-        prop_oneof![
-            Just(None),
-            arb_fields().prop_map(Some),
-            arb_json().prop_map(Some)
-        ],
+        prop_oneof![Just(None), arb_fields().prop_map(Some), arb_json().prop_map(Some)],
     )
         .prop_map(|(map, fields)| {
-            let mut obj: Map<String, Value> =
-                map.into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
+            let mut obj: Map<String, Value> = map.into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
             if let Some(f) = fields {
                 obj.insert(FIELDS_KEY.to_owned(), f);
             }

@@ -61,10 +61,7 @@ pub fn to_canonical_json(value: &FieldValue, resolver: &dyn RefResolver) -> Valu
 /// (formula values decode as numbers). The shape is checked, but not option membership or
 /// user/project existence: stored history must stay readable after options, users or
 /// projects are removed. Errors name the field by its type (the caller knows which field).
-pub fn from_canonical_json(
-    field_type: FieldType,
-    json: &Value,
-) -> Result<FieldValue, FieldValueError> {
+pub fn from_canonical_json(field_type: FieldType, json: &Value) -> Result<FieldValue, FieldValueError> {
     let label = format!("the {field_type} value");
     Decoder {
         field: &label,

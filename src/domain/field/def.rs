@@ -37,9 +37,7 @@ pub struct FieldDef {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum FieldDefError {
     /// The id is in the system range.
-    #[error(
-        "custom field ids start at {FIRST_CUSTOM_FIELD_ID}; {id} is reserved for system fields"
-    )]
+    #[error("custom field ids start at {FIRST_CUSTOM_FIELD_ID}; {id} is reserved for system fields")]
     ReservedId {
         /// The id asked for.
         id: i64,
@@ -138,10 +136,7 @@ impl FieldDef {
     }
 }
 
-fn check_options(
-    field_type: FieldType,
-    options: Vec<String>,
-) -> Result<Vec<String>, FieldDefError> {
+fn check_options(field_type: FieldType, options: Vec<String>) -> Result<Vec<String>, FieldDefError> {
     if !field_type.has_options() {
         return if options.is_empty() {
             Ok(options)
@@ -161,13 +156,8 @@ fn check_options(
         if !(1..=TEXT_MAX_CHARS).contains(&o.chars().count()) || o.chars().any(char::is_control) {
             return Err(FieldDefError::InvalidOption { option });
         }
-        if out
-            .iter()
-            .any(|seen| seen.to_lowercase() == o.to_lowercase())
-        {
-            return Err(FieldDefError::DuplicateOption {
-                option: o.to_owned(),
-            });
+        if out.iter().any(|seen| seen.to_lowercase() == o.to_lowercase()) {
+            return Err(FieldDefError::DuplicateOption { option: o.to_owned() });
         }
         out.push(o.to_owned());
     }

@@ -11,9 +11,7 @@ use serde_json::Value;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum FieldValueError {
     /// Formula values are computed from other fields.
-    #[error(
-        "{field} is a formula field: its value is computed from other fields and cannot be set"
-    )]
+    #[error("{field} is a formula field: its value is computed from other fields and cannot be set")]
     NotSettable {
         /// Field name.
         field: String,
@@ -57,9 +55,7 @@ pub enum FieldValueError {
         input: String,
     },
     /// Not a real `YYYY-MM-DD` date.
-    #[error(
-        "{field} expects a calendar date written YYYY-MM-DD (such as 2025-02-22), but got {input}"
-    )]
+    #[error("{field} expects a calendar date written YYYY-MM-DD (such as 2025-02-22), but got {input}")]
     InvalidDate {
         /// Field name.
         field: String,
@@ -85,9 +81,7 @@ pub enum FieldValueError {
         allowed: Vec<String>,
     },
     /// Not something that can be an account id.
-    #[error(
-        "{field} expects a user account id (1 to 128 characters without spaces), but got {input}"
-    )]
+    #[error("{field} expects a user account id (1 to 128 characters without spaces), but got {input}")]
     InvalidAccountId {
         /// Field name.
         field: String,
@@ -103,7 +97,9 @@ pub enum FieldValueError {
         account_id: String,
     },
     /// Not a positive integer project id.
-    #[error("{field} expects a project id (a positive integer, or one written as a string), but got {input}")]
+    #[error(
+        "{field} expects a project id (a positive integer, or one written as a string), but got {input}"
+    )]
     InvalidProjectId {
         /// Field name.
         field: String,

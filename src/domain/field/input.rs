@@ -71,9 +71,7 @@ impl Decoder<'_> {
             FieldType::Number | FieldType::Formula => FieldValue::Number(self.number(v)?),
             FieldType::Date => FieldValue::Date(self.date(v)?),
             FieldType::Duration => FieldValue::Duration(self.duration(v)?),
-            FieldType::Status | FieldType::Priority | FieldType::List => {
-                FieldValue::Option(self.option(v)?)
-            }
+            FieldType::Status | FieldType::Priority | FieldType::List => FieldValue::Option(self.option(v)?),
             FieldType::Multilist => FieldValue::Options(self.multi(v, |x| self.option(x))?),
             FieldType::User => FieldValue::User(self.user(v)?),
             FieldType::Multiuser => FieldValue::Users(self.multi(v, |x| self.user(x))?),
@@ -189,13 +187,11 @@ impl Decoder<'_> {
                 _ => None,
             }
         });
-        found
-            .cloned()
-            .ok_or_else(|| FieldValueError::UnknownOption {
-                field: self.field(),
-                option: truncated(s),
-                allowed: options.to_vec(),
-            })
+        found.cloned().ok_or_else(|| FieldValueError::UnknownOption {
+            field: self.field(),
+            option: truncated(s),
+            allowed: options.to_vec(),
+        })
     }
 
     fn user(&self, v: &Value) -> Result<String> {
@@ -290,10 +286,7 @@ impl Decoder<'_> {
         if let Some(k) = o.keys().find(|k| !MILESTONE_KEYS.contains(&k.as_str())) {
             return Err(bad(MilestoneProblem::UnknownKey(truncated(k))));
         }
-        let get = |key: &'static str| {
-            o.get(key)
-                .ok_or_else(|| bad(MilestoneProblem::MissingKey(key)))
-        };
+        let get = |key: &'static str| o.get(key).ok_or_else(|| bad(MilestoneProblem::MissingKey(key)));
         let id = get("id")?
             .as_i64()
             .filter(|&id| id > 0)
@@ -304,14 +297,10 @@ impl Decoder<'_> {
             .ok_or_else(|| bad(MilestoneProblem::BadDate))?;
         let name = get("name")?
             .as_str()
-            .filter(|s| {
-                (1..=TEXT_MAX_CHARS).contains(&s.chars().count())
-                    && !s.chars().any(char::is_control)
-            })
+            .filter(|s| (1..=TEXT_MAX_CHARS).contains(&s.chars().count()) && !s.chars().any(char::is_control))
             .ok_or_else(|| bad(MilestoneProblem::BadName))?
             .to_owned();
-        let linked_issues_id =
-            linked_issues(o).ok_or_else(|| bad(MilestoneProblem::BadLinkedIssues))?;
+        let linked_issues_id = linked_issues(o).ok_or_else(|| bad(MilestoneProblem::BadLinkedIssues))?;
         Ok(FieldValue::Milestone {
             id,
             date,

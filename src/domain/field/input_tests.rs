@@ -13,36 +13,18 @@ fn parse(field_type: FieldType, input: Value) -> Result<FieldValue, FieldValueEr
 
 #[test]
 fn numbers_accept_json_numbers_and_plain_decimal_strings() {
-    assert_eq!(
-        parse(FieldType::Number, json!(23000)).unwrap(),
-        num(23000.0)
-    );
-    assert_eq!(
-        parse(FieldType::Number, json!(" 23.5 ")).unwrap(),
-        num(23.5)
-    );
-    assert_eq!(
-        parse(FieldType::Number, json!("-1.5e3")).unwrap(),
-        num(-1500.0)
-    );
-    assert_eq!(
-        parse(FieldType::Number, json!("")).unwrap(),
-        FieldValue::Null
-    );
+    assert_eq!(parse(FieldType::Number, json!(23000)).unwrap(), num(23000.0));
+    assert_eq!(parse(FieldType::Number, json!(" 23.5 ")).unwrap(), num(23.5));
+    assert_eq!(parse(FieldType::Number, json!("-1.5e3")).unwrap(), num(-1500.0));
+    assert_eq!(parse(FieldType::Number, json!("")).unwrap(), FieldValue::Null);
     for bad in [
         "1,000", "23.000,5", "inf", "NaN", ".5", "5.", "1e400", "0x10", "12 kg",
     ] {
         let e = parse(FieldType::Number, json!(bad)).unwrap_err();
-        assert!(
-            matches!(e, FieldValueError::InvalidNumber { .. }),
-            "{bad}: {e}"
-        );
+        assert!(matches!(e, FieldValueError::InvalidNumber { .. }), "{bad}: {e}");
     }
     let e = parse(FieldType::Number, json!(true)).unwrap_err();
-    assert_eq!(
-        e.to_string(),
-        "My number expects a number, but got a boolean"
-    );
+    assert_eq!(e.to_string(), "My number expects a number, but got a boolean");
 }
 
 #[test]
@@ -74,10 +56,7 @@ fn text_is_bounded_and_single_line() {
 #[test]
 fn dates_must_be_real_calendar_dates() {
     let d = |s: &str| parse(FieldType::Date, json!(s));
-    assert_eq!(
-        d("2024-02-29").unwrap(),
-        FieldValue::Date(date!(2024 - 02 - 29))
-    );
+    assert_eq!(d("2024-02-29").unwrap(), FieldValue::Date(date!(2024 - 02 - 29)));
     for bad in [
         "2025-02-29",
         "2025-2-3",
@@ -100,13 +79,7 @@ fn durations_accept_ms_and_human_strings() {
     assert_eq!(d(json!("8h")).unwrap(), ms(28_800_000));
     assert_eq!(d(json!("1d 2h 30m")).unwrap(), ms(95_400_000));
     assert_eq!(d(json!("28800000")).unwrap(), ms(28_800_000));
-    for bad in [
-        json!(-1),
-        json!(1.5),
-        json!("-8h"),
-        json!("8 hours"),
-        json!([]),
-    ] {
+    for bad in [json!(-1), json!(1.5), json!("-8h"), json!("8 hours"), json!([])] {
         assert!(d(bad.clone()).is_err(), "{bad}");
     }
     let e = d(json!("soon")).unwrap_err().to_string();
@@ -117,14 +90,8 @@ fn durations_accept_ms_and_human_strings() {
 fn options_must_exist_and_are_matched_ignoring_case() {
     let o = |v: Value| parse(FieldType::Status, v);
     assert_eq!(o(json!("Done")).unwrap(), FieldValue::Option("Done".into()));
-    assert_eq!(
-        o(json!(" done")).unwrap(),
-        FieldValue::Option("Done".into())
-    );
-    assert_eq!(
-        o(json!("ärger")).unwrap(),
-        FieldValue::Option("Ärger".into())
-    );
+    assert_eq!(o(json!(" done")).unwrap(), FieldValue::Option("Done".into()));
+    assert_eq!(o(json!("ärger")).unwrap(), FieldValue::Option("Ärger".into()));
     let e = o(json!("Finished")).unwrap_err();
     assert_eq!(
         e.to_string(),
@@ -132,21 +99,14 @@ fn options_must_exist_and_are_matched_ignoring_case() {
     );
     assert_eq!(e.field(), "My status");
     let m = parse(FieldType::Multilist, json!(["Done", "At risk", "done"])).unwrap();
-    assert_eq!(
-        m,
-        FieldValue::Options(vec!["Done".into(), "At risk".into()])
-    );
+    assert_eq!(m, FieldValue::Options(vec!["Done".into(), "At risk".into()]));
 }
 
 #[test]
 fn users_and_projects_must_exist() {
     let u = parse(FieldType::User, json!(USERS[0])).unwrap();
     assert_eq!(u, FieldValue::User(USERS[0].into()));
-    let obj = parse(
-        FieldType::User,
-        json!({"account_id": USERS[1], "name": "x"}),
-    )
-    .unwrap();
+    let obj = parse(FieldType::User, json!({"account_id": USERS[1], "name": "x"})).unwrap();
     assert_eq!(obj, FieldValue::User(USERS[1].into()));
     assert!(matches!(
         parse(FieldType::User, json!("nobody")).unwrap_err(),
@@ -191,10 +151,7 @@ fn multi_values_clear_dedupe_and_are_capped() {
         "My multiproject accepts at most 100 items, but got 101"
     );
     assert!(parse(FieldType::Multiuser, json!(USERS[0])).is_err());
-    assert_eq!(
-        parse(FieldType::User, json!(null)).unwrap(),
-        FieldValue::Null
-    );
+    assert_eq!(parse(FieldType::User, json!(null)).unwrap(), FieldValue::Null);
 }
 
 #[test]
@@ -212,9 +169,11 @@ fn milestones_accept_both_key_spellings() {
         name: "Milestone name - updated".into(),
         linked_issues_id: vec![24, 35],
     };
-    let camel = json!({"id":1,"date":"2025-02-22","name":"Milestone name - updated","linkedIssuesId":[24,35]});
+    let camel =
+        json!({"id":1,"date":"2025-02-22","name":"Milestone name - updated","linkedIssuesId":[24,35]});
     assert_eq!(parse(FieldType::Milestone, camel).unwrap(), want);
-    let snake = json!({"id":1,"date":"2025-02-22","name":"Milestone name - updated","linked_issues_id":[24,35,24]});
+    let snake =
+        json!({"id":1,"date":"2025-02-22","name":"Milestone name - updated","linked_issues_id":[24,35,24]});
     assert_eq!(parse(FieldType::Milestone, snake).unwrap(), want);
     let bare = json!({"id":1,"date":"2025-02-22","name":"M"});
     assert!(parse(FieldType::Milestone, bare).is_ok());
@@ -223,10 +182,7 @@ fn milestones_accept_both_key_spellings() {
             json!({"id":1,"date":"2025-02-22","name":"M","due":1}),
             MilestoneProblem::UnknownKey("due".into()),
         ),
-        (
-            json!({"id":1,"name":"M"}),
-            MilestoneProblem::MissingKey("date"),
-        ),
+        (json!({"id":1,"name":"M"}), MilestoneProblem::MissingKey("date")),
         (
             json!({"id":0,"date":"2025-02-22","name":"M"}),
             MilestoneProblem::BadId,

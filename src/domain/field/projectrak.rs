@@ -14,9 +14,7 @@ use super::value::{format_date, FieldValue};
 pub fn projectrak_value(value: &FieldValue) -> Value {
     match value {
         FieldValue::Null => Value::Null,
-        FieldValue::Text(s) | FieldValue::Option(s) | FieldValue::User(s) => {
-            Value::String(s.clone())
-        }
+        FieldValue::Text(s) | FieldValue::Option(s) | FieldValue::User(s) => Value::String(s.clone()),
         FieldValue::Number(x) => Value::String(format_number(x.get())),
         FieldValue::Date(d) => Value::String(format_date(*d)),
         FieldValue::Duration(ms) => Value::String(ms.get().to_string()),

@@ -50,11 +50,7 @@ fn arb_typed_value() -> impl Strategy<Value = (FieldType, FieldValue)> {
             FieldValue::Duration(DurationMs::new(ms).unwrap())
         )),
         (
-            prop::sample::select(vec![
-                FieldType::Status,
-                FieldType::Priority,
-                FieldType::List
-            ]),
+            prop::sample::select(vec![FieldType::Status, FieldType::Priority, FieldType::List]),
             opt
         )
             .prop_map(|(t, o)| (t, FieldValue::Option(o))),
@@ -62,8 +58,7 @@ fn arb_typed_value() -> impl Strategy<Value = (FieldType, FieldValue)> {
         prop::sample::select(users.clone()).prop_map(|u| (FieldType::User, FieldValue::User(u))),
         arb_subset(users).prop_map(|u| (FieldType::Multiuser, FieldValue::Users(u))),
         (1i64..=50).prop_map(|p| (FieldType::Project, FieldValue::Project(p))),
-        arb_subset((1i64..=50).collect())
-            .prop_map(|p| (FieldType::Multiproject, FieldValue::Projects(p))),
+        arb_subset((1i64..=50).collect()).prop_map(|p| (FieldType::Multiproject, FieldValue::Projects(p))),
         (
             1i64..=i64::MAX,
             arb_date(),

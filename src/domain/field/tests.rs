@@ -55,12 +55,7 @@ impl RefResolver for World {
 /// A custom field of `field_type` (options for option types, a formula for formulas).
 pub(super) fn def(field_type: FieldType) -> FieldDef {
     let options = if field_type.has_options() {
-        vec![
-            "On track".into(),
-            "At risk".into(),
-            "Done".into(),
-            "Ärger".into(),
-        ]
+        vec!["On track".into(), "At risk".into(), "Done".into(), "Ärger".into()]
     } else {
         vec![]
     };
@@ -95,17 +90,9 @@ fn system_fields_are_stable() {
     let fields = system_fields();
     let ids: Vec<i64> = fields.iter().map(|f| f.id).collect();
     assert_eq!(ids, (1..=10).collect::<Vec<_>>());
-    assert!(fields
-        .iter()
-        .all(|f| f.system && f.id < FIRST_CUSTOM_FIELD_ID));
-    assert_eq!(
-        fields[0].options,
-        ["On track", "At risk", "Off track", "Done"]
-    );
-    assert_eq!(
-        fields[1].options,
-        ["Highest", "High", "Medium", "Low", "Lowest"]
-    );
+    assert!(fields.iter().all(|f| f.system && f.id < FIRST_CUSTOM_FIELD_ID));
+    assert_eq!(fields[0].options, ["On track", "At risk", "Off track", "Done"]);
+    assert_eq!(fields[1].options, ["Highest", "High", "Medium", "Low", "Lowest"]);
     assert_eq!(fields[4].field_type, FieldType::Duration);
     assert_eq!(fields[9].name, "What will success look like?");
 }
@@ -120,23 +107,11 @@ fn custom_fields_are_checked() {
         FieldDefError::ReservedId { id: 5 }
     ));
     assert_eq!(
-        err(FieldDef::custom(
-            10_001,
-            "a{b}",
-            FieldType::Text,
-            vec![],
-            None
-        )),
+        err(FieldDef::custom(10_001, "a{b}", FieldType::Text, vec![], None)),
         FieldDefError::InvalidName
     );
     assert!(matches!(
-        err(FieldDef::custom(
-            10_001,
-            "123",
-            FieldType::Text,
-            vec![],
-            None
-        )),
+        err(FieldDef::custom(10_001, "123", FieldType::Text, vec![], None)),
         FieldDefError::NumericName { .. }
     ));
     assert!(matches!(
@@ -164,13 +139,7 @@ fn custom_fields_are_checked() {
         FieldDefError::UnexpectedOptions { .. }
     ));
     assert_eq!(
-        err(FieldDef::custom(
-            10_001,
-            "F",
-            FieldType::Formula,
-            vec![],
-            None
-        )),
+        err(FieldDef::custom(10_001, "F", FieldType::Formula, vec![], None)),
         FieldDefError::MissingFormula
     );
     let f = Formula::parse("1 + 1").unwrap();
@@ -192,10 +161,7 @@ fn canonical_json_matches_the_snapshot_schema() {
     let c = |v: &FieldValue| to_canonical_json(v, &World);
     assert_eq!(c(&num(23000.0)), json!(23000));
     assert_eq!(c(&num(23.5)), json!(23.5));
-    assert_eq!(
-        c(&FieldValue::Date(date!(2025 - 02 - 22))),
-        json!("2025-02-22")
-    );
+    assert_eq!(c(&FieldValue::Date(date!(2025 - 02 - 22))), json!("2025-02-22"));
     assert_eq!(
         c(&FieldValue::Duration(DurationMs::new(28_800_000).unwrap())),
         json!(28_800_000)

@@ -144,9 +144,7 @@ pub fn evaluate_formulas(
 }
 
 fn formula_of(def: &FieldDef) -> Result<&Formula, FormulaError> {
-    def.formula
-        .as_ref()
-        .ok_or_else(|| FormulaError::MissingFormula {
-            field: def.name.clone(),
-        })
+    def.formula.as_ref().ok_or_else(|| FormulaError::MissingFormula {
+        field: def.name.clone(),
+    })
 }

@@ -147,10 +147,7 @@ fn number(chars: &[char], start: usize) -> Result<(f64, usize), FormulaError> {
         i = digits(j).ok_or_else(bad)?;
     }
     // `1.2.3`, `12abc`, `1e5x`: a literal must end at an operator, bracket or space.
-    if chars
-        .get(i)
-        .is_some_and(|c| c.is_alphanumeric() || *c == '.')
-    {
+    if chars.get(i).is_some_and(|c| c.is_alphanumeric() || *c == '.') {
         return Err(bad());
     }
     let text: String = chars[start..i].iter().collect();

@@ -37,9 +37,7 @@ fn parses_precedence_and_associativity() {
     assert_eq!(f("--2").eval(&none), Some(2.0));
     assert_eq!(f("1.5e3 + 0.5").eval(&none), Some(1500.5));
     assert_eq!(f("0 * -1").eval(&none), Some(0.0));
-    assert!(f("0 * -1")
-        .eval(&none)
-        .is_some_and(|x| x.is_sign_positive()));
+    assert!(f("0 * -1").eval(&none).is_some_and(|x| x.is_sign_positive()));
 }
 
 #[test]
@@ -92,25 +90,15 @@ fn syntax_errors_say_where() {
 fn size_and_depth_are_bounded() {
     let deep_ok = format!("{}1{}", "(".repeat(MAX_DEPTH), ")".repeat(MAX_DEPTH));
     assert!(Formula::parse(&deep_ok).is_ok());
-    let too_deep = format!(
-        "{}1{}",
-        "(".repeat(MAX_DEPTH + 1),
-        ")".repeat(MAX_DEPTH + 1)
-    );
-    assert!(matches!(
-        err(&too_deep),
-        FormulaError::TooDeep { column: 33, .. }
-    ));
+    let too_deep = format!("{}1{}", "(".repeat(MAX_DEPTH + 1), ")".repeat(MAX_DEPTH + 1));
+    assert!(matches!(err(&too_deep), FormulaError::TooDeep { column: 33, .. }));
     assert!(matches!(err(&"-".repeat(40)), FormulaError::TooDeep { .. }));
     let long_chain = vec!["1"; 512].join("+");
     assert_eq!(f(&long_chain).eval(values(&[])), Some(512.0));
     let too_long = format!("{long_chain}+1");
     assert!(matches!(
         err(&too_long),
-        FormulaError::TooLong {
-            len: 1025,
-            max: 1024
-        }
+        FormulaError::TooLong { len: 1025, max: 1024 }
     ));
 }
 
@@ -136,12 +124,7 @@ fn formulas_are_ordered_after_the_formulas_they_read() {
         ),
         field(10_001, "Budget", FieldType::Number, None),
         field(10_002, "Cost", FieldType::Number, None),
-        field(
-            10_003,
-            "Margin",
-            FieldType::Formula,
-            Some("{10001} - {Cost}"),
-        ),
+        field(10_003, "Margin", FieldType::Formula, Some("{10001} - {Cost}")),
         field(10_005, "Constant", FieldType::Formula, Some("42")),
     ];
     assert_eq!(evaluation_order(&defs).unwrap(), [10_003, 10_004, 10_005]);

@@ -215,12 +215,7 @@ fn default_schedule_parses_and_round_trips() {
     let odd: Schedule = " 250ms, 1s ,90s, 2d".parse().unwrap();
     assert_eq!(
         odd.steps(),
-        [
-            Duration::from_millis(250),
-            secs(1),
-            secs(90),
-            secs(2 * 86_400)
-        ]
+        [Duration::from_millis(250), secs(1), secs(90), secs(2 * 86_400)]
     );
     assert_eq!(odd.to_string(), "250ms,1s,90s,48h");
     assert_eq!(odd.to_string().parse::<Schedule>().unwrap(), odd);

@@ -54,12 +54,8 @@ impl RecordedRequest {
 
     /// The body parsed as JSON; panics with the body text if it is not JSON.
     pub fn json(&self) -> serde_json::Value {
-        serde_json::from_slice(&self.body).unwrap_or_else(|e| {
-            panic!(
-                "body is not JSON ({e}): {}",
-                String::from_utf8_lossy(&self.body)
-            )
-        })
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("body is not JSON ({e}): {}", String::from_utf8_lossy(&self.body)))
     }
 }
 
@@ -146,9 +142,7 @@ impl TestReceiver {
     /// Starts a receiver answering `200 OK` until told otherwise.
     pub async fn start() -> Self {
         let (ca_pem, tls) = throwaway_pki();
-        let listener = TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind 127.0.0.1:0");
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind 127.0.0.1:0");
         let addr = listener.local_addr().expect("local addr");
         let shared = Arc::new(Shared {
             requests: Mutex::new(Vec::new()),
@@ -290,11 +284,7 @@ async fn handle(
 ) -> Result<hyper::Response<Full<Bytes>>, Infallible> {
     let received_at = Instant::now();
     let (parts, body) = req.into_parts();
-    let body = body
-        .collect()
-        .await
-        .map(|b| b.to_bytes())
-        .unwrap_or_default();
+    let body = body.collect().await.map(|b| b.to_bytes()).unwrap_or_default();
     lock(&shared.requests).push(RecordedRequest {
         method: parts.method,
         path: parts
@@ -309,10 +299,7 @@ async fn handle(
 
     let reply = {
         let mut script = lock(&shared.script);
-        script
-            .queue
-            .pop_front()
-            .unwrap_or_else(|| script.default.clone())
+        script.queue.pop_front().unwrap_or_else(|| script.default.clone())
     };
     if reply.never {
         // The connection task is dropped when the receiver stops.
@@ -343,13 +330,11 @@ fn throwaway_pki() -> (String, ServerConfig) {
     let ca_pem = ca.self_signed(&ca_key).expect("CA certificate").pem();
     let issuer = Issuer::new(ca, ca_key);
 
-    let mut leaf = CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()])
-        .expect("leaf params");
+    let mut leaf =
+        CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()]).expect("leaf params");
     leaf.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
     let leaf_key = KeyPair::generate().expect("leaf key");
-    let leaf_cert = leaf
-        .signed_by(&leaf_key, &issuer)
-        .expect("leaf certificate");
+    let leaf_cert = leaf.signed_by(&leaf_key, &issuer).expect("leaf certificate");
 
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(leaf_key.serialize_der()));

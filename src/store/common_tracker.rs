@@ -1,0 +1,587 @@
+//! Tracker SQL shared by both backends (users, fields, entities, the event log), expanded
+//! per pool type like `common.rs`. The change path is one transaction: lock the tenant
+//! (so event `seq` order is commit order and project versions never collide), read,
+//! compute, write the entity, bump the project version, write the event.
+
+/// Expands the `TrackerStore` implementation for one backend store type.
+macro_rules! impl_tracker_store {
+    ($store:ty, $db:ty) => {
+        mod tracker_impl {
+            use super::*;
+            use crate::domain::diff::diff;
+            use crate::domain::event::{Event, ParentRef, ProjectRef};
+            use crate::domain::event_type::{Action, EntityKind, EventType};
+            use crate::domain::field::FieldDef;
+            use crate::domain::formula::Formula;
+            use crate::domain::webhook::FieldError;
+            use crate::store::common::{corrupt, parse_uuid, to_json};
+            use super::common_impl::user_from_row;
+            use crate::store::*;
+            use async_trait::async_trait;
+            use serde_json::{Map, Value};
+            use sqlx::Row;
+            use uuid::Uuid;
+
+            type Db = $db;
+            type DbRow = <Db as sqlx::Database>::Row;
+            type Conn = <Db as sqlx::Database>::Connection;
+
+            const ENTITY_COLUMNS: &str = "id, uuid, kind, parent_kind, parent_id, project_id, position, \
+                 version, data, created_at, updated_at";
+            const USER_COLUMNS: &str = "id, tenant_id, uuid, account_id, name, initials, email";
+
+            fn placeholders(start: usize, n: usize) -> String {
+                (start..start + n).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ")
+            }
+
+            fn kind_of(s: &str) -> StoreResult<EntityKind> {
+                EntityKind::parse(s).ok_or_else(|| corrupt("entity kind", s))
+            }
+
+            fn entity_from_row(r: &DbRow) -> StoreResult<EntityRow> {
+                let parent_kind: Option<String> = r.try_get("parent_kind")?;
+                let parent_id: Option<i64> = r.try_get("parent_id")?;
+                let data: String = r.try_get("data")?;
+                Ok(EntityRow {
+                    id: r.try_get("id")?,
+                    uuid: parse_uuid(r.try_get::<&str, _>("uuid")?)?,
+                    kind: kind_of(r.try_get::<&str, _>("kind")?)?,
+                    parent: match (parent_kind, parent_id) {
+                        (Some(k), Some(id)) => Some((kind_of(&k)?, id)),
+                        _ => None,
+                    },
+                    project_id: r.try_get("project_id")?,
+                    position: r.try_get("position")?,
+                    version: r.try_get("version")?,
+                    data: serde_json::from_str(&data).map_err(|e| corrupt("entity data", e))?,
+                    created_at: r.try_get("created_at")?,
+                    updated_at: r.try_get("updated_at")?,
+                })
+            }
+
+            fn field_from_row(r: &DbRow) -> StoreResult<FieldDef> {
+                let ty: String = r.try_get("type")?;
+                let options: String = r.try_get("options")?;
+                let formula: Option<String> = r.try_get("formula")?;
+                Ok(FieldDef {
+                    id: r.try_get("id")?,
+                    name: r.try_get("name")?,
+                    field_type: crate::domain::field::FieldType::parse(&ty).ok_or_else(|| corrupt("field type", &ty))?,
+                    options: serde_json::from_str(&options).map_err(|e| corrupt("field options", e))?,
+                    formula: formula
+                        .map(|f| Formula::parse(&f).map_err(|e| corrupt("formula", e)))
+                        .transpose()?,
+                    system: r.try_get("system")?,
+                })
+            }
+
+            fn event_from_row(r: &DbRow) -> StoreResult<Event> {
+                let data: String = r.try_get("data")?;
+                let mut e: Event = serde_json::from_str(&data).map_err(|e| corrupt("event", e))?;
+                e.seq = r.try_get("seq")?;
+                Ok(e)
+            }
+
+            fn unique_conflict(e: sqlx::Error, what: String) -> StoreError {
+                match &e {
+                    sqlx::Error::Database(d) if d.is_unique_violation() => StoreError::Conflict(what),
+                    _ => StoreError::Database(e),
+                }
+            }
+
+            async fn lock_tenant(c: &mut Conn, tenant_id: i64) -> StoreResult<()> {
+                sqlx::query::<Db>("UPDATE tenants SET slug = slug WHERE id = $1").bind(tenant_id).execute(c).await?;
+                Ok(())
+            }
+
+            async fn fetch(c: &mut Conn, tenant_id: i64, kind: EntityKind, id: i64) -> StoreResult<Option<EntityRow>> {
+                let row = sqlx::query::<Db>(&format!(
+                    "SELECT {ENTITY_COLUMNS} FROM entities WHERE tenant_id = $1 AND kind = $2 AND id = $3"
+                ))
+                .bind(tenant_id)
+                .bind(kind.as_str())
+                .bind(id)
+                .fetch_optional(c)
+                .await?;
+                row.as_ref().map(entity_from_row).transpose()
+            }
+
+            /// `(after_id, before_id)`: the previous and next story in the project's list.
+            async fn neighbours(c: &mut Conn, tenant_id: i64, project: i64, id: i64, pos: f64) -> StoreResult<(Option<i64>, Option<i64>)> {
+                let q = |cmp: &str, order: &str| {
+                    format!(
+                        "SELECT id FROM entities WHERE tenant_id = $1 AND kind = 'story' AND parent_id = $2 \
+                         AND id <> $3 AND (position {cmp} $4 OR (position = $4 AND id {cmp} $3)) \
+                         ORDER BY position {order}, id {order} LIMIT 1"
+                    )
+                };
+                let prev = sqlx::query_scalar::<Db, i64>(&q("<", "DESC"))
+                    .bind(tenant_id).bind(project).bind(id).bind(pos)
+                    .fetch_optional(&mut *c).await?;
+                let next = sqlx::query_scalar::<Db, i64>(&q(">", "ASC"))
+                    .bind(tenant_id).bind(project).bind(id).bind(pos)
+                    .fetch_optional(&mut *c).await?;
+                Ok((prev, next))
+            }
+
+            async fn new_position(c: &mut Conn, tenant_id: i64, project: i64, me: i64, p: Option<Position>) -> StoreResult<f64> {
+                let bound = |field: &str, id: i64| {
+                    StoreError::Invalid(vec![FieldError::new(field, format!("{field} {id} is not another story of this project"))])
+                };
+                let pos_of = |id: i64| {
+                    sqlx::query_scalar::<Db, f64>(
+                        "SELECT position FROM entities WHERE tenant_id = $1 AND kind = 'story' AND parent_id = $2 AND id = $3 AND id <> $4",
+                    )
+                    .bind(tenant_id).bind(project).bind(id).bind(me)
+                };
+                Ok(match p {
+                    None => sqlx::query_scalar::<Db, f64>(
+                        "SELECT COALESCE(MAX(position), 0.0) + 1.0 FROM entities WHERE tenant_id = $1 AND kind = 'story' AND parent_id = $2",
+                    )
+                    .bind(tenant_id).bind(project).fetch_one(&mut *c).await?,
+                    Some(Position::Before(x)) => {
+                        let px = pos_of(x).fetch_optional(&mut *c).await?.ok_or_else(|| bound("before_id", x))?;
+                        let prev: Option<f64> = sqlx::query_scalar::<Db, Option<f64>>(
+                            "SELECT MAX(position) FROM entities WHERE tenant_id = $1 AND kind = 'story' AND parent_id = $2 AND position < $3 AND id <> $4",
+                        )
+                        .bind(tenant_id).bind(project).bind(px).bind(me).fetch_one(&mut *c).await?;
+                        prev.map_or(px - 1.0, |q| (q + px) / 2.0)
+                    }
+                    Some(Position::After(y)) => {
+                        let py = pos_of(y).fetch_optional(&mut *c).await?.ok_or_else(|| bound("after_id", y))?;
+                        let next: Option<f64> = sqlx::query_scalar::<Db, Option<f64>>(
+                            "SELECT MIN(position) FROM entities WHERE tenant_id = $1 AND kind = 'story' AND parent_id = $2 AND position > $3 AND id <> $4",
+                        )
+                        .bind(tenant_id).bind(project).bind(py).bind(me).fetch_one(&mut *c).await?;
+                        next.map_or(py + 1.0, |n| (py + n) / 2.0)
+                    }
+                })
+            }
+
+            async fn story_snapshot(c: &mut Conn, tenant_id: i64, r: &EntityRow) -> StoreResult<Value> {
+                let mut s = r.snapshot();
+                if let (EntityKind::Story, Some((_, project)), Some(pos)) = (r.kind, r.parent, r.position) {
+                    let (after, before) = neighbours(c, tenant_id, project, r.id, pos).await?;
+                    s["after_id"] = after.map_or(Value::Null, Value::from);
+                    s["before_id"] = before.map_or(Value::Null, Value::from);
+                }
+                Ok(s)
+            }
+
+            fn allowed_parents(kind: EntityKind) -> &'static [EntityKind] {
+                match kind {
+                    EntityKind::Story | EntityKind::Task => &[EntityKind::Project],
+                    EntityKind::Comment => &[EntityKind::Story],
+                    EntityKind::KeyDate => &[EntityKind::Project, EntityKind::Portfolio, EntityKind::Program],
+                    _ => &[],
+                }
+            }
+
+            #[async_trait]
+            impl TrackerStore for $store {
+                async fn create_user(&self, tenant_id: i64, u: &NewUser, now: i64) -> StoreResult<User> {
+                    let row = sqlx::query::<Db>(&format!(
+                        "INSERT INTO users (tenant_id, uuid, account_id, name, initials, email, created_at, updated_at) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $7) RETURNING {USER_COLUMNS}"
+                    ))
+                    .bind(tenant_id).bind(Uuid::new_v4().to_string()).bind(&u.account_id).bind(&u.name)
+                    .bind(&u.initials).bind(&u.email).bind(now)
+                    .fetch_one(&self.pool)
+                    .await
+                    .map_err(|e| unique_conflict(e, format!("a user with account id `{}` already exists", u.account_id)))?;
+                    user_from_row(&row)
+                }
+
+                async fn update_user(&self, tenant_id: i64, id: i64, u: &NewUser, now: i64) -> StoreResult<Option<User>> {
+                    let row = sqlx::query::<Db>(&format!(
+                        "UPDATE users SET name = $3, initials = $4, email = $5, updated_at = $6 \
+                         WHERE tenant_id = $1 AND id = $2 RETURNING {USER_COLUMNS}"
+                    ))
+                    .bind(tenant_id).bind(id).bind(&u.name).bind(&u.initials).bind(&u.email).bind(now)
+                    .fetch_optional(&self.pool)
+                    .await?;
+                    row.as_ref().map(user_from_row).transpose()
+                }
+
+                async fn list_users(&self, tenant_id: i64) -> StoreResult<Vec<User>> {
+                    let rows = sqlx::query::<Db>(&format!("SELECT {USER_COLUMNS} FROM users WHERE tenant_id = $1 ORDER BY id"))
+                        .bind(tenant_id).fetch_all(&self.pool).await?;
+                    rows.iter().map(user_from_row).collect()
+                }
+
+                async fn get_user(&self, tenant_id: i64, id: i64) -> StoreResult<Option<User>> {
+                    let row = sqlx::query::<Db>(&format!("SELECT {USER_COLUMNS} FROM users WHERE tenant_id = $1 AND id = $2"))
+                        .bind(tenant_id).bind(id).fetch_optional(&self.pool).await?;
+                    row.as_ref().map(user_from_row).transpose()
+                }
+
+                async fn users_by_account_ids(&self, tenant_id: i64, ids: &[String]) -> StoreResult<Vec<User>> {
+                    if ids.is_empty() {
+                        return Ok(Vec::new());
+                    }
+                    let sql = format!(
+                        "SELECT {USER_COLUMNS} FROM users WHERE tenant_id = $1 AND account_id IN ({})",
+                        placeholders(2, ids.len())
+                    );
+                    let mut q = sqlx::query::<Db>(&sql).bind(tenant_id);
+                    for id in ids {
+                        q = q.bind(id);
+                    }
+                    q.fetch_all(&self.pool).await?.iter().map(user_from_row).collect()
+                }
+
+                async fn ensure_system_fields(&self, tenant_id: i64, defs: &[FieldDef], now: i64) -> StoreResult<()> {
+                    for d in defs {
+                        sqlx::query::<Db>(
+                            "INSERT INTO fields (tenant_id, id, name, name_key, type, options, formula, system, created_at, updated_at) \
+                             VALUES ($1, $2, $3, $4, $5, $6, NULL, $7, $8, $8) ON CONFLICT (tenant_id, id) DO NOTHING",
+                        )
+                        .bind(tenant_id).bind(d.id).bind(&d.name).bind(d.name.to_lowercase())
+                        .bind(d.field_type.as_str()).bind(to_json(&d.options)).bind(true).bind(now)
+                        .execute(&self.pool)
+                        .await?;
+                    }
+                    Ok(())
+                }
+
+                async fn list_fields(&self, tenant_id: i64) -> StoreResult<Vec<FieldDef>> {
+                    let rows = sqlx::query::<Db>(
+                        "SELECT id, name, type, options, formula, system FROM fields WHERE tenant_id = $1 ORDER BY id",
+                    )
+                    .bind(tenant_id).fetch_all(&self.pool).await?;
+                    rows.iter().map(field_from_row).collect()
+                }
+
+                async fn insert_field(&self, tenant_id: i64, d: &FieldDef, now: i64) -> StoreResult<FieldDef> {
+                    let mut tx = self.pool.begin().await?;
+                    lock_tenant(&mut tx, tenant_id).await?;
+                    let id: i64 = sqlx::query_scalar::<Db, i64>(
+                        "SELECT COALESCE(MAX(id), 10000) + 1 FROM fields WHERE tenant_id = $1 AND id > 10000",
+                    )
+                    .bind(tenant_id).fetch_one(&mut *tx).await?;
+                    sqlx::query::<Db>(
+                        "INSERT INTO fields (tenant_id, id, name, name_key, type, options, formula, system, created_at, updated_at) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9)",
+                    )
+                    .bind(tenant_id).bind(id).bind(&d.name).bind(d.name.to_lowercase()).bind(d.field_type.as_str())
+                    .bind(to_json(&d.options)).bind(d.formula.as_ref().map(|f| f.source().to_owned())).bind(false).bind(now)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(|e| unique_conflict(e, format!("a field named `{}` already exists", d.name)))?;
+                    tx.commit().await?;
+                    Ok(FieldDef { id, system: false, ..d.clone() })
+                }
+
+                async fn update_field(&self, tenant_id: i64, d: &FieldDef, now: i64) -> StoreResult<bool> {
+                    let n = sqlx::query::<Db>(
+                        "UPDATE fields SET name = $3, name_key = $4, options = $5, formula = $6, updated_at = $7 \
+                         WHERE tenant_id = $1 AND id = $2",
+                    )
+                    .bind(tenant_id).bind(d.id).bind(&d.name).bind(d.name.to_lowercase()).bind(to_json(&d.options))
+                    .bind(d.formula.as_ref().map(|f| f.source().to_owned())).bind(now)
+                    .execute(&self.pool)
+                    .await
+                    .map_err(|e| unique_conflict(e, format!("a field named `{}` already exists", d.name)))?;
+                    Ok(n.rows_affected() > 0)
+                }
+
+                async fn delete_field(&self, tenant_id: i64, id: i64) -> StoreResult<bool> {
+                    let n = sqlx::query::<Db>("DELETE FROM fields WHERE tenant_id = $1 AND id = $2 AND NOT system")
+                        .bind(tenant_id).bind(id).execute(&self.pool).await?;
+                    Ok(n.rows_affected() > 0)
+                }
+
+                async fn entity_heads(&self, tenant_id: i64, ids: &[i64]) -> StoreResult<Vec<EntityHead>> {
+                    if ids.is_empty() {
+                        return Ok(Vec::new());
+                    }
+                    let sql = format!(
+                        "SELECT {ENTITY_COLUMNS} FROM entities WHERE tenant_id = $1 AND id IN ({})",
+                        placeholders(2, ids.len())
+                    );
+                    let mut q = sqlx::query::<Db>(&sql).bind(tenant_id);
+                    for id in ids {
+                        q = q.bind(id);
+                    }
+                    let rows = q.fetch_all(&self.pool).await?;
+                    rows.iter()
+                        .map(|r| {
+                            let e = entity_from_row(r)?;
+                            Ok(EntityHead {
+                                id: e.id,
+                                kind: e.kind,
+                                uuid: e.uuid,
+                                key: e.data.get("key").and_then(Value::as_str).map(str::to_owned),
+                                name: e.name().to_owned(),
+                            })
+                        })
+                        .collect()
+                }
+
+                async fn get_entity(&self, tenant_id: i64, kind: EntityKind, id: i64) -> StoreResult<Option<EntityRow>> {
+                    let mut c = self.pool.acquire().await?;
+                    fetch(&mut c, tenant_id, kind, id).await
+                }
+
+                async fn list_entities(
+                    &self, tenant_id: i64, kind: EntityKind, parent_id: Option<i64>, after_id: i64, limit: i64,
+                ) -> StoreResult<Vec<EntityRow>> {
+                    let order = if kind == EntityKind::Story { "position, id" } else { "id" };
+                    let rows = sqlx::query::<Db>(&format!(
+                        "SELECT {ENTITY_COLUMNS} FROM entities WHERE tenant_id = $1 AND kind = $2 \
+                         AND ($3 IS NULL OR parent_id = $3) AND id > $4 ORDER BY {order} LIMIT $5"
+                    ))
+                    .bind(tenant_id).bind(kind.as_str()).bind(parent_id).bind(after_id).bind(limit)
+                    .fetch_all(&self.pool)
+                    .await?;
+                    rows.iter().map(entity_from_row).collect()
+                }
+
+                async fn apply_change(&self, req: &ChangeRequest<'_>) -> StoreResult<ChangeOutcome> {
+                    let mut tx = self.pool.begin().await?;
+                    lock_tenant(&mut tx, req.tenant_id).await?;
+                    let t = req.tenant_id;
+                    let (current, parent) = match &req.op {
+                        ChangeOp::Create { parent } => {
+                            let allowed = allowed_parents(req.kind);
+                            let p = match parent {
+                                Some((k, id)) if allowed.contains(k) => Some(
+                                    fetch(&mut tx, t, *k, *id).await?.ok_or(StoreError::NotFound(k.as_str()))?,
+                                ),
+                                None if allowed.is_empty() => None,
+                                _ => {
+                                    let names: Vec<_> = allowed.iter().map(|k| k.as_str()).collect();
+                                    return Err(StoreError::Invalid(vec![FieldError::new(
+                                        "parent",
+                                        format!("a {} belongs to a {}", req.kind.as_str(), names.join(" or ")),
+                                    )]));
+                                }
+                            };
+                            (None, p)
+                        }
+                        ChangeOp::Update { id } | ChangeOp::Delete { id } => {
+                            let cur = fetch(&mut tx, t, req.kind, *id).await?.ok_or(StoreError::NotFound(req.kind.as_str()))?;
+                            let p = match cur.parent {
+                                Some((k, pid)) => fetch(&mut tx, t, k, pid).await?,
+                                None => None,
+                            };
+                            (Some(cur), p)
+                        }
+                    };
+                    let deleting = matches!(req.op, ChangeOp::Delete { .. });
+                    let new_data = if deleting {
+                        None
+                    } else {
+                        Some((req.compute)(current.as_ref().map(|c| &c.data)).map_err(StoreError::Invalid)?)
+                    };
+                    let before_row = current.clone().map(|mut c| {
+                        if let Some(f) = req.normalize {
+                            c.data = f(&c.data);
+                        }
+                        c
+                    });
+                    let project_id = match (req.kind, &parent) {
+                        (EntityKind::Project, _) => current.as_ref().map(|c| c.id),
+                        (EntityKind::Comment, Some(story)) => story.project_id,
+                        (_, Some(p)) if p.kind == EntityKind::Project => Some(p.id),
+                        _ => None,
+                    };
+                    let story_project = match (req.kind, &parent) {
+                        (EntityKind::Story, Some(p)) => Some(p.id),
+                        _ => None,
+                    };
+                    let me = current.as_ref().map_or(0, |c| c.id);
+                    let position = match story_project {
+                        Some(p) if current.is_none() || req.position.is_some() => {
+                            Some(new_position(&mut tx, t, p, me, req.position).await?)
+                        }
+                        _ => current.as_ref().and_then(|c| c.position),
+                    };
+                    if let (Some(b), Some(d)) = (&before_row, &new_data) {
+                        if &b.data == d && position == b.position {
+                            return Ok(ChangeOutcome::Unchanged(current.unwrap_or_else(|| b.clone())));
+                        }
+                    }
+                    let before = match &before_row {
+                        Some(b) => Some(story_snapshot(&mut tx, t, b).await?),
+                        None => None,
+                    };
+                    let key = new_data.as_ref().and_then(|d| d.get("key")).and_then(Value::as_str).map(str::to_owned);
+                    // Write the entity.
+                    let after_row = match (&req.op, new_data) {
+                        (ChangeOp::Create { .. }, Some(data)) => {
+                            let row = sqlx::query::<Db>(&format!(
+                                "INSERT INTO entities (tenant_id, kind, uuid, parent_kind, parent_id, project_id, key, position, \
+                                 version, data, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 0, $9, $10, $10) \
+                                 RETURNING {ENTITY_COLUMNS}"
+                            ))
+                            .bind(t).bind(req.kind.as_str()).bind(Uuid::new_v4().to_string())
+                            .bind(parent.as_ref().map(|p| p.kind.as_str())).bind(parent.as_ref().map(|p| p.id))
+                            .bind(project_id).bind(key.as_deref().filter(|_| req.kind == EntityKind::Project))
+                            .bind(position).bind(to_json(&data)).bind(req.now)
+                            .fetch_one(&mut *tx)
+                            .await
+                            .map_err(|e| unique_conflict(e, format!("a project with key `{}` already exists", key.clone().unwrap_or_default())))?;
+                            let mut r = entity_from_row(&row)?;
+                            if req.kind == EntityKind::Project {
+                                sqlx::query::<Db>("UPDATE entities SET project_id = id WHERE id = $1").bind(r.id).execute(&mut *tx).await?;
+                                r.project_id = Some(r.id);
+                            }
+                            Some(r)
+                        }
+                        (ChangeOp::Update { id }, Some(data)) => {
+                            let row = sqlx::query::<Db>(&format!(
+                                "UPDATE entities SET data = $3, position = $4, key = $5, updated_at = $6 \
+                                 WHERE tenant_id = $1 AND id = $2 RETURNING {ENTITY_COLUMNS}"
+                            ))
+                            .bind(t).bind(id).bind(to_json(&data)).bind(position)
+                            .bind(key.as_deref().filter(|_| req.kind == EntityKind::Project)).bind(req.now)
+                            .fetch_one(&mut *tx)
+                            .await
+                            .map_err(|e| unique_conflict(e, format!("a project with key `{}` already exists", key.clone().unwrap_or_default())))?;
+                            Some(entity_from_row(&row)?)
+                        }
+                        _ => None,
+                    };
+                    let after = match &after_row {
+                        Some(a) => Some(story_snapshot(&mut tx, t, a).await?),
+                        None => None,
+                    };
+                    let empty = Value::Object(Map::new());
+                    let changed = diff(before.as_ref().unwrap_or(&empty), after.as_ref().unwrap_or(&empty));
+                    if let (Some(cur), true) = (&current, after.is_some() && changed.is_empty()) {
+                        // Only normalisation differed: keep the row as it was.
+                        tx.rollback().await?;
+                        return Ok(ChangeOutcome::Unchanged(cur.clone()));
+                    }
+                    let action = match req.op {
+                        ChangeOp::Create { .. } => Action::Created,
+                        ChangeOp::Update { .. } => Action::Updated,
+                        ChangeOp::Delete { .. } => Action::Deleted,
+                    };
+                    // Portfolios and programs have no event types: their changes are not events.
+                    let event_type = EventType::new(req.kind, action);
+                    // Bump the project's version (Tracker's guid needs one per change).
+                    let project_id = project_id.or(after_row.as_ref().and_then(|r| r.project_id));
+                    let mut project_ref = None;
+                    let mut project_version = None;
+                    if let (Some(pid), Some(_)) = (project_id, event_type) {
+                        let row = sqlx::query::<Db>(&format!(
+                            "UPDATE entities SET version = version + 1 WHERE tenant_id = $1 AND id = $2 RETURNING {ENTITY_COLUMNS}"
+                        ))
+                        .bind(t).bind(pid).fetch_one(&mut *tx).await?;
+                        let p = entity_from_row(&row)?;
+                        project_version = Some(p.version);
+                        project_ref = Some(ProjectRef {
+                            id: p.id,
+                            uuid: p.uuid,
+                            key: p.data.get("key").and_then(Value::as_str).unwrap_or("").to_owned(),
+                            name: p.name().to_owned(),
+                        });
+                    }
+                    // A comment change touches its story (Tracker reports the story's updated_at).
+                    let (mut parent_before, mut parent_after) = (None, None);
+                    if let (EntityKind::Comment, Some(story)) = (req.kind, &parent) {
+                        parent_before = Some(story_snapshot(&mut tx, t, story).await?);
+                        sqlx::query::<Db>("UPDATE entities SET updated_at = $2 WHERE id = $1").bind(story.id).bind(req.now)
+                            .execute(&mut *tx).await?;
+                        let mut s = story.clone();
+                        s.updated_at = req.now;
+                        parent_after = Some(story_snapshot(&mut tx, t, &s).await?);
+                    }
+                    if let (ChangeOp::Delete { id }, Some(_)) = (&req.op, &current) {
+                        sqlx::query::<Db>(
+                            "DELETE FROM entities WHERE tenant_id = $1 AND (parent_id IN (SELECT id FROM entities WHERE tenant_id = $1 AND parent_id = $2) \
+                             OR parent_id = $2 OR id = $2)",
+                        )
+                        .bind(t).bind(id).execute(&mut *tx).await?;
+                    }
+                    let subject = after_row.as_ref().or(current.as_ref()).ok_or_else(|| corrupt("change", "no subject"))?;
+                    let Some(event_type) = event_type else {
+                        tx.commit().await?;
+                        return Ok(ChangeOutcome::Applied { row: after_row, event: None });
+                    };
+                    let mut event = Event {
+                        seq: 0,
+                        id: Uuid::now_v7(),
+                        tenant: req.tenant.to_owned(),
+                        event_type,
+                        entity_kind: req.kind,
+                        entity_id: subject.id,
+                        entity_uuid: subject.uuid,
+                        parent: parent.as_ref().map(|p| ParentRef { kind: p.kind, id: p.id, uuid: p.uuid }),
+                        project: project_ref,
+                        actor: req.actor.clone(),
+                        occurred_at: req.now,
+                        project_version,
+                        before,
+                        after,
+                        changed,
+                        parent_before,
+                        parent_after,
+                    };
+                    event.seq = insert_event(&mut tx, t, &event, None).await?;
+                    tx.commit().await?;
+                    Ok(ChangeOutcome::Applied { row: after_row, event: Some(Box::new(event)) })
+                }
+
+                async fn list_events(&self, tenant_id: i64, after: i64, limit: i64, types: &[String]) -> StoreResult<Vec<Event>> {
+                    let filter = if types.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" AND type IN ({})", placeholders(4, types.len()))
+                    };
+                    let sql = format!("SELECT seq, data FROM events WHERE tenant_id = $1 AND seq > $2{filter} ORDER BY seq LIMIT $3");
+                    let mut q = sqlx::query::<Db>(&sql).bind(tenant_id).bind(after).bind(limit);
+                    for t in types {
+                        q = q.bind(t);
+                    }
+                    q.fetch_all(&self.pool).await?.iter().map(event_from_row).collect()
+                }
+
+                async fn ingest_event(&self, req: &IngestRequest) -> StoreResult<(Event, bool)> {
+                    let mut tx = self.pool.begin().await?;
+                    lock_tenant(&mut tx, req.tenant_id).await?;
+                    if let Some(k) = &req.idempotency_key {
+                        let row = sqlx::query::<Db>("SELECT seq, data FROM events WHERE tenant_id = $1 AND idempotency_key = $2")
+                            .bind(req.tenant_id).bind(k).fetch_optional(&mut *tx).await?;
+                        if let Some(r) = row {
+                            return Ok((event_from_row(&r)?, false));
+                        }
+                    }
+                    let mut event = req.event.clone();
+                    if let (None, Some(p)) = (event.project_version, &event.project) {
+                        sqlx::query::<Db>(
+                            "INSERT INTO external_project_versions (tenant_id, project_id, version) VALUES ($1, $2, 1) \
+                             ON CONFLICT (tenant_id, project_id) DO UPDATE SET version = external_project_versions.version + 1",
+                        )
+                        .bind(req.tenant_id).bind(p.id).execute(&mut *tx).await?;
+                        event.project_version = Some(
+                            sqlx::query_scalar::<Db, i64>("SELECT version FROM external_project_versions WHERE tenant_id = $1 AND project_id = $2")
+                                .bind(req.tenant_id).bind(p.id).fetch_one(&mut *tx).await?,
+                        );
+                    }
+                    event.seq = insert_event(&mut tx, req.tenant_id, &event, req.idempotency_key.as_deref()).await?;
+                    tx.commit().await?;
+                    Ok((event, true))
+                }
+            }
+
+            async fn insert_event(c: &mut Conn, tenant_id: i64, e: &Event, key: Option<&str>) -> StoreResult<i64> {
+                let data = serde_json::to_string(e).map_err(|err| corrupt("event", err))?;
+                let seq = sqlx::query_scalar::<Db, i64>(
+                    "INSERT INTO events (id, tenant_id, type, entity_kind, entity_id, project_id, occurred_at, idempotency_key, data) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING seq",
+                )
+                .bind(e.id.to_string()).bind(tenant_id).bind(e.event_type.to_string()).bind(e.entity_kind.as_str())
+                .bind(e.entity_id).bind(e.project.as_ref().map(|p| p.id)).bind(e.occurred_at).bind(key).bind(data)
+                .fetch_one(&mut *c)
+                .await?;
+                Ok(seq)
+            }
+
+        }
+    };
+}
+
+pub(crate) use impl_tracker_store;

@@ -1,0 +1,659 @@
+//! Tracker data and events end to end, on SQLite and PostgreSQL: every change writes exactly
+//! one event in the same transaction, no-op changes write none, values are type-checked.
+
+use serde_json::{json, Value};
+
+use crate::both;
+use crate::support::TestApp;
+
+const V1: &str = "/@default/v1";
+
+async fn events(app: &TestApp) -> Vec<Value> {
+    let r = app.call("GET", &format!("{V1}/events?limit=1000"), None).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    r.json["data"].as_array().unwrap().clone()
+}
+
+async fn post(app: &TestApp, path: &str, body: Value) -> Value {
+    let r = app.call("POST", &format!("{V1}{path}"), Some(body)).await;
+    assert_eq!(r.status, 201, "{path}: {}", r.text);
+    r.json["data"].clone()
+}
+
+async fn patch(app: &TestApp, path: &str, body: Value) -> crate::support::app::Resp {
+    app.call("PATCH", &format!("{V1}{path}"), Some(body)).await
+}
+
+both!(project_changes_write_one_event_each, |app: TestApp| async move {
+    post(
+        &app,
+        "/users",
+        json!({"accountId": "DUMMY-ACCOUNT-ID-1", "name": "Anna Doe", "email": "anna@x.test"}),
+    )
+    .await;
+    post(&app, "/fields", json!({"name": "Budget", "type": "number"})).await;
+    post(
+        &app,
+        "/fields",
+        json!({"name": "Twice", "type": "formula", "formula": "{Budget} * 2"}),
+    )
+    .await;
+    let p = post(
+        &app,
+        "/projects",
+        json!({"key": "DEMO", "name": "Demo project",
+        "fields": {"Budget": 25, "Status": "On track", "Stakeholders": ["DUMMY-ACCOUNT-ID-1"]}}),
+    )
+    .await;
+    let id = p["id"].as_i64().unwrap();
+    let field = |snap: &Value, name: &str| {
+        snap["fields"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["name"] == name)
+            .unwrap()["value"]
+            .clone()
+    };
+    assert_eq!(field(&p, "Budget"), json!(25));
+    assert_eq!(field(&p, "Twice"), json!(50), "formula computed on save");
+    assert_eq!(field(&p, "Stakeholders")[0]["name"], "Anna Doe");
+
+    let r = patch(
+        &app,
+        &format!("/projects/{id}"),
+        json!({"fields": {"Budget": "23", "Status": "Done"}}),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(field(&r.json["data"], "Twice"), json!(46), "formula recomputed");
+    // The same values again: no event.
+    assert_eq!(
+        patch(
+            &app,
+            &format!("/projects/{id}"),
+            json!({"fields": {"Budget": 23}})
+        )
+        .await
+        .status,
+        200
+    );
+    assert_eq!(
+        patch(&app, &format!("/projects/{id}"), json!({"name": "Demo project"}))
+            .await
+            .status,
+        200
+    );
+    assert_eq!(
+        app.call("DELETE", &format!("{V1}/projects/{id}"), None)
+            .await
+            .status,
+        204
+    );
+
+    let ev = events(&app).await;
+    let types: Vec<&str> = ev.iter().map(|e| e["type"].as_str().unwrap()).collect();
+    assert_eq!(
+        types,
+        vec!["Project:Created", "Project:Updated", "Project:Deleted"]
+    );
+    let up = &ev[1];
+    assert_eq!(up["changed"], json!(["fields.1", "fields.10001", "fields.10002"]));
+    assert_eq!(field(&up["before"], "Budget"), json!(25));
+    assert_eq!(field(&up["after"], "Budget"), json!(23));
+    assert_eq!(up["project"]["key"], "DEMO");
+    assert_eq!(up["actor"]["account_id"], "admin");
+    assert_eq!(
+        ev.iter()
+            .map(|e| e["project_version"].as_i64().unwrap())
+            .collect::<Vec<_>>(),
+        vec![1, 2, 3]
+    );
+    assert!(ev[0]["before"].is_null() && ev[2]["after"].is_null());
+    assert_eq!(ev[2]["before"]["key"], "DEMO");
+    let seqs: Vec<i64> = ev.iter().map(|e| e["seq"].as_i64().unwrap()).collect();
+    assert!(seqs.windows(2).all(|w| w[0] < w[1]));
+    assert_eq!(
+        app.call("GET", &format!("{V1}/projects/{id}"), None).await.status,
+        404
+    );
+});
+
+both!(
+    stories_comments_tasks_ideas_and_key_dates,
+    |app: TestApp| async move {
+        post(&app, "/users", json!({"accountId": "leo", "name": "Leo Franchi"})).await;
+        let p = post(&app, "/projects", json!({"key": "HC", "name": "Hard Code"})).await;
+        let pid = p["id"].as_i64().unwrap();
+        let s1 = post(
+            &app,
+            "/stories",
+            json!({"project_id": pid, "name": "Story of the Year", "story_type": "feature"}),
+        )
+        .await;
+        let s2 = post(
+            &app,
+            "/stories",
+            json!({"project_id": pid, "name": "Story that I created", "story_type": "bug",
+        "description": "What a description", "owners": ["leo"], "labels": ["x"]}),
+        )
+        .await;
+        let (id1, id2) = (s1["id"].as_i64().unwrap(), s2["id"].as_i64().unwrap());
+        let r = patch(&app, &format!("/stories/{id2}"), json!({"estimate": 3})).await;
+        assert_eq!(r.status, 200, "{}", r.text);
+        let r = patch(&app, &format!("/stories/{id2}"), json!({"before_id": id1})).await;
+        assert_eq!(r.status, 200, "{}", r.text);
+        assert_eq!(
+            patch(
+                &app,
+                &format!("/stories/{id1}"),
+                json!({"current_state": "accepted"})
+            )
+            .await
+            .status,
+            200
+        );
+        let c = post(
+            &app,
+            "/comments",
+            json!({"story_id": id1, "text": "A comment on the story"}),
+        )
+        .await;
+        assert_eq!(
+            patch(&app, &format!("/comments/{}", c["id"]), json!({"text": "edited"}))
+                .await
+                .status,
+            200
+        );
+        let t = post(&app, "/tasks", json!({"project_id": pid, "name": "Create a test environment",
+        "group": {"name": "Backlog", "color": "#6a6b6d"}, "start_date": "2022-02-14", "due_date": "2022-02-24",
+        "duration": 9, "progress": 50, "assigned_to": ["leo"]})).await;
+        let idea = post(
+            &app,
+            "/ideas",
+            json!({"name": "Dog Shelter Charity", "tags": ["#shelter"], "stage": 0,
+        "custom": {"Idea’s sponsor": {"FullName": "Brian Adams"}}}),
+        )
+        .await;
+        assert_eq!(
+            patch(&app, &format!("/ideas/{}", idea["id"]), json!({"stage": 1}))
+                .await
+                .status,
+            200
+        );
+        let kd = post(
+            &app,
+            "/key-dates",
+            json!({"project_id": pid, "name": "Release 1.0", "date": "2022-02-13", "status": 1}),
+        )
+        .await;
+        assert_eq!(
+            patch(
+                &app,
+                &format!("/key-dates/{}", kd["id"]),
+                json!({"is_complete": true, "status": 10})
+            )
+            .await
+            .status,
+            200
+        );
+        assert_eq!(
+            app.call("DELETE", &format!("{V1}/tasks/{}", t["id"]), None)
+                .await
+                .status,
+            204
+        );
+        assert_eq!(
+            app.call("DELETE", &format!("{V1}/stories/{id2}"), None)
+                .await
+                .status,
+            204
+        );
+
+        let ev = events(&app).await;
+        let types: Vec<&str> = ev.iter().map(|e| e["type"].as_str().unwrap()).collect();
+        assert_eq!(
+            types,
+            vec![
+                "Project:Created",
+                "Story:Created",
+                "Story:Created",
+                "Story:Updated",
+                "Story:Updated",
+                "Story:Updated",
+                "Comment:Created",
+                "Comment:Updated",
+                "Task:Created",
+                "Idea:Created",
+                "Idea:Updated",
+                "KeyDate:Created",
+                "KeyDate:Updated",
+                "Task:Deleted",
+                "Story:Deleted",
+            ]
+        );
+        assert_eq!(ev[3]["changed"], json!(["estimate"]));
+        assert_eq!(
+            ev[4]["changed"],
+            json!(["after_id", "before_id"]),
+            "a move changes only the position"
+        );
+        assert_eq!(ev[4]["after"]["before_id"], json!(id1));
+        assert_eq!(ev[5]["changed"], json!(["accepted_at", "current_state"]));
+        assert!(ev[5]["after"]["accepted_at"].is_i64());
+        let comment = &ev[6];
+        assert_eq!(comment["parent"]["id"], json!(id1));
+        assert_eq!(
+            comment["parent_after"]["updated_at"], comment["occurred_at"],
+            "a comment bumps its story"
+        );
+        assert_ne!(
+            comment["parent_before"]["updated_at"],
+            comment["parent_after"]["updated_at"]
+        );
+        assert_eq!(ev[10]["changed"], json!(["stage"]));
+        assert_eq!(ev[12]["changed"], json!(["is_complete", "status"]));
+        assert_eq!(ev[12]["parent"]["kind"], "project");
+        // Every change in the project counted once; ideas have no project.
+        let versions: Vec<Value> = ev.iter().map(|e| e["project_version"].clone()).collect();
+        assert_eq!(versions[..9], (1..=9).map(|v| json!(v)).collect::<Vec<_>>()[..]);
+        assert!(versions[9].is_null() && versions[10].is_null());
+        assert_eq!(versions[11], json!(10));
+    }
+);
+
+both!(
+    invalid_values_are_422_naming_the_field,
+    |app: TestApp| async move {
+        post(&app, "/fields", json!({"name": "Milestone", "type": "milestone"})).await;
+        let p = post(&app, "/projects", json!({"key": "K", "name": "N"})).await;
+        let path = format!("{V1}/projects/{}", p["id"]);
+        for (body, field) in [
+            (json!({"fields": {"Status": "Nope"}}), "fields.Status"),
+            (
+                json!({"fields": {"Start date": "2023-02-30"}}),
+                "fields.Start date",
+            ),
+            (
+                json!({"fields": {"Stakeholders": ["ghost"]}}),
+                "fields.Stakeholders",
+            ),
+            (
+                json!({"fields": {"Related projects": [999999]}}),
+                "fields.Related projects",
+            ),
+            (json!({"fields": {"Unknown": 1}}), "fields.Unknown"),
+            (
+                json!({"fields": {"Milestone": {"id": 1, "date": "nope", "name": "m"}}}),
+                "fields.Milestone",
+            ),
+            (
+                json!({"fields": {"Estimated time": "forever"}}),
+                "fields.Estimated time",
+            ),
+            (json!({"start_date": "2021-13-01"}), "start_date"),
+            (json!({"manager": ["ghost"]}), "manager"),
+            (json!({"budget": "lots"}), "budget"),
+            (json!({"name": ""}), "name"),
+            (json!({"colour": "red"}), "colour"),
+        ] {
+            app.call("PATCH", &path, Some(body))
+                .await
+                .assert_problem(422, Some(field));
+        }
+        let r = app
+            .call(
+                "POST",
+                &format!("{V1}/stories"),
+                Some(json!({"name": "no parent"})),
+            )
+            .await;
+        r.assert_problem(422, Some("project_id"));
+        let r = app
+            .call(
+                "POST",
+                &format!("{V1}/stories"),
+                Some(json!({"project_id": p["id"], "name": "s", "story_type": "epic"})),
+            )
+            .await;
+        r.assert_problem(422, Some("story_type"));
+        let r = app
+            .call(
+                "POST",
+                &format!("{V1}/stories"),
+                Some(json!({"project_id": 424242, "name": "s"})),
+            )
+            .await;
+        r.assert_problem(404, None);
+        assert_eq!(
+            events(&app).await.len(),
+            1,
+            "only the project creation became an event"
+        );
+    }
+);
+
+both!(
+    a_failed_transaction_leaves_neither_change_nor_event,
+    |app: TestApp| async move {
+        let p = post(&app, "/projects", json!({"key": "ONE", "name": "One"})).await;
+        post(&app, "/projects", json!({"key": "TWO", "name": "Two"})).await;
+        // The unique key is checked inside the transaction, after the lock and the diff.
+        let r = app
+            .call(
+                "PATCH",
+                &format!("{V1}/projects/{}", p["id"]),
+                Some(json!({"key": "TWO", "name": "Renamed"})),
+            )
+            .await;
+        r.assert_problem(409, None);
+        let r = app
+            .call(
+                "POST",
+                &format!("{V1}/projects"),
+                Some(json!({"key": "ONE", "name": "Dup"})),
+            )
+            .await;
+        r.assert_problem(409, None);
+        // A story positioned before a story of another project fails after its row was planned.
+        let s = post(&app, "/stories", json!({"project_id": p["id"], "name": "s"})).await;
+        let r = app
+            .call(
+                "POST",
+                &format!("{V1}/stories"),
+                Some(json!({"project_id": p["id"], "name": "t", "before_id": 999})),
+            )
+            .await;
+        r.assert_problem(422, Some("before_id"));
+        let got = app.call("GET", &format!("{V1}/projects/{}", p["id"]), None).await;
+        assert_eq!(got.json["data"]["name"], "One");
+        assert_eq!(
+            app.call("GET", &format!("{V1}/stories?project_id={}", p["id"]), None)
+                .await
+                .json["data"]
+                .as_array()
+                .unwrap()
+                .len(),
+            1
+        );
+        let ev = events(&app).await;
+        assert_eq!(ev.len(), 3, "two project creations and one story: {ev:?}");
+        assert_eq!(ev[2]["entity_id"], s["id"]);
+    }
+);
+
+both!(
+    concurrent_patches_get_distinct_project_versions,
+    |app: TestApp| async move {
+        let p = post(&app, "/projects", json!({"key": "C", "name": "C"})).await;
+        let path = format!("{V1}/projects/{}", p["id"]);
+        let calls = (0..16).map(|i| app.call("PATCH", &path, Some(json!({"budget": i + 1}))));
+        for r in futures::future::join_all(calls).await {
+            assert_eq!(r.status, 200, "{}", r.text);
+        }
+        let ev = events(&app).await;
+        let mut versions: Vec<i64> = ev
+            .iter()
+            .map(|e| e["project_version"].as_i64().unwrap())
+            .collect();
+        assert_eq!(ev.len(), 17);
+        versions.sort_unstable();
+        versions.dedup();
+        assert_eq!(
+            versions,
+            (1..=17).collect::<Vec<_>>(),
+            "no two events share a project_version"
+        );
+        // Each update's `before` is the previous update's `after`: no lost updates.
+        for w in ev.windows(2).skip(1) {
+            assert_eq!(w[0]["after"]["budget"], w[1]["before"]["budget"]);
+        }
+    }
+);
+
+both!(acting_user_and_users_api, |app: TestApp| async move {
+    let u = post(
+        &app,
+        "/users",
+        json!({"accountId": "relay-user", "name": "Relay User"}),
+    )
+    .await;
+    assert_eq!(u["initials"], "RU");
+    app.call(
+        "POST",
+        &format!("{V1}/users"),
+        Some(json!({"accountId": "relay-user"})),
+    )
+    .await
+    .assert_problem(409, None);
+    app.call("POST", &format!("{V1}/users"), Some(json!({"name": "x"})))
+        .await
+        .assert_problem(422, Some("accountId"));
+    let r = patch(
+        &app,
+        &format!("/users/{}", u["id"]),
+        json!({"email": "relay@x.test"}),
+    )
+    .await;
+    assert_eq!(r.json["data"]["email"], "relay@x.test");
+
+    let relay = app
+        .token("default", "integration", "entities:write,events:write")
+        .await;
+    let plain = app.token("default", "editor", "entities:write").await;
+    let with_actor = |token: String, who: &'static str| {
+        let c = app.client.clone();
+        let url = app.url(&format!("{V1}/projects"));
+        async move {
+            let r = c
+                .post(url)
+                .bearer_auth(token)
+                .header("Herald-Acting-User", who)
+                .json(&json!({"key": format!("K{}", who.len()), "name": "n"}))
+                .send()
+                .await
+                .unwrap();
+            crate::support::app::Resp::from(r).await
+        }
+    };
+    assert_eq!(with_actor(relay.clone(), "relay-user").await.status, 201);
+    with_actor(relay, "nobody")
+        .await
+        .assert_problem(422, Some("Herald-Acting-User"));
+    with_actor(plain, "relay-user")
+        .await
+        .assert_problem(422, Some("Herald-Acting-User"));
+    let ev = events(&app).await;
+    assert_eq!(ev.len(), 1);
+    assert_eq!(ev[0]["actor"]["account_id"], "relay-user");
+    assert_eq!(ev[0]["actor"]["email"], "relay@x.test");
+});
+
+both!(fields_api_rules, |app: TestApp| async move {
+    let list = app.call("GET", &format!("{V1}/fields"), None).await;
+    let names: Vec<&str> = list.json["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["name"].as_str().unwrap())
+        .collect();
+    for n in [
+        "Status",
+        "Priority",
+        "Start date",
+        "End date",
+        "Estimated time",
+        "Related projects",
+        "Stakeholders",
+        "What are we doing?",
+        "Why are we doing it?",
+        "What will success look like?",
+    ] {
+        assert!(names.contains(&n), "system field {n}");
+    }
+    let a = post(&app, "/fields", json!({"name": "A", "type": "number"})).await;
+    assert_eq!(a["id"], 10001);
+    app.call(
+        "POST",
+        &format!("{V1}/fields"),
+        Some(json!({"name": "a", "type": "text"})),
+    )
+    .await
+    .assert_problem(409, None);
+    app.call(
+        "POST",
+        &format!("{V1}/fields"),
+        Some(json!({"name": "B", "type": "colour"})),
+    )
+    .await
+    .assert_problem(422, Some("type"));
+    app.call(
+        "POST",
+        &format!("{V1}/fields"),
+        Some(json!({"name": "L", "type": "list"})),
+    )
+    .await
+    .assert_problem(422, Some("options"));
+    app.call(
+        "POST",
+        &format!("{V1}/fields"),
+        Some(json!({"name": "F", "type": "formula", "formula": "{Nope} + 1"})),
+    )
+    .await
+    .assert_problem(422, Some("formula"));
+    app.call(
+        "POST",
+        &format!("{V1}/fields"),
+        Some(json!({"name": "F", "type": "formula", "formula": "({A} + "})),
+    )
+    .await
+    .assert_problem(422, Some("formula"));
+    let f = post(
+        &app,
+        "/fields",
+        json!({"name": "F", "type": "formula", "formula": "{A} / 2"}),
+    )
+    .await;
+    app.call("DELETE", &format!("{V1}/fields/{}", a["id"]), None)
+        .await
+        .assert_problem(409, None);
+    app.call("DELETE", &format!("{V1}/fields/1"), None)
+        .await
+        .assert_problem(409, None);
+    app.call(
+        "PATCH",
+        &format!("{V1}/fields/{}", a["id"]),
+        Some(json!({"type": "text"})),
+    )
+    .await
+    .assert_problem(422, Some("type"));
+    assert_eq!(
+        app.call("DELETE", &format!("{V1}/fields/{}", f["id"]), None)
+            .await
+            .status,
+        204
+    );
+    assert_eq!(
+        app.call("DELETE", &format!("{V1}/fields/{}", a["id"]), None)
+            .await
+            .status,
+        204
+    );
+    let r = app
+        .call(
+            "PATCH",
+            &format!("{V1}/fields/1"),
+            Some(json!({"options": ["Green", "Red"]})),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+});
+
+both!(ingest_is_validated_and_idempotent, |app: TestApp| async move {
+    let body = json!({"entity": {"kind": "Project", "id": 13647}, "project": {"id": 13647, "key": "DEMO", "name": "Demo project"},
+        "before": {"name": "Demo", "budget": 25}, "after": {"name": "Demo", "budget": 23},
+        "occurredAt": 1675182117615i64, "idempotencyKey": "change-1"});
+    let r = app
+        .call("POST", &format!("{V1}/events"), Some(body.clone()))
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    let e = &r.json["data"];
+    assert_eq!(e["type"], "Project:Updated");
+    assert_eq!(e["changed"], json!(["budget"]));
+    assert_eq!(e["project_version"], 1);
+    assert_eq!(e["occurred_at"], 1675182117615i64);
+    let again = app.call("POST", &format!("{V1}/events"), Some(body)).await;
+    assert_eq!(again.status, 200);
+    assert_eq!(again.json["data"]["id"], e["id"], "same key, same event");
+    let noop = json!({"entity": {"kind": "idea", "id": 1}, "before": {"stage": 1}, "after": {"stage": 1}});
+    let r = app.call("POST", &format!("{V1}/events"), Some(noop)).await;
+    assert_eq!((r.status, r.json["data"].clone()), (200, Value::Null));
+    for (b, field) in [
+        (
+            json!({"entity": {"kind": "rocket", "id": 1}, "after": {}}),
+            "entity.kind",
+        ),
+        (json!({"entity": {"kind": "task", "id": 1}}), "after"),
+        (
+            json!({"entity": {"kind": "task", "id": 1}, "after": {}, "type": "Task:Deleted"}),
+            "type",
+        ),
+        (json!({"entity": {"kind": "task", "id": 1}, "after": []}), "after"),
+        (
+            json!({"entity": {"kind": "task", "id": 1}, "after": {}, "occurredAt": "yesterday"}),
+            "occurredAt",
+        ),
+        (
+            json!({"entity": {"kind": "task", "id": 1}, "after": {}, "actor": "ghost"}),
+            "actor",
+        ),
+        (
+            json!({"entity": {"kind": "portfolio", "id": 1}, "after": {}}),
+            "entity.kind",
+        ),
+        (json!({"entity": {"kind": "task"}, "after": {}}), "entity.id"),
+    ] {
+        app.call("POST", &format!("{V1}/events"), Some(b))
+            .await
+            .assert_problem(422, Some(field));
+    }
+    let reader = app.token("default", "r", "webhooks:read").await;
+    app.call_as(&reader, "POST", &format!("{V1}/events"), Some(json!({})))
+        .await
+        .assert_problem(403, None);
+    assert_eq!(events(&app).await.len(), 1);
+});
+
+both!(event_log_pages_and_filters, |app: TestApp| async move {
+    for i in 0..5 {
+        post(&app, "/ideas", json!({"name": format!("idea {i}")})).await;
+    }
+    post(&app, "/projects", json!({"key": "P", "name": "P"})).await;
+    let page = app.call("GET", &format!("{V1}/events?limit=2"), None).await;
+    assert_eq!(page.json["data"].as_array().unwrap().len(), 2);
+    let next = page.json["next"].as_i64().unwrap();
+    let rest = app
+        .call("GET", &format!("{V1}/events?after={next}&limit=100"), None)
+        .await;
+    assert_eq!(rest.json["data"].as_array().unwrap().len(), 4);
+    let only = app
+        .call("GET", &format!("{V1}/events?type=Project:Created"), None)
+        .await;
+    assert_eq!(only.json["data"].as_array().unwrap().len(), 1);
+    app.call("GET", &format!("{V1}/events?type=Nope"), None)
+        .await
+        .assert_problem(400, Some("type"));
+    app.call("GET", &format!("{V1}/events?limit=0"), None)
+        .await
+        .assert_problem(400, Some("limit"));
+    let other = app.token("acme", "x", "admin").await;
+    assert_eq!(
+        app.call_as(&other, "GET", "/@acme/v1/events", None).await.json["data"],
+        json!([]),
+        "tenants are isolated"
+    );
+    let entities_only = app.token("default", "e", "entities:write").await;
+    app.call_as(&entities_only, "GET", &format!("{V1}/events"), None)
+        .await
+        .assert_problem(403, None);
+});
