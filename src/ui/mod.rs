@@ -17,6 +17,9 @@ mod csrf;
 mod error;
 mod form;
 mod layout;
+mod project_fields;
+mod project_items;
+mod projects;
 mod session;
 mod signin;
 mod webhook_deliveries;
@@ -33,7 +36,7 @@ use axum::Router;
 use crate::api::AppState;
 
 /// Whether the projects pages exist yet (they need the tracker data API).
-const PROJECTS_PAGES: bool = false;
+const PROJECTS_PAGES: bool = true;
 
 /// Every `/admin` route, to be merged into the application router.
 pub fn router() -> Router<AppState> {
@@ -43,6 +46,7 @@ pub fn router() -> Router<AppState> {
         .merge(webhooks::router())
         .merge(webhook_edit::router())
         .merge(webhook_detail::router())
+        .merge(projects::router())
         .route("/admin/{*rest}", any(|| async { error::UiError::NotFound("page") }))
         .layer(axum::middleware::map_response(security_headers))
 }
