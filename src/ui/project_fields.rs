@@ -213,10 +213,18 @@ pub fn input(def: &FieldDef, s: &Shown, c: &Choices<'_>, err: Option<&str>) -> M
     };
     html! {
         div.field {
+            // Marks the field as part of this form, so a missing checkbox means "none
+            // ticked" and a field absent from a partial form means "leave it alone".
+            @if def.field_type.is_settable() { input type="hidden" name={ "fp_" (def.id) } value="1"; }
             (body)
             @if let Some(m) = err { p.error id=(err_id) { (m) } }
         }
     }
+}
+
+/// Whether the submitted form contains `def` at all (see the `fp_` marker in [`input`]).
+pub fn present(def: &FieldDef, form: &FormData) -> bool {
+    form.checked(&format!("fp_{}", def.id))
 }
 
 #[cfg(test)]

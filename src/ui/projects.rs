@@ -224,7 +224,9 @@ pub async fn page(
                     @for d in &defs {
                         @let current = value_of(d.id);
                         @let shown = match submitted {
-                            Some(f) if d.field_type.is_settable() => project_fields::submitted(d, f),
+                            Some(f) if d.field_type.is_settable() && project_fields::present(d, f) => {
+                                project_fields::submitted(d, f)
+                            }
                             _ => project_fields::shown(d, &current),
                         };
                         (project_fields::input(d, &shown, &choices, err_for(&format!("fields.{}", d.id))))
@@ -259,7 +261,7 @@ async fn save_fields(
     let defs = tracker::fields(state.store.as_ref(), session.caller.tenant_id).await?;
     let stored = p.data.get("fields").and_then(Value::as_array).cloned().unwrap_or_default();
     let mut fields = Map::new();
-    for d in defs.iter().filter(|d| d.field_type.is_settable()) {
+    for d in defs.iter().filter(|d| d.field_type.is_settable() && project_fields::present(d, &form)) {
         let current = stored.iter().find(|e| e["id"] == d.id).map(|e| e["value"].clone()).unwrap_or(Value::Null);
         let now = project_fields::submitted(d, &form);
         if now != project_fields::shown(d, &current) {
@@ -268,7 +270,7 @@ async fn save_fields(
     }
     let mut body = Map::new();
     let name = form.text("name");
-    if name != p.name() {
+    if form.get("name").is_some() && name != p.name() {
         body.insert("name".into(), name.into());
     }
     if !fields.is_empty() {

@@ -7,6 +7,8 @@ use herald::crypto::MasterKey;
 use serde_json::json;
 
 use crate::both;
+
+mod projects;
 use crate::support::app::Resp;
 use crate::support::TestApp;
 
