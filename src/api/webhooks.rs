@@ -194,7 +194,11 @@ pub(crate) fn parse_id(id: &str) -> ApiResult<Uuid> {
 
 /// Turns input into a draft. `base` is the stored webhook for PUT/PATCH; `partial` is
 /// true for PATCH (absent fields keep their stored value) and false for POST/PUT.
-pub(crate) fn draft_from(input: WebhookIn, base: Option<&WebhookRecord>, partial: bool) -> ApiResult<WebhookDraft> {
+pub(crate) fn draft_from(
+    input: WebhookIn,
+    base: Option<&WebhookRecord>,
+    partial: bool,
+) -> ApiResult<WebhookDraft> {
     let keep = |f: &dyn Fn(&WebhookConfig) -> String| -> Option<String> {
         base.filter(|_| partial).map(|b| f(&b.config))
     };

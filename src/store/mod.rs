@@ -19,8 +19,8 @@ use uuid::Uuid;
 
 use crate::config::DatabaseConfig;
 pub use model::*;
-pub use ui_sessions::{NewUiSession, UiSessionRecord};
 pub use tracker_model::*;
+pub use ui_sessions::{NewUiSession, UiSessionRecord};
 
 use crate::domain::event::Event;
 use crate::domain::event_type::EntityKind;

@@ -81,11 +81,13 @@ macro_rules! impl_ui_session_store {
                 }
 
                 async fn purge_expired_ui_sessions(&self, now: i64) -> StoreResult<u64> {
-                    Ok(sqlx::query::<Db>("DELETE FROM ui_sessions WHERE expires_at <= $1")
-                        .bind(now)
-                        .execute(&self.pool)
-                        .await?
-                        .rows_affected())
+                    Ok(
+                        sqlx::query::<Db>("DELETE FROM ui_sessions WHERE expires_at <= $1")
+                            .bind(now)
+                            .execute(&self.pool)
+                            .await?
+                            .rows_affected(),
+                    )
                 }
             }
         }

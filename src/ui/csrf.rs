@@ -21,7 +21,9 @@ pub const SIGNIN_COOKIE: &str = "herald_signin";
 
 /// Constant-time equality of two tokens (empty never matches).
 pub fn matches(given: &str, expected: &str) -> bool {
-    !expected.is_empty() && given.len() == expected.len() && bool::from(given.as_bytes().ct_eq(expected.as_bytes()))
+    !expected.is_empty()
+        && given.len() == expected.len()
+        && bool::from(given.as_bytes().ct_eq(expected.as_bytes()))
 }
 
 /// The hidden input every form includes.

@@ -26,6 +26,7 @@ mod webhook_deliveries;
 mod webhook_detail;
 mod webhook_edit;
 mod webhook_form;
+mod webhook_values;
 mod webhooks;
 
 use axum::http::{header, HeaderValue};
@@ -47,7 +48,10 @@ pub fn router() -> Router<AppState> {
         .merge(webhook_edit::router())
         .merge(webhook_detail::router())
         .merge(projects::router())
-        .route("/admin/{*rest}", any(|| async { error::UiError::NotFound("page") }))
+        .route(
+            "/admin/{*rest}",
+            any(|| async { error::UiError::NotFound("page") }),
+        )
         .layer(axum::middleware::map_response(security_headers))
 }
 
@@ -59,7 +63,10 @@ const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-
 async fn security_headers(mut resp: Response) -> Response {
     let h = resp.headers_mut();
     h.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CSP));
-    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
     h.insert(header::REFERRER_POLICY, HeaderValue::from_static("same-origin"));
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     h.entry(header::CACHE_CONTROL)

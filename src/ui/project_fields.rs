@@ -39,7 +39,13 @@ pub fn fmt_duration(ms: i64) -> String {
     if ms == 0 {
         return "0m".into();
     }
-    let units = [("d", 86_400_000), ("h", 3_600_000), ("m", 60_000), ("s", 1_000), ("ms", 1)];
+    let units = [
+        ("d", 86_400_000),
+        ("h", 3_600_000),
+        ("m", 60_000),
+        ("s", 1_000),
+        ("ms", 1),
+    ];
     let mut rest = ms;
     let mut parts = Vec::new();
     for (u, size) in units {
@@ -183,7 +189,10 @@ pub fn input(def: &FieldDef, s: &Shown, c: &Choices<'_>, err: Option<&str>) -> M
                 }
             }
         },
-        (FieldType::Priority | FieldType::Status | FieldType::List | FieldType::User | FieldType::Project, _) => html! {
+        (
+            FieldType::Priority | FieldType::Status | FieldType::List | FieldType::User | FieldType::Project,
+            _,
+        ) => html! {
             label for=(id) { (def.name) " " span.muted.small { "(" (kind) ")" } }
             select id=(id) name=(name) aria-invalid=[invalid] aria-describedby=[described.clone()] {
                 option value="" selected[single.is_empty()] { "— not set —" }
@@ -235,7 +244,10 @@ mod tests {
     fn durations_read_back_as_typed() {
         assert_eq!(fmt_duration(0), "0m");
         assert_eq!(fmt_duration(8 * 3_600_000), "8h");
-        assert_eq!(fmt_duration(86_400_000 + 2 * 3_600_000 + 30 * 60_000), "1d 2h 30m");
+        assert_eq!(
+            fmt_duration(86_400_000 + 2 * 3_600_000 + 30 * 60_000),
+            "1d 2h 30m"
+        );
         assert_eq!(fmt_duration(1_500), "1s 500ms");
     }
 }

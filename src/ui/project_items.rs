@@ -78,7 +78,10 @@ fn story_fields(row: Option<&EntityRow>, prefix: &str) -> Markup {
 
 fn key_date_fields(row: Option<&EntityRow>, prefix: &str) -> Markup {
     let v = |k: &str| row.map(|r| s(r, k)).unwrap_or_default();
-    let done = row.and_then(|r| r.data.get("is_complete")).and_then(Value::as_bool).unwrap_or(false);
+    let done = row
+        .and_then(|r| r.data.get("is_complete"))
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
     html! {
         div.field.grow { label for={ (prefix) "-name" } { "Name" } input id={ (prefix) "-name" } name="name" value=(v("name")) required; }
         div.field { label for={ (prefix) "-date" } { "Date" } input id={ (prefix) "-date" } type="date" name="date" value=(v("date")); }
@@ -93,7 +96,11 @@ fn item_rows(session: &Session, p: &EntityRow, kind: EntityKind, rows: &[EntityR
         EntityKind::Story => story_fields(row, prefix),
         _ => key_date_fields(row, prefix),
     };
-    let noun = if kind == EntityKind::Story { "story" } else { "key date" };
+    let noun = if kind == EntityKind::Story {
+        "story"
+    } else {
+        "key date"
+    };
     html! {
         @if rows.is_empty() { p.muted { "No " (noun) "s yet." } }
         ul.items {
@@ -128,8 +135,14 @@ fn item_rows(session: &Session, p: &EntityRow, kind: EntityKind, rows: &[EntityR
 /// The stories and key dates sections of the project page.
 pub async fn sections(state: &AppState, session: &Session, p: &EntityRow) -> UiResult<Markup> {
     let t = session.caller.tenant_id;
-    let stories = state.store.list_entities(t, EntityKind::Story, Some(p.id), 0, 500).await?;
-    let key_dates = state.store.list_entities(t, EntityKind::KeyDate, Some(p.id), 0, 500).await?;
+    let stories = state
+        .store
+        .list_entities(t, EntityKind::Story, Some(p.id), 0, 500)
+        .await?;
+    let key_dates = state
+        .store
+        .list_entities(t, EntityKind::KeyDate, Some(p.id), 0, 500)
+        .await?;
     Ok(html! {
         section aria-labelledby="stories-h" { h2 #stories-h { "Stories" } (item_rows(session, p, EntityKind::Story, &stories)) }
         section aria-labelledby="kd-h" { h2 #kd-h { "Key dates" } (item_rows(session, p, EntityKind::KeyDate, &key_dates)) }
@@ -140,7 +153,13 @@ pub async fn sections(state: &AppState, session: &Session, p: &EntityRow) -> UiR
 fn body_from(kind: EntityKind, form: &FormData) -> Map<String, Value> {
     let mut b = Map::new();
     b.insert("name".into(), form.text("name").into());
-    let opt = |v: String| if v.is_empty() { Value::Null } else { Value::String(v) };
+    let opt = |v: String| {
+        if v.is_empty() {
+            Value::Null
+        } else {
+            Value::String(v)
+        }
+    };
     if kind == EntityKind::Story {
         b.insert("story_type".into(), form.text("story_type").into());
         b.insert("current_state".into(), form.text("current_state").into());
@@ -157,14 +176,29 @@ fn body_from(kind: EntityKind, form: &FormData) -> Map<String, Value> {
     b
 }
 
-async fn respond(state: &AppState, session: &Session, p: &EntityRow, kind: EntityKind, form: &FormData, outcome: Changed) -> UiResult<Response> {
+async fn respond(
+    state: &AppState,
+    session: &Session,
+    p: &EntityRow,
+    kind: EntityKind,
+    form: &FormData,
+    outcome: Changed,
+) -> UiResult<Response> {
     match outcome {
         Changed::Done(_) => {
-            let code = if kind == EntityKind::Story { "story" } else { "key-date" };
+            let code = if kind == EntityKind::Story {
+                "story"
+            } else {
+                "key-date"
+            };
             Ok(Redirect::to(&format!("/admin/projects/{}?notice={code}", p.id)).into_response())
         }
         Changed::Invalid(errs) => {
-            let noun = if kind == EntityKind::Story { "Story" } else { "Key date" };
+            let noun = if kind == EntityKind::Story {
+                "Story"
+            } else {
+                "Key date"
+            };
             let errs: Vec<FieldError> = errs
                 .into_iter()
                 .map(|e| FieldError::new(format!("item.{}", e.field), format!("{noun}: {}", e.message)))
@@ -177,7 +211,13 @@ async fn respond(state: &AppState, session: &Session, p: &EntityRow, kind: Entit
 }
 
 /// The child `id` of kind `kind` in project `p` (404 for anything else).
-async fn child(state: &AppState, session: &Session, p: &EntityRow, kind: EntityKind, id: &str) -> UiResult<EntityRow> {
+async fn child(
+    state: &AppState,
+    session: &Session,
+    p: &EntityRow,
+    kind: EntityKind,
+    id: &str,
+) -> UiResult<EntityRow> {
     let id = id.parse::<i64>().map_err(|_| UiError::NotFound("item"))?;
     state
         .store
@@ -194,7 +234,9 @@ async fn create(
 ) -> UiResult<Response> {
     let kind = kind_of(&seg)?;
     let p = projects::load(&state, &session, &pid).await?;
-    let op = ChangeOp::Create { parent: Some((EntityKind::Project, p.id)) };
+    let op = ChangeOp::Create {
+        parent: Some((EntityKind::Project, p.id)),
+    };
     let outcome = change(&state, &session, kind, op, body_from(kind, &form)).await?;
     respond(&state, &session, &p, kind, &form, outcome).await
 }
@@ -207,7 +249,14 @@ async fn save(
     let kind = kind_of(&seg)?;
     let p = projects::load(&state, &session, &pid).await?;
     let row = child(&state, &session, &p, kind, &id).await?;
-    let outcome = change(&state, &session, kind, ChangeOp::Update { id: row.id }, body_from(kind, &form)).await?;
+    let outcome = change(
+        &state,
+        &session,
+        kind,
+        ChangeOp::Update { id: row.id },
+        body_from(kind, &form),
+    )
+    .await?;
     respond(&state, &session, &p, kind, &form, outcome).await
 }
 
@@ -222,6 +271,13 @@ async fn delete(
     if form.get("confirmed") != Some("yes") {
         return Err(UiError::BadRequest("deleting needs confirmation".into()));
     }
-    change(&state, &session, kind, ChangeOp::Delete { id: row.id }, Map::new()).await?;
+    change(
+        &state,
+        &session,
+        kind,
+        ChangeOp::Delete { id: row.id },
+        Map::new(),
+    )
+    .await?;
     Ok(Redirect::to(&format!("/admin/projects/{}?notice=deleted", p.id)).into_response())
 }

@@ -86,14 +86,27 @@ pub async fn load(state: &AppState, session: &Session, id: &str) -> UiResult<Ent
 
 async fn all_projects(state: &AppState, session: &Session) -> UiResult<Vec<EntityRow>> {
     let t = session.caller.tenant_id;
-    Ok(state.store.list_entities(t, EntityKind::Project, None, 0, MAX_LISTED).await?)
+    Ok(state
+        .store
+        .list_entities(t, EntityKind::Project, None, 0, MAX_LISTED)
+        .await?)
 }
 
 fn str_attr(row: &EntityRow, k: &str) -> String {
-    row.data.get(k).and_then(Value::as_str).unwrap_or_default().to_owned()
+    row.data
+        .get(k)
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_owned()
 }
 
-fn list_page(session: &Session, projects: &[EntityRow], errs: &[FieldError], key: &str, name: &str) -> Markup {
+fn list_page(
+    session: &Session,
+    projects: &[EntityRow],
+    errs: &[FieldError],
+    key: &str,
+    name: &str,
+) -> Markup {
     let err = |f: &str| errs.iter().find(|e| e.field == f).map(|e| e.message.clone());
     let content = html! {
         h1 { "Projects" }
@@ -138,7 +151,10 @@ async fn list(State(state): State<AppState>, session: Session) -> UiResult<Marku
     Ok(list_page(&session, &projects, &[], "", ""))
 }
 
-async fn create(State(state): State<AppState>, SessionForm { session, form }: SessionForm) -> UiResult<Response> {
+async fn create(
+    State(state): State<AppState>,
+    SessionForm { session, form }: SessionForm,
+) -> UiResult<Response> {
     let (key, name) = (form.text("key"), form.text("name"));
     let mut body = Map::new();
     body.insert("key".into(), key.clone().into());
@@ -171,7 +187,10 @@ pub struct NoticeQuery {
 fn notice(code: Option<&str>) -> Option<(&'static str, &'static str)> {
     Some(match code? {
         "created" => ("ok", "Project created (a Project:Created event was recorded)."),
-        "saved" => ("ok", "Saved. A Project:Updated event was recorded; subscribed webhooks are being notified."),
+        "saved" => (
+            "ok",
+            "Saved. A Project:Updated event was recorded; subscribed webhooks are being notified.",
+        ),
         "unchanged" => ("info", "Nothing changed, so no event was recorded."),
         "story" => ("ok", "Story saved. A Story event was recorded."),
         "key-date" => ("ok", "Key date saved. A KeyDate event was recorded."),
@@ -193,9 +212,23 @@ pub async fn page(
     let defs = tracker::fields(state.store.as_ref(), t).await?;
     let users = state.store.list_users(t).await?;
     let projects = all_projects(state, session).await?;
-    let choices = Choices { users: &users, projects: &projects };
-    let stored = p.data.get("fields").and_then(Value::as_array).cloned().unwrap_or_default();
-    let value_of = |id: i64| stored.iter().find(|e| e["id"] == id).map(|e| e["value"].clone()).unwrap_or(Value::Null);
+    let choices = Choices {
+        users: &users,
+        projects: &projects,
+    };
+    let stored = p
+        .data
+        .get("fields")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    let value_of = |id: i64| {
+        stored
+            .iter()
+            .find(|e| e["id"] == id)
+            .map(|e| e["value"].clone())
+            .unwrap_or(Value::Null)
+    };
     let write = session.can(Scope::EntitiesWrite);
     let err_for = |f: &str| errs.iter().find(|e| e.field == f).map(|e| e.message.as_str());
     let name = submitted.map_or_else(|| p.name().to_owned(), |f| f.text("name"));
@@ -259,10 +292,22 @@ async fn save_fields(
     session.require(Scope::EntitiesWrite)?;
     let p = load(&state, &session, &id).await?;
     let defs = tracker::fields(state.store.as_ref(), session.caller.tenant_id).await?;
-    let stored = p.data.get("fields").and_then(Value::as_array).cloned().unwrap_or_default();
+    let stored = p
+        .data
+        .get("fields")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
     let mut fields = Map::new();
-    for d in defs.iter().filter(|d| d.field_type.is_settable() && project_fields::present(d, &form)) {
-        let current = stored.iter().find(|e| e["id"] == d.id).map(|e| e["value"].clone()).unwrap_or(Value::Null);
+    for d in defs
+        .iter()
+        .filter(|d| d.field_type.is_settable() && project_fields::present(d, &form))
+    {
+        let current = stored
+            .iter()
+            .find(|e| e["id"] == d.id)
+            .map(|e| e["value"].clone())
+            .unwrap_or(Value::Null);
         let now = project_fields::submitted(d, &form);
         if now != project_fields::shown(d, &current) {
             fields.insert(d.id.to_string(), project_fields::to_input(d, &now, &current));
@@ -279,7 +324,15 @@ async fn save_fields(
     if body.is_empty() {
         return Ok(Redirect::to(&format!("/admin/projects/{}?notice=unchanged", p.id)).into_response());
     }
-    match change(&state, &session, EntityKind::Project, ChangeOp::Update { id: p.id }, body).await? {
+    match change(
+        &state,
+        &session,
+        EntityKind::Project,
+        ChangeOp::Update { id: p.id },
+        body,
+    )
+    .await?
+    {
         Changed::Done(changed) => {
             let code = if changed { "saved" } else { "unchanged" };
             Ok(Redirect::to(&format!("/admin/projects/{}?notice={code}", p.id)).into_response())

@@ -194,7 +194,13 @@ mod tests {
     #[test]
     fn next_targets_stay_local() {
         assert_eq!(safe_next(Some("/admin/webhooks/x")), "/admin/webhooks/x");
-        for bad in ["https://evil.test/", "//evil.test", "/admin//evil", "/admin/sign-out", "/x"] {
+        for bad in [
+            "https://evil.test/",
+            "//evil.test",
+            "/admin//evil",
+            "/admin/sign-out",
+            "/x",
+        ] {
             assert_eq!(safe_next(Some(bad)), "/admin/webhooks", "{bad}");
         }
     }

@@ -87,7 +87,10 @@ async fn submit(State(state): State<AppState>, req: Request) -> UiResult<Respons
     let next = safe_next(form.get("next"));
     let expected = cookie(&parts.headers, SIGNIN_COOKIE).unwrap_or_default();
     if !csrf::matches(form.get(csrf::FIELD).unwrap_or_default(), expected) {
-        let msg = ("error", "The sign-in form expired. Please paste your token again.");
+        let msg = (
+            "error",
+            "The sign-in form expired. Please paste your token again.",
+        );
         return Ok(render(&state, StatusCode::FORBIDDEN, &next, Some(msg)));
     }
     let caller = match verify_token(form.text("token").as_str(), &state).await {
@@ -118,7 +121,10 @@ async fn submit(State(state): State<AppState>, req: Request) -> UiResult<Respons
     Ok(resp)
 }
 
-async fn sign_out(State(state): State<AppState>, SessionForm { session, .. }: SessionForm) -> UiResult<Response> {
+async fn sign_out(
+    State(state): State<AppState>,
+    SessionForm { session, .. }: SessionForm,
+) -> UiResult<Response> {
     let clear = session::end(&state, &session).await?;
     tracing::info!(tenant = %session.caller.tenant, "admin UI sign-out");
     Ok((

@@ -211,7 +211,10 @@ async fn delete_one(
     session.require(Scope::WebhooksWrite)?;
     let w = load(&state, &session, &id).await?;
     if form.get("confirmed") != Some("yes") {
-        let q = format!("Delete the webhook “{}” ({})? Pending deliveries are cancelled. This cannot be undone.", w.config.name, w.config.url);
+        let q = format!(
+            "Delete the webhook “{}” ({})? Pending deliveries are cancelled. This cannot be undone.",
+            w.config.name, w.config.url
+        );
         let action = format!("/admin/webhooks/{}/delete", w.id);
         return Ok(confirm_page(&session, "Delete webhook?", &q, &action, "Delete webhook").into_response());
     }
@@ -220,12 +223,25 @@ async fn delete_one(
     Ok(Redirect::to("/admin/webhooks").into_response())
 }
 
-async fn delete_all(State(state): State<AppState>, SessionForm { session, form }: SessionForm) -> UiResult<Response> {
+async fn delete_all(
+    State(state): State<AppState>,
+    SessionForm { session, form }: SessionForm,
+) -> UiResult<Response> {
     session.require(Scope::WebhooksWrite)?;
     if form.get("confirmed") != Some("yes") {
         let n = state.store.list_webhooks(session.caller.tenant_id).await?.len();
-        let q = format!("Delete all {n} webhooks of tenant {}? Pending deliveries are cancelled. This cannot be undone.", session.caller.tenant);
-        return Ok(confirm_page(&session, "Delete all webhooks?", &q, "/admin/webhooks/delete-all", "Delete all webhooks").into_response());
+        let q = format!(
+            "Delete all {n} webhooks of tenant {}? Pending deliveries are cancelled. This cannot be undone.",
+            session.caller.tenant
+        );
+        return Ok(confirm_page(
+            &session,
+            "Delete all webhooks?",
+            &q,
+            "/admin/webhooks/delete-all",
+            "Delete all webhooks",
+        )
+        .into_response());
     }
     let n = state.store.delete_all_webhooks(session.caller.tenant_id).await?;
     tracing::info!(tenant = %session.caller.tenant, deleted = n, "all webhooks deleted in the admin UI");

@@ -29,7 +29,14 @@ pub fn router() -> Router<AppState> {
         .route("/admin/webhooks/{id}/edit", get(edit_form).post(update))
 }
 
-fn form_page(session: &Session, title: &str, action: &str, v: &FormValues, errs: &[FieldError], submit: &str) -> Markup {
+fn form_page(
+    session: &Session,
+    title: &str,
+    action: &str,
+    v: &FormValues,
+    errs: &[FieldError],
+    submit: &str,
+) -> Markup {
     layout::page(
         title,
         session,
@@ -43,14 +50,32 @@ fn form_page(session: &Session, title: &str, action: &str, v: &FormValues, errs:
 }
 
 /// A form that came back with problems: 422 so scripts and tests can tell.
-fn invalid(session: &Session, title: &str, action: &str, v: &FormValues, errs: &[FieldError], submit: &str) -> Response {
-    (StatusCode::UNPROCESSABLE_ENTITY, form_page(session, title, action, v, errs, submit)).into_response()
+fn invalid(
+    session: &Session,
+    title: &str,
+    action: &str,
+    v: &FormValues,
+    errs: &[FieldError],
+    submit: &str,
+) -> Response {
+    (
+        StatusCode::UNPROCESSABLE_ENTITY,
+        form_page(session, title, action, v, errs, submit),
+    )
+        .into_response()
 }
 
 async fn new_form(session: Session) -> UiResult<Markup> {
     session.require(Scope::WebhooksWrite)?;
     let v = FormValues::default();
-    Ok(form_page(&session, "Create webhook", "/admin/webhooks/new", &v, &[], "Create webhook"))
+    Ok(form_page(
+        &session,
+        "Create webhook",
+        "/admin/webhooks/new",
+        &v,
+        &[],
+        "Create webhook",
+    ))
 }
 
 /// Splits an API error into form problems (shown on the form) and real failures.
@@ -64,14 +89,31 @@ fn problems(e: ApiError, pre: Vec<FieldError>, rows: &[usize]) -> Result<Vec<Fie
     Ok(form_errors(errs, rows))
 }
 
-async fn create(State(state): State<AppState>, SessionForm { session, form }: SessionForm) -> UiResult<Response> {
+async fn create(
+    State(state): State<AppState>,
+    SessionForm { session, form }: SessionForm,
+) -> UiResult<Response> {
     session.require(Scope::WebhooksWrite)?;
-    let Submission { input, values, rows, errors } = webhook_form::parse(&form, None);
+    let Submission {
+        input,
+        values,
+        rows,
+        errors,
+    } = webhook_form::parse(&form, None);
     let (title, action, submit) = ("Create webhook", "/admin/webhooks/new", "Create webhook");
     let checked = draft_from(input, None, false).and_then(|d| config_from(&state, d));
     let config = match checked {
         Ok(c) if errors.is_empty() => c,
-        Ok(_) => return Ok(invalid(&session, title, action, &values, &form_errors(errors, &rows), submit)),
+        Ok(_) => {
+            return Ok(invalid(
+                &session,
+                title,
+                action,
+                &values,
+                &form_errors(errors, &rows),
+                submit,
+            ))
+        }
         Err(e) => {
             let errs = problems(e, errors, &rows)?;
             return Ok(invalid(&session, title, action, &values, &errs, submit));
@@ -91,7 +133,11 @@ async fn create(State(state): State<AppState>, SessionForm { session, form }: Se
 /// The one page that shows a signing secret: after create and after rotation. Never
 /// cached; reloading it does not show the secret again (it is not stored in plaintext).
 pub fn secret_page(session: &Session, w: &WebhookRecord, secret: &str, created: bool) -> Response {
-    let title = if created { "Webhook created" } else { "Signing secret rotated" };
+    let title = if created {
+        "Webhook created"
+    } else {
+        "Signing secret rotated"
+    };
     let href = format!("/admin/webhooks/{}", w.id);
     let body = layout::page(
         title,
@@ -121,12 +167,23 @@ pub fn secret_page(session: &Session, w: &WebhookRecord, secret: &str, created: 
     ([(header::CACHE_CONTROL, "no-store")], body).into_response()
 }
 
-async fn edit_form(State(state): State<AppState>, session: Session, Path(id): Path<String>) -> UiResult<Markup> {
+async fn edit_form(
+    State(state): State<AppState>,
+    session: Session,
+    Path(id): Path<String>,
+) -> UiResult<Markup> {
     session.require(Scope::WebhooksWrite)?;
     let w = load(&state, &session, &id).await?;
     let action = format!("/admin/webhooks/{}/edit", w.id);
     let title = format!("Edit “{}”", w.config.name);
-    Ok(form_page(&session, &title, &action, &FormValues::from_record(&w), &[], "Save changes"))
+    Ok(form_page(
+        &session,
+        &title,
+        &action,
+        &FormValues::from_record(&w),
+        &[],
+        "Save changes",
+    ))
 }
 
 async fn update(
@@ -136,7 +193,12 @@ async fn update(
 ) -> UiResult<Response> {
     session.require(Scope::WebhooksWrite)?;
     let w = load(&state, &session, &id).await?;
-    let Submission { input, values, rows, errors } = webhook_form::parse(&form, Some(&w));
+    let Submission {
+        input,
+        values,
+        rows,
+        errors,
+    } = webhook_form::parse(&form, Some(&w));
     let action = format!("/admin/webhooks/{}/edit", w.id);
     let title = format!("Edit “{}”", w.config.name);
     if !errors.is_empty() {

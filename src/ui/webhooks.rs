@@ -177,7 +177,11 @@ struct StatusFeed {
 /// the poller can stop and say so instead of parsing the sign-in page.
 async fn status_feed(State(state): State<AppState>, req: Request) -> UiResult<Response> {
     let Some(session) = session::load(req.headers(), &state).await? else {
-        return Ok((StatusCode::UNAUTHORIZED, Json(serde_json::json!({"error": "signed out"}))).into_response());
+        return Ok((
+            StatusCode::UNAUTHORIZED,
+            Json(serde_json::json!({"error": "signed out"})),
+        )
+            .into_response());
     };
     let hooks = state.store.list_webhooks(session.caller.tenant_id).await?;
     let now = now_ms();
@@ -198,5 +202,9 @@ async fn status_feed(State(state): State<AppState>, req: Request) -> UiResult<Re
             }
         })
         .collect();
-    Ok(([(header::CACHE_CONTROL, "no-store")], Json(StatusFeed { webhooks })).into_response())
+    Ok((
+        [(header::CACHE_CONTROL, "no-store")],
+        Json(StatusFeed { webhooks }),
+    )
+        .into_response())
 }

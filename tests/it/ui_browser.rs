@@ -24,7 +24,8 @@ async fn signed_in(receiver: &TestReceiver, ca: &tempfile::NamedTempFile) -> (Te
     b.screenshot("sign-in", 1280).await;
     b.fill("#token", &app.token).await;
     b.click("main form button[type=submit]").await;
-    b.wait_path("the webhooks list after signing in", |p| p == "/admin/webhooks").await;
+    b.wait_path("the webhooks list after signing in", |p| p == "/admin/webhooks")
+        .await;
     (app, b)
 }
 
@@ -33,16 +34,27 @@ async fn create_webhook(b: &Browser, name: &str, url: &str) -> String {
     b.goto("/admin/webhooks/new").await;
     let format = b.find("#format").await;
     // The event type list follows the format: Projectrak carries only Project:Updated.
-    format.select_by_value("projectrak").await.expect("choose projectrak");
+    format
+        .select_by_value("projectrak")
+        .await
+        .expect("choose projectrak");
     b.wait_until("Task:Created to disappear for projectrak", || async {
-        let task = b.client.find(fantoccini::Locator::Css("#et-Task-Created")).await.ok()?;
+        let task = b
+            .client
+            .find(fantoccini::Locator::Css("#et-Task-Created"))
+            .await
+            .ok()?;
         (!task.is_displayed().await.ok()?).then_some(())
     })
     .await;
     assert!(b.find("#et-Project-Updated").await.is_displayed().await.unwrap());
     format.select_by_value("ppm").await.expect("choose ppm");
     b.wait_until("Task:Created to come back for ppm", || async {
-        let task = b.client.find(fantoccini::Locator::Css("#et-Task-Created")).await.ok()?;
+        let task = b
+            .client
+            .find(fantoccini::Locator::Css("#et-Task-Created"))
+            .await
+            .ok()?;
         task.is_displayed().await.ok()?.then_some(())
     })
     .await;
@@ -59,9 +71,18 @@ async fn create_webhook(b: &Browser, name: &str, url: &str) -> String {
     b.click(".webhook-form button.primary[type=submit]").await;
     let secret = b.find("#secret").await;
     let value = secret.prop("value").await.unwrap().unwrap_or_default();
-    assert!(value.starts_with("whsec_"), "the signing secret is shown once: {value}");
+    assert!(
+        value.starts_with("whsec_"),
+        "the signing secret is shown once: {value}"
+    );
     b.screenshot("webhook-created", 1280).await;
-    let link = b.find("a.button.primary").await.attr("href").await.unwrap().unwrap();
+    let link = b
+        .find("a.button.primary")
+        .await
+        .attr("href")
+        .await
+        .unwrap()
+        .unwrap();
     link.trim_start_matches("/admin/webhooks/").to_owned()
 }
 
@@ -71,7 +92,10 @@ async fn assert_no_secret_in(b: &Browser, paths: &[String]) {
         b.goto(p).await;
         b.find("main").await;
         let src = b.source().await;
-        assert!(!src.contains(SECURED) && !src.contains("browser-secured-9931"), "{p} leaks the secured value");
+        assert!(
+            !src.contains(SECURED) && !src.contains("browser-secured-9931"),
+            "{p} leaks the secured value"
+        );
     }
 }
 
@@ -88,28 +112,94 @@ async fn sign_in_create_a_webhook_and_see_it_listed() {
     b.goto("/admin/webhooks").await;
     let row = b.find(&format!("tr[data-id='{id}']")).await;
     let text = row.text().await.unwrap();
-    assert!(text.contains("Browser receiver") && text.contains(&receiver.url()), "{text}");
+    assert!(
+        text.contains("Browser receiver") && text.contains(&receiver.url()),
+        "{text}"
+    );
     assert!(text.contains("NOT RUN"), "no delivery yet: {text}");
     // The filter narrows the list as one types.
     b.fill("#q", "no-such-webhook").await;
-    b.wait_until("the row to be filtered out", || async { (!row.is_displayed().await.ok()?).then_some(()) })
-        .await;
+    b.wait_until("the row to be filtered out", || async {
+        (!row.is_displayed().await.ok()?).then_some(())
+    })
+    .await;
     b.fill("#q", "browser").await;
-    b.wait_until("the row to come back", || async { row.is_displayed().await.ok()?.then_some(()) })
-        .await;
+    b.wait_until("the row to come back", || async {
+        row.is_displayed().await.ok()?.then_some(())
+    })
+    .await;
     b.screenshot("webhooks", 1280).await;
     b.screenshot("webhooks-phone", 390).await;
 
     b.goto(&format!("/admin/webhooks/{id}")).await;
     let props = b.find("dl.props").await.text().await.unwrap();
-    assert!(props.contains("secured") && props.contains("value set, hidden"), "{props}");
+    assert!(
+        props.contains("secured") && props.contains("value set, hidden"),
+        "{props}"
+    );
     b.screenshot("webhook-detail", 1280).await;
     b.goto(&format!("/admin/webhooks/{id}/edit")).await;
-    let placeholder = b.find("#hv0").await.attr("placeholder").await.unwrap().unwrap_or_default();
+    let placeholder = b
+        .find("#hv0")
+        .await
+        .attr("placeholder")
+        .await
+        .unwrap()
+        .unwrap_or_default();
     assert!(placeholder.contains("leave empty to keep"), "{placeholder}");
     assert_no_secret_in(
         &b,
-        &["/admin/webhooks".into(), format!("/admin/webhooks/{id}"), format!("/admin/webhooks/{id}/edit")],
+        &[
+            "/admin/webhooks".into(),
+            format!("/admin/webhooks/{id}"),
+            format!("/admin/webhooks/{id}/edit"),
+        ],
     )
     .await;
+}
+
+/// A project with a number field `Budget`, made through the JSON API; returns its id.
+async fn api_project(app: &TestApp) -> i64 {
+    let f = serde_json::json!({"name": "Budget", "type": "number"});
+    assert_eq!(app.call("POST", "/@default/v1/fields", Some(f)).await.status, 201);
+    let p = serde_json::json!({"key": "DEMO", "name": "Demo project", "fields": {"Budget": 25000}});
+    let r = app.call("POST", "/@default/v1/projects", Some(p)).await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    r.json["data"]["id"].as_i64().unwrap()
+}
+
+/// Changes the Budget field on the project page and waits for the "saved" notice.
+async fn change_budget(b: &Browser, project: i64, value: &str) {
+    b.goto(&format!("/admin/projects/{project}")).await;
+    b.fill("#f-10001", value).await;
+    b.click("form.webhook-form button.primary[type=submit]").await;
+    b.wait_until("the saved notice", || async {
+        let n = b.client.find(fantoccini::Locator::Css(".notice-ok")).await.ok()?;
+        n.text().await.ok()?.contains("Project:Updated").then_some(())
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn editing_a_project_field_in_the_browser_records_the_change() {
+    if driver::skip() {
+        return;
+    }
+    let receiver = TestReceiver::start().await;
+    let ca = receiver.ca_file();
+    let (app, b) = signed_in(&receiver, &ca).await;
+    let project = api_project(&app).await;
+    create_webhook(&b, "Field watcher", &receiver.url()).await;
+    b.goto("/admin/projects").await;
+    b.click(&format!("a[href='/admin/projects/{project}']")).await;
+    b.wait_path("the project page", |p| p == format!("/admin/projects/{project}"))
+        .await;
+    change_budget(&b, project, "30000").await;
+    let value = b.find("#f-10001").await.prop("value").await.unwrap();
+    assert_eq!(value.as_deref(), Some("30000"));
+    b.screenshot("project", 1280).await;
+    let evs = app
+        .call("GET", "/@default/v1/events?type=Project:Updated", None)
+        .await;
+    assert_eq!(evs.json["data"].as_array().map(Vec::len), Some(1), "{}", evs.text);
 }
