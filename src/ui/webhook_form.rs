@@ -23,12 +23,12 @@ fn err_line(errs: &[FieldError], key: &str, id: &str) -> Markup {
     html! { @if let Some(m) = err(errs, key) { p.error id={ (id) "-error" } { (m) } } }
 }
 
-fn described(errs: &[FieldError], key: &str, id: &str, help: Option<&str>) -> String {
+fn described(errs: &[FieldError], key: &str, id: &str, help: Option<&str>) -> Option<String> {
     let mut ids: Vec<String> = help.map(|h| vec![h.to_owned()]).unwrap_or_default();
     if err(errs, key).is_some() {
         ids.push(format!("{id}-error"));
     }
-    ids.join(" ")
+    (!ids.is_empty()).then(|| ids.join(" "))
 }
 
 fn format_help(f: Format) -> &'static str {
@@ -50,7 +50,7 @@ fn header_rows(v: &FormValues, errs: &[FieldError]) -> Markup {
                     label for={ "hn" (i) } { "Name " span.sr-only { "of header " (i + 1) } }
                     input id={ "hn" (i) } name={ "header_name_" (i) } value=(h.name) autocomplete="off"
                         spellcheck="false" aria-invalid=[err(errs, &nk).map(|_| "true")]
-                        aria-describedby=(described(errs, &nk, &format!("hn{i}"), None));
+                        aria-describedby=[described(errs, &nk, &format!("hn{i}"), None)];
                     (err_line(errs, &nk, &format!("hn{i}")))
                 }
                 div.field {
@@ -60,7 +60,7 @@ fn header_rows(v: &FormValues, errs: &[FieldError]) -> Markup {
                         spellcheck="false" type=(if h.secured { "password" } else { "text" })
                         placeholder=[h.is_set.then_some("Set (hidden): leave empty to keep")]
                         aria-invalid=[err(errs, &vk).map(|_| "true")]
-                        aria-describedby=(described(errs, &vk, &format!("hv{i}"), h.is_set.then_some(help.as_str())));
+                        aria-describedby=[described(errs, &vk, &format!("hv{i}"), h.is_set.then_some(help.as_str()))];
                     @if h.is_set { p.help id=(help) { "A secured value is set and never shown. Type a new value to replace it." } }
                     (err_line(errs, &vk, &format!("hv{i}")))
                 }
@@ -83,7 +83,7 @@ pub fn render(session: &Session, action: &str, v: &FormValues, errs: &[FieldErro
                 label for=(id) { (label) }
                 (extra)
                 input id=(id) name=(id) value=(value) aria-invalid=[err(errs, key).map(|_| "true")]
-                    aria-describedby=(described(errs, key, id, help.map(|_| help_id.as_str())));
+                    aria-describedby=[described(errs, key, id, help.map(|_| help_id.as_str()))];
                 @if let Some(h) = help { p.help id=(help_id) { (h) } }
                 (err_line(errs, key, id))
             }
@@ -103,20 +103,20 @@ pub fn render(session: &Session, action: &str, v: &FormValues, errs: &[FieldErro
                 label for="url" { "URL" }
                 input #url name="url" type="url" value=(v.url) required inputmode="url" spellcheck="false"
                     placeholder="https://example.com/hooks" aria-invalid=[err(errs, "url").map(|_| "true")]
-                    aria-describedby=(described(errs, "url", "url", Some("url-help")));
+                    aria-describedby=[described(errs, "url", "url", Some("url-help"))];
                 p.help #url-help { "Must start with " code { "https://" } ". Plain HTTP is not allowed." }
                 (err_line(errs, "url", "url"))
             }
             div.field {
                 label for="format" { "Format" }
-                select #format name="format" data-event-formats aria-describedby=(described(errs, "format", "format", None)) {
+                select #format name="format" data-event-formats aria-describedby=[described(errs, "format", "format", None)] {
                     @for f in Format::ALL {
                         option value=(f.as_str()) selected[f == current] { (f.as_str()) " — " (format_help(f)) }
                     }
                 }
                 (err_line(errs, "format", "format"))
             }
-            fieldset.field #event-types aria-describedby=(described(errs, "eventTypes", "event-types", Some("et-help"))) {
+            fieldset.field #event-types aria-describedby=[described(errs, "eventTypes", "event-types", Some("et-help"))] {
                 legend { "Event types" }
                 p.help #et-help { "Only the event types the chosen format can carry are offered." }
                 div.checks {
