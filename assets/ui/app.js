@@ -119,10 +119,11 @@
         live((name ? name.textContent + ": " : "Status: ") + item.label + " (" + item.detail + ")");
       }
     }
-    if (root.tagName === "TR") root.setAttribute("data-status", item.status);
+    var row = root.tagName === "TR";
+    if (row) root.setAttribute("data-status", item.status);
     var when = root.querySelector("[data-cell=when]");
     if (when && item.when) {
-      var prefix = root.tagName === "TR" ? "" : "Last execution ";
+      var prefix = row ? "" : "Last execution ";
       if (when.innerHTML !== prefix + item.when) when.innerHTML = prefix + item.when; // server-escaped HTML
     }
   };

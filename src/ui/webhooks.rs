@@ -79,14 +79,16 @@ fn row(w: &WebhookRecord, now: i64, shown: bool) -> Markup {
             td data-label="Event types" {
                 ul.tags { @for t in &c.event_types { li { (t.to_string()) } } }
             }
-            td data-label="Enabled" { (enabled_cell(w)) }
-            td data-label="Last execution" data-cell="when" {
-                @match &w.last_execution {
-                    Some(l) => (layout::when(l.at, now)),
-                    None => span.muted { "Never" },
+            td data-label="Enabled" { div { (enabled_cell(w)) } }
+            td data-label="Last execution" {
+                div data-cell="when" {
+                    @match &w.last_execution {
+                        Some(l) => (layout::when(l.at, now)),
+                        None => span.muted { "Never" },
+                    }
                 }
             }
-            td data-label="Status" data-cell="status" { (layout::status_badge(w.last_execution.as_ref())) }
+            td data-label="Status" { div data-cell="status" { (layout::status_badge(w.last_execution.as_ref())) } }
         }
     }
 }
@@ -164,8 +166,8 @@ struct StatusItem {
     status: &'static str,
     label: &'static str,
     detail: String,
-    /// Rendered "Last execution" cell (maud-escaped HTML).
-    when: String,
+    /// Rendered last-execution time (maud-escaped HTML); none before the first attempt.
+    when: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -189,16 +191,16 @@ async fn status_feed(State(state): State<AppState>, req: Request) -> UiResult<Re
         .iter()
         .map(|w| {
             let (status, label, detail) = layout::status_parts(w.last_execution.as_ref());
-            let when = match &w.last_execution {
-                Some(l) => layout::when(l.at, now),
-                None => html! { span.muted { "Never" } },
-            };
+            let when = w
+                .last_execution
+                .as_ref()
+                .map(|l| layout::when(l.at, now).into_string());
             StatusItem {
                 id: w.id.to_string(),
                 status,
                 label,
                 detail,
-                when: when.into_string(),
+                when,
             }
         })
         .collect();
