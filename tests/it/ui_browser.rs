@@ -110,6 +110,11 @@ async fn sign_in_create_a_webhook_and_see_it_listed() {
     let id = create_webhook(&b, "Browser receiver", &receiver.url()).await;
 
     b.goto("/admin/webhooks").await;
+    // Keyboard: the first Tab lands on the skip link, which is then visible.
+    b.find("body").await.send_keys("\u{e004}").await.expect("press Tab");
+    let focused = b.client.active_element().await.expect("focused element");
+    assert_eq!(focused.text().await.unwrap(), "Skip to content");
+    assert!(focused.is_displayed().await.unwrap());
     let row = b.find(&format!("tr[data-id='{id}']")).await;
     let text = row.text().await.unwrap();
     assert!(
