@@ -214,3 +214,22 @@ both!(
         assert_eq!(ok.status, 200, "{}", ok.text);
     }
 );
+
+/// Behind a TLS-terminating proxy (`public_base_url` is https) the cookie is `Secure`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn session_cookie_is_secure_when_herald_is_reached_over_https() {
+    let env = [("HERALD_PUBLIC_BASE_URL", "https://herald.example.test")];
+    let app = TestApp::spawn_with(crate::support::Backend::Sqlite, &env)
+        .await
+        .unwrap();
+    let (r, _) = try_sign_in(&app, &app.token.clone()).await;
+    let session = r
+        .headers
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|c| c.starts_with("herald_session="))
+        .expect("session cookie")
+        .to_owned();
+    assert!(session.contains("; Secure"), "{session}");
+}
