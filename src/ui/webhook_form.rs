@@ -20,7 +20,33 @@ fn err<'a>(errs: &'a [FieldError], key: &str) -> Option<&'a str> {
 
 /// An error line under a field, and the attributes that tie it to the input.
 fn err_line(errs: &[FieldError], key: &str, id: &str) -> Markup {
-    html! { @if let Some(m) = err(errs, key) { p.error id={ (id) "-error" } { (m) } } }
+    html! { @if let Some(m) = err(errs, key) { p.error id={ (id) "-error" } { (nice(m)) } } }
+}
+
+/// The API's messages start with the JSON field name (`url must…`); pages say "URL".
+fn nice(m: &str) -> String {
+    let m = m
+        .strip_prefix("url ")
+        .map_or_else(|| m.to_owned(), |rest| format!("URL {rest}"));
+    let mut c = m.chars();
+    c.next()
+        .map(|f| f.to_uppercase().chain(c).collect())
+        .unwrap_or_default()
+}
+
+/// The input an error key is about, for the error summary's links.
+fn input_id(key: &str) -> String {
+    if let Some(rest) = key.strip_prefix("headers[") {
+        let (i, tail) = rest.split_once(']').unwrap_or(("0", ""));
+        return format!("{}{i}", if tail == ".value" { "hv" } else { "hn" });
+    }
+    match key {
+        "eventTypes" => "event-types".into(),
+        "projectIds" => "project_ids".into(),
+        "httpVerb" => "http_verb".into(),
+        "headers" => "hn0".into(),
+        other => other.into(),
+    }
 }
 
 fn described(errs: &[FieldError], key: &str, id: &str, help: Option<&str>) -> Option<String> {
@@ -93,7 +119,10 @@ pub fn render(session: &Session, action: &str, v: &FormValues, errs: &[FieldErro
         @if !errs.is_empty() {
             div.notice.notice-error role="alert" #form-errors {
                 p { strong { "The webhook was not saved:" } }
-                ul { @for e in errs { li { (e.message) } } }
+                ul { @for e in errs { li {
+                    @if e.field == "form" { (nice(&e.message)) }
+                    @else { a href={ "#" (input_id(&e.field)) } { (nice(&e.message)) } }
+                } } }
             }
         }
         form.webhook-form method="post" action=(action) novalidate {

@@ -107,11 +107,32 @@ async fn sign_in_create_a_webhook_and_see_it_listed() {
     let receiver = TestReceiver::start().await;
     let ca = receiver.ca_file();
     let (_app, b) = signed_in(&receiver, &ca).await;
+    // Plain HTTP is refused with a message next to the URL field (server-side check).
+    b.goto("/admin/webhooks/new").await;
+    b.fill("#url", "http://example.com/hook").await;
+    b.click("#et-Project-Updated").await;
+    b.click(".webhook-form button.primary[type=submit]").await;
+    let msg = b.find("#url-error").await.text().await.unwrap();
+    assert!(msg.contains("must use https://"), "{msg}");
+    assert_eq!(
+        b.find("#url")
+            .await
+            .attr("aria-invalid")
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("true")
+    );
+    b.screenshot("webhook-form-errors", 1280).await;
     let id = create_webhook(&b, "Browser receiver", &receiver.url()).await;
 
     b.goto("/admin/webhooks").await;
     // Keyboard: the first Tab lands on the skip link, which is then visible.
-    b.find("body").await.send_keys("\u{e004}").await.expect("press Tab");
+    b.find("body")
+        .await
+        .send_keys("\u{e004}")
+        .await
+        .expect("press Tab");
     let focused = b.client.active_element().await.expect("focused element");
     assert_eq!(focused.text().await.unwrap(), "Skip to content");
     assert!(focused.is_displayed().await.unwrap());
