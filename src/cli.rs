@@ -1,6 +1,8 @@
-//! The command line: `serve`, `migrate`, `token create|list|revoke`. Every command takes the
+//! The command line: `serve`, `migrate`, `token create|list|revoke`,
+//! `deliveries list|show|redeliver`. Every command takes the
 //! same `--config/--data-dir/--database-url` options, so one invocation style fits all.
 
+mod deliveries;
 use std::path::PathBuf;
 
 use anyhow::Context;
@@ -40,7 +42,7 @@ struct GlobalArgs {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Run the API server (and, later, the delivery workers).
+    /// Run the API server and the delivery workers.
     Serve {
         /// Address to listen on, e.g. 127.0.0.1:8080.
         #[arg(long)]
@@ -51,6 +53,9 @@ enum Command {
     /// Manage API tokens.
     #[command(subcommand)]
     Token(TokenCommand),
+    /// Inspect the delivery log and redeliver (bulk replay shows a progress bar).
+    #[command(subcommand)]
+    Deliveries(deliveries::DeliveriesCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -107,6 +112,10 @@ impl Cli {
                 Ok(())
             }
             Command::Token(t) => token(settings, t).await,
+            Command::Deliveries(d) => {
+                let store = store::connect(&settings.database).await?;
+                deliveries::run(store.as_ref(), d).await
+            }
         }
     }
 }

@@ -9,6 +9,8 @@ use std::time::Duration;
 use ipnet::IpNet;
 use serde::Deserialize;
 
+use crate::domain::retry::{parse_schedule, Schedule};
+
 /// Everything Herald needs to run, already parsed and checked.
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -78,8 +80,8 @@ pub struct DeliveryConfig {
     pub connect_timeout: Duration,
     /// Whole-request timeout.
     pub request_timeout: Duration,
-    /// Retry schedule, one delay per retry.
-    pub retry_schedule: Vec<Duration>,
+    /// Retry schedule, one delay per retry (± 20% jitter is applied to each).
+    pub retry_schedule: Schedule,
     /// How long a rotated-out signing secret keeps signing.
     pub secret_rotation_overlap: Duration,
     /// Attempt bodies older than this are purged.
@@ -94,6 +96,18 @@ pub struct DeliveryConfig {
     pub auto_disable_after: Duration,
     /// Whether `serve` runs delivery workers (turn off for API-only nodes).
     pub workers_enabled: bool,
+    /// Fallback poll for due work (retries, expired leases, work written by other
+    /// processes); new work normally wakes workers at once.
+    pub poll_interval: Duration,
+}
+
+impl DeliveryConfig {
+    /// How long a claimed delivery stays leased: long enough to wait for a slot, make one
+    /// attempt (at most `request_timeout`) and record it; short enough that work held by a
+    /// node that died is picked up by others soon.
+    pub fn lease(&self) -> Duration {
+        self.request_timeout * 2 + Duration::from_secs(5)
+    }
 }
 
 impl Default for DeliveryConfig {
@@ -102,10 +116,7 @@ impl Default for DeliveryConfig {
         Self {
             connect_timeout: s(5),
             request_timeout: s(15),
-            retry_schedule: [5, 30, 120, 600, 1800, 3600, 10800, 21600, 43200, 86400]
-                .into_iter()
-                .map(s)
-                .collect(),
+            retry_schedule: Schedule::default(),
             secret_rotation_overlap: s(86400),
             attempt_retention: s(30 * 86400),
             per_webhook_concurrency: 8,
@@ -113,6 +124,7 @@ impl Default for DeliveryConfig {
             auto_disable_failures: 50,
             auto_disable_after: s(86400),
             workers_enabled: true,
+            poll_interval: s(2),
         }
     }
 }
@@ -170,6 +182,9 @@ pub struct RawSettings {
     per_webhook_concurrency: Option<usize>,
     global_concurrency: Option<usize>,
     attempt_retention_days: Option<u64>,
+    auto_disable_failures: Option<u32>,
+    auto_disable_after_secs: Option<u64>,
+    poll_interval_ms: Option<u64>,
     workers: Option<bool>,
 }
 
@@ -272,6 +287,10 @@ impl RawSettings {
             per_webhook_concurrency: num("HERALD_PER_WEBHOOK_CONCURRENCY")?.map(|n| n as usize),
             global_concurrency: num("HERALD_GLOBAL_CONCURRENCY")?.map(|n| n as usize),
             attempt_retention_days: num("HERALD_ATTEMPT_RETENTION_DAYS")?,
+            auto_disable_failures: num("HERALD_AUTO_DISABLE_FAILURES")?
+                .map(|n| u32::try_from(n).unwrap_or(u32::MAX)),
+            auto_disable_after_secs: num("HERALD_AUTO_DISABLE_AFTER_SECS")?,
+            poll_interval_ms: num("HERALD_POLL_INTERVAL_MS")?,
             workers: get("HERALD_WORKERS").map(|v| !matches!(v.as_str(), "0" | "false" | "off")),
         })
     }
@@ -448,42 +467,25 @@ fn build_delivery(layers: &[(String, RawSettings)]) -> Result<DeliveryConfig, Co
         d.attempt_retention = Duration::from_secs(n * 86400);
     }
     if let Some((v, src)) = pick!(layers, retry_schedule) {
-        d.retry_schedule = parse_schedule(&v).map_err(|m| invalid("retry_schedule", &src, m))?;
+        d.retry_schedule = parse_schedule(&v).map_err(|e| invalid("retry_schedule", &src, e.to_string()))?;
+    }
+    if let Some(n) = positive(
+        "auto_disable_failures",
+        pick!(layers, auto_disable_failures).map(|(n, s)| (u64::from(n), s)),
+        1_000_000,
+    )? {
+        d.auto_disable_failures = u32::try_from(n).unwrap_or(u32::MAX);
+    }
+    if let Some((n, _)) = pick!(layers, auto_disable_after_secs) {
+        d.auto_disable_after = Duration::from_secs(n);
+    }
+    if let Some(n) = positive("poll_interval_ms", pick!(layers, poll_interval_ms), 3_600_000)? {
+        d.poll_interval = Duration::from_millis(n);
     }
     if let Some((w, _)) = pick!(layers, workers) {
         d.workers_enabled = w;
     }
     Ok(d)
-}
-
-/// Parses `5s, 30s, 2m, 1h, 1d` into delays; each step is at most 7 days.
-pub fn parse_schedule(v: &str) -> Result<Vec<Duration>, String> {
-    let mut out = Vec::new();
-    for part in v.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-        let (num, unit) = part.split_at(part.find(|c: char| !c.is_ascii_digit()).unwrap_or(part.len()));
-        let n: u64 = num
-            .parse()
-            .map_err(|_| format!("`{part}` is not like 30s, 2m, 1h or 1d"))?;
-        let secs = match unit {
-            "ms" => {
-                out.push(Duration::from_millis(n));
-                continue;
-            }
-            "s" | "" => n,
-            "m" => n * 60,
-            "h" => n * 3600,
-            "d" => n * 86400,
-            _ => return Err(format!("`{part}` has an unknown unit (use ms, s, m, h or d)")),
-        };
-        if secs > 7 * 86400 {
-            return Err(format!("`{part}` is longer than 7 days"));
-        }
-        out.push(Duration::from_secs(secs));
-    }
-    if out.is_empty() || out.len() > 30 {
-        return Err("give between 1 and 30 comma-separated steps".into());
-    }
-    Ok(out)
 }
 
 fn parse_database_url(url: &str, schema: Option<String>) -> Result<DatabaseConfig, String> {
@@ -528,7 +530,7 @@ mod tests {
             }
         );
         assert_eq!(s.max_webhooks_per_tenant, 100);
-        assert_eq!(s.delivery.retry_schedule.len(), 10);
+        assert_eq!(s.delivery.retry_schedule.steps().len(), 10);
     }
 
     #[test]
@@ -584,17 +586,15 @@ mod tests {
     }
 
     #[test]
-    fn schedules_parse_with_units() {
-        assert_eq!(
-            parse_schedule("5s, 2m,1h,1d").unwrap(),
-            vec![
-                Duration::from_secs(5),
-                Duration::from_secs(120),
-                Duration::from_secs(3600),
-                Duration::from_secs(86400)
-            ]
-        );
-        assert!(parse_schedule("5x").is_err());
-        assert!(parse_schedule("").is_err());
+    fn schedules_use_the_retry_module_parser() {
+        let s = Settings::load_from(
+            &Overrides::default(),
+            &env(&[("HERALD_RETRY_SCHEDULE", "50ms, 2m,1h")]),
+        )
+        .unwrap();
+        assert_eq!(s.delivery.retry_schedule.to_string(), "50ms,2m,1h");
+        let e =
+            Settings::load_from(&Overrides::default(), &env(&[("HERALD_RETRY_SCHEDULE", "5x")])).unwrap_err();
+        assert!(e.to_string().contains("retry_schedule"), "{e}");
     }
 }

@@ -12,6 +12,7 @@ use crate::admin::{bootstrap, IssuedToken};
 use crate::api::{self, AppState};
 use crate::config::Settings;
 use crate::crypto::MasterKey;
+use crate::delivery::DeliveryEngine;
 use crate::store::{self, Store};
 
 mod tls;
@@ -38,6 +39,7 @@ impl Application {
         let store = store::connect(&settings.database)
             .await
             .context("cannot open the database")?;
+        store.hub().set_public_base_url(&settings.public_base_url);
         let bootstrap_token = bootstrap(store.as_ref()).await?;
         let tls = match &settings.tls {
             Some(t) => Some(tls::acceptor(t)?),
@@ -47,10 +49,14 @@ impl Application {
             .await
             .with_context(|| format!("cannot listen on {}", settings.listen))?;
         let addr = listener.local_addr()?;
+        let key = Arc::new(key);
+        let delivery = DeliveryEngine::new(Arc::clone(&store), Arc::clone(&key), &settings)
+            .context("cannot build the delivery client")?;
         let state = AppState {
             store,
             settings: Arc::new(settings),
-            key: Arc::new(key),
+            key,
+            delivery,
         };
         Ok(Self {
             addr,
@@ -81,14 +87,28 @@ impl Application {
         self.state.store.clone()
     }
 
+    /// The delivery engine (tests drain it with `run_once`).
+    pub fn delivery(&self) -> DeliveryEngine {
+        self.state.delivery.clone()
+    }
+
     /// Base URL of this instance as clients reach it.
     pub fn base_url(&self) -> String {
         let scheme = if self.tls.is_some() { "https" } else { "http" };
         format!("{scheme}://{}", self.addr)
     }
 
-    /// Serves until `shutdown` is cancelled, then finishes in-flight requests.
+    /// Serves (and, unless `workers_enabled` is off, delivers) until `shutdown` is
+    /// cancelled; then finishes in-flight requests and stops the delivery engine
+    /// gracefully (running attempts get a bounded grace period, unfinished leases are
+    /// given back).
     pub async fn run_until_stopped(self, shutdown: CancellationToken) -> anyhow::Result<()> {
+        let engine = if self.state.settings.delivery.workers_enabled {
+            Some(self.state.delivery.start(shutdown.clone()))
+        } else {
+            tracing::info!("delivery workers are off on this node (workers = false)");
+            None
+        };
         let app = api::router(self.state.clone());
         let stop = shutdown.clone();
         match self.tls {
@@ -105,6 +125,9 @@ impl Application {
             }
         }
         tracing::info!("HTTP server stopped");
+        if let Some(engine) = engine {
+            let _ = engine.await;
+        }
         Ok(())
     }
 }

@@ -40,7 +40,9 @@ use super::AppState;
         super::entities::programs::create, super::entities::programs::list, super::entities::programs::get_one,
         super::entities::programs::update, super::entities::programs::delete,
         super::events::list, super::events::ingest,
-        super::health::healthz, super::health::readyz,
+        super::deliveries::list, super::deliveries::get_one, super::deliveries::redeliver,
+        super::deliveries::replay, super::deliveries::test,
+        super::health::healthz, super::health::readyz, super::metrics::metrics,
     ),
     modifiers(&BearerAuth),
     tags((name = "webhooks", description = "Webhook subscriptions (PPM Express compatible)"),
@@ -50,7 +52,8 @@ use super::AppState;
          (name = "fields", description = "Project field definitions (system and custom)"),
          (name = "users", description = "Authors of changes"),
          (name = "events", description = "The event log and the ingest API"),
-         (name = "operations", description = "Health and readiness"))
+         (name = "deliveries", description = "Delivery log, redelivery and test pings"),
+         (name = "operations", description = "Health, readiness and metrics"))
 )]
 pub struct ApiDoc;
 

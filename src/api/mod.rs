@@ -2,6 +2,8 @@
 //! parse input (extractors), call the domain and the store, render DTOs.
 
 pub mod auth;
+pub mod deliveries;
+pub mod delivery_dto;
 pub mod docs;
 mod docs_schemas;
 pub mod entities;
@@ -9,6 +11,7 @@ pub mod events;
 pub mod fields;
 pub mod health;
 pub mod json;
+pub mod metrics;
 pub mod problem;
 pub mod users;
 pub mod webhooks;
@@ -21,6 +24,7 @@ use tower_http::trace::TraceLayer;
 
 use crate::config::Settings;
 use crate::crypto::MasterKey;
+use crate::delivery::DeliveryEngine;
 use crate::store::Store;
 
 /// State shared by every handler.
@@ -32,12 +36,15 @@ pub struct AppState {
     pub settings: Arc<Settings>,
     /// Seals and opens secrets.
     pub key: Arc<MasterKey>,
+    /// The delivery engine (redelivery, test pings, metrics).
+    pub delivery: DeliveryEngine,
 }
 
 /// Routes under `/{tenant}/v1` (mounted at `/v1.0` as well, as PPM Express accepts both).
 fn tenant_api() -> Router<AppState> {
     Router::new()
         .merge(webhooks::router())
+        .merge(deliveries::router())
         .merge(entities::router())
         .merge(users::router())
         .merge(fields::router())
@@ -51,6 +58,7 @@ pub fn router(state: AppState) -> Router {
         .nest("/{tenant}/v1", api.clone())
         .nest("/{tenant}/v1.0", api)
         .merge(health::router())
+        .merge(metrics::router())
         .merge(docs::router())
         .merge(crate::ui::router())
         .fallback(|| async { problem::ApiError::NotFound("route") })

@@ -459,11 +459,16 @@ pub(crate) async fn apply_update(
         .await?
         .ok_or(ApiError::NotFound("webhook"))?;
     let config = config_from(state, draft_from(input, Some(&base), partial)?)?;
-    state
+    let rec = state
         .store
         .update_webhook(tenant_id, id, &config, now_ms())
         .await?
-        .ok_or(ApiError::NotFound("webhook"))
+        .ok_or(ApiError::NotFound("webhook"))?;
+    if !rec.config.enabled {
+        // Queued work of a webhook just disabled is given back, not sent.
+        state.delivery.forget_webhook(id);
+    }
+    Ok(rec)
 }
 
 /// Replace a webhook's configuration (absent optional fields take their defaults).
@@ -512,6 +517,7 @@ pub async fn delete_one(
     if !state.store.delete_webhook(auth.caller.tenant_id, id).await? {
         return Err(ApiError::NotFound("webhook"));
     }
+    state.delivery.forget_webhook(id);
     tracing::info!(tenant = %auth.caller.tenant, webhook_id = %id, "webhook deleted");
     Ok(StatusCode::NO_CONTENT)
 }

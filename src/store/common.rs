@@ -354,21 +354,30 @@ macro_rules! impl_common_store {
                 }
 
                 async fn delete_webhook(&self, tenant_id: i64, id: Uuid) -> StoreResult<bool> {
+                    // Pending deliveries are cancelled with it (kept for the log until
+                    // retention purges their bodies), in the same transaction.
+                    let mut tx = self.pool.begin().await?;
                     let n = sqlx::query::<Db>("DELETE FROM webhooks WHERE tenant_id = $1 AND id = $2")
                         .bind(tenant_id)
                         .bind(id.to_string())
-                        .execute(&self.pool)
+                        .execute(&mut *tx)
                         .await?
                         .rows_affected();
+                    super::delivery_impl::cancel_pending(&mut tx, tenant_id, Some(id)).await?;
+                    tx.commit().await?;
                     Ok(n > 0)
                 }
 
                 async fn delete_all_webhooks(&self, tenant_id: i64) -> StoreResult<u64> {
-                    Ok(sqlx::query::<Db>("DELETE FROM webhooks WHERE tenant_id = $1")
+                    let mut tx = self.pool.begin().await?;
+                    let n = sqlx::query::<Db>("DELETE FROM webhooks WHERE tenant_id = $1")
                         .bind(tenant_id)
-                        .execute(&self.pool)
+                        .execute(&mut *tx)
                         .await?
-                        .rows_affected())
+                        .rows_affected();
+                    super::delivery_impl::cancel_pending(&mut tx, tenant_id, None).await?;
+                    tx.commit().await?;
+                    Ok(n)
                 }
 
                 async fn rotate_secret(

@@ -1,7 +1,8 @@
 //! Tracker SQL shared by both backends (users, fields, entities, the event log), expanded
 //! per pool type like `common.rs`. The change path is one transaction: lock the tenant
 //! (so event `seq` order is commit order and project versions never collide), read,
-//! compute, write the entity, bump the project version, write the event.
+//! compute, write the entity, bump the project version, write the event, and fan it out
+//! to the matching webhooks (see `common_delivery.rs`) before committing.
 
 /// Expands the `TrackerStore` implementation for one backend store type.
 macro_rules! impl_tracker_store {
@@ -521,7 +522,9 @@ macro_rules! impl_tracker_store {
                         parent_after,
                     };
                     event.seq = insert_event(&mut tx, t, &event, None).await?;
+                    let (fresh, claimable) = super::delivery_impl::fanout(&mut tx, self, t, &event).await?;
                     tx.commit().await?;
+                    self.hub.hand_off(fresh, claimable);
                     Ok(ChangeOutcome::Applied { row: after_row, event: Some(Box::new(event)) })
                 }
 
@@ -562,7 +565,9 @@ macro_rules! impl_tracker_store {
                         );
                     }
                     event.seq = insert_event(&mut tx, req.tenant_id, &event, req.idempotency_key.as_deref()).await?;
+                    let (fresh, claimable) = super::delivery_impl::fanout(&mut tx, self, req.tenant_id, &event).await?;
                     tx.commit().await?;
+                    self.hub.hand_off(fresh, claimable);
                     Ok((event, true))
                 }
             }

@@ -5,7 +5,12 @@
 //! (BIGINT epoch-ms times, TEXT ids and JSON), so one test suite proves both.
 
 mod common;
+mod common_delivery;
+mod common_delivery_log;
+mod common_delivery_record;
 mod common_tracker;
+pub mod delivery_model;
+pub mod hub;
 pub mod model;
 pub mod postgres;
 pub mod sqlite;
@@ -18,6 +23,8 @@ use async_trait::async_trait;
 use uuid::Uuid;
 
 use crate::config::DatabaseConfig;
+pub use delivery_model::*;
+pub use hub::{DeliveryHub, FreshSink};
 pub use model::*;
 pub use tracker_model::*;
 pub use ui_sessions::{NewUiSession, UiSessionRecord};
@@ -178,9 +185,113 @@ pub trait TrackerStore: Send + Sync {
     async fn ingest_event(&self, req: &IngestRequest) -> StoreResult<(Event, bool)>;
 }
 
+/// One claim: lease up to `limit` due deliveries (at most `per_webhook` of any one webhook,
+/// none of the webhooks in `exclude`) to `token` until `lease_until`.
+#[derive(Debug, Clone)]
+pub struct ClaimRequest {
+    /// Lease token for the claimed rows.
+    pub token: String,
+    /// Lease expiry, epoch ms.
+    pub lease_until: i64,
+    /// Current time, epoch ms: rows due by then, with no live lease, are claimable.
+    pub now: i64,
+    /// Most rows to claim.
+    pub limit: i64,
+    /// Most rows of one webhook.
+    pub per_webhook: i64,
+    /// Webhooks this node has no room for right now.
+    pub exclude: Vec<Uuid>,
+}
+
+/// Which deliveries of a webhook a bulk replay re-queues (one page of them).
+#[derive(Debug, Clone)]
+pub struct RedeliverMatch {
+    /// Only deliveries in this state.
+    pub status: DeliveryStatus,
+    /// Only deliveries created at or after this time, epoch ms.
+    pub since: Option<i64>,
+    /// Paging: only deliveries with a larger `seq`.
+    pub after_seq: i64,
+    /// Page size.
+    pub limit: i64,
+}
+
+/// Deliveries: fan-out results, claims, outcomes, the delivery log and redelivery.
+#[async_trait]
+pub trait DeliveryStore: Send + Sync {
+    /// The fan-out hub (public base URL, local handoff).
+    fn hub(&self) -> &Arc<DeliveryHub>;
+    /// Leases due deliveries (see [`ClaimRequest`]); ordered webhooks only yield an entity's
+    /// next delivery once every earlier one is settled.
+    async fn claim_due(&self, req: &ClaimRequest) -> StoreResult<Vec<DeliveryJob>>;
+    /// Writes a batch of finished attempts, the deliveries' new states and the webhooks'
+    /// status in one transaction; returns the webhooks this batch disabled.
+    async fn record_attempts(
+        &self,
+        records: &[AttemptRecord],
+        auto: AutoDisable,
+        now: i64,
+    ) -> StoreResult<Vec<Uuid>>;
+    /// Gives leases back (shutdown, or work this node has no room for).
+    async fn release_leases(&self, leases: &[(Uuid, String)]) -> StoreResult<u64>;
+    /// Wakes `wake` whenever another process creates claimable work, until `stop` (PostgreSQL
+    /// `LISTEN`; returns at once on SQLite, whose only writer is this process).
+    async fn listen_for_work(
+        &self,
+        wake: Arc<tokio::sync::Notify>,
+        stop: tokio_util::sync::CancellationToken,
+    );
+    /// The delivery log, newest first.
+    async fn list_deliveries(
+        &self,
+        tenant_id: i64,
+        webhook_id: Option<Uuid>,
+        f: &DeliveryFilter,
+    ) -> StoreResult<Vec<DeliverySummary>>;
+    /// One delivery with its body and attempts.
+    async fn get_delivery(&self, tenant_id: i64, id: Uuid) -> StoreResult<Option<DeliveryDetail>>;
+    /// Queues a new attempt of a delivery (same id, same body).
+    async fn redeliver(
+        &self,
+        tenant_id: i64,
+        id: Uuid,
+        now: i64,
+    ) -> StoreResult<Result<DeliverySummary, RedeliverRefusal>>;
+    /// Re-queues one page of a webhook's deliveries; returns how many and the last `seq` seen.
+    async fn redeliver_matching(
+        &self,
+        tenant_id: i64,
+        webhook_id: Uuid,
+        m: &RedeliverMatch,
+        now: i64,
+    ) -> StoreResult<(u64, Option<i64>)>;
+    /// How many deliveries a bulk replay would re-queue.
+    async fn count_matching(
+        &self,
+        tenant_id: i64,
+        webhook_id: Uuid,
+        status: DeliveryStatus,
+        since: Option<i64>,
+    ) -> StoreResult<i64>;
+    /// Creates a delivery of a `Webhook:Ping` event (not written to the event log); `None`
+    /// if the webhook does not exist. Returns the delivery id and the jobs to hand over.
+    async fn create_ping(
+        &self,
+        tenant_id: i64,
+        webhook_id: Uuid,
+        event: &Event,
+    ) -> StoreResult<Option<(Uuid, Vec<DeliveryJob>)>>;
+    /// Queue figures for metrics.
+    async fn queue_stats(&self, now: i64) -> StoreResult<QueueStats>;
+    /// Drops request and response bodies older than `cutoff` (finished deliveries only).
+    async fn purge_bodies(&self, cutoff: i64) -> StoreResult<u64>;
+}
+
 /// Everything Herald stores; the application holds one `Arc<dyn Store>`.
 #[async_trait]
-pub trait Store: TenantStore + TokenStore + WebhookStore + TrackerStore + UiSessionStore {
+pub trait Store:
+    TenantStore + TokenStore + WebhookStore + TrackerStore + DeliveryStore + UiSessionStore
+{
     /// Which backend this is, for logs and `/readyz`.
     fn backend(&self) -> &'static str;
     /// Cheap round trip proving the database answers.

@@ -7,10 +7,18 @@ use std::time::Duration;
 use async_trait::async_trait;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 
+use std::sync::Arc;
+
+use sqlx::postgres::PgListener;
+use tokio_util::sync::CancellationToken;
+
 use super::common::impl_common_store;
+use super::common_delivery::{impl_delivery_store, list, CLAIM_RETURNING};
+use super::common_delivery_log::impl_delivery_log;
+use super::common_delivery_record::impl_delivery_record;
 use super::common_tracker::impl_tracker_store;
 use super::ui_sessions::impl_ui_session_store;
-use super::{migrator, Store, StoreResult};
+use super::{migrator, DeliveryHub, Store, StoreResult};
 
 /// Migrations compiled into the binary.
 const MIGRATIONS: &[(i64, &str, &str)] = &[
@@ -26,8 +34,13 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     ),
     (
         3,
+        "deliveries",
+        include_str!("../../migrations/postgres/0003_deliveries.sql"),
+    ),
+    (
+        4,
         "ui_sessions",
-        include_str!("../../migrations/postgres/0003_ui_sessions.sql"),
+        include_str!("../../migrations/postgres/0004_ui_sessions.sql"),
     ),
 ];
 
@@ -37,6 +50,11 @@ pub struct PgStore {
     pub(crate) pool: PgPool,
     /// Schema in use, if not the default search path (also namespaces NOTIFY channels).
     pub(crate) schema: Option<String>,
+    /// Fan-out settings and the local handoff.
+    pub(crate) hub: Arc<DeliveryHub>,
+    /// `NOTIFY` channel for new claimable work, namespaced by schema so test schemas (or
+    /// separate deployments sharing a database) do not wake each other.
+    pub(crate) channel: String,
 }
 
 impl PgStore {
@@ -65,6 +83,11 @@ impl PgStore {
         Ok(Self {
             pool,
             schema: schema.map(str::to_owned),
+            hub: Arc::default(),
+            channel: match schema {
+                Some(s) => format!("herald_work_{s}"),
+                None => "herald_work".to_owned(),
+            },
         })
     }
 }
@@ -73,6 +96,76 @@ impl PgStore {
     /// The schema in use, if one was configured.
     pub fn schema(&self) -> Option<&str> {
         self.schema.as_deref()
+    }
+
+    /// The claim statement: candidates are locked with `FOR UPDATE SKIP LOCKED`, so any
+    /// number of nodes claim concurrently without waiting on, or double-claiming, each
+    /// other's rows. Binds: token, lease_until, now, limit, per_webhook, excluded ids.
+    pub(crate) fn claim_sql(exclude: usize) -> String {
+        let exclude = match exclude {
+            0 => String::new(),
+            n => format!(" AND d.webhook_id NOT IN ({})", list(n, 6)),
+        };
+        format!(
+            "WITH cand AS (SELECT d.seq, d.webhook_id, d.next_attempt_at FROM deliveries d \
+             JOIN webhooks w ON w.id = d.webhook_id \
+             WHERE d.status = 'pending' AND d.next_attempt_at <= $3 \
+             AND (d.lease_until IS NULL OR d.lease_until < $3) AND w.enabled{exclude} \
+             AND (d.entity_key IS NULL OR NOT EXISTS (SELECT 1 FROM deliveries e WHERE e.webhook_id = d.webhook_id \
+             AND e.entity_key = d.entity_key AND e.status = 'pending' AND e.event_seq < d.event_seq)) \
+             ORDER BY d.next_attempt_at LIMIT $4 * 4 FOR UPDATE OF d SKIP LOCKED), \
+             ranked AS (SELECT seq, next_attempt_at, ROW_NUMBER() OVER \
+             (PARTITION BY webhook_id ORDER BY next_attempt_at, seq) AS rn FROM cand), \
+             chosen AS (SELECT seq FROM ranked WHERE rn <= $5 ORDER BY next_attempt_at LIMIT $4) \
+             UPDATE deliveries SET lease_token = $1, lease_until = $2 FROM chosen \
+             WHERE deliveries.seq = chosen.seq RETURNING {CLAIM_RETURNING}"
+        )
+    }
+
+    /// Tells every node (this one included) that claimable work exists; delivered when the
+    /// caller's transaction commits.
+    pub(crate) async fn notify_work(&self, c: &mut sqlx::PgConnection) -> StoreResult<()> {
+        sqlx::query("SELECT pg_notify($1, '')")
+            .bind(&self.channel)
+            .execute(c)
+            .await?;
+        Ok(())
+    }
+
+    /// `LISTEN`s on the work channel and wakes `wake` on every notification (and after
+    /// every reconnect, in case one was missed) until `stop`.
+    pub(crate) async fn listen(&self, wake: Arc<tokio::sync::Notify>, stop: CancellationToken) {
+        while !stop.is_cancelled() {
+            let mut listener = match PgListener::connect_with(&self.pool).await {
+                Ok(l) => l,
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot LISTEN for delivery work; retrying");
+                    tokio::select! {
+                        () = stop.cancelled() => return,
+                        () = tokio::time::sleep(Duration::from_secs(1)) => continue,
+                    }
+                }
+            };
+            if let Err(e) = listener.listen(&self.channel).await {
+                tracing::warn!(error = %e, "cannot LISTEN for delivery work; retrying");
+                continue;
+            }
+            wake.notify_one();
+            loop {
+                tokio::select! {
+                    () = stop.cancelled() => return,
+                    n = listener.try_recv() => match n {
+                        Ok(Some(_)) => wake.notify_one(),
+                        // The connection dropped; reconnect (and wake, in case we missed one).
+                        Ok(None) => wake.notify_one(),
+                        Err(e) => {
+                            tracing::warn!(error = %e, "LISTEN connection failed; reconnecting");
+                            break;
+                        }
+                    },
+                }
+            }
+        }
     }
 }
 
@@ -89,4 +182,7 @@ impl Store for PgStore {
 
 impl_common_store!(crate::store::postgres::PgStore, sqlx::Postgres);
 impl_tracker_store!(crate::store::postgres::PgStore, sqlx::Postgres);
+impl_delivery_store!(crate::store::postgres::PgStore, sqlx::Postgres);
+impl_delivery_record!(sqlx::Postgres);
+impl_delivery_log!(crate::store::postgres::PgStore, sqlx::Postgres);
 impl_ui_session_store!(crate::store::postgres::PgStore, sqlx::Postgres);

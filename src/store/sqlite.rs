@@ -9,10 +9,15 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 
+use std::sync::Arc;
+
 use super::common::impl_common_store;
+use super::common_delivery::{impl_delivery_store, list, CLAIM_RETURNING};
+use super::common_delivery_log::impl_delivery_log;
+use super::common_delivery_record::impl_delivery_record;
 use super::common_tracker::impl_tracker_store;
 use super::ui_sessions::impl_ui_session_store;
-use super::{migrator, Store, StoreResult};
+use super::{migrator, DeliveryHub, Store, StoreResult};
 
 /// Migrations compiled into the binary.
 const MIGRATIONS: &[(i64, &str, &str)] = &[
@@ -28,8 +33,13 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     ),
     (
         3,
+        "deliveries",
+        include_str!("../../migrations/sqlite/0003_deliveries.sql"),
+    ),
+    (
+        4,
         "ui_sessions",
-        include_str!("../../migrations/sqlite/0003_ui_sessions.sql"),
+        include_str!("../../migrations/sqlite/0004_ui_sessions.sql"),
     ),
 ];
 
@@ -37,6 +47,8 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
 #[derive(Clone, Debug)]
 pub struct SqliteStore {
     pub(crate) pool: SqlitePool,
+    /// Fan-out settings and the local handoff.
+    pub(crate) hub: Arc<DeliveryHub>,
 }
 
 impl SqliteStore {
@@ -59,8 +71,42 @@ impl SqliteStore {
             .connect_with(opts)
             .await?;
         migrator(MIGRATIONS).run(&pool).await?;
-        Ok(Self { pool })
+        Ok(Self {
+            pool,
+            hub: Arc::default(),
+        })
     }
+
+    /// The claim statement. SQLite has a single writer, so the `UPDATE … RETURNING` over a
+    /// sub-select is atomic without row locks. Binds: token, lease_until, now, limit,
+    /// per_webhook, then the excluded webhook ids.
+    pub(crate) fn claim_sql(exclude: usize) -> String {
+        let exclude = match exclude {
+            0 => String::new(),
+            n => format!(" AND d.webhook_id NOT IN ({})", list(n, 6)),
+        };
+        format!(
+            "UPDATE deliveries SET lease_token = $1, lease_until = $2 WHERE seq IN ( \
+             SELECT seq FROM (SELECT seq, next_attempt_at, ROW_NUMBER() OVER \
+             (PARTITION BY webhook_id ORDER BY next_attempt_at, seq) AS rn FROM ( \
+             SELECT d.seq, d.webhook_id, d.next_attempt_at FROM deliveries d JOIN webhooks w ON w.id = d.webhook_id \
+             WHERE d.status = 'pending' AND d.next_attempt_at <= $3 \
+             AND (d.lease_until IS NULL OR d.lease_until < $3) AND w.enabled{exclude} \
+             AND (d.entity_key IS NULL OR NOT EXISTS (SELECT 1 FROM deliveries e WHERE e.webhook_id = d.webhook_id \
+             AND e.entity_key = d.entity_key AND e.status = 'pending' AND e.event_seq < d.event_seq)) \
+             ORDER BY d.next_attempt_at LIMIT $4 * 4)) WHERE rn <= $5 ORDER BY next_attempt_at LIMIT $4) \
+             RETURNING {CLAIM_RETURNING}"
+        )
+    }
+
+    /// Nothing to do: this process is the only one working on the file, and it wakes its
+    /// own workers directly.
+    pub(crate) async fn notify_work(&self, _: &mut sqlx::SqliteConnection) -> StoreResult<()> {
+        Ok(())
+    }
+
+    /// No cross-process notifications on SQLite; returns at once (workers poll).
+    pub(crate) async fn listen(&self, _: Arc<tokio::sync::Notify>, _: tokio_util::sync::CancellationToken) {}
 }
 
 #[async_trait]
@@ -76,4 +122,7 @@ impl Store for SqliteStore {
 
 impl_common_store!(crate::store::sqlite::SqliteStore, sqlx::Sqlite);
 impl_tracker_store!(crate::store::sqlite::SqliteStore, sqlx::Sqlite);
+impl_delivery_store!(crate::store::sqlite::SqliteStore, sqlx::Sqlite);
+impl_delivery_record!(sqlx::Sqlite);
+impl_delivery_log!(crate::store::sqlite::SqliteStore, sqlx::Sqlite);
 impl_ui_session_store!(crate::store::sqlite::SqliteStore, sqlx::Sqlite);

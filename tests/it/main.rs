@@ -5,6 +5,12 @@ mod support;
 
 mod cli;
 mod client_tests;
+mod delivery;
+mod delivery_cli;
+mod delivery_crash;
+mod delivery_failures;
+mod delivery_queue;
+mod delivery_throughput;
 mod formats_api;
 mod store_suite;
 mod tls_listener;

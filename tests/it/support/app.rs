@@ -69,7 +69,10 @@ pub struct TestApp {
     /// Keeps the data directory alive for the test.
     pub _dir: tempfile::TempDir,
     pub settings: Settings,
+    /// The delivery engine (drain it with `run_once` when workers are off).
+    pub delivery: herald::delivery::DeliveryEngine,
     stop: CancellationToken,
+    task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
 }
 
 impl Drop for TestApp {
@@ -99,9 +102,10 @@ impl TestApp {
             .clone();
         let base = app.base_url();
         let store = app.store();
+        let delivery = app.delivery();
         let stop = CancellationToken::new();
         let s = stop.clone();
-        tokio::spawn(async move { app.run_until_stopped(s).await });
+        let task = tokio::spawn(async move { app.run_until_stopped(s).await });
         Some(Self {
             base,
             token,
@@ -109,8 +113,18 @@ impl TestApp {
             store,
             _dir: dir,
             settings,
+            delivery,
             stop,
+            task: Some(task),
         })
+    }
+
+    /// Stops the server and its delivery engine gracefully and waits until both are down.
+    pub async fn stop(&mut self) {
+        self.stop.cancel();
+        if let Some(task) = self.task.take() {
+            task.await.expect("server task").expect("server stops cleanly");
+        }
     }
 
     /// Path of the SQLite file (SQLite backend only).

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod app;
+pub mod hooks;
 pub mod logs;
 pub mod receiver;
 

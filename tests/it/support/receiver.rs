@@ -120,6 +120,9 @@ struct Script {
 
 struct Shared {
     requests: Mutex<Vec<RecordedRequest>>,
+    /// `webhook-id`s of requests being answered right now, to spot overlapping attempts.
+    in_flight: Mutex<Vec<String>>,
+    overlaps: AtomicUsize,
     script: Mutex<Script>,
     connections: AtomicUsize,
     arrived: tokio::sync::Notify,
@@ -146,6 +149,8 @@ impl TestReceiver {
         let addr = listener.local_addr().expect("local addr");
         let shared = Arc::new(Shared {
             requests: Mutex::new(Vec::new()),
+            in_flight: Mutex::new(Vec::new()),
+            overlaps: AtomicUsize::new(0),
             script: Mutex::new(Script {
                 queue: VecDeque::new(),
                 default: Reply::ok(),
@@ -209,6 +214,12 @@ impl TestReceiver {
     /// Every request received so far, in arrival order.
     pub fn requests(&self) -> Vec<RecordedRequest> {
         lock(&self.shared.requests).clone()
+    }
+
+    /// Requests that arrived while another request with the same `webhook-id` was still
+    /// being answered: a delivery attempted twice at once.
+    pub fn overlaps(&self) -> usize {
+        self.shared.overlaps.load(Ordering::SeqCst)
     }
 
     /// TCP connections accepted so far (shows keep-alive reuse, or that nothing connected).
@@ -284,6 +295,13 @@ async fn handle(
 ) -> Result<hyper::Response<Full<Bytes>>, Infallible> {
     let received_at = Instant::now();
     let (parts, body) = req.into_parts();
+    let id = parts
+        .headers
+        .get("webhook-id")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    let _guard = InFlight::enter(&shared, id);
     let body = body.collect().await.map(|b| b.to_bytes()).unwrap_or_default();
     lock(&shared.requests).push(RecordedRequest {
         method: parts.method,
@@ -317,6 +335,36 @@ async fn handle(
         );
     }
     Ok(response)
+}
+
+/// Marks a `webhook-id` as being answered until dropped (also when the connection is
+/// dropped mid-request).
+struct InFlight {
+    shared: Arc<Shared>,
+    id: String,
+}
+
+impl InFlight {
+    fn enter(shared: &Arc<Shared>, id: String) -> Self {
+        let mut ids = lock(&shared.in_flight);
+        if !id.is_empty() && ids.contains(&id) {
+            shared.overlaps.fetch_add(1, Ordering::SeqCst);
+        }
+        ids.push(id.clone());
+        Self {
+            shared: Arc::clone(shared),
+            id,
+        }
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        let mut ids = lock(&self.shared.in_flight);
+        if let Some(i) = ids.iter().position(|x| *x == self.id) {
+            ids.remove(i);
+        }
+    }
 }
 
 /// A fresh CA and a server certificate for `localhost` / `127.0.0.1` signed by it.

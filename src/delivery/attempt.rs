@@ -1,0 +1,82 @@
+//! One job, start to finish: check the lease, send, decide, hand the record to the
+//! recorder, free the lane slot. Logs carry ids and outcomes, never bodies, URLs or
+//! header values.
+
+use std::sync::Arc;
+
+use super::engine::{DeliveryEngine, Inner};
+use super::outcome::{self, Reply};
+use super::send::send;
+use crate::store::DeliveryJob;
+use crate::timefmt::now_ms;
+
+/// Runs `job` (spawned by the engine), then starts whatever its lane slot frees up.
+pub(crate) async fn run(inner: Arc<Inner>, job: DeliveryJob) {
+    let (webhook, id) = (job.target.webhook_id, job.id);
+    attempt(&inner, job).await;
+    let next = inner.signals.lanes.finish(webhook, id);
+    DeliveryEngine::after_finish(&inner);
+    if !next.is_empty() {
+        DeliveryEngine { inner }.submit_started(next);
+    }
+}
+
+async fn attempt(inner: &Inner, job: DeliveryJob) {
+    if !inner.lease_ok(&job, now_ms()) {
+        // Waited too long in its lane: give it back rather than risk an attempt that
+        // outlives the lease (another node could then attempt it at the same time).
+        tracing::debug!(delivery_id = %job.id, webhook_id = %job.target.webhook_id, "lease too short; released");
+        inner.recorder.release(job.id, job.lease.token);
+        return;
+    }
+    let prepared = inner.prepared(&job.target);
+    let sent = tokio::select! {
+        () = inner.hard_stop.cancelled() => return,
+        sent = send(&inner.client, prepared.as_ref().as_ref().map_err(String::as_str), &job) => sent,
+    };
+    let number = u32::try_from(job.tries + 1).unwrap_or(u32::MAX);
+    let decision = outcome::decide(&inner.policy, number, &sent, rand::random());
+    let result = outcome::label(&decision);
+    let ok = matches!(sent.status(), Some(200..=299));
+    let error_kind = match &sent.reply {
+        Reply::Failed(kind) => Some(kind.as_str()),
+        Reply::Response(_) => None,
+    };
+    inner.signals.metrics.attempt(
+        job.tenant_id,
+        job.target.webhook_id,
+        result,
+        ok,
+        sent.duration_ms as f64 / 1000.0,
+    );
+    // Successes are routine (debug); retries are worth a line; give-ups a warning.
+    macro_rules! log {
+        ($level:expr) => {
+            tracing::event!(
+                $level,
+                tenant_id = job.tenant_id,
+                webhook_id = %job.target.webhook_id,
+                delivery_id = %job.id,
+                event_type = %job.event_type,
+                attempt = job.attempts + 1,
+                status = sent.status(),
+                error_kind,
+                duration_ms = sent.duration_ms,
+                result,
+                "delivery attempt"
+            )
+        };
+    }
+    match result {
+        "succeeded" => log!(tracing::Level::DEBUG),
+        "retry" => log!(tracing::Level::INFO),
+        _ => log!(tracing::Level::WARN),
+    }
+    if decision.disable_webhook {
+        for j in inner.signals.lanes.drop_webhook(job.target.webhook_id) {
+            inner.recorder.release(j.id, j.lease.token);
+        }
+    }
+    let record = outcome::record(&job, sent, &decision);
+    inner.recorder.attempt(record);
+}

@@ -1,0 +1,390 @@
+//! The delivery engine: one per process. It takes work from two sources — deliveries this
+//! process just created (handed over after commit, already leased, no claim round-trip)
+//! and claims of due rows (retries, restarts, work created elsewhere) — runs each attempt
+//! in its webhook's lane, and records outcomes through the batching recorder.
+//!
+//! Wake-ups: new local work starts at once; a claim runs when woken (PostgreSQL `NOTIFY`
+//! from any node, a redelivery, a freed slot, the earliest retry just scheduled) or, as a
+//! fallback, every `poll_interval`. [`DeliveryEngine::run_once`] drains what is due now,
+//! for tests and tools; the production loop calls the same claim step.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use super::client::{ClientBuildError, ClientConfig, DeliveryClient};
+use super::metrics::Metrics;
+use super::recorder::{Recorder, Watchers, Written};
+use super::send::{prepare, Prepared};
+use super::ssrf::Policy;
+use super::worker::Lanes;
+use crate::config::Settings;
+use crate::crypto::MasterKey;
+use crate::domain::event::Event;
+use crate::domain::retry::{RetryPolicy, DEFAULT_JITTER};
+use crate::store::{AutoDisable, ClaimRequest, DeliveryJob, FreshSink, Store, StoreResult, TargetRow};
+use crate::timefmt::now_ms;
+
+/// Most rows one claim takes.
+const CLAIM_BATCH: usize = 256;
+/// A queued job starts only if its lease outlives a whole attempt by this much.
+const LEASE_MARGIN_MS: i64 = 2_000;
+
+type Cached = Arc<Result<Prepared, String>>;
+
+/// What the recorder reports back to, and what wakes the claim loop.
+pub(crate) struct Signals {
+    pub(crate) wake: Arc<Notify>,
+    next_wake: Mutex<Option<i64>>,
+    pub(crate) watchers: Watchers,
+    pub(crate) lanes: Arc<Lanes>,
+    pub(crate) metrics: Arc<Metrics>,
+    store: Arc<dyn Store>,
+}
+
+impl Written for Signals {
+    fn written(&self, earliest_retry: Option<i64>, disabled: &[Uuid], delivered: &[Uuid]) {
+        if let Some(at) = earliest_retry {
+            let mut w = self.next_wake.lock().unwrap_or_else(|p| p.into_inner());
+            *w = Some(w.map_or(at, |cur| cur.min(at)));
+            drop(w);
+            self.wake.notify_one();
+        }
+        if !disabled.is_empty() {
+            self.metrics.disabled(disabled.len());
+            let mut leases = Vec::new();
+            for w in disabled {
+                tracing::warn!(webhook_id = %w, "webhook disabled");
+                leases.extend(
+                    self.lanes
+                        .drop_webhook(*w)
+                        .into_iter()
+                        .map(|j| (j.id, j.lease.token)),
+                );
+            }
+            if !leases.is_empty() {
+                let store = Arc::clone(&self.store);
+                tokio::spawn(async move { store.release_leases(&leases).await });
+            }
+        }
+        self.watchers.fire(delivered);
+    }
+
+    fn released(&self) {
+        self.wake.notify_one();
+    }
+}
+
+pub(crate) struct Inner {
+    pub(crate) store: Arc<dyn Store>,
+    pub(crate) client: DeliveryClient,
+    pub(crate) key: Arc<MasterKey>,
+    pub(crate) policy: RetryPolicy,
+    pub(crate) recorder: Recorder,
+    pub(crate) signals: Arc<Signals>,
+    pub(crate) request_timeout_ms: i64,
+    lease_ms: i64,
+    per_webhook: i64,
+    poll_interval: Duration,
+    retention_ms: i64,
+    starved: AtomicBool,
+    pub(crate) hard_stop: CancellationToken,
+    cache: Mutex<HashMap<Uuid, (i64, Cached)>>,
+}
+
+/// Handle to the engine; cheap to clone (API handlers hold one).
+#[derive(Clone)]
+pub struct DeliveryEngine {
+    pub(crate) inner: Arc<Inner>,
+}
+
+impl FreshSink for DeliveryEngine {
+    fn hand_off(&self, jobs: Vec<DeliveryJob>) {
+        self.submit(jobs);
+    }
+
+    fn wake(&self) {
+        DeliveryEngine::wake(self);
+    }
+}
+
+impl DeliveryEngine {
+    /// Builds the engine (and its HTTP client) from settings. Nothing runs until
+    /// [`DeliveryEngine::start`]; [`DeliveryEngine::run_once`] works either way.
+    pub fn new(
+        store: Arc<dyn Store>,
+        key: Arc<MasterKey>,
+        settings: &Settings,
+    ) -> Result<Self, ClientBuildError> {
+        let d = &settings.delivery;
+        let client = DeliveryClient::new(&ClientConfig {
+            connect_timeout: d.connect_timeout,
+            timeout: d.request_timeout,
+            extra_ca_file: settings.extra_ca_file.clone(),
+            policy: Policy::new(settings.allowed_target_networks.clone()),
+            ..ClientConfig::default()
+        })?;
+        let ms = |t: Duration| i64::try_from(t.as_millis()).unwrap_or(i64::MAX);
+        let lanes = Arc::new(Lanes::new(d.per_webhook_concurrency, d.global_concurrency));
+        let signals = Arc::new(Signals {
+            wake: Arc::new(Notify::new()),
+            next_wake: Mutex::new(None),
+            watchers: Watchers::default(),
+            lanes,
+            metrics: Arc::new(Metrics::default()),
+            store: Arc::clone(&store),
+        });
+        let auto = AutoDisable {
+            failures: i64::from(d.auto_disable_failures),
+            after_ms: ms(d.auto_disable_after),
+        };
+        let recorder = Recorder::start(Arc::clone(&store), auto, Arc::clone(&signals) as Arc<dyn Written>);
+        let policy = RetryPolicy::new(d.retry_schedule.clone(), DEFAULT_JITTER).unwrap_or_default();
+        Ok(Self {
+            inner: Arc::new(Inner {
+                store,
+                client,
+                key,
+                policy,
+                recorder,
+                signals,
+                request_timeout_ms: ms(d.request_timeout),
+                lease_ms: ms(d.lease()),
+                per_webhook: i64::try_from(d.per_webhook_concurrency).unwrap_or(8),
+                poll_interval: d.poll_interval,
+                retention_ms: ms(d.attempt_retention),
+                starved: AtomicBool::new(false),
+                hard_stop: CancellationToken::new(),
+                cache: Mutex::new(HashMap::new()),
+            }),
+        })
+    }
+
+    /// Attaches to the store's fan-out (fresh deliveries come straight here) and runs the
+    /// claim loop, the `LISTEN` task and retention until `stop`; then shuts down gracefully.
+    pub fn start(&self, stop: CancellationToken) -> tokio::task::JoinHandle<()> {
+        let store = &self.inner.store;
+        store.hub().attach(Arc::new(self.clone()), self.inner.lease_ms);
+        let listener = {
+            let (store, wake, stop) = (
+                Arc::clone(store),
+                Arc::clone(&self.inner.signals.wake),
+                stop.clone(),
+            );
+            tokio::spawn(async move { store.listen_for_work(wake, stop).await })
+        };
+        let retention = tokio::spawn(retention_loop(self.clone(), stop.clone()));
+        let engine = self.clone();
+        tokio::spawn(async move {
+            engine.claim_loop(&stop).await;
+            let grace = Duration::from_millis(u64::try_from(engine.inner.request_timeout_ms).unwrap_or(0))
+                .min(Duration::from_secs(10));
+            engine.shutdown(grace).await;
+            let _ = listener.await;
+            retention.abort();
+        })
+    }
+
+    async fn claim_loop(&self, stop: &CancellationToken) {
+        let signals = &self.inner.signals;
+        while !stop.is_cancelled() {
+            let full = match self.claim().await {
+                Ok((n, limit)) => limit > 0 && n >= limit,
+                Err(e) => {
+                    tracing::warn!(error = %e, "claiming deliveries failed");
+                    false
+                }
+            };
+            if full {
+                tokio::task::yield_now().await;
+                continue;
+            }
+            let now = now_ms();
+            let poll = i64::try_from(self.inner.poll_interval.as_millis()).unwrap_or(i64::MAX);
+            let next = signals.next_wake.lock().map(|w| *w).unwrap_or(None);
+            let wait_ms = next.map_or(poll, |at| (at - now).clamp(0, poll));
+            tokio::select! {
+                () = stop.cancelled() => return,
+                () = signals.wake.notified() => {}
+                () = tokio::time::sleep(Duration::from_millis(u64::try_from(wait_ms).unwrap_or(0))) => {}
+            }
+        }
+    }
+
+    /// One claim: leases due work this node has room for and starts it. Returns how many
+    /// rows were claimed and the limit asked for.
+    async fn claim(&self) -> StoreResult<(usize, usize)> {
+        let i = &self.inner;
+        let limit = i.signals.lanes.room().min(CLAIM_BATCH);
+        if limit == 0 {
+            i.starved.store(true, Ordering::Relaxed);
+            return Ok((0, 0));
+        }
+        let now = now_ms();
+        let req = ClaimRequest {
+            token: i.store.hub().new_token(),
+            lease_until: now + i.lease_ms,
+            now,
+            limit: limit as i64,
+            per_webhook: i.per_webhook,
+            exclude: i.signals.lanes.saturated(),
+        };
+        let jobs = i.store.claim_due(&req).await?;
+        {
+            let mut w = i.signals.next_wake.lock().unwrap_or_else(|p| p.into_inner());
+            if w.is_some_and(|at| at <= now) {
+                *w = None;
+            }
+        }
+        let n = jobs.len();
+        if n > 0 {
+            tracing::debug!(claimed = n, "claimed due deliveries");
+        }
+        self.submit(jobs);
+        Ok((n, limit))
+    }
+
+    /// Drains the queue once: claims what is due now, attempts it, and returns after every
+    /// outcome is written. For tests and tools; needs no running loop.
+    pub async fn run_once(&self) -> StoreResult<usize> {
+        let (n, _) = self.claim().await?;
+        self.inner.signals.lanes.idle().await;
+        self.inner.recorder.flush().await;
+        Ok(n)
+    }
+
+    /// Starts `jobs` (or queues them in their lanes).
+    pub(crate) fn submit(&self, jobs: Vec<DeliveryJob>) {
+        if jobs.is_empty() {
+            return;
+        }
+        let (start, rejected) = self.inner.signals.lanes.push(jobs);
+        for j in rejected {
+            self.inner.recorder.release(j.id, j.lease.token);
+        }
+        self.submit_started(start);
+    }
+
+    /// Spawns jobs the lanes already marked as running.
+    pub(crate) fn submit_started(&self, jobs: Vec<DeliveryJob>) {
+        for job in jobs {
+            tokio::spawn(super::attempt::run(Arc::clone(&self.inner), job));
+        }
+    }
+
+    /// Asks the claim loop to look for work now (after a redelivery, say).
+    pub fn wake(&self) {
+        self.inner.signals.wake.notify_one();
+    }
+
+    /// Drops queued jobs of a deleted or disabled webhook and gives their leases back.
+    pub fn forget_webhook(&self, webhook_id: Uuid) {
+        for j in self.inner.signals.lanes.drop_webhook(webhook_id) {
+            self.inner.recorder.release(j.id, j.lease.token);
+        }
+    }
+
+    /// Creates a `Webhook:Ping` delivery and, when this node delivers, waits up to `wait`
+    /// for its first attempt to be recorded. `None` if the webhook does not exist.
+    pub async fn ping(
+        &self,
+        tenant_id: i64,
+        webhook_id: Uuid,
+        event: &Event,
+        wait: Duration,
+    ) -> StoreResult<Option<Uuid>> {
+        let store = &self.inner.store;
+        let Some((id, jobs)) = store.create_ping(tenant_id, webhook_id, event).await? else {
+            return Ok(None);
+        };
+        if jobs.is_empty() {
+            return Ok(Some(id));
+        }
+        let done = self.inner.signals.watchers.watch(id);
+        store.hub().hand_off(jobs, false);
+        let _ = tokio::time::timeout(wait, done).await;
+        Ok(Some(id))
+    }
+
+    /// `/metrics` text: queue figures from the database plus this node's counters.
+    pub async fn render_metrics(&self) -> StoreResult<String> {
+        let now = now_ms();
+        let stats = self.inner.store.queue_stats(now).await?;
+        let load = self.inner.signals.lanes.load();
+        Ok(self.inner.signals.metrics.render(&stats, load, now))
+    }
+
+    /// Graceful stop: no new work, wait up to `grace` for running attempts, record what
+    /// finished, abort the rest and give every unfinished lease back.
+    pub async fn shutdown(&self, grace: Duration) {
+        let i = &self.inner;
+        i.store.hub().detach();
+        let lanes = &i.signals.lanes;
+        let mut leases: Vec<(Uuid, String)> =
+            lanes.close().into_iter().map(|j| (j.id, j.lease.token)).collect();
+        if tokio::time::timeout(grace, lanes.none_running()).await.is_err() {
+            leases.extend(lanes.running_leases());
+            i.hard_stop.cancel();
+            let _ = tokio::time::timeout(Duration::from_secs(1), lanes.none_running()).await;
+        }
+        i.recorder.flush().await;
+        if !leases.is_empty() {
+            match i.store.release_leases(&leases).await {
+                Ok(n) => tracing::info!(released = n, "released unfinished delivery leases"),
+                Err(e) => tracing::warn!(error = %e, "could not release leases; they will expire"),
+            }
+        }
+        tracing::info!("delivery engine stopped");
+    }
+
+    /// Whether the claim loop should be woken because slots freed up after it found none.
+    pub(crate) fn after_finish(inner: &Inner) {
+        if inner.starved.load(Ordering::Relaxed) && inner.signals.lanes.room() > 0 {
+            inner.starved.store(false, Ordering::Relaxed);
+            inner.signals.wake.notify_one();
+        }
+    }
+}
+
+impl Inner {
+    /// The prepared target for `t`, from the cache while the webhook is unchanged.
+    pub(crate) fn prepared(&self, t: &TargetRow) -> Cached {
+        let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((at, p)) = cache.get(&t.webhook_id) {
+            if *at == t.updated_at {
+                return Arc::clone(p);
+            }
+        }
+        if cache.len() > 10_000 {
+            cache.clear();
+        }
+        let p = Arc::new(prepare(t, &self.key));
+        cache.insert(t.webhook_id, (t.updated_at, Arc::clone(&p)));
+        p
+    }
+
+    /// Whether `job`'s lease still has room for a whole attempt.
+    pub(crate) fn lease_ok(&self, job: &DeliveryJob, now: i64) -> bool {
+        job.lease.until - now >= self.request_timeout_ms + LEASE_MARGIN_MS
+    }
+}
+
+async fn retention_loop(engine: DeliveryEngine, stop: CancellationToken) {
+    loop {
+        let cutoff = now_ms() - engine.inner.retention_ms;
+        match engine.inner.store.purge_bodies(cutoff).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(purged = n, "purged old delivery bodies"),
+            Err(e) => tracing::warn!(error = %e, "purging old delivery bodies failed"),
+        }
+        tokio::select! {
+            () = stop.cancelled() => return,
+            () = tokio::time::sleep(Duration::from_secs(3600)) => {}
+        }
+    }
+}

@@ -1,0 +1,244 @@
+//! Fan-out planning, pure: which webhooks an event goes to, and the body each one gets.
+//!
+//! The store calls [`plan`] inside the transaction that writes the event, with the tenant's
+//! enabled webhooks, and inserts one delivery row per [`Planned`] entry. Each body is
+//! rendered exactly once, here; every attempt resends the stored bytes.
+
+use std::sync::Arc;
+
+use uuid::Uuid;
+
+use crate::domain::event::{Event, UserRef};
+use crate::domain::event_type::{EntityKind, EventType};
+use crate::domain::webhook::Ordering;
+use crate::formats::{self, Format, RenderContext, Rendered};
+use crate::store::TargetRow;
+
+/// A webhook as fan-out sees it.
+#[derive(Debug, Clone)]
+pub struct Subscriber {
+    /// Wire format.
+    pub format: Format,
+    /// Subscribed event types.
+    pub event_types: Vec<EventType>,
+    /// Project filter (empty = every project).
+    pub project_ids: Vec<i64>,
+    /// Ordering guarantee.
+    pub ordering: Ordering,
+    /// Where and how to send.
+    pub target: Arc<TargetRow>,
+}
+
+impl Subscriber {
+    /// Whether `event` is for this webhook: a subscribed type, and a project in the filter
+    /// (an event without a project never passes a non-empty filter).
+    pub fn wants(&self, event: &Event) -> bool {
+        self.event_types.contains(&event.event_type)
+            && (self.project_ids.is_empty()
+                || event
+                    .project
+                    .as_ref()
+                    .is_some_and(|p| self.project_ids.contains(&p.id)))
+    }
+}
+
+/// One delivery to create.
+#[derive(Debug, Clone)]
+pub struct Planned {
+    /// Index into the subscribers passed to [`plan`].
+    pub subscriber: usize,
+    /// New delivery id (= `MessageId` in the body = `webhook-id` header).
+    pub delivery_id: Uuid,
+    /// Body and format headers.
+    pub rendered: Rendered,
+    /// Set for per-entity ordered webhooks: deliveries with the same key go in event order.
+    pub entity_key: Option<String>,
+}
+
+/// Plans the deliveries of `event`. Webhooks whose format has nothing to send for it (e.g.
+/// Projectrak and a save that changed only formula fields) get none.
+pub fn plan(event: &Event, subscribers: &[Subscriber], public_base_url: &str) -> Vec<Planned> {
+    subscribers
+        .iter()
+        .enumerate()
+        .filter(|(_, s)| s.wants(event))
+        .filter_map(|(i, s)| planned(i, s, event, public_base_url))
+        .collect()
+}
+
+/// Plans a delivery of `event` to one subscriber regardless of its subscriptions (test
+/// pings).
+pub fn planned(
+    index: usize,
+    subscriber: &Subscriber,
+    event: &Event,
+    public_base_url: &str,
+) -> Option<Planned> {
+    let delivery_id = Uuid::now_v7();
+    let ctx = RenderContext {
+        webhook_id: subscriber.target.webhook_id,
+        delivery_id,
+        public_base_url,
+    };
+    let rendered = formats::render(subscriber.format, event, &ctx)?;
+    Some(Planned {
+        subscriber: index,
+        delivery_id,
+        rendered,
+        entity_key: (subscriber.ordering == Ordering::PerEntity).then(|| entity_key(event)),
+    })
+}
+
+/// The ordering key of an event's entity, e.g. `story:42`.
+pub fn entity_key(event: &Event) -> String {
+    format!("{}:{}", event.entity_kind.as_str(), event.entity_id)
+}
+
+/// The `Webhook:Ping` event sent by the "test" endpoint: about the webhook itself, by the
+/// user who asked.
+pub fn ping_event(webhook_id: Uuid, tenant: &str, actor: UserRef, now: i64) -> Event {
+    Event {
+        seq: 0,
+        id: Uuid::now_v7(),
+        tenant: tenant.to_owned(),
+        event_type: EventType::WEBHOOK_PING,
+        entity_kind: EntityKind::Webhook,
+        entity_id: 0,
+        entity_uuid: webhook_id,
+        parent: None,
+        project: None,
+        actor,
+        occurred_at: now,
+        project_version: None,
+        before: None,
+        after: None,
+        changed: Vec::new(),
+        parent_before: None,
+        parent_after: None,
+    }
+}
+
+/// Stores format headers as `Name: value` lines: header values cannot contain line breaks,
+/// and reading this back on a claim is a split, not a JSON parse.
+pub fn encode_headers<'a>(headers: impl IntoIterator<Item = (&'a str, &'a str)>) -> String {
+    let mut out = String::new();
+    for (name, value) in headers {
+        out.push_str(name);
+        out.push_str(": ");
+        out.push_str(value);
+        out.push('\n');
+    }
+    out
+}
+
+/// Reads what [`encode_headers`] wrote.
+pub fn decode_headers(s: &str) -> Vec<(String, String)> {
+    s.lines()
+        .filter_map(|l| l.split_once(": "))
+        .map(|(n, v)| (n.to_owned(), v.to_owned()))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::webhook::HttpVerb;
+    use crate::formats::samples;
+
+    fn sub(format: Format, types: &[EventType], projects: &[i64], ordering: Ordering) -> Subscriber {
+        Subscriber {
+            format,
+            event_types: types.to_vec(),
+            project_ids: projects.to_vec(),
+            ordering,
+            target: Arc::new(TargetRow {
+                webhook_id: Uuid::new_v4(),
+                url: "https://example.com/hook".into(),
+                http_verb: HttpVerb::Post,
+                headers_json: "[]".into(),
+                secret_sealed: String::new(),
+                previous_secret_sealed: None,
+                previous_secret_until: None,
+                updated_at: 0,
+            }),
+        }
+    }
+
+    #[test]
+    fn only_subscribed_types_and_filtered_projects_get_deliveries() {
+        let e = samples::event(EventType::PROJECT_UPDATED);
+        let pid = e.project.as_ref().map(|p| p.id).unwrap();
+        let subs = [
+            sub(
+                Format::Standard,
+                &[EventType::PROJECT_UPDATED],
+                &[],
+                Ordering::None,
+            ),
+            sub(
+                Format::Standard,
+                &[EventType::PROJECT_CREATED],
+                &[],
+                Ordering::None,
+            ),
+            sub(
+                Format::Standard,
+                &[EventType::PROJECT_UPDATED],
+                &[pid],
+                Ordering::None,
+            ),
+            sub(
+                Format::Standard,
+                &[EventType::PROJECT_UPDATED],
+                &[pid + 1],
+                Ordering::PerEntity,
+            ),
+            sub(
+                Format::Ppm,
+                &[EventType::PROJECT_UPDATED],
+                &[],
+                Ordering::PerEntity,
+            ),
+        ];
+        let planned = plan(&e, &subs, "https://herald.example");
+        let chosen: Vec<usize> = planned.iter().map(|p| p.subscriber).collect();
+        assert_eq!(chosen, [0, 2, 4]);
+        assert_eq!(planned[0].entity_key, None);
+        assert_eq!(planned[2].entity_key, Some(entity_key(&e)));
+        // Each delivery gets its own id, and PPM puts it in the body as MessageId.
+        assert_ne!(planned[0].delivery_id, planned[1].delivery_id);
+        let body = String::from_utf8(planned[2].rendered.body.clone()).unwrap();
+        assert!(body.contains(&planned[2].delivery_id.to_string()), "{body}");
+    }
+
+    #[test]
+    fn a_format_with_nothing_to_say_plans_nothing() {
+        let story = samples::event(EventType::STORY_CREATED);
+        // Projectrak cannot carry story events even if (wrongly) subscribed.
+        let subs = [sub(
+            Format::Projectrak,
+            &[EventType::STORY_CREATED],
+            &[],
+            Ordering::None,
+        )];
+        assert!(plan(&story, &subs, "https://h").is_empty());
+    }
+
+    #[test]
+    fn pings_render_in_every_format() {
+        let actor = samples::event(EventType::PROJECT_UPDATED).actor;
+        for f in Format::ALL {
+            let s = sub(f, &[], &[], Ordering::None);
+            let ping = ping_event(s.target.webhook_id, "acme", actor.clone(), 1);
+            assert!(planned(0, &s, &ping, "https://h").is_some(), "{f:?}");
+        }
+    }
+
+    #[test]
+    fn headers_round_trip() {
+        let h = [("Herald-Event-Type", "Project:Updated"), ("Herald-Format", "ppm")];
+        let decoded = decode_headers(&encode_headers(h));
+        let pairs: Vec<(&str, &str)> = decoded.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
+        assert_eq!(pairs, h);
+    }
+}

@@ -1,0 +1,187 @@
+//! Delivery metrics in Prometheus text format. The recorder is local to the engine (not the
+//! `metrics` crate's global one), so several engines in one process — tests — keep separate
+//! figures, and no HTTP server comes with the exporter: `/metrics` renders the handle.
+
+use metrics::{Key, Label, Level, Metadata, Recorder};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle, PrometheusRecorder};
+use uuid::Uuid;
+
+use crate::store::QueueStats;
+
+const ATTEMPTS: &str = "herald_delivery_attempts_total";
+const DELIVERIES: &str = "herald_deliveries_total";
+const LATENCY: &str = "herald_delivery_attempt_duration_seconds";
+const WEBHOOK_FAILURES: &str = "herald_webhook_failures_total";
+const DISABLED: &str = "herald_webhooks_auto_disabled_total";
+const QUEUE_PENDING: &str = "herald_delivery_queue_pending";
+const QUEUE_DUE: &str = "herald_delivery_queue_due";
+const OLDEST_DUE: &str = "herald_delivery_oldest_due_age_seconds";
+const IN_FLIGHT: &str = "herald_delivery_in_flight";
+
+static META: Metadata<'static> = Metadata::new(module_path!(), Level::INFO, None);
+
+/// The engine's metrics.
+pub struct Metrics {
+    recorder: PrometheusRecorder,
+    handle: PrometheusHandle,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let buckets = [
+            0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 15.0, 30.0,
+        ];
+        let builder = PrometheusBuilder::new();
+        // Setting buckets only fails for an empty list.
+        let builder = match builder.set_buckets_for_metric(Matcher::Full(LATENCY.into()), &buckets) {
+            Ok(b) => b,
+            Err(_) => PrometheusBuilder::new(),
+        };
+        let recorder = builder.build_recorder();
+        let handle = recorder.handle();
+        let m = Self { recorder, handle };
+        m.describe();
+        m
+    }
+}
+
+impl Metrics {
+    fn describe(&self) {
+        use metrics::Unit;
+        let d = |name: &'static str, unit: Option<Unit>, help: &'static str| match name {
+            LATENCY => self.recorder.describe_histogram(name.into(), unit, help.into()),
+            QUEUE_PENDING | QUEUE_DUE | OLDEST_DUE | IN_FLIGHT => {
+                self.recorder.describe_gauge(name.into(), unit, help.into())
+            }
+            _ => self.recorder.describe_counter(name.into(), unit, help.into()),
+        };
+        d(
+            ATTEMPTS,
+            None,
+            "Delivery attempts by result (succeeded, retry, failed, gone, refused).",
+        );
+        d(
+            DELIVERIES,
+            None,
+            "Deliveries settled by this node, by final outcome (succeeded, failed).",
+        );
+        d(
+            LATENCY,
+            Some(Unit::Seconds),
+            "Duration of one delivery attempt, request to last body byte.",
+        );
+        d(WEBHOOK_FAILURES, None, "Failed attempts per webhook.");
+        d(
+            DISABLED,
+            None,
+            "Webhooks disabled by this node (410 Gone or the failure streak).",
+        );
+        d(
+            QUEUE_PENDING,
+            None,
+            "Deliveries waiting for a first or next attempt (all nodes).",
+        );
+        d(QUEUE_DUE, None, "Pending deliveries already due (all nodes).");
+        d(
+            OLDEST_DUE,
+            Some(Unit::Seconds),
+            "How long the oldest due delivery has been waiting.",
+        );
+        d(IN_FLIGHT, None, "Attempts in flight or queued on this node.");
+    }
+
+    fn key(name: &'static str, labels: Vec<Label>) -> Key {
+        Key::from_parts(name, labels)
+    }
+
+    /// One finished attempt.
+    pub fn attempt(&self, tenant_id: i64, webhook_id: Uuid, result: &'static str, ok: bool, seconds: f64) {
+        self.recorder
+            .register_counter(&Self::key(ATTEMPTS, vec![Label::new("result", result)]), &META)
+            .increment(1);
+        self.recorder
+            .register_histogram(&Self::key(LATENCY, Vec::new()), &META)
+            .record(seconds);
+        match result {
+            "succeeded" => self.settled("succeeded"),
+            "failed" | "gone" | "refused" => self.settled("failed"),
+            _ => {}
+        }
+        if !ok {
+            let labels = vec![
+                Label::new("tenant_id", tenant_id.to_string()),
+                Label::new("webhook_id", webhook_id.to_string()),
+            ];
+            self.recorder
+                .register_counter(&Self::key(WEBHOOK_FAILURES, labels), &META)
+                .increment(1);
+        }
+    }
+
+    fn settled(&self, outcome: &'static str) {
+        self.recorder
+            .register_counter(
+                &Self::key(DELIVERIES, vec![Label::new("outcome", outcome)]),
+                &META,
+            )
+            .increment(1);
+    }
+
+    /// A webhook was disabled.
+    pub fn disabled(&self, n: usize) {
+        self.recorder
+            .register_counter(&Self::key(DISABLED, Vec::new()), &META)
+            .increment(n as u64);
+    }
+
+    /// Renders everything, after refreshing the queue gauges from `stats`.
+    pub fn render(&self, stats: &QueueStats, in_flight: usize, now: i64) -> String {
+        let gauge = |name: &'static str, v: f64| {
+            self.recorder
+                .register_gauge(&Self::key(name, Vec::new()), &META)
+                .set(v);
+        };
+        gauge(QUEUE_PENDING, stats.pending as f64);
+        gauge(QUEUE_DUE, stats.due as f64);
+        gauge(
+            OLDEST_DUE,
+            stats
+                .oldest_due_at
+                .map_or(0.0, |t| (now - t).max(0) as f64 / 1000.0),
+        );
+        gauge(IN_FLIGHT, in_flight as f64);
+        self.handle.render()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_prometheus_text_with_every_family() {
+        let m = Metrics::default();
+        let w = Uuid::new_v4();
+        m.attempt(1, w, "retry", false, 0.2);
+        m.attempt(1, w, "succeeded", true, 0.01);
+        let text = m.render(
+            &QueueStats {
+                pending: 3,
+                due: 2,
+                oldest_due_at: Some(0),
+            },
+            1,
+            5_000,
+        );
+        for needle in [
+            "herald_delivery_attempts_total{result=\"retry\"} 1",
+            "herald_deliveries_total{outcome=\"succeeded\"} 1",
+            "herald_delivery_attempt_duration_seconds_bucket",
+            &format!("herald_webhook_failures_total{{tenant_id=\"1\",webhook_id=\"{w}\"}} 1"),
+            "herald_delivery_queue_pending 3",
+            "herald_delivery_oldest_due_age_seconds 5",
+        ] {
+            assert!(text.contains(needle), "missing {needle} in:\n{text}");
+        }
+    }
+}

@@ -1,0 +1,214 @@
+//! Concurrency and isolation: leased jobs wait in one lane per webhook; a lane runs at most
+//! `per_webhook` attempts at once and the node at most `global`, and lanes take turns, so a
+//! slow or dead endpoint fills only its own lane and never holds up the others.
+//!
+//! A job starts only while its lease has room for a whole attempt; a job that waited too
+//! long in a lane is given back instead (another node, or this one, claims it again), so
+//! no delivery is ever attempted by two nodes at once.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use tokio::sync::Notify;
+use uuid::Uuid;
+
+use crate::store::DeliveryJob;
+
+#[derive(Default)]
+struct Lane {
+    queue: VecDeque<DeliveryJob>,
+    running: usize,
+    in_ready: bool,
+}
+
+#[derive(Default)]
+struct State {
+    lanes: HashMap<Uuid, Lane>,
+    /// Lanes with queued jobs and a free slot, in turn order.
+    ready: VecDeque<Uuid>,
+    /// Leases of running attempts, for a hard stop.
+    running: HashMap<Uuid, String>,
+    queued: usize,
+    closed: bool,
+}
+
+/// The lanes; see the module docs.
+pub struct Lanes {
+    per_webhook: usize,
+    global: usize,
+    state: Mutex<State>,
+    idle: Notify,
+}
+
+impl Lanes {
+    /// Lanes with the given caps (each at least 1).
+    pub fn new(per_webhook: usize, global: usize) -> Self {
+        Self {
+            per_webhook: per_webhook.max(1),
+            global: global.max(1),
+            state: Mutex::default(),
+            idle: Notify::new(),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Queues `jobs`; returns the ones to start now. After [`Lanes::close`] nothing is
+    /// queued: the jobs come back in the second list, for their leases to be released.
+    pub fn push(&self, jobs: Vec<DeliveryJob>) -> (Vec<DeliveryJob>, Vec<DeliveryJob>) {
+        let mut s = self.lock();
+        if s.closed {
+            return (Vec::new(), jobs);
+        }
+        for job in jobs {
+            let w = job.target.webhook_id;
+            s.queued += 1;
+            let lane = s.lanes.entry(w).or_default();
+            lane.queue.push_back(job);
+            if !lane.in_ready && lane.running < self.per_webhook {
+                lane.in_ready = true;
+                s.ready.push_back(w);
+            }
+        }
+        (self.startable(&mut s), Vec::new())
+    }
+
+    fn startable(&self, s: &mut State) -> Vec<DeliveryJob> {
+        let mut out = Vec::new();
+        while s.running.len() < self.global {
+            let Some(w) = s.ready.pop_front() else { break };
+            let Some(lane) = s.lanes.get_mut(&w) else { continue };
+            lane.in_ready = false;
+            let Some(job) = lane.queue.pop_front() else {
+                continue;
+            };
+            lane.running += 1;
+            if !lane.queue.is_empty() && lane.running < self.per_webhook {
+                lane.in_ready = true;
+                s.ready.push_back(w);
+            }
+            s.queued -= 1;
+            s.running.insert(job.id, job.lease.token.clone());
+            out.push(job);
+        }
+        out
+    }
+
+    /// Marks a started job finished; returns the jobs that can start now.
+    pub fn finish(&self, webhook: Uuid, id: Uuid) -> Vec<DeliveryJob> {
+        let mut s = self.lock();
+        s.running.remove(&id);
+        if let Some(lane) = s.lanes.get_mut(&webhook) {
+            lane.running = lane.running.saturating_sub(1);
+            if lane.queue.is_empty() && lane.running == 0 {
+                s.lanes.remove(&webhook);
+            } else if !lane.in_ready && !lane.queue.is_empty() {
+                lane.in_ready = true;
+                s.ready.push_back(webhook);
+            }
+        }
+        let next = if s.closed {
+            Vec::new()
+        } else {
+            self.startable(&mut s)
+        };
+        if s.running.is_empty() && s.queued == 0 {
+            self.idle.notify_waiters();
+        }
+        next
+    }
+
+    /// Removes a webhook's queued jobs (it was disabled or deleted); returns them.
+    pub fn drop_webhook(&self, webhook: Uuid) -> Vec<DeliveryJob> {
+        let mut s = self.lock();
+        let dropped: Vec<DeliveryJob> = match s.lanes.get_mut(&webhook) {
+            Some(lane) => lane.queue.drain(..).collect(),
+            None => Vec::new(),
+        };
+        s.queued -= dropped.len();
+        if s.lanes.get(&webhook).is_some_and(|l| l.running == 0) {
+            s.lanes.remove(&webhook);
+        }
+        dropped
+    }
+
+    /// Stops starting jobs; returns every queued one.
+    pub fn close(&self) -> Vec<DeliveryJob> {
+        let mut s = self.lock();
+        s.closed = true;
+        s.ready.clear();
+        s.queued = 0;
+        let mut out = Vec::new();
+        for lane in s.lanes.values_mut() {
+            out.extend(lane.queue.drain(..));
+        }
+        if s.running.is_empty() {
+            self.idle.notify_waiters();
+        }
+        out
+    }
+
+    /// Attempts running plus jobs queued.
+    pub fn load(&self) -> usize {
+        let s = self.lock();
+        s.running.len() + s.queued
+    }
+
+    /// How many more jobs a claim should fetch: enough to keep every slot busy for a
+    /// while, not so many that they sit in lanes until their leases run short.
+    pub fn room(&self) -> usize {
+        (self.global * 2).saturating_sub(self.load())
+    }
+
+    /// Webhooks whose lane already has a full slot's worth queued: claims skip them.
+    pub fn saturated(&self) -> Vec<Uuid> {
+        let s = self.lock();
+        s.lanes
+            .iter()
+            .filter(|(_, l)| l.queue.len() >= self.per_webhook)
+            .map(|(w, _)| *w)
+            .collect()
+    }
+
+    /// Leases of the attempts running now.
+    pub fn running_leases(&self) -> Vec<(Uuid, String)> {
+        self.lock()
+            .running
+            .iter()
+            .map(|(id, t)| (*id, t.clone()))
+            .collect()
+    }
+
+    /// Resolves once nothing runs or waits.
+    pub async fn idle(&self) {
+        loop {
+            let notified = self.idle.notified();
+            {
+                let s = self.lock();
+                if s.running.is_empty() && s.queued == 0 {
+                    return;
+                }
+            }
+            notified.await;
+        }
+    }
+
+    /// Resolves once nothing runs (queued jobs are ignored: used after `close`).
+    pub async fn none_running(&self) {
+        loop {
+            let notified = self.idle.notified();
+            if self.lock().running.is_empty() {
+                return;
+            }
+            notified.await;
+        }
+    }
+}
+
+/// Shared so the engine and its tasks can hold it.
+pub type SharedLanes = Arc<Lanes>;
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,102 @@
+use std::sync::Arc;
+
+use bytes::Bytes;
+use uuid::Uuid;
+
+use super::*;
+use crate::domain::webhook::HttpVerb;
+use crate::store::{Lease, TargetRow};
+
+fn target() -> Arc<TargetRow> {
+    Arc::new(TargetRow {
+        webhook_id: Uuid::new_v4(),
+        url: "https://example.com".into(),
+        http_verb: HttpVerb::Post,
+        headers_json: "[]".into(),
+        secret_sealed: String::new(),
+        previous_secret_sealed: None,
+        previous_secret_until: None,
+        updated_at: 0,
+    })
+}
+
+fn jobs(t: &Arc<TargetRow>, n: usize) -> Vec<DeliveryJob> {
+    (0..n)
+        .map(|_| DeliveryJob {
+            id: Uuid::new_v4(),
+            tenant_id: 1,
+            event_type: "Project:Updated".into(),
+            body: Bytes::from_static(b"{}"),
+            format_headers: Vec::new().into(),
+            attempts: 0,
+            tries: 0,
+            lease: Lease {
+                token: "t".into(),
+                until: i64::MAX,
+            },
+            target: Arc::clone(t),
+        })
+        .collect()
+}
+
+#[test]
+fn a_webhook_never_gets_more_than_its_share_and_others_still_start() {
+    let lanes = Lanes::new(2, 3);
+    let (slow, fast) = (target(), target());
+    let (started, _) = lanes.push(jobs(&slow, 5));
+    assert_eq!(started.len(), 2, "per-webhook cap");
+    let (started_fast, _) = lanes.push(jobs(&fast, 2));
+    assert_eq!(started_fast.len(), 1, "global cap leaves one slot");
+    assert_eq!(
+        lanes.saturated(),
+        vec![slow.webhook_id],
+        "claims skip a lane with a full queue"
+    );
+    // A finished fast job frees a slot; the next fast job takes it, not a third slow one.
+    let next = lanes.finish(fast.webhook_id, started_fast[0].id);
+    assert_eq!(next.len(), 1);
+    assert_eq!(next[0].target.webhook_id, fast.webhook_id);
+    assert_eq!(lanes.load(), 3 + 3);
+}
+
+#[test]
+fn lanes_take_turns() {
+    let lanes = Lanes::new(8, 1);
+    let (a, b) = (target(), target());
+    let (first, _) = lanes.push(jobs(&a, 3));
+    lanes.push(jobs(&b, 3));
+    let mut order = vec![first[0].target.webhook_id];
+    let mut current = first[0].clone();
+    for _ in 0..5 {
+        let next = lanes.finish(current.target.webhook_id, current.id);
+        current = next[0].clone();
+        order.push(current.target.webhook_id);
+    }
+    // `a` was first in line when `b` arrived; from then on they alternate.
+    let (a, b) = (a.webhook_id, b.webhook_id);
+    assert_eq!(order, [a, a, b, a, b, b]);
+}
+
+#[test]
+fn close_returns_queued_jobs_and_refuses_new_ones() {
+    let lanes = Lanes::new(1, 1);
+    let t = target();
+    let (started, _) = lanes.push(jobs(&t, 3));
+    assert_eq!(started.len(), 1);
+    assert_eq!(lanes.close().len(), 2);
+    let (started, rejected) = lanes.push(jobs(&t, 2));
+    assert!(started.is_empty());
+    assert_eq!(rejected.len(), 2);
+    assert_eq!(lanes.running_leases().len(), 1);
+    assert!(lanes.finish(t.webhook_id, lanes.running_leases()[0].0).is_empty());
+    assert_eq!(lanes.load(), 0);
+}
+
+#[test]
+fn dropping_a_webhook_returns_its_queue() {
+    let lanes = Lanes::new(1, 4);
+    let t = target();
+    lanes.push(jobs(&t, 4));
+    assert_eq!(lanes.drop_webhook(t.webhook_id).len(), 3);
+    assert_eq!(lanes.load(), 1);
+}

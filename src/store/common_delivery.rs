@@ -1,0 +1,346 @@
+//! Delivery SQL shared by both backends: fan-out inserts, outcome recording, the delivery
+//! log and redelivery. Expanded per pool type like `common.rs`. Only the claim statement
+//! (`FOR UPDATE SKIP LOCKED` vs SQLite's single writer) and `LISTEN/NOTIFY` differ; each
+//! backend file provides those (`claim_sql`, `notify_work`, `listen`).
+//!
+//! Everything on the hot path is batched: fan-out inserts all of an event's deliveries in
+//! one multi-row `INSERT`, and the recorder writes a whole batch of attempts, delivery state
+//! changes and webhook status updates in one transaction.
+
+/// `($s, $s+1, …), (…)`: `rows` groups of `cols` numbered placeholders.
+pub(crate) fn value_rows(rows: usize, cols: usize, start: usize) -> String {
+    (0..rows)
+        .map(|r| {
+            let p: Vec<String> = (0..cols).map(|c| format!("${}", start + r * cols + c)).collect();
+            format!("({})", p.join(", "))
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// `$s, $s+1, …`: a list of `n` placeholders (empty when `n` is 0).
+pub(crate) fn list(n: usize, start: usize) -> String {
+    (start..start + n)
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Columns a claim returns, in the order `job_from_row` reads them.
+pub(crate) const CLAIM_RETURNING: &str =
+    "id, tenant_id, webhook_id, event_type, body, headers, attempts, tries";
+
+/// Expands the `DeliveryStore` implementation and the fan-out helper for one backend.
+macro_rules! impl_delivery_store {
+    ($store:ty, $db:ty) => {
+        pub(crate) mod delivery_impl {
+            use super::*;
+            use std::collections::HashMap;
+            use std::sync::Arc;
+            use bytes::Bytes;
+            use crate::delivery::fanout::{self, Planned, Subscriber};
+            use crate::domain::event::Event;
+            use crate::store::common::{corrupt, parse_event_types, parse_format, parse_ids, parse_ordering, parse_uuid, parse_verb};
+            use crate::store::common_delivery::{list, value_rows};
+            use crate::store::*;
+            use async_trait::async_trait;
+            use sqlx::Row;
+            use uuid::Uuid;
+
+            type Db = $db;
+            type DbRow = <Db as sqlx::Database>::Row;
+            type Conn = <Db as sqlx::Database>::Connection;
+
+            const TARGET_COLUMNS: &str = "id, url, http_verb, headers, secret, previous_secret, previous_secret_until, updated_at";
+
+            fn target_from_row(r: &DbRow) -> StoreResult<TargetRow> {
+                Ok(TargetRow {
+                    webhook_id: parse_uuid(r.try_get::<&str, _>("id")?)?,
+                    url: r.try_get("url")?,
+                    http_verb: parse_verb(r.try_get::<&str, _>("http_verb")?)?,
+                    headers_json: r.try_get("headers")?,
+                    secret_sealed: r.try_get("secret")?,
+                    previous_secret_sealed: r.try_get("previous_secret")?,
+                    previous_secret_until: r.try_get("previous_secret_until")?,
+                    updated_at: r.try_get("updated_at")?,
+                })
+            }
+
+            fn subscriber_from_row(r: &DbRow) -> StoreResult<Subscriber> {
+                Ok(Subscriber {
+                    format: parse_format(r.try_get::<&str, _>("format")?)?,
+                    event_types: parse_event_types(r.try_get::<&str, _>("event_types")?)?,
+                    project_ids: parse_ids(r.try_get::<&str, _>("project_ids")?)?,
+                    ordering: parse_ordering(r.try_get::<&str, _>("ordering")?)?,
+                    target: Arc::new(target_from_row(r)?),
+                })
+            }
+
+            /// Inserts one delivery row per planned entry (one statement per 40 rows) and
+            /// returns the jobs for the leased ones.
+            async fn insert_planned(
+                c: &mut Conn,
+                tenant_id: i64,
+                event: &Event,
+                subs: &[Subscriber],
+                planned: Vec<Planned>,
+                lease: Option<&Lease>,
+                now: i64,
+            ) -> StoreResult<Vec<DeliveryJob>> {
+                const COLS: usize = 13;
+                let event_type = event.event_type.to_string();
+                let mut jobs = Vec::with_capacity(planned.len());
+                let mut rows = Vec::with_capacity(planned.len());
+                for p in planned {
+                    let body = String::from_utf8(p.rendered.body).map_err(|e| corrupt("rendered body", e))?;
+                    let headers: Vec<(String, String)> =
+                        p.rendered.headers.into_iter().map(|(n, v)| (n.to_owned(), v)).collect();
+                    let encoded = fanout::encode_headers(headers.iter().map(|(n, v)| (n.as_str(), v.as_str())));
+                    // Per-entity ordered deliveries are never handed over directly: a claim
+                    // checks that no earlier delivery of the same entity is pending.
+                    let lease = lease.filter(|_| p.entity_key.is_none()).cloned();
+                    rows.push((p.delivery_id, Arc::clone(&subs[p.subscriber].target), p.entity_key, body, encoded, headers, lease));
+                }
+                for chunk in rows.chunks(40) {
+                    let sql = format!(
+                        "INSERT INTO deliveries (id, tenant_id, webhook_id, event_id, event_seq, event_type, entity_key, \
+                         body, headers, next_attempt_at, lease_token, lease_until, created_at, status, updated_at) \
+                         SELECT column1, column2, column3, column4, column5, column6, column7, column8, column9, column10, \
+                         column11, column12, column13, 'pending', column13 FROM (VALUES {}) AS v",
+                        value_rows(chunk.len(), COLS, 1)
+                    );
+                    let mut q = sqlx::query::<Db>(&sql);
+                    for (id, target, key, body, encoded, _, lease) in chunk {
+                        q = q
+                            .bind(id.to_string()).bind(tenant_id).bind(target.webhook_id.to_string())
+                            .bind(event.id.to_string()).bind(event.seq).bind(&event_type).bind(key.as_deref())
+                            .bind(body.as_str()).bind(encoded.as_str()).bind(now)
+                            .bind(lease.as_ref().map(|l| l.token.as_str())).bind(lease.as_ref().map(|l| l.until))
+                            .bind(now);
+                    }
+                    q.execute(&mut *c).await?;
+                }
+                for (id, target, _, body, _, headers, lease) in rows {
+                    if let Some(lease) = lease {
+                        jobs.push(DeliveryJob {
+                            id,
+                            tenant_id,
+                            event_type: event_type.clone(),
+                            body: Bytes::from(body),
+                            format_headers: headers.into(),
+                            attempts: 0,
+                            tries: 0,
+                            lease,
+                            target,
+                        });
+                    }
+                }
+                Ok(jobs)
+            }
+
+            /// Creates the deliveries of `event` (already inserted, `seq` set) in the
+            /// caller's transaction; returns the jobs to hand to local workers after commit,
+            /// and whether claimable (unleased) rows were created too.
+            pub(crate) async fn fanout(c: &mut Conn, store: &$store, tenant_id: i64, event: &Event) -> StoreResult<(Vec<DeliveryJob>, bool)> {
+                let rows = sqlx::query::<Db>(&format!(
+                    "SELECT {TARGET_COLUMNS}, format, event_types, project_ids, ordering FROM webhooks \
+                     WHERE tenant_id = $1 AND enabled AND event_types LIKE $2 ORDER BY created_at, id"
+                ))
+                .bind(tenant_id)
+                .bind(format!("%\"{}\"%", event.event_type))
+                .fetch_all(&mut *c)
+                .await?;
+                if rows.is_empty() {
+                    return Ok((Vec::new(), false));
+                }
+                let subs = rows.iter().map(subscriber_from_row).collect::<StoreResult<Vec<_>>>()?;
+                let planned = fanout::plan(event, &subs, &store.hub.public_base_url());
+                if planned.is_empty() {
+                    return Ok((Vec::new(), false));
+                }
+                let now = crate::timefmt::now_ms();
+                let lease = store.hub.fresh_lease(now);
+                let n = planned.len();
+                let jobs = insert_planned(c, tenant_id, event, &subs, planned, lease.as_ref(), now).await?;
+                let claimable = jobs.len() < n;
+                if claimable {
+                    store.notify_work(&mut *c).await?;
+                }
+                Ok((jobs, claimable))
+            }
+
+            /// Cancels the pending deliveries of one webhook (or of every webhook of the
+            /// tenant), in the caller's transaction: their webhook is being deleted.
+            pub(crate) async fn cancel_pending(c: &mut Conn, tenant_id: i64, webhook_id: Option<Uuid>) -> StoreResult<()> {
+                sqlx::query::<Db>(
+                    "UPDATE deliveries SET status = 'cancelled', lease_token = NULL, lease_until = NULL \
+                     WHERE tenant_id = $1 AND ($2 IS NULL OR webhook_id = $2) AND status = 'pending'",
+                )
+                .bind(tenant_id)
+                .bind(webhook_id.map(|w| w.to_string()))
+                .execute(c)
+                .await?;
+                Ok(())
+            }
+
+            #[async_trait]
+            impl DeliveryStore for $store {
+                fn hub(&self) -> &Arc<DeliveryHub> {
+                    &self.hub
+                }
+
+                async fn claim_due(&self, req: &ClaimRequest) -> StoreResult<Vec<DeliveryJob>> {
+                    let sql = Self::claim_sql(req.exclude.len());
+                    let mut q = sqlx::query::<Db>(&sql)
+                        .bind(&req.token).bind(req.lease_until).bind(req.now).bind(req.limit).bind(req.per_webhook);
+                    for id in &req.exclude {
+                        q = q.bind(id.to_string());
+                    }
+                    let rows = q.fetch_all(&self.pool).await?;
+                    if rows.is_empty() {
+                        return Ok(Vec::new());
+                    }
+                    let mut webhook_ids: Vec<String> = rows
+                        .iter()
+                        .map(|r| r.try_get::<String, _>("webhook_id"))
+                        .collect::<Result<_, _>>()?;
+                    webhook_ids.sort_unstable();
+                    webhook_ids.dedup();
+                    let sql = format!("SELECT {TARGET_COLUMNS} FROM webhooks WHERE id IN ({})", list(webhook_ids.len(), 1));
+                    let mut q = sqlx::query::<Db>(&sql);
+                    for id in &webhook_ids {
+                        q = q.bind(id);
+                    }
+                    let mut targets = HashMap::new();
+                    for r in q.fetch_all(&self.pool).await? {
+                        let t = target_from_row(&r)?;
+                        targets.insert(t.webhook_id, Arc::new(t));
+                    }
+                    let mut jobs = Vec::with_capacity(rows.len());
+                    let mut orphans = Vec::new();
+                    for r in &rows {
+                        let id = parse_uuid(r.try_get::<&str, _>("id")?)?;
+                        let webhook_id = parse_uuid(r.try_get::<&str, _>("webhook_id")?)?;
+                        let lease = Lease { token: req.token.clone(), until: req.lease_until };
+                        let Some(target) = targets.get(&webhook_id) else {
+                            // Deleted between claim and lookup: its rows are being cancelled.
+                            orphans.push((id, lease.token));
+                            continue;
+                        };
+                        let body: Option<String> = r.try_get("body")?;
+                        jobs.push(DeliveryJob {
+                            id,
+                            tenant_id: r.try_get("tenant_id")?,
+                            event_type: r.try_get("event_type")?,
+                            body: Bytes::from(body.unwrap_or_default()),
+                            format_headers: fanout::decode_headers(r.try_get::<&str, _>("headers")?).into(),
+                            attempts: r.try_get("attempts")?,
+                            tries: r.try_get("tries")?,
+                            lease,
+                            target: Arc::clone(target),
+                        });
+                    }
+                    if !orphans.is_empty() {
+                        self.release_leases(&orphans).await?;
+                    }
+                    Ok(jobs)
+                }
+
+                async fn record_attempts(&self, records: &[AttemptRecord], auto: AutoDisable, now: i64) -> StoreResult<Vec<Uuid>> {
+                    if records.is_empty() {
+                        return Ok(Vec::new());
+                    }
+                    let mut tx = self.pool.begin().await?;
+                    super::delivery_record::insert_attempts(&mut tx, records).await?;
+                    super::delivery_record::update_deliveries(&mut tx, records, now).await?;
+                    let disabled = super::delivery_record::update_webhooks(&mut tx, records, auto, now).await?;
+                    tx.commit().await?;
+                    Ok(disabled)
+                }
+
+                async fn release_leases(&self, leases: &[(Uuid, String)]) -> StoreResult<u64> {
+                    let mut n = 0;
+                    let mut tx = self.pool.begin().await?;
+                    for chunk in leases.chunks(200) {
+                        let sql = format!(
+                            "UPDATE deliveries SET lease_token = NULL, lease_until = NULL FROM (VALUES {}) AS v \
+                             WHERE deliveries.id = v.column1 AND deliveries.lease_token = v.column2",
+                            value_rows(chunk.len(), 2, 1)
+                        );
+                        let mut q = sqlx::query::<Db>(&sql);
+                        for (id, token) in chunk {
+                            q = q.bind(id.to_string()).bind(token.as_str());
+                        }
+                        n += q.execute(&mut *tx).await?.rows_affected();
+                    }
+                    if n > 0 {
+                        self.notify_work(&mut tx).await?;
+                    }
+                    tx.commit().await?;
+                    Ok(n)
+                }
+
+                async fn listen_for_work(&self, wake: Arc<tokio::sync::Notify>, stop: tokio_util::sync::CancellationToken) {
+                    self.listen(wake, stop).await
+                }
+
+                async fn list_deliveries(&self, tenant_id: i64, webhook_id: Option<Uuid>, f: &DeliveryFilter) -> StoreResult<Vec<DeliverySummary>> {
+                    super::delivery_log::list_deliveries(self, tenant_id, webhook_id, f).await
+                }
+
+                async fn get_delivery(&self, tenant_id: i64, id: Uuid) -> StoreResult<Option<DeliveryDetail>> {
+                    super::delivery_log::get_delivery(self, tenant_id, id).await
+                }
+
+                async fn redeliver(&self, tenant_id: i64, id: Uuid, now: i64) -> StoreResult<Result<DeliverySummary, RedeliverRefusal>> {
+                    super::delivery_log::redeliver(self, tenant_id, id, now).await
+                }
+
+                async fn redeliver_matching(&self, tenant_id: i64, webhook_id: Uuid, m: &RedeliverMatch, now: i64) -> StoreResult<(u64, Option<i64>)> {
+                    super::delivery_log::redeliver_matching(self, tenant_id, webhook_id, m, now).await
+                }
+
+                async fn count_matching(&self, tenant_id: i64, webhook_id: Uuid, status: DeliveryStatus, since: Option<i64>) -> StoreResult<i64> {
+                    super::delivery_log::count_matching(self, tenant_id, webhook_id, status, since).await
+                }
+
+                async fn create_ping(&self, tenant_id: i64, webhook_id: Uuid, event: &Event) -> StoreResult<Option<(Uuid, Vec<DeliveryJob>)>> {
+                    let mut tx = self.pool.begin().await?;
+                    let Some(row) = sqlx::query::<Db>(&format!(
+                        "SELECT {TARGET_COLUMNS}, format, event_types, project_ids, ordering FROM webhooks \
+                         WHERE tenant_id = $1 AND id = $2"
+                    ))
+                    .bind(tenant_id).bind(webhook_id.to_string())
+                    .fetch_optional(&mut *tx)
+                    .await? else {
+                        return Ok(None);
+                    };
+                    let mut sub = subscriber_from_row(&row)?;
+                    // A ping is about the webhook, not an entity: never held back by ordering.
+                    sub.ordering = crate::domain::webhook::Ordering::None;
+                    let planned = fanout::planned(0, &sub, event, &self.hub.public_base_url())
+                        .ok_or_else(|| corrupt("ping", "format rendered nothing"))?;
+                    let id = planned.delivery_id;
+                    let now = crate::timefmt::now_ms();
+                    let lease = self.hub.fresh_lease(now);
+                    let jobs = insert_planned(&mut tx, tenant_id, event, &[sub], vec![planned], lease.as_ref(), now).await?;
+                    if jobs.is_empty() {
+                        self.notify_work(&mut tx).await?;
+                    }
+                    tx.commit().await?;
+                    Ok(Some((id, jobs)))
+                }
+
+                async fn queue_stats(&self, now: i64) -> StoreResult<QueueStats> {
+                    super::delivery_log::queue_stats(self, now).await
+                }
+
+                async fn purge_bodies(&self, cutoff: i64) -> StoreResult<u64> {
+                    super::delivery_log::purge_bodies(self, cutoff).await
+                }
+            }
+        }
+    };
+}
+
+pub(crate) use impl_delivery_store;

@@ -1,0 +1,189 @@
+//! The delivery log and redelivery, shared by both backends (expanded per pool type like
+//! `common.rs`; the `DeliveryStore` implementation in `common_delivery.rs` delegates here).
+//! None of this is on the delivery hot path.
+
+/// Expands the delivery-log functions for one backend.
+macro_rules! impl_delivery_log {
+    ($store:ty, $db:ty) => {
+        pub(crate) mod delivery_log {
+            use super::*;
+            use crate::store::common::{corrupt, parse_uuid};
+            use crate::store::*;
+            use sqlx::Row;
+            use uuid::Uuid;
+
+            type Db = $db;
+            type DbRow = <Db as sqlx::Database>::Row;
+
+            const SUMMARY_COLUMNS: &str = "seq, id, tenant_id, webhook_id, event_id, event_type, status, attempts, \
+                 next_attempt_at, last_status_code, last_error, created_at, completed_at";
+
+            fn summary_from_row(r: &DbRow) -> StoreResult<DeliverySummary> {
+                let status: String = r.try_get("status")?;
+                let status = DeliveryStatus::parse(&status).ok_or_else(|| corrupt("delivery status", &status))?;
+                Ok(DeliverySummary {
+                    seq: r.try_get("seq")?,
+                    id: parse_uuid(r.try_get::<&str, _>("id")?)?,
+                    tenant_id: r.try_get("tenant_id")?,
+                    webhook_id: parse_uuid(r.try_get::<&str, _>("webhook_id")?)?,
+                    event_id: parse_uuid(r.try_get::<&str, _>("event_id")?)?,
+                    event_type: r.try_get("event_type")?,
+                    status,
+                    attempts: r.try_get("attempts")?,
+                    next_attempt_at: Some(r.try_get::<i64, _>("next_attempt_at")?)
+                        .filter(|_| status == DeliveryStatus::Pending),
+                    last_status_code: r.try_get("last_status_code")?,
+                    last_error: r.try_get("last_error")?,
+                    created_at: r.try_get("created_at")?,
+                    completed_at: r.try_get("completed_at")?,
+                })
+            }
+
+            fn attempt_from_row(r: &DbRow) -> StoreResult<AttemptRow> {
+                Ok(AttemptRow {
+                    number: r.try_get("number")?,
+                    started_at: r.try_get("started_at")?,
+                    duration_ms: r.try_get("duration_ms")?,
+                    request_headers: r.try_get("request_headers")?,
+                    status_code: r.try_get("status_code")?,
+                    response_headers: r.try_get("response_headers")?,
+                    response_body: r.try_get("response_body")?,
+                    response_truncated: r.try_get("response_truncated")?,
+                    error_kind: r.try_get("error_kind")?,
+                    error: r.try_get("error")?,
+                    outcome: r.try_get("outcome")?,
+                })
+            }
+
+            pub(crate) async fn list_deliveries(s: &$store, tenant_id: i64, webhook_id: Option<Uuid>, f: &DeliveryFilter) -> StoreResult<Vec<DeliverySummary>> {
+                let rows = sqlx::query::<Db>(&format!(
+                    "SELECT {SUMMARY_COLUMNS} FROM deliveries WHERE tenant_id = $1 AND ($2 IS NULL OR webhook_id = $2) \
+                     AND ($3 IS NULL OR status = $3) AND ($4 IS NULL OR event_type = $4) \
+                     AND ($5 IS NULL OR created_at >= $5) AND ($6 IS NULL OR created_at < $6) \
+                     AND ($7 IS NULL OR seq < $7) ORDER BY seq DESC LIMIT $8"
+                ))
+                .bind(tenant_id).bind(webhook_id.map(|w| w.to_string())).bind(f.status.map(|s| s.as_str()))
+                .bind(f.event_type.as_deref()).bind(f.since).bind(f.until).bind(f.before_seq).bind(f.limit)
+                .fetch_all(&s.pool)
+                .await?;
+                rows.iter().map(summary_from_row).collect()
+            }
+
+            pub(crate) async fn get_delivery(s: &$store, tenant_id: i64, id: Uuid) -> StoreResult<Option<DeliveryDetail>> {
+                let Some(row) = sqlx::query::<Db>(&format!(
+                    "SELECT {SUMMARY_COLUMNS}, body FROM deliveries WHERE tenant_id = $1 AND id = $2"
+                ))
+                .bind(tenant_id).bind(id.to_string())
+                .fetch_optional(&s.pool)
+                .await? else {
+                    return Ok(None);
+                };
+                let attempts = sqlx::query::<Db>(
+                    "SELECT number, started_at, duration_ms, request_headers, status_code, response_headers, \
+                     response_body, response_truncated, error_kind, error, outcome FROM delivery_attempts \
+                     WHERE delivery_id = $1 ORDER BY number, id",
+                )
+                .bind(id.to_string())
+                .fetch_all(&s.pool)
+                .await?;
+                Ok(Some(DeliveryDetail {
+                    summary: summary_from_row(&row)?,
+                    body: row.try_get("body")?,
+                    attempts: attempts.iter().map(attempt_from_row).collect::<StoreResult<_>>()?,
+                }))
+            }
+
+            pub(crate) async fn redeliver(s: &$store, tenant_id: i64, id: Uuid, now: i64) -> StoreResult<Result<DeliverySummary, RedeliverRefusal>> {
+                let mut tx = s.pool.begin().await?;
+                let row = sqlx::query::<Db>(&format!(
+                    "UPDATE deliveries SET status = 'pending', tries = 0, next_attempt_at = $3, completed_at = NULL, \
+                     lease_token = NULL, lease_until = NULL, updated_at = $3 \
+                     WHERE tenant_id = $1 AND id = $2 AND body IS NOT NULL AND status <> 'cancelled' \
+                     AND NOT (status = 'pending' AND lease_until IS NOT NULL AND lease_until >= $3) \
+                     RETURNING {SUMMARY_COLUMNS}"
+                ))
+                .bind(tenant_id).bind(id.to_string()).bind(now)
+                .fetch_optional(&mut *tx)
+                .await?;
+                let Some(row) = row else {
+                    let why = sqlx::query::<Db>("SELECT status, body IS NULL AS purged FROM deliveries WHERE tenant_id = $1 AND id = $2")
+                        .bind(tenant_id).bind(id.to_string())
+                        .fetch_optional(&mut *tx)
+                        .await?;
+                    return Ok(Err(match why {
+                        None => RedeliverRefusal::NotFound,
+                        Some(r) if r.try_get::<&str, _>("status")? == "cancelled" => RedeliverRefusal::WebhookGone,
+                        Some(r) if r.try_get::<bool, _>("purged")? => RedeliverRefusal::BodyPurged,
+                        Some(_) => RedeliverRefusal::InFlight,
+                    }));
+                };
+                s.notify_work(&mut tx).await?;
+                tx.commit().await?;
+                Ok(Ok(summary_from_row(&row)?))
+            }
+
+            pub(crate) async fn redeliver_matching(s: &$store, tenant_id: i64, webhook_id: Uuid, m: &RedeliverMatch, now: i64) -> StoreResult<(u64, Option<i64>)> {
+                let mut tx = s.pool.begin().await?;
+                let seqs = sqlx::query_scalar::<Db, i64>(
+                    "SELECT seq FROM deliveries WHERE tenant_id = $1 AND webhook_id = $2 AND status = $3 \
+                     AND ($4 IS NULL OR created_at >= $4) AND seq > $5 AND body IS NOT NULL ORDER BY seq LIMIT $6",
+                )
+                .bind(tenant_id).bind(webhook_id.to_string()).bind(m.status.as_str()).bind(m.since)
+                .bind(m.after_seq).bind(m.limit)
+                .fetch_all(&mut *tx)
+                .await?;
+                let Some(&last) = seqs.last() else {
+                    return Ok((0, None));
+                };
+                let n = sqlx::query::<Db>(
+                    "UPDATE deliveries SET status = 'pending', tries = 0, next_attempt_at = $4, completed_at = NULL, \
+                     updated_at = $4 WHERE tenant_id = $1 AND webhook_id = $2 AND status = $3 AND body IS NOT NULL \
+                     AND seq >= $5 AND seq <= $6",
+                )
+                .bind(tenant_id).bind(webhook_id.to_string()).bind(m.status.as_str()).bind(now)
+                .bind(seqs[0]).bind(last)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+                s.notify_work(&mut tx).await?;
+                tx.commit().await?;
+                Ok((n, Some(last)))
+            }
+
+            pub(crate) async fn count_matching(s: &$store, tenant_id: i64, webhook_id: Uuid, status: DeliveryStatus, since: Option<i64>) -> StoreResult<i64> {
+                Ok(sqlx::query_scalar::<Db, i64>(
+                    "SELECT COUNT(*) FROM deliveries WHERE tenant_id = $1 AND webhook_id = $2 AND status = $3 \
+                     AND ($4 IS NULL OR created_at >= $4) AND body IS NOT NULL",
+                )
+                .bind(tenant_id).bind(webhook_id.to_string()).bind(status.as_str()).bind(since)
+                .fetch_one(&s.pool)
+                .await?)
+            }
+
+            pub(crate) async fn queue_stats(s: &$store, now: i64) -> StoreResult<QueueStats> {
+                let r = sqlx::query::<Db>(
+                    "SELECT COUNT(*) AS pending, COALESCE(SUM(CASE WHEN next_attempt_at <= $1 THEN 1 ELSE 0 END), 0) AS due, \
+                     MIN(CASE WHEN next_attempt_at <= $1 THEN next_attempt_at END) AS oldest FROM deliveries WHERE status = 'pending'",
+                )
+                .bind(now)
+                .fetch_one(&s.pool)
+                .await?;
+                Ok(QueueStats { pending: r.try_get("pending")?, due: r.try_get("due")?, oldest_due_at: r.try_get("oldest")? })
+            }
+
+            pub(crate) async fn purge_bodies(s: &$store, cutoff: i64) -> StoreResult<u64> {
+                let a = sqlx::query::<Db>(
+                    "UPDATE delivery_attempts SET response_body = NULL WHERE started_at < $1 AND response_body IS NOT NULL",
+                )
+                .bind(cutoff).execute(&s.pool).await?.rows_affected();
+                let d = sqlx::query::<Db>(
+                    "UPDATE deliveries SET body = NULL WHERE status <> 'pending' AND updated_at < $1 AND body IS NOT NULL",
+                )
+                .bind(cutoff).execute(&s.pool).await?.rows_affected();
+                Ok(a + d)
+            }
+        }
+    };
+}
+
+pub(crate) use impl_delivery_log;

@@ -1,0 +1,245 @@
+//! The recorder's SQL, shared by both backends: one batch of finished attempts becomes a
+//! multi-row attempt insert, one bulk delivery update (guarded by the lease, so a node that
+//! lost its lease cannot overwrite the state another node set), and one status update per
+//! webhook — all in the caller's transaction, so an attempt, its delivery's state and its
+//! webhook's `lastExecution` are durable together.
+
+use std::collections::HashMap;
+
+use uuid::Uuid;
+
+use super::{AttemptRecord, NextState};
+
+/// What one batch changes on one webhook.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub(crate) struct WebhookDelta {
+    /// Most recent attempt's end time, status and error.
+    pub last_at: i64,
+    pub last_status: Option<i64>,
+    pub last_error: Option<String>,
+    /// A success in this batch restarts the failure streak.
+    pub reset: bool,
+    /// Deliveries that failed after the last success in this batch (or all of them).
+    pub failures: i64,
+    /// The first of those failures.
+    pub first_failure_at: Option<i64>,
+    /// A 410 asked for the webhook to be disabled.
+    pub disable_reason: Option<String>,
+}
+
+/// Folds a batch into one delta per webhook, in attempt-completion order.
+pub(crate) fn webhook_deltas(records: &[AttemptRecord]) -> HashMap<Uuid, WebhookDelta> {
+    let mut order: Vec<&AttemptRecord> = records.iter().collect();
+    order.sort_by_key(|r| r.started_at + r.duration_ms);
+    let mut out: HashMap<Uuid, WebhookDelta> = HashMap::new();
+    for r in order {
+        let d = out.entry(r.webhook_id).or_default();
+        let end = r.started_at + r.duration_ms;
+        d.last_at = end;
+        d.last_status = r.status_code;
+        d.last_error = r.error.clone();
+        if r.ok() {
+            d.reset = true;
+            d.failures = 0;
+            d.first_failure_at = None;
+        } else if r.tries == 1 {
+            // The streak counts failed *deliveries*: a delivery counts once, when its
+            // first attempt (of this round) fails; its retries neither add to the streak
+            // nor break it.
+            d.failures += 1;
+            d.first_failure_at.get_or_insert(end);
+        }
+        if r.disable_reason.is_some() {
+            d.disable_reason.clone_from(&r.disable_reason);
+        }
+    }
+    out
+}
+
+/// The delivery's status column after `next`.
+pub(crate) fn status_after(next: NextState) -> &'static str {
+    match next {
+        NextState::Retry { .. } => "pending",
+        NextState::Succeeded => "succeeded",
+        NextState::Failed => "failed",
+    }
+}
+
+/// Expands the recorder's statements for one backend (used by `impl_delivery_store!`).
+macro_rules! impl_delivery_record {
+    ($db:ty) => {
+        pub(crate) mod delivery_record {
+            use crate::store::common_delivery::value_rows;
+            use crate::store::common_delivery_record::{status_after, webhook_deltas};
+            use crate::store::*;
+            use sqlx::Row;
+            use uuid::Uuid;
+
+            type Db = $db;
+            type Conn = <Db as sqlx::Database>::Connection;
+
+            pub(crate) async fn insert_attempts(c: &mut Conn, records: &[AttemptRecord]) -> StoreResult<()> {
+                for chunk in records.chunks(40) {
+                    let sql = format!(
+                        "INSERT INTO delivery_attempts (delivery_id, number, started_at, duration_ms, request_headers, \
+                         status_code, response_headers, response_body, response_truncated, error_kind, error, outcome) \
+                         VALUES {}",
+                        value_rows(chunk.len(), 12, 1)
+                    );
+                    let mut q = sqlx::query::<Db>(&sql);
+                    for r in chunk {
+                        q = q
+                            .bind(r.delivery_id.to_string()).bind(r.number).bind(r.started_at).bind(r.duration_ms)
+                            .bind(r.request_headers.as_str()).bind(r.status_code).bind(r.response_headers.as_deref())
+                            .bind(r.response_body.as_deref()).bind(r.response_truncated).bind(r.error_kind)
+                            .bind(r.error.as_deref()).bind(r.outcome());
+                    }
+                    q.execute(&mut *c).await?;
+                }
+                Ok(())
+            }
+
+            pub(crate) async fn update_deliveries(c: &mut Conn, records: &[AttemptRecord], now: i64) -> StoreResult<()> {
+                const COLS: usize = 9;
+                for chunk in records.chunks(40) {
+                    let now_param = chunk.len() * COLS + 1;
+                    let sql = format!(
+                        "UPDATE deliveries SET status = v.column3, attempts = v.column4, tries = v.column5, \
+                         next_attempt_at = v.column6, last_status_code = v.column7, last_error = v.column8, \
+                         completed_at = v.column9, updated_at = ${now_param}, lease_token = NULL, lease_until = NULL \
+                         FROM (VALUES {}) AS v \
+                         WHERE deliveries.id = v.column1 AND deliveries.lease_token = v.column2 AND deliveries.status = 'pending'",
+                        value_rows(chunk.len(), COLS, 1)
+                    );
+                    let mut q = sqlx::query::<Db>(&sql);
+                    for r in chunk {
+                        let end = r.started_at + r.duration_ms;
+                        let (next_at, completed) = match r.next {
+                            NextState::Retry { at } => (at, None),
+                            _ => (end, Some(end)),
+                        };
+                        q = q
+                            .bind(r.delivery_id.to_string()).bind(r.lease_token.as_str()).bind(status_after(r.next))
+                            .bind(r.number).bind(r.tries).bind(next_at).bind(r.status_code)
+                            .bind(r.error.as_deref()).bind(completed);
+                    }
+                    q.bind(now).execute(&mut *c).await?;
+                }
+                Ok(())
+            }
+
+            /// Updates each webhook's `lastExecution` and failure streak; disables those
+            /// that answered 410 or crossed the auto-disable thresholds. Returns the ids of
+            /// webhooks disabled by this batch.
+            pub(crate) async fn update_webhooks(c: &mut Conn, records: &[AttemptRecord], auto: AutoDisable, now: i64) -> StoreResult<Vec<Uuid>> {
+                let mut disabled = Vec::new();
+                for (id, d) in webhook_deltas(records) {
+                    sqlx::query::<Db>(
+                        "UPDATE webhooks SET last_execution_at = $2, last_status_code = $3, last_error = $4, \
+                         consecutive_failures = CASE WHEN $5 THEN $6 ELSE consecutive_failures + $6 END, \
+                         failing_since = CASE WHEN $6 = 0 THEN NULL WHEN $5 THEN $7 ELSE COALESCE(failing_since, $7) END \
+                         WHERE id = $1",
+                    )
+                    .bind(id.to_string()).bind(d.last_at).bind(d.last_status).bind(d.last_error.as_deref())
+                    .bind(d.reset).bind(d.failures).bind(d.first_failure_at)
+                    .execute(&mut *c)
+                    .await?;
+                    let row = if let Some(reason) = &d.disable_reason {
+                        sqlx::query::<Db>(
+                            "UPDATE webhooks SET enabled = FALSE, disabled_reason = $2 WHERE id = $1 AND enabled RETURNING id",
+                        )
+                        .bind(id.to_string()).bind(reason.as_str())
+                        .fetch_optional(&mut *c)
+                        .await?
+                    } else if d.failures > 0 {
+                        let reason = format!(
+                            "disabled automatically: at least {} deliveries in a row failed over more than {}; \
+                             fix the receiver, then enable the webhook again",
+                            auto.failures,
+                            crate::delivery::outcome::human_duration(auto.after_ms),
+                        );
+                        sqlx::query::<Db>(
+                            "UPDATE webhooks SET enabled = FALSE, disabled_reason = $2 WHERE id = $1 AND enabled \
+                             AND consecutive_failures >= $3 AND failing_since <= $4 RETURNING id",
+                        )
+                        .bind(id.to_string()).bind(reason).bind(auto.failures).bind(now - auto.after_ms)
+                        .fetch_optional(&mut *c)
+                        .await?
+                    } else {
+                        None
+                    };
+                    if row.map(|r| r.try_get::<String, _>("id")).transpose()?.is_some() {
+                        disabled.push(id);
+                    }
+                }
+                Ok(disabled)
+            }
+        }
+    };
+}
+
+pub(crate) use impl_delivery_record;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rec(webhook: Uuid, at: i64, status: Option<i64>) -> AttemptRecord {
+        AttemptRecord {
+            delivery_id: Uuid::new_v4(),
+            webhook_id: webhook,
+            lease_token: "t".into(),
+            number: 1,
+            tries: 1,
+            started_at: at,
+            duration_ms: 1,
+            request_headers: "[]".into(),
+            status_code: status,
+            response_headers: None,
+            response_body: None,
+            response_truncated: false,
+            error_kind: None,
+            error: None,
+            next: NextState::Succeeded,
+            disable_reason: None,
+        }
+    }
+
+    #[test]
+    fn a_success_restarts_the_streak_and_later_failures_count_from_it() {
+        let w = Uuid::new_v4();
+        let batch = [
+            rec(w, 30, Some(500)),
+            rec(w, 10, Some(500)),
+            rec(w, 20, Some(200)),
+        ];
+        let d = &webhook_deltas(&batch)[&w];
+        assert!(d.reset);
+        assert_eq!((d.failures, d.first_failure_at), (1, Some(31)));
+        assert_eq!((d.last_at, d.last_status), (31, Some(500)));
+    }
+
+    #[test]
+    fn failures_only_extend_the_streak() {
+        let w = Uuid::new_v4();
+        let batch = [rec(w, 10, None), rec(w, 20, Some(503))];
+        let d = &webhook_deltas(&batch)[&w];
+        assert!(!d.reset);
+        assert_eq!((d.failures, d.first_failure_at), (2, Some(11)));
+    }
+
+    #[test]
+    fn a_delivery_counts_once_however_often_it_is_retried() {
+        let w = Uuid::new_v4();
+        let retry = |at| AttemptRecord {
+            tries: 2,
+            ..rec(w, at, Some(500))
+        };
+        let batch = [rec(w, 10, Some(500)), retry(20), retry(30)];
+        let d = &webhook_deltas(&batch)[&w];
+        assert_eq!((d.failures, d.last_at), (1, 31));
+        // A retry failing alone neither counts nor breaks the streak.
+        let d = &webhook_deltas(&[retry(40)])[&w];
+        assert_eq!((d.reset, d.failures, d.last_status), (false, 0, Some(500)));
+    }
+}

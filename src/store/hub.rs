@@ -1,0 +1,133 @@
+//! The small piece of process state the store needs for fan-out: the public base URL
+//! (for links in bodies) and, while a delivery engine runs in this process, where to hand
+//! freshly committed deliveries.
+//!
+//! Why the store holds it: every path that writes an event (API, ingest, CLI, tests calling
+//! the store directly) fans out in the same transaction, and every one of them should hand
+//! the new deliveries to local workers after commit — so the handoff lives next to the
+//! commit instead of in each caller. Deliveries created while no engine is attached are
+//! written unleased and found by a claim (on this node's next poll, or on another node woken
+//! by `NOTIFY`).
+
+use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+
+use super::delivery_model::{DeliveryJob, Lease};
+
+/// Receives deliveries this node just created and leased to itself.
+pub trait FreshSink: Send + Sync {
+    /// Called after the creating transaction committed.
+    fn hand_off(&self, jobs: Vec<DeliveryJob>);
+    /// Claimable (unleased) work was committed: look for it now.
+    fn wake(&self);
+}
+
+struct Attached {
+    sink: Arc<dyn FreshSink>,
+    lease_ms: i64,
+}
+
+/// See the module docs. One per store; cheap to consult on every write.
+pub struct DeliveryHub {
+    public_base_url: RwLock<String>,
+    attached: RwLock<Option<Attached>>,
+    node: String,
+    counter: AtomicU64,
+}
+
+impl fmt::Debug for DeliveryHub {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DeliveryHub")
+            .field("node", &self.node)
+            .field("attached", &self.is_attached())
+            .finish()
+    }
+}
+
+impl Default for DeliveryHub {
+    fn default() -> Self {
+        Self {
+            public_base_url: RwLock::new("http://localhost".into()),
+            attached: RwLock::new(None),
+            node: uuid::Uuid::new_v4().simple().to_string()[..12].to_owned(),
+            counter: AtomicU64::new(0),
+        }
+    }
+}
+
+impl DeliveryHub {
+    /// Sets Herald's public base URL (no trailing slash), used by formats for links.
+    pub fn set_public_base_url(&self, url: &str) {
+        if let Ok(mut u) = self.public_base_url.write() {
+            *u = url.trim_end_matches('/').to_owned();
+        }
+    }
+
+    /// The public base URL.
+    pub fn public_base_url(&self) -> String {
+        self.public_base_url.read().map(|u| u.clone()).unwrap_or_default()
+    }
+
+    /// Routes fresh deliveries to `sink`, leased for `lease_ms`.
+    pub fn attach(&self, sink: Arc<dyn FreshSink>, lease_ms: i64) {
+        if let Ok(mut a) = self.attached.write() {
+            *a = Some(Attached { sink, lease_ms });
+        }
+    }
+
+    /// Stops routing fresh deliveries (they are written unleased from now on).
+    pub fn detach(&self) {
+        if let Ok(mut a) = self.attached.write() {
+            *a = None;
+        }
+    }
+
+    /// Whether an engine is attached.
+    pub fn is_attached(&self) -> bool {
+        self.attached.read().map(|a| a.is_some()).unwrap_or(false)
+    }
+
+    /// This process's node id (a prefix of every lease token it issues).
+    pub fn node(&self) -> &str {
+        &self.node
+    }
+
+    /// A new lease token, unique to this node and call.
+    pub fn new_token(&self) -> String {
+        let n = self.counter.fetch_add(1, Ordering::Relaxed);
+        format!("{}.{n}", self.node)
+    }
+
+    /// A lease for rows created now, if an engine is attached to take them.
+    pub fn fresh_lease(&self, now: i64) -> Option<Lease> {
+        let lease_ms = self.attached.read().ok()?.as_ref()?.lease_ms;
+        Some(Lease {
+            token: self.new_token(),
+            until: now.saturating_add(lease_ms),
+        })
+    }
+
+    /// Hands committed, leased deliveries to the attached engine, and wakes it when the
+    /// transaction also created claimable rows (per-entity ordered deliveries are never
+    /// handed over directly). If the engine detached in between, leased rows simply wait
+    /// for their lease to expire and are claimed then.
+    pub fn hand_off(&self, jobs: Vec<DeliveryJob>, claimable: bool) {
+        if jobs.is_empty() && !claimable {
+            return;
+        }
+        let sink = self
+            .attached
+            .read()
+            .ok()
+            .and_then(|a| a.as_ref().map(|a| Arc::clone(&a.sink)));
+        if let Some(sink) = sink {
+            if !jobs.is_empty() {
+                sink.hand_off(jobs);
+            }
+            if claimable {
+                sink.wake();
+            }
+        }
+    }
+}

@@ -1,0 +1,90 @@
+//! `herald deliveries list|show|redeliver` against a running instance's SQLite file: the
+//! CLI re-queues, the server's workers pick the work up on their next poll.
+
+use std::process::Command;
+
+use serde_json::json;
+
+use crate::support::hooks::{id, rig};
+use crate::support::{Backend, WAIT};
+
+fn herald(dir: &std::path::Path, args: &[&str]) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_herald"))
+        .arg("--data-dir")
+        .arg(dir)
+        .args(args)
+        .env_remove("HERALD_DATABASE_URL")
+        .env(
+            "HERALD_MASTER_KEY",
+            "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=",
+        )
+        .output()
+        .expect("herald runs");
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn list_show_and_bulk_redeliver_from_the_command_line() {
+    let Some(rig) = rig(Backend::Sqlite, &[]).await else {
+        return;
+    };
+    let dir = rig.app.settings.data_dir.clone();
+    let hook = rig.webhook("standard", &["Project:Created"], json!({})).await;
+    for k in ["CA", "CB"] {
+        rig.project(k).await;
+    }
+    rig.rx.wait_for(2, WAIT).await;
+    let list = rig.wait_deliveries(&hook, 2).await;
+    for d in &list {
+        rig.settled(&id(d)).await;
+    }
+    let webhook = id(&hook);
+    let out = herald(
+        &dir,
+        &["deliveries", "list", "--tenant", "default", "--webhook", &webhook],
+    );
+    assert!(out.contains(&id(&list[0])) && out.contains("succeeded"), "{out}");
+    let out = herald(
+        &dir,
+        &["deliveries", "show", "--tenant", "default", &id(&list[0])],
+    );
+    assert!(
+        out.contains("HTTP 200") && out.contains("\"type\":\"Project:Created\""),
+        "{out}"
+    );
+    let out = herald(
+        &dir,
+        &[
+            "deliveries",
+            "redeliver",
+            "--tenant",
+            "default",
+            "--webhook",
+            &webhook,
+            "--status",
+            "succeeded",
+        ],
+    );
+    assert!(out.contains("Queued 2 deliveries"), "{out}");
+    let reqs = rig.rx.wait_for(4, WAIT).await;
+    let again: Vec<_> = reqs[2..]
+        .iter()
+        .map(|r| r.header("webhook-id").unwrap().to_owned())
+        .collect();
+    assert!(
+        again.contains(&id(&list[0])) && again.contains(&id(&list[1])),
+        "same ids redelivered"
+    );
+    rig.settled(&id(&list[1])).await;
+    let out = herald(
+        &dir,
+        &["deliveries", "redeliver", "--tenant", "default", &id(&list[1])],
+    );
+    assert!(out.contains("Queued a new attempt"), "{out}");
+    rig.rx.wait_for(5, WAIT).await;
+}

@@ -1,0 +1,254 @@
+//! The queue: which events become deliveries, cancellation, `run_once`, isolation of slow
+//! endpoints and per-entity ordering.
+
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+use crate::rig_test;
+use crate::support::hooks::{eventually, id, rig, Rig};
+use crate::support::{Backend, Reply, WAIT};
+
+rig_test!(
+    fan_out_respects_subscriptions_filters_and_lifecycle,
+    &[("HERALD_WORKERS", "false")],
+    |rig: Rig| async move {
+        let first = rig.project("EARLY").await;
+        let all = rig
+            .webhook("standard", &["Project:Created", "Project:Updated"], json!({}))
+            .await;
+        let filtered = rig
+            .webhook(
+                "standard",
+                &["Project:Updated"],
+                json!({"projectIds": [first["id"]]}),
+            )
+            .await;
+        let disabled = rig
+            .webhook("standard", &["Project:Created"], json!({"enabled": false}))
+            .await;
+        assert!(
+            rig.deliveries(&all).await.is_empty(),
+            "a webhook created after an event does not get it"
+        );
+        rig.project("LATE").await;
+        rig.update(&format!("/projects/{}", first["id"]), json!({"name": "Renamed"}))
+            .await;
+        assert_eq!(rig.deliveries(&all).await.len(), 2);
+        let f = rig.deliveries(&filtered).await;
+        assert_eq!(f.len(), 1);
+        assert_eq!(f[0]["eventType"], "Project:Updated");
+        assert!(
+            rig.deliveries(&disabled).await.is_empty(),
+            "a disabled webhook gets no deliveries"
+        );
+        assert!(rig
+            .deliveries(&all)
+            .await
+            .iter()
+            .all(|d| d["status"] == "pending" && d["attempts"] == 0));
+
+        // Workers are off: nothing was sent until the queue is drained explicitly.
+        assert!(rig.rx.requests().is_empty());
+        assert_eq!(rig.app.delivery.run_once().await.unwrap(), 3);
+        assert_eq!(rig.rx.requests().len(), 3);
+        assert_eq!(rig.app.delivery.run_once().await.unwrap(), 0, "nothing left");
+
+        // Deleting a webhook cancels what is still pending.
+        rig.project("GONE").await;
+        let pending = rig.deliveries(&all).await;
+        assert_eq!(pending[0]["status"], "pending");
+        let r = rig
+            .app
+            .call("DELETE", &format!("/@default/v1/Webhooks/{}", id(&all)), None)
+            .await;
+        assert_eq!(r.status, 204);
+        assert_eq!(rig.delivery(&id(&pending[0])).await["status"], "cancelled");
+        assert_eq!(rig.app.delivery.run_once().await.unwrap(), 0);
+        assert_eq!(rig.rx.requests().len(), 3);
+    }
+);
+
+rig_test!(
+    a_dead_endpoint_does_not_hold_up_a_healthy_one,
+    &[("HERALD_REQUEST_TIMEOUT_SECS", "30")],
+    |rig: Rig| async move {
+        let dead_port = {
+            // A TCP listener that accepts and never answers: the worst kind of receiver.
+            let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let port = l.local_addr().unwrap().port();
+            tokio::spawn(async move {
+                let mut held = Vec::new();
+                while let Ok((s, _)) = l.accept().await {
+                    held.push(s);
+                }
+            });
+            port
+        };
+        let dead = rig
+            .webhook_to(
+                &format!("https://127.0.0.1:{dead_port}/hook"),
+                "standard",
+                &["Project:Created"],
+                json!({}),
+            )
+            .await;
+        let ok = rig.webhook("standard", &["Project:Created"], json!({})).await;
+        let start = Instant::now();
+        for i in 0..20 {
+            rig.project(&format!("ISO{i}")).await;
+        }
+        rig.rx.wait_for(20, WAIT).await;
+        let took = start.elapsed();
+        assert!(took < Duration::from_secs(5), "healthy deliveries took {took:?}");
+        assert!(rig
+            .deliveries(&dead)
+            .await
+            .iter()
+            .all(|d| d["status"] == "pending"));
+        assert_eq!(rig.deliveries(&ok).await.len(), 20);
+    }
+);
+
+rig_test!(
+    per_entity_ordering_holds_under_retries,
+    &[("HERALD_RETRY_SCHEDULE", "100ms,100ms,100ms")],
+    |rig: Rig| async move {
+        rig.rx.enqueue(Reply::status(500));
+        rig.rx.enqueue(Reply::status(503));
+        let hook = rig
+            .webhook(
+                "standard",
+                &["Project:Created", "Project:Updated"],
+                json!({"ordering": "per-entity"}),
+            )
+            .await;
+        let p = rig.project("ORD").await;
+        let mut expected = vec![json!("Project:Created")];
+        for i in 0..4 {
+            rig.update(
+                &format!("/projects/{}", p["id"]),
+                json!({"name": format!("Name {i}")}),
+            )
+            .await;
+            expected.push(json!("Project:Updated"));
+        }
+        let reqs = rig.rx.wait_for(7, WAIT).await;
+        // The first delivery is tried three times before anything else is sent.
+        let ids: Vec<&str> = reqs.iter().map(|r| r.header("webhook-id").unwrap()).collect();
+        assert_eq!(ids[0], ids[1]);
+        assert_eq!(ids[1], ids[2]);
+        let mut seen: Vec<Value> = Vec::new();
+        let mut last_id = "";
+        for (r, id) in reqs.iter().zip(&ids) {
+            if *id != last_id {
+                seen.push(r.json()["id"].clone());
+                last_id = id;
+            }
+        }
+        // Events arrive in the order they happened, each once after its retries.
+        let events = rig.app.call("GET", "/@default/v1/events?limit=100", None).await;
+        let order: Vec<Value> = events.json["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["id"].clone())
+            .collect();
+        assert_eq!(seen, order);
+        let kinds: Vec<Value> = reqs.iter().skip(2).map(|r| r.json()["type"].clone()).collect();
+        assert_eq!(kinds, expected);
+        eventually("all delivered", WAIT, || async {
+            rig.deliveries(&hook)
+                .await
+                .iter()
+                .all(|d| d["status"] == "succeeded")
+                .then_some(())
+        })
+        .await;
+    }
+);
+
+/// Graceful shutdown waits for running attempts and gives the leases of queued work back at
+/// once, so another node (or a restart) resumes without waiting for them to expire.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_releases_leases_of_queued_work() {
+    let env = [
+        ("HERALD_PER_WEBHOOK_CONCURRENCY", "1"),
+        ("HERALD_REQUEST_TIMEOUT_SECS", "5"),
+    ];
+    let Some(mut rig) = rig(Backend::Sqlite, &env).await else {
+        return;
+    };
+    rig.rx
+        .reply_with(Reply::status(200).delay(Duration::from_millis(300)));
+    let hook = rig.webhook("standard", &["Project:Created"], json!({})).await;
+    for i in 0..5 {
+        rig.project(&format!("SD{i}")).await;
+    }
+    rig.rx.wait_for(1, WAIT).await;
+    rig.app.stop().await;
+    let store = rig.app.store.clone();
+    let tenant = rig.app.tenant_id("default").await;
+    let all = herald::store::DeliveryFilter {
+        limit: 100,
+        ..Default::default()
+    };
+    let rows = store.list_deliveries(tenant, None, &all).await.unwrap();
+    let done = rows
+        .iter()
+        .filter(|d| d.status == herald::store::DeliveryStatus::Succeeded)
+        .count();
+    assert!(
+        (1..5).contains(&done),
+        "the running attempt finished, the queue did not: {done}"
+    );
+    assert_eq!(
+        done,
+        rig.rx.requests().len(),
+        "every finished attempt was recorded"
+    );
+    let claim = herald::store::ClaimRequest {
+        token: "test.1".into(),
+        lease_until: i64::MAX,
+        now: herald::timefmt::now_ms(),
+        limit: 100,
+        per_webhook: 100,
+        exclude: Vec::new(),
+    };
+    let claimable = store.claim_due(&claim).await.unwrap();
+    assert_eq!(claimable.len() + done, 5, "unfinished work is claimable at once");
+    assert!(claimable
+        .iter()
+        .all(|j| j.target.webhook_id.to_string() == id(&hook)));
+}
+
+rig_test!(
+    retention_purges_old_bodies,
+    &[("HERALD_WORKERS", "false")],
+    |rig: Rig| async move {
+        rig.rx.reply_with(Reply::ok().body("thanks"));
+        let hook = rig.webhook("standard", &["Project:Created"], json!({})).await;
+        rig.project("RET").await;
+        assert_eq!(rig.app.delivery.run_once().await.unwrap(), 1);
+        let d = rig.deliveries(&hook).await.remove(0);
+        let before = rig.delivery(&id(&d)).await;
+        assert!(before["body"].is_string());
+        assert_eq!(before["attempts"][0]["responseBody"], "thanks");
+        let future = herald::timefmt::now_ms() + 1000;
+        assert_eq!(rig.app.store.purge_bodies(future).await.unwrap(), 2);
+        let after = rig.delivery(&id(&d)).await;
+        assert_eq!(after["body"], Value::Null);
+        assert_eq!(after["attempts"][0]["responseBody"], Value::Null);
+        assert_eq!(after["attempts"][0]["statusCode"], 200, "metadata is kept");
+        let r = rig
+            .app
+            .call(
+                "POST",
+                &format!("/@default/v1/deliveries/{}/redeliver", id(&d)),
+                None,
+            )
+            .await;
+        r.assert_problem(409, None);
+        assert!(r.text.contains("purged"), "{}", r.text);
+    }
+);
