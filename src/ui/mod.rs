@@ -13,7 +13,9 @@
 //! policies and `frame-ancestors 'none'`.
 
 mod assets;
+mod chart;
 mod csrf;
+mod delivery_views;
 mod error;
 mod form;
 mod layout;
@@ -47,6 +49,7 @@ pub fn router() -> Router<AppState> {
         .merge(webhooks::router())
         .merge(webhook_edit::router())
         .merge(webhook_detail::router())
+        .merge(webhook_deliveries::router())
         .merge(projects::router())
         .route(
             "/admin/{*rest}",

@@ -189,7 +189,7 @@ fn notice(code: Option<&str>) -> Option<(&'static str, &'static str)> {
         "created" => ("ok", "Project created (a Project:Created event was recorded)."),
         "saved" => (
             "ok",
-            "Saved. A Project:Updated event was recorded; subscribed webhooks are being notified.",
+            "Saved. A Project:Updated event was recorded; subscribed webhooks whose format reports this change are being notified.",
         ),
         "unchanged" => ("info", "Nothing changed, so no event was recorded."),
         "story" => ("ok", "Story saved. A Story event was recorded."),

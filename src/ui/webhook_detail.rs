@@ -219,6 +219,8 @@ async fn delete_one(
         return Ok(confirm_page(&session, "Delete webhook?", &q, &action, "Delete webhook").into_response());
     }
     state.store.delete_webhook(session.caller.tenant_id, w.id).await?;
+    // As the API does: queued work of a deleted webhook is dropped, not sent.
+    state.delivery.forget_webhook(w.id);
     tracing::info!(tenant = %session.caller.tenant, webhook_id = %w.id, "webhook deleted in the admin UI");
     Ok(Redirect::to("/admin/webhooks").into_response())
 }
