@@ -27,6 +27,23 @@ async fn a_field_change_fires_the_webhook_and_a_failed_redelivery_shows_in_the_l
     let (app, b) = signed_in(&receiver, &ca).await;
     let project = api_project(&app).await;
     let id = create_webhook(&b, "Field watcher", &receiver.url(), "projectrak").await;
+    // Two more, so the list shows every status: one that also receives the change in
+    // Herald's standard format, and one that nothing triggers.
+    for (name, url, format, types) in [
+        ("Audit trail", receiver.url(), "standard", ["Project:Updated"]),
+        (
+            "PPM sync",
+            "https://ppm.example.com/hooks".to_owned(),
+            "ppm",
+            ["Project:Deleted"],
+        ),
+    ] {
+        let body = serde_json::json!({"name": name, "url": url, "format": format, "eventTypes": types});
+        assert_eq!(
+            app.call("POST", "/@default/v1/Webhooks", Some(body)).await.status,
+            201
+        );
+    }
 
     // Edit a field on the project page, then watch the list turn green on its own.
     b.goto("/admin/webhooks").await;
@@ -38,13 +55,17 @@ async fn a_field_change_fires_the_webhook_and_a_failed_redelivery_shows_in_the_l
     change_budget(&b, project, "30000").await;
     b.screenshot("project", 1280).await;
     b.goto("/admin/webhooks").await;
-    let seen = receiver.wait_for(1, WAIT).await;
+    let seen = receiver.wait_for(2, WAIT).await;
+    let ours = seen
+        .iter()
+        .find(|r| r.header("herald-format") == Some("projectrak"))
+        .expect("the projectrak webhook was called");
     assert_eq!(
-        seen[0].header("authorization"),
+        ours.header("authorization"),
         Some(SECURED),
         "the secured value is sent"
     );
-    assert_eq!(seen[0].header("herald-event-type"), Some("Project:Updated"));
+    assert_eq!(ours.header("herald-event-type"), Some("Project:Updated"));
     wait_for_status(&b, &id, "OK").await;
 
     // A test ping from the webhook page lands in the log too.
