@@ -2,6 +2,7 @@
 //! real HTTP against the real server (no browser). Every test runs on SQLite and PostgreSQL.
 
 mod auth;
+mod deliveries;
 mod projects;
 mod webhooks;
 
