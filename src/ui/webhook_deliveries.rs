@@ -3,7 +3,8 @@
 //! one delivery with its redeliver button. Everything goes through the functions the JSON
 //! API uses (`api::deliveries`), so the UI cannot do more than the token could.
 
-use axum::extract::{Path, State};
+use axum::extract::{Path, Request, State};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::Router;
@@ -15,7 +16,7 @@ use super::csrf::{self, SessionForm};
 use super::delivery_views::{self, AttemptView, DeliveryView};
 use super::error::{UiError, UiResult};
 use super::layout::{self, Nav};
-use super::session::Session;
+use super::session::{self, Session};
 use super::webhook_detail::load;
 use crate::api::deliveries::{redeliver_one, replay_matching, send_ping};
 use crate::api::AppState;
@@ -159,13 +160,15 @@ pub async fn section(state: &AppState, session: &Session, w: &WebhookRecord) -> 
     })
 }
 
-async fn fragment(
-    State(state): State<AppState>,
-    session: Session,
-    Path(id): Path<String>,
-) -> UiResult<Markup> {
+/// `GET …/deliveries.html`: the section's inside, for the page's self-refresh. Answers 401
+/// (not a redirect to the sign-in page) without a session, so the script stops quietly
+/// instead of pasting the sign-in form into the page.
+async fn fragment(State(state): State<AppState>, Path(id): Path<String>, req: Request) -> UiResult<Response> {
+    let Some(session) = session::load(req.headers(), &state).await? else {
+        return Ok(StatusCode::UNAUTHORIZED.into_response());
+    };
     let w = load(&state, &session, &id).await?;
-    inner(&state, &session, &w).await
+    Ok(inner(&state, &session, &w).await?.into_response())
 }
 
 /// The delivery `did` of webhook `w` (404 for another webhook's or tenant's).

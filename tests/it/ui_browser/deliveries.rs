@@ -5,6 +5,8 @@
 
 use super::driver::Browser;
 use super::{api_project, assert_no_secret_in, change_budget, create_webhook, signed_in, SECURED};
+use std::time::Duration;
+
 use crate::support::{Reply, TestReceiver, WAIT};
 
 /// Waits (without reloading) until the list shows `label` for webhook `id`.
@@ -45,16 +47,21 @@ async fn a_field_change_fires_the_webhook_and_a_failed_redelivery_shows_in_the_l
         );
     }
 
-    // Edit a field on the project page, then watch the list turn green on its own.
-    b.goto("/admin/webhooks").await;
-    wait_for_status(&b, &id, "NOT RUN").await;
+    // Edit a field on the project page, then watch the list turn green on its own. The
+    // receiver takes a few seconds to answer, so the list is open before the status
+    // changes and must update in place (a marker in the page proves there was no reload).
+    receiver.reply_with(Reply::ok().delay(Duration::from_secs(4)));
     b.goto("/admin/projects").await;
     b.click(&format!("a[href='/admin/projects/{project}']")).await;
     b.wait_path("the project page", |p| p == format!("/admin/projects/{project}"))
         .await;
     change_budget(&b, project, "30000").await;
-    b.screenshot("project", 1280).await;
     b.goto("/admin/webhooks").await;
+    wait_for_status(&b, &id, "NOT RUN").await;
+    b.client
+        .execute("window.heraldMarker = 42;", vec![])
+        .await
+        .unwrap();
     let seen = receiver.wait_for(2, WAIT).await;
     let ours = seen
         .iter()
@@ -67,6 +74,19 @@ async fn a_field_change_fires_the_webhook_and_a_failed_redelivery_shows_in_the_l
     );
     assert_eq!(ours.header("herald-event-type"), Some("Project:Updated"));
     wait_for_status(&b, &id, "OK").await;
+    let marker = b
+        .client
+        .execute("return window.heraldMarker;", vec![])
+        .await
+        .unwrap();
+    assert_eq!(
+        marker,
+        serde_json::json!(42),
+        "the status changed without a reload"
+    );
+    receiver.reply_with(Reply::ok());
+    b.goto(&format!("/admin/projects/{project}")).await;
+    b.screenshot("project", 1280).await;
 
     // A test ping from the webhook page lands in the log too.
     b.goto(&format!("/admin/webhooks/{id}")).await;

@@ -100,6 +100,13 @@ both_rx!(attempt_logs_mask_secrets_and_escape_bodies, |(
     .await;
     assert_eq!(r.status, 303);
     assert!(location(&r).starts_with("/admin/sign-in"));
+    let path = format!("/admin/webhooks/{id}/deliveries.html");
+    let r = no_redirects().get(app.url(&path)).send().await.unwrap();
+    assert_eq!(
+        r.status(),
+        401,
+        "the self-refreshing fragment says 401, not a redirect"
+    );
 });
 
 both_rx!(
