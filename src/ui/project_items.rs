@@ -102,7 +102,7 @@ fn item_rows(session: &Session, p: &EntityRow, kind: EntityKind, rows: &[EntityR
         "key date"
     };
     html! {
-        @if rows.is_empty() { p.muted { "No " (noun) "s yet." } }
+        @if rows.is_empty() { p.muted { "No " (if kind == EntityKind::Story { "stories" } else { "key dates" }) " yet." } }
         ul.items {
             @for r in rows {
                 li.item {

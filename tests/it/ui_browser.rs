@@ -171,7 +171,8 @@ async fn sign_in_create_a_webhook_and_see_it_listed() {
         props.contains("secured") && props.contains("value set, hidden"),
         "{props}"
     );
-    b.screenshot("webhook-detail", 1280).await;
+    b.screenshot("webhook-detail-new", 1280).await;
+    b.screenshot("webhook-detail-phone", 390).await;
     b.goto(&format!("/admin/webhooks/{id}/edit")).await;
     let placeholder = b
         .find("#hv0")
@@ -181,6 +182,23 @@ async fn sign_in_create_a_webhook_and_see_it_listed() {
         .unwrap()
         .unwrap_or_default();
     assert!(placeholder.contains("leave empty to keep"), "{placeholder}");
+    b.screenshot("webhook-edit", 1280).await;
+    // Rotating asks first (a native dialog), then shows the new secret once.
+    b.goto(&format!("/admin/webhooks/{id}")).await;
+    b.click("form[action$='/rotate'] button").await;
+    b.client.accept_alert().await.expect("confirm the rotation");
+    let secret = b
+        .find("#secret")
+        .await
+        .prop("value")
+        .await
+        .unwrap()
+        .unwrap_or_default();
+    assert!(secret.starts_with("whsec_"), "{secret}");
+    b.screenshot("secret-rotated", 1280).await;
+    b.goto("/admin/webhooks/not-a-webhook").await;
+    b.find("main h1").await;
+    b.screenshot("not-found", 1280).await;
     assert_no_secret_in(
         &b,
         &[
@@ -190,6 +208,19 @@ async fn sign_in_create_a_webhook_and_see_it_listed() {
         ],
     )
     .await;
+    // Deleting asks first: dismissing the dialog keeps the webhook, accepting deletes it.
+    b.goto(&format!("/admin/webhooks/{id}")).await;
+    b.click("form[action$='/delete'] button").await;
+    b.client.dismiss_alert().await.expect("dismiss the dialog");
+    assert_eq!(
+        b.wait_path("the webhook page", |p| p.ends_with(&id)).await,
+        format!("/admin/webhooks/{id}")
+    );
+    b.click("form[action$='/delete'] button").await;
+    b.client.accept_alert().await.expect("accept the dialog");
+    b.wait_path("the list after deleting", |p| p == "/admin/webhooks")
+        .await;
+    b.find(".empty").await;
 }
 
 /// A project with a number field `Budget`, made through the JSON API; returns its id.

@@ -52,6 +52,7 @@ async fn a_field_change_fires_the_webhook_and_a_failed_redelivery_shows_in_the_l
     // changes and must update in place (a marker in the page proves there was no reload).
     receiver.reply_with(Reply::ok().delay(Duration::from_secs(4)));
     b.goto("/admin/projects").await;
+    b.screenshot("projects", 1280).await;
     b.click(&format!("a[href='/admin/projects/{project}']")).await;
     b.wait_path("the project page", |p| p == format!("/admin/projects/{project}"))
         .await;
@@ -87,6 +88,7 @@ async fn a_field_change_fires_the_webhook_and_a_failed_redelivery_shows_in_the_l
     receiver.reply_with(Reply::ok());
     b.goto(&format!("/admin/projects/{project}")).await;
     b.screenshot("project", 1280).await;
+    b.screenshot("project-phone", 390).await;
 
     // A test ping from the webhook page lands in the log too.
     b.goto(&format!("/admin/webhooks/{id}")).await;

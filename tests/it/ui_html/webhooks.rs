@@ -198,3 +198,38 @@ both!(
         );
     }
 );
+
+both!(
+    disable_enable_and_rotate_from_the_webhook_page,
+    |app: TestApp| async move {
+        let ui = Ui::sign_in(&app, &app.token).await;
+        let id = api_webhook(&app, hook("toggle me")).await;
+        let page = format!("/admin/webhooks/{id}");
+        let r = ui.post(&format!("{page}/enabled"), &[("enabled", "false")]).await;
+        assert_eq!(r.status, 303);
+        let shown = ui.get(&format!("{page}?notice=disabled")).await.text;
+        assert!(
+            shown.contains("Webhook disabled") && shown.contains(">Enable<"),
+            "{shown}"
+        );
+        let api = app
+            .call("GET", &format!("/@default/v1/Webhooks/{id}"), None)
+            .await;
+        assert_eq!(api.json["data"]["enabled"], false);
+        assert_eq!(
+            api.json["data"]["headers"][0]["secured"], true,
+            "the toggle keeps secured headers"
+        );
+        ui.post(&format!("{page}/enabled"), &[("enabled", "true")]).await;
+        let api = app
+            .call("GET", &format!("/@default/v1/Webhooks/{id}"), None)
+            .await;
+        assert_eq!(api.json["data"]["enabled"], true);
+        let rotated = ui.post(&format!("{page}/rotate"), &[]).await;
+        assert_eq!(rotated.status, 200);
+        assert!(rotated.text.contains("Signing secret rotated") && rotated.text.contains("whsec_"));
+        assert_eq!(rotated.headers.get("cache-control").unwrap(), "no-store");
+        // Reloading the webhook page never shows a secret.
+        assert!(!ui.get(&page).await.text.contains("whsec_"));
+    }
+);
