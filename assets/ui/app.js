@@ -143,17 +143,18 @@
   // unless focus is inside (never pull content from under a keyboard user).
   document.querySelectorAll("[data-refresh]").forEach(function (el) {
     var url = el.getAttribute("data-refresh");
+    var last = null;
     var tick = function () {
       if (document.hidden || el.contains(document.activeElement)) { window.setTimeout(tick, 3000); return; }
       fetch(url, { credentials: "same-origin" })
         .then(function (r) { if (!r.ok) throw new Error("HTTP " + r.status); return r.text(); })
         .then(function (html) {
-          if (el.getAttribute("data-html") !== html) {
-            el.setAttribute("data-html", html);
+          if (last !== html) {
             var tpl = document.createElement("template");
             tpl.innerHTML = html; // server-rendered, escaped fragment from our own origin
             el.replaceChildren(tpl.content);
           }
+          last = html;
           window.setTimeout(tick, 3000);
         })
         .catch(function () { window.setTimeout(tick, 10000); });

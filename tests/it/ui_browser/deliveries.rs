@@ -50,7 +50,7 @@ async fn a_field_change_fires_the_webhook_and_a_failed_redelivery_shows_in_the_l
     // Edit a field on the project page, then watch the list turn green on its own. The
     // receiver takes a few seconds to answer, so the list is open before the status
     // changes and must update in place (a marker in the page proves there was no reload).
-    receiver.reply_with(Reply::ok().delay(Duration::from_secs(4)));
+    receiver.reply_with(Reply::ok().delay(Duration::from_secs(5)));
     b.goto("/admin/projects").await;
     b.screenshot("projects", 1280).await;
     b.click(&format!("a[href='/admin/projects/{project}']")).await;
