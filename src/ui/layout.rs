@@ -89,6 +89,35 @@ pub fn bare(title: &str, content: Markup) -> Markup {
     }
 }
 
+/// The no-JavaScript confirmation step of a destructive form: the same form again, now
+/// saying `confirmed=yes` (with JavaScript, a native dialog adds that field instead).
+pub fn confirm(
+    session: &Session,
+    nav: Nav,
+    (title, question): (&str, &str),
+    action: &str,
+    button: &str,
+    cancel: &str,
+) -> Markup {
+    page(
+        title,
+        session,
+        nav,
+        html! {
+            h1 { (title) }
+            p { (question) }
+            form method="post" action=(action) {
+                (super::csrf::field(session))
+                input type="hidden" name="confirmed" value="yes";
+                div.actions {
+                    button.danger type="submit" { (button) }
+                    a.button.secondary href=(cancel) { "Cancel" }
+                }
+            }
+        },
+    )
+}
+
 /// A one-line message at the top of a page, announced to screen readers.
 pub fn notice(kind: &str, text: &str) -> Markup {
     html! { p class={ "notice notice-" (kind) } role=(if kind == "error" { "alert" } else { "status" }) { (text) } }

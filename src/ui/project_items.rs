@@ -13,6 +13,7 @@ use serde_json::{Map, Value};
 use super::csrf::{self, SessionForm};
 use super::error::{UiError, UiResult};
 use super::form::FormData;
+use super::layout::{self, Nav};
 use super::projects::{self, change, Changed};
 use super::session::Session;
 use crate::api::AppState;
@@ -115,7 +116,6 @@ fn item_rows(session: &Session, p: &EntityRow, kind: EntityKind, rows: &[EntityR
                         form.item-delete method="post" action={ "/admin/projects/" (p.id) "/" (seg) "/" (r.id) "/delete" }
                             data-confirm={ "Delete the " (noun) " “" (r.name()) "”?" } {
                             (csrf::field(session))
-                            input type="hidden" name="confirmed" value="yes";
                             button.link type="submit" { "Delete" span.sr-only { " " (r.name()) } }
                         }
                     }
@@ -269,7 +269,21 @@ async fn delete(
     let p = projects::load(&state, &session, &pid).await?;
     let row = child(&state, &session, &p, kind, &id).await?;
     if form.get("confirmed") != Some("yes") {
-        return Err(UiError::BadRequest("deleting needs confirmation".into()));
+        let noun = if kind == EntityKind::Story {
+            "story"
+        } else {
+            "key date"
+        };
+        let title = format!("Delete this {noun}?");
+        let q = format!(
+            "Delete the {noun} “{}” of {}? This records a Deleted event.",
+            row.name(),
+            p.name()
+        );
+        let action = format!("/admin/projects/{}/{seg}/{}/delete", p.id, row.id);
+        let back = format!("/admin/projects/{}", p.id);
+        let page = layout::confirm(&session, Nav::Projects, (&title, &q), &action, "Delete", &back);
+        return Ok(page.into_response());
     }
     change(
         &state,

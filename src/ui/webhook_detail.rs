@@ -182,27 +182,6 @@ async fn rotate_secret(
     Ok(secret_page(&session, &rec, &secret, false))
 }
 
-/// The no-JavaScript confirmation step: the same form again, now saying `confirmed=yes`.
-fn confirm_page(session: &Session, title: &str, question: &str, action: &str, button: &str) -> Markup {
-    layout::page(
-        title,
-        session,
-        Nav::Webhooks,
-        html! {
-            h1 { (title) }
-            p { (question) }
-            form method="post" action=(action) {
-                (csrf::field(session))
-                input type="hidden" name="confirmed" value="yes";
-                div.actions {
-                    button.danger type="submit" { (button) }
-                    a.button.secondary href="/admin/webhooks" { "Cancel" }
-                }
-            }
-        },
-    )
-}
-
 async fn delete_one(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -216,7 +195,15 @@ async fn delete_one(
             w.config.name, w.config.url
         );
         let action = format!("/admin/webhooks/{}/delete", w.id);
-        return Ok(confirm_page(&session, "Delete webhook?", &q, &action, "Delete webhook").into_response());
+        return Ok(layout::confirm(
+            &session,
+            Nav::Webhooks,
+            ("Delete webhook?", &q),
+            &action,
+            "Delete webhook",
+            "/admin/webhooks",
+        )
+        .into_response());
     }
     state.store.delete_webhook(session.caller.tenant_id, w.id).await?;
     // As the API does: queued work of a deleted webhook is dropped, not sent.
@@ -236,14 +223,16 @@ async fn delete_all(
             "Delete all {n} webhooks of tenant {}? Pending deliveries are cancelled. This cannot be undone.",
             session.caller.tenant
         );
-        return Ok(confirm_page(
+        let title = ("Delete all webhooks?", q.as_str());
+        let page = layout::confirm(
             &session,
-            "Delete all webhooks?",
-            &q,
+            Nav::Webhooks,
+            title,
             "/admin/webhooks/delete-all",
             "Delete all webhooks",
-        )
-        .into_response());
+            "/admin/webhooks",
+        );
+        return Ok(page.into_response());
     }
     let n = state.store.delete_all_webhooks(session.caller.tenant_id).await?;
     tracing::info!(tenant = %session.caller.tenant, deleted = n, "all webhooks deleted in the admin UI");

@@ -148,6 +148,12 @@ both!(
             &[("name", "Beta"), ("date", "2026-12-01"), ("is_complete", "on")],
         )
         .await;
+        let ask = ui.post(&format!("{base}/stories/{sid}/delete"), &[]).await;
+        assert_eq!(
+            ask.status, 200,
+            "without confirmation a confirmation page comes back"
+        );
+        assert!(ask.text.contains(r#"name="confirmed" value="yes""#));
         ui.post(&format!("{base}/stories/{sid}/delete"), &[("confirmed", "yes")])
             .await;
         let evs = events(&app).await;
