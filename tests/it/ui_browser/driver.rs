@@ -33,8 +33,9 @@ impl Drop for Browser {
     }
 }
 
-/// `None` (with a notice) when browser tests are switched off with
-/// `HERALD_SKIP_BROWSER_TESTS=1`; otherwise a missing chromedriver fails the test.
+/// `true` (with a notice) when browser tests are switched off with
+/// `HERALD_SKIP_BROWSER_TESTS=1`; otherwise a missing chromedriver or Chromium fails the
+/// test with a message saying how to install them.
 pub fn skip() -> bool {
     if std::env::var("HERALD_SKIP_BROWSER_TESTS").as_deref() == Ok("1") {
         eprintln!("HERALD_SKIP_BROWSER_TESTS=1: skipping the browser test");
