@@ -185,7 +185,7 @@ async fn respond(
     outcome: Changed,
 ) -> UiResult<Response> {
     match outcome {
-        Changed::Done(_) => {
+        Changed::Done(..) => {
             let code = if kind == EntityKind::Story {
                 "story"
             } else {

@@ -39,8 +39,8 @@ const MAX_LISTED: i64 = 500;
 
 /// A change that was refused for bad input, or went through.
 pub enum Changed {
-    /// Applied (or nothing differed: `false`).
-    Done(bool),
+    /// Applied (`true`) or nothing differed (`false`); the entity's id unless deleted.
+    Done(bool, Option<i64>),
     /// Refused: every problem, naming its field.
     Invalid(Vec<FieldError>),
 }
@@ -66,8 +66,8 @@ pub async fn change(
         actor: &actor,
     };
     match tracker::apply(store, change).await {
-        Ok(ChangeOutcome::Unchanged(_)) => Ok(Changed::Done(false)),
-        Ok(ChangeOutcome::Applied { .. }) => Ok(Changed::Done(true)),
+        Ok(ChangeOutcome::Unchanged(row)) => Ok(Changed::Done(false, Some(row.id))),
+        Ok(ChangeOutcome::Applied { row, .. }) => Ok(Changed::Done(true, row.map(|r| r.id))),
         Err(StoreError::Invalid(errs)) => Ok(Changed::Invalid(errs)),
         Err(StoreError::Conflict(m)) => Ok(Changed::Invalid(vec![FieldError::new("form", m)])),
         Err(e) => Err(e.into()),
@@ -160,22 +160,17 @@ async fn create(
     body.insert("key".into(), key.clone().into());
     body.insert("name".into(), name.clone().into());
     let op = ChangeOp::Create { parent: None };
-    if let Changed::Invalid(errs) = change(&state, &session, EntityKind::Project, op, body).await? {
-        let projects = all_projects(&state, &session).await?;
-        let page = list_page(&session, &projects, &errs, &key, &name);
-        return Ok((StatusCode::UNPROCESSABLE_ENTITY, page).into_response());
+    match change(&state, &session, EntityKind::Project, op, body).await? {
+        Changed::Invalid(errs) => {
+            let projects = all_projects(&state, &session).await?;
+            let page = list_page(&session, &projects, &errs, &key, &name);
+            Ok((StatusCode::UNPROCESSABLE_ENTITY, page).into_response())
+        }
+        Changed::Done(_, Some(id)) => {
+            Ok(Redirect::to(&format!("/admin/projects/{id}?notice=created")).into_response())
+        }
+        Changed::Done(_, None) => Ok(Redirect::to("/admin/projects").into_response()),
     }
-    let created = all_projects(&state, &session)
-        .await?
-        .into_iter()
-        .filter(|p| str_attr(p, "key") == key)
-        .map(|p| p.id)
-        .max();
-    Ok(match created {
-        Some(id) => Redirect::to(&format!("/admin/projects/{id}?notice=created")),
-        None => Redirect::to("/admin/projects"),
-    }
-    .into_response())
 }
 
 /// `?notice=` codes of the project page.
@@ -333,7 +328,7 @@ async fn save_fields(
     )
     .await?
     {
-        Changed::Done(changed) => {
+        Changed::Done(changed, _) => {
             let code = if changed { "saved" } else { "unchanged" };
             Ok(Redirect::to(&format!("/admin/projects/{}?notice={code}", p.id)).into_response())
         }

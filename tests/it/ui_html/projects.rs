@@ -213,3 +213,32 @@ both!(
         assert_eq!(r.status, 403);
     }
 );
+
+both!(projects_are_created_from_the_list, |app: TestApp| async move {
+    let ui = Ui::sign_in(&app, &app.token).await;
+    let r = ui
+        .post(
+            "/admin/projects",
+            &[("key", "NEW"), ("name", "New <i>project</i>")],
+        )
+        .await;
+    assert_eq!(r.status, 303, "{}", r.text);
+    let to = location(&r).to_owned();
+    assert!(
+        to.starts_with("/admin/projects/") && to.ends_with("?notice=created"),
+        "{to}"
+    );
+    let page = ui.get(&to).await;
+    assert!(page.text.contains("Project created") && page.text.contains("New &lt;i&gt;project&lt;/i&gt;"));
+    assert_eq!(types(&events(&app).await), vec!["Project:Created"]);
+    // A missing name comes back on the list with the problem shown.
+    let r = ui
+        .post("/admin/projects", &[("key", "NONAME"), ("name", "")])
+        .await;
+    assert_eq!(r.status, 422, "{}", r.text);
+    assert!(
+        r.text.contains(r#"name="key" value="NONAME""#),
+        "the typed key comes back"
+    );
+    assert_eq!(events(&app).await.len(), 1);
+});
