@@ -232,10 +232,12 @@ macro_rules! impl_tracker_store {
                 }
 
                 async fn ensure_system_fields(&self, tenant_id: i64, defs: &[FieldDef], now: i64) -> StoreResult<()> {
+                    // No conflict target: two first requests racing here collide on the
+                    // name index as well as on the id, and both must be "already there".
                     for d in defs {
                         sqlx::query::<Db>(
                             "INSERT INTO fields (tenant_id, id, name, name_key, type, options, formula, system, created_at, updated_at) \
-                             VALUES ($1, $2, $3, $4, $5, $6, NULL, $7, $8, $8) ON CONFLICT (tenant_id, id) DO NOTHING",
+                             VALUES ($1, $2, $3, $4, $5, $6, NULL, $7, $8, $8) ON CONFLICT DO NOTHING",
                         )
                         .bind(tenant_id).bind(d.id).bind(&d.name).bind(d.name.to_lowercase())
                         .bind(d.field_type.as_str()).bind(to_json(&d.options)).bind(true).bind(now)

@@ -121,7 +121,9 @@ rig_test!(
                 json!({"key": "PRK", "name": "Fields", "fields": {"Budget": 1}}),
             )
             .await;
-        let hook = rig.webhook("projectrak", &["Project:Updated"], json!({})).await;
+        let hook = rig
+            .webhook("projectrak", &["Project:Updated"], json!({"httpVerb": "PUT"}))
+            .await;
         rig.update(
             &format!("/projects/{}", p["id"]),
             json!({"fields": {"Budget": 2}}),
@@ -132,6 +134,7 @@ rig_test!(
         let body = req.json();
         assert_eq!(body["data"]["event"], "updated", "{body}");
         assert_eq!(req.header("herald-format"), Some("projectrak"));
+        assert_eq!(req.method, "PUT", "the webhook's httpVerb is used");
     }
 );
 
