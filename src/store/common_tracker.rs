@@ -15,7 +15,7 @@ macro_rules! impl_tracker_store {
             use crate::domain::field::FieldDef;
             use crate::domain::formula::Formula;
             use crate::domain::webhook::FieldError;
-            use crate::store::common::{corrupt, parse_uuid, to_json};
+            use crate::store::common::{corrupt, parse_uuid, placeholders, to_json};
             use super::common_impl::user_from_row;
             use crate::store::*;
             use async_trait::async_trait;
@@ -30,10 +30,6 @@ macro_rules! impl_tracker_store {
             const ENTITY_COLUMNS: &str = "id, uuid, kind, parent_kind, parent_id, project_id, position, \
                  version, data, created_at, updated_at";
             const USER_COLUMNS: &str = "id, tenant_id, uuid, account_id, name, initials, email";
-
-            fn placeholders(start: usize, n: usize) -> String {
-                (start..start + n).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ")
-            }
 
             fn kind_of(s: &str) -> StoreResult<EntityKind> {
                 EntityKind::parse(s).ok_or_else(|| corrupt("entity kind", s))
