@@ -247,3 +247,47 @@ rig_test!(
         assert!(r.text.contains("purged"), "{}", r.text);
     }
 );
+
+rig_test!(
+    the_delivery_log_pages_and_filters,
+    &[("HERALD_WORKERS", "false")],
+    |rig: Rig| async move {
+        let hook = rig
+            .webhook("standard", &["Project:Created", "Project:Updated"], json!({}))
+            .await;
+        let p = rig.project("PG1").await;
+        rig.project("PG2").await;
+        rig.project("PG3").await;
+        rig.update(&format!("/projects/{}", p["id"]), json!({"name": "Renamed"}))
+            .await;
+        let base = format!("/@default/v1/Webhooks/{}/deliveries", id(&hook));
+        let page = |q: String| {
+            let url = format!("{base}?{q}");
+            let app = &rig.app;
+            async move {
+                let r = app.call("GET", &url, None).await;
+                assert_eq!(r.status, 200, "{}", r.text);
+                r.json
+            }
+        };
+        let first = page("limit=3".into()).await;
+        assert_eq!(first["data"].as_array().unwrap().len(), 3);
+        assert_eq!(first["data"][0]["eventType"], "Project:Updated", "newest first");
+        let cursor = first["nextCursor"].as_str().unwrap().to_owned();
+        let second = page(format!("limit=3&cursor={cursor}")).await;
+        assert_eq!(second["data"].as_array().unwrap().len(), 1);
+        assert!(second.get("nextCursor").is_none(), "last page");
+        let updated = page("eventType=Project:Updated".into()).await;
+        assert_eq!(updated["data"].as_array().unwrap().len(), 1);
+        let pending = page("status=pending".into()).await;
+        assert_eq!(pending["data"].as_array().unwrap().len(), 4);
+        let future = page("since=2999-01-01T00:00:00Z".into()).await;
+        assert_eq!(future["data"], json!([]));
+        let past = page("until=2000-01-01T00:00:00Z".into()).await;
+        assert_eq!(past["data"], json!([]));
+        let bad = rig.app.call("GET", &format!("{base}?limit=0"), None).await;
+        bad.assert_problem(400, Some("limit"));
+        let bad = rig.app.call("GET", &format!("{base}?cursor=abc"), None).await;
+        bad.assert_problem(400, Some("cursor"));
+    }
+);
