@@ -20,11 +20,11 @@ use super::delivery_dto::{
 use super::problem::{ApiError, ApiResult};
 use super::{AppState, IdPath};
 use crate::delivery::fanout::ping_event;
-use crate::domain::event::UserRef;
 use crate::store::{
     DeliveryDetail, DeliveryFilter, DeliveryStatus, DeliverySummary, RedeliverMatch, RedeliverRefusal,
 };
 use crate::timefmt::{now_ms, parse_rfc3339_ms};
+use crate::tracker;
 
 /// Largest page of the delivery log.
 const MAX_PAGE: i64 = 200;
@@ -324,19 +324,7 @@ pub async fn test(
 /// attempt (or still pending if that outlasts the request timeout). Shared by the API and
 /// the admin UI.
 pub(crate) async fn send_ping(state: &AppState, c: &Caller, webhook_id: Uuid) -> ApiResult<DeliveryDetail> {
-    let user = state
-        .store
-        .get_user(c.tenant_id, c.user_id)
-        .await?
-        .ok_or(ApiError::NotFound("user"))?;
-    let actor = UserRef {
-        id: user.id,
-        uuid: user.uuid,
-        account_id: user.account_id,
-        name: user.name,
-        initials: user.initials,
-        email: user.email,
-    };
+    let actor = tracker::actor(state.store.as_ref(), c.tenant_id, c.user_id, None, false).await?;
     let event = ping_event(webhook_id, &c.tenant, actor, now_ms());
     let wait = state.settings.delivery.request_timeout + Duration::from_secs(1);
     let id = state

@@ -15,7 +15,7 @@ macro_rules! impl_tracker_store {
             use crate::domain::field::FieldDef;
             use crate::domain::formula::Formula;
             use crate::domain::webhook::FieldError;
-            use crate::store::common::{corrupt, parse_uuid, to_json};
+            use crate::store::common::{corrupt, parse_uuid, placeholders, to_json};
             use super::common_impl::user_from_row;
             use crate::store::*;
             use async_trait::async_trait;
@@ -30,10 +30,6 @@ macro_rules! impl_tracker_store {
             const ENTITY_COLUMNS: &str = "id, uuid, kind, parent_kind, parent_id, project_id, position, \
                  version, data, created_at, updated_at";
             const USER_COLUMNS: &str = "id, tenant_id, uuid, account_id, name, initials, email";
-
-            fn placeholders(start: usize, n: usize) -> String {
-                (start..start + n).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ")
-            }
 
             fn kind_of(s: &str) -> StoreResult<EntityKind> {
                 EntityKind::parse(s).ok_or_else(|| corrupt("entity kind", s))
@@ -232,10 +228,12 @@ macro_rules! impl_tracker_store {
                 }
 
                 async fn ensure_system_fields(&self, tenant_id: i64, defs: &[FieldDef], now: i64) -> StoreResult<()> {
+                    // No conflict target: two first requests racing here collide on the
+                    // name index as well as on the id, and both must be "already there".
                     for d in defs {
                         sqlx::query::<Db>(
                             "INSERT INTO fields (tenant_id, id, name, name_key, type, options, formula, system, created_at, updated_at) \
-                             VALUES ($1, $2, $3, $4, $5, $6, NULL, $7, $8, $8) ON CONFLICT (tenant_id, id) DO NOTHING",
+                             VALUES ($1, $2, $3, $4, $5, $6, NULL, $7, $8, $8) ON CONFLICT DO NOTHING",
                         )
                         .bind(tenant_id).bind(d.id).bind(&d.name).bind(d.name.to_lowercase())
                         .bind(d.field_type.as_str()).bind(to_json(&d.options)).bind(true).bind(now)

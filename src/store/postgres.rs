@@ -13,7 +13,8 @@ use sqlx::postgres::PgListener;
 use tokio_util::sync::CancellationToken;
 
 use super::common::impl_common_store;
-use super::common_delivery::{impl_delivery_store, list, CLAIM_RETURNING};
+use super::common::placeholders;
+use super::common_delivery::{impl_delivery_store, CLAIM_RETURNING};
 use super::common_delivery_log::impl_delivery_log;
 use super::common_delivery_record::impl_delivery_record;
 use super::common_tracker::impl_tracker_store;
@@ -104,7 +105,7 @@ impl PgStore {
     pub(crate) fn claim_sql(exclude: usize) -> String {
         let exclude = match exclude {
             0 => String::new(),
-            n => format!(" AND d.webhook_id NOT IN ({})", list(n, 6)),
+            n => format!(" AND d.webhook_id NOT IN ({})", placeholders(6, n)),
         };
         format!(
             "WITH cand AS (SELECT d.seq, d.webhook_id, d.next_attempt_at FROM deliveries d \

@@ -12,7 +12,8 @@ use sqlx::sqlite::{
 use std::sync::Arc;
 
 use super::common::impl_common_store;
-use super::common_delivery::{impl_delivery_store, list, CLAIM_RETURNING};
+use super::common::placeholders;
+use super::common_delivery::{impl_delivery_store, CLAIM_RETURNING};
 use super::common_delivery_log::impl_delivery_log;
 use super::common_delivery_record::impl_delivery_record;
 use super::common_tracker::impl_tracker_store;
@@ -83,7 +84,7 @@ impl SqliteStore {
     pub(crate) fn claim_sql(exclude: usize) -> String {
         let exclude = match exclude {
             0 => String::new(),
-            n => format!(" AND d.webhook_id NOT IN ({})", list(n, 6)),
+            n => format!(" AND d.webhook_id NOT IN ({})", placeholders(6, n)),
         };
         format!(
             "UPDATE deliveries SET lease_token = $1, lease_until = $2 WHERE seq IN ( \
