@@ -8,6 +8,8 @@ mod common;
 mod common_delivery;
 mod common_delivery_log;
 mod common_delivery_record;
+mod common_directory;
+mod common_positions;
 mod common_tracker;
 pub mod delivery_model;
 pub mod hub;
@@ -119,9 +121,9 @@ pub trait WebhookStore: Send + Sync {
     ) -> StoreResult<Option<WebhookRecord>>;
 }
 
-/// Tracker data (users, fields, entities) and the event log.
+/// Users (the authors of changes) and Projectrak field definitions.
 #[async_trait]
-pub trait TrackerStore: Send + Sync {
+pub trait DirectoryStore: Send + Sync {
     /// Creates a user; `Conflict` if the account id is taken.
     async fn create_user(&self, tenant_id: i64, u: &NewUser, now: i64) -> StoreResult<User>;
     /// Changes a user's name, initials and e-mail.
@@ -142,6 +144,11 @@ pub trait TrackerStore: Send + Sync {
     async fn update_field(&self, tenant_id: i64, def: &FieldDef, now: i64) -> StoreResult<bool>;
     /// Deletes a custom field (system fields stay).
     async fn delete_field(&self, tenant_id: i64, id: i64) -> StoreResult<bool>;
+}
+
+/// Tracker entities and the event log.
+#[async_trait]
+pub trait TrackerStore: Send + Sync {
     /// Minimal facts about entities, for resolving references.
     async fn entity_heads(&self, tenant_id: i64, ids: &[i64]) -> StoreResult<Vec<EntityHead>>;
     /// One entity.
@@ -274,7 +281,9 @@ pub trait DeliveryStore: Send + Sync {
 
 /// Everything Herald stores; the application holds one `Arc<dyn Store>`.
 #[async_trait]
-pub trait Store: TenantStore + TokenStore + WebhookStore + TrackerStore + DeliveryStore {
+pub trait Store:
+    TenantStore + TokenStore + WebhookStore + DirectoryStore + TrackerStore + DeliveryStore
+{
     /// Which backend this is, for logs and `/readyz`.
     fn backend(&self) -> &'static str;
     /// Cheap round trip proving the database answers.
