@@ -8,6 +8,8 @@ mod common;
 mod common_delivery;
 mod common_delivery_log;
 mod common_delivery_record;
+mod common_directory;
+mod common_positions;
 mod common_tracker;
 pub mod delivery_model;
 pub mod hub;
@@ -134,9 +136,9 @@ pub trait UiSessionStore: Send + Sync {
     async fn purge_expired_ui_sessions(&self, now: i64) -> StoreResult<u64>;
 }
 
-/// Tracker data (users, fields, entities) and the event log.
+/// Users (the authors of changes) and Projectrak field definitions.
 #[async_trait]
-pub trait TrackerStore: Send + Sync {
+pub trait DirectoryStore: Send + Sync {
     /// Creates a user; `Conflict` if the account id is taken.
     async fn create_user(&self, tenant_id: i64, u: &NewUser, now: i64) -> StoreResult<User>;
     /// Changes a user's name, initials and e-mail.
@@ -157,6 +159,11 @@ pub trait TrackerStore: Send + Sync {
     async fn update_field(&self, tenant_id: i64, def: &FieldDef, now: i64) -> StoreResult<bool>;
     /// Deletes a custom field (system fields stay).
     async fn delete_field(&self, tenant_id: i64, id: i64) -> StoreResult<bool>;
+}
+
+/// Tracker entities and the event log.
+#[async_trait]
+pub trait TrackerStore: Send + Sync {
     /// Minimal facts about entities, for resolving references.
     async fn entity_heads(&self, tenant_id: i64, ids: &[i64]) -> StoreResult<Vec<EntityHead>>;
     /// One entity.
@@ -290,7 +297,7 @@ pub trait DeliveryStore: Send + Sync {
 /// Everything Herald stores; the application holds one `Arc<dyn Store>`.
 #[async_trait]
 pub trait Store:
-    TenantStore + TokenStore + WebhookStore + TrackerStore + DeliveryStore + UiSessionStore
+    TenantStore + TokenStore + WebhookStore + DirectoryStore + TrackerStore + DeliveryStore + UiSessionStore
 {
     /// Which backend this is, for logs and `/readyz`.
     fn backend(&self) -> &'static str;

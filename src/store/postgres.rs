@@ -17,6 +17,7 @@ use super::common::placeholders;
 use super::common_delivery::{impl_delivery_store, CLAIM_RETURNING};
 use super::common_delivery_log::impl_delivery_log;
 use super::common_delivery_record::impl_delivery_record;
+use super::common_directory::impl_directory_store;
 use super::common_tracker::impl_tracker_store;
 use super::ui_sessions::impl_ui_session_store;
 use super::{migrator, DeliveryHub, Store, StoreResult};
@@ -183,6 +184,7 @@ impl Store for PgStore {
 
 impl_common_store!(crate::store::postgres::PgStore, sqlx::Postgres);
 impl_tracker_store!(crate::store::postgres::PgStore, sqlx::Postgres);
+impl_directory_store!(crate::store::postgres::PgStore, sqlx::Postgres);
 impl_delivery_store!(crate::store::postgres::PgStore, sqlx::Postgres);
 impl_delivery_record!(sqlx::Postgres);
 impl_delivery_log!(crate::store::postgres::PgStore, sqlx::Postgres);

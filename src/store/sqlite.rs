@@ -16,6 +16,7 @@ use super::common::placeholders;
 use super::common_delivery::{impl_delivery_store, CLAIM_RETURNING};
 use super::common_delivery_log::impl_delivery_log;
 use super::common_delivery_record::impl_delivery_record;
+use super::common_directory::impl_directory_store;
 use super::common_tracker::impl_tracker_store;
 use super::ui_sessions::impl_ui_session_store;
 use super::{migrator, DeliveryHub, Store, StoreResult};
@@ -123,6 +124,7 @@ impl Store for SqliteStore {
 
 impl_common_store!(crate::store::sqlite::SqliteStore, sqlx::Sqlite);
 impl_tracker_store!(crate::store::sqlite::SqliteStore, sqlx::Sqlite);
+impl_directory_store!(crate::store::sqlite::SqliteStore, sqlx::Sqlite);
 impl_delivery_store!(crate::store::sqlite::SqliteStore, sqlx::Sqlite);
 impl_delivery_record!(sqlx::Sqlite);
 impl_delivery_log!(crate::store::sqlite::SqliteStore, sqlx::Sqlite);
