@@ -83,6 +83,10 @@ both!(secured_values_never_reach_a_page, |app: TestApp| async move {
     for (p, text) in &pages {
         assert!(!text.contains(SECRET), "{p} leaks the secured value");
     }
+    assert!(
+        !crate::support::logs::captured().contains(SECRET),
+        "the logs carry the secured value"
+    );
     assert!(pages["after-save"].contains("A secured value is set"));
     let rec = app
         .store
