@@ -18,3 +18,4 @@ pub mod store;
 pub mod telemetry;
 pub mod timefmt;
 pub mod tracker;
+pub mod ui;

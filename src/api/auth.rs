@@ -47,6 +47,8 @@ impl RequiredScope for AnyScope {
 /// Who is calling: the token's tenant and user.
 #[derive(Debug, Clone)]
 pub struct Caller {
+    /// Public id of the token used (the admin UI ties its sessions to it).
+    pub token_id: String,
     /// Tenant id.
     pub tenant_id: i64,
     /// Tenant slug.
@@ -79,6 +81,12 @@ pub async fn authenticate(parts: &Parts, state: &AppState) -> Result<Caller, Api
         .or_else(|| header.strip_prefix("bearer "))
         .ok_or(ApiError::Unauthorized)?
         .trim();
+    verify_token(token, state).await
+}
+
+/// Verifies a bearer token's text (from a header or the admin UI's sign-in form) and
+/// returns the caller (401 on any problem).
+pub async fn verify_token(token: &str, state: &AppState) -> Result<Caller, ApiError> {
     let (id, secret) = split_token(token).ok_or(ApiError::Unauthorized)?;
     let rec = state.store.token_by_id(id).await?.ok_or(ApiError::Unauthorized)?;
     if rec.revoked_at.is_some() || !verify_secret(secret, &rec.secret_hash) {
@@ -86,6 +94,7 @@ pub async fn authenticate(parts: &Parts, state: &AppState) -> Result<Caller, Api
     }
     let scopes = Scopes::parse(&rec.scopes).map_err(|e| ApiError::Internal(anyhow::anyhow!(e)))?;
     Ok(Caller {
+        token_id: rec.id,
         tenant_id: rec.tenant_id,
         tenant: rec.tenant_slug,
         user_id: rec.user_id,

@@ -12,7 +12,7 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use uuid::Uuid;
 
-use super::auth::{Authed, DeliveriesWrite, WebhooksRead};
+use super::auth::{Authed, Caller, DeliveriesWrite, WebhooksRead};
 use super::delivery_dto::{
     AttemptOut, DeliveryDetailEnvelope, DeliveryDetailOut, DeliveryEnvelope, DeliveryListEnvelope,
     DeliveryOut, ReplayEnvelope, ReplayOut,
@@ -20,9 +20,11 @@ use super::delivery_dto::{
 use super::problem::{ApiError, ApiResult};
 use super::{AppState, IdPath};
 use crate::delivery::fanout::ping_event;
-use crate::domain::event::UserRef;
-use crate::store::{DeliveryFilter, DeliveryStatus, RedeliverMatch, RedeliverRefusal};
+use crate::store::{
+    DeliveryDetail, DeliveryFilter, DeliveryStatus, DeliverySummary, RedeliverMatch, RedeliverRefusal,
+};
 use crate::timefmt::{now_ms, parse_rfc3339_ms};
+use crate::tracker;
 
 /// Largest page of the delivery log.
 const MAX_PAGE: i64 = 200;
@@ -190,7 +192,20 @@ pub async fn redeliver(
     Path(IdPath { id, .. }): Path<IdPath>,
 ) -> ApiResult<(StatusCode, Json<DeliveryEnvelope>)> {
     let id = parse_uuid(&id, "delivery")?;
-    let summary = match state.store.redeliver(auth.caller.tenant_id, id, now_ms()).await? {
+    let summary = redeliver_one(&state, auth.caller.tenant_id, id).await?;
+    tracing::info!(tenant = %auth.caller.tenant, delivery_id = %id, "redelivery queued");
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(DeliveryEnvelope {
+            data: DeliveryOut::from(&summary),
+        }),
+    ))
+}
+
+/// Queues a new attempt of delivery `id` and wakes the workers; refusals become 404/409.
+/// Shared by the API and the admin UI.
+pub(crate) async fn redeliver_one(state: &AppState, tenant_id: i64, id: Uuid) -> ApiResult<DeliverySummary> {
+    let summary = match state.store.redeliver(tenant_id, id, now_ms()).await? {
         Ok(s) => s,
         Err(RedeliverRefusal::NotFound) => return Err(ApiError::NotFound("delivery")),
         Err(RedeliverRefusal::InFlight) => {
@@ -208,13 +223,7 @@ pub async fn redeliver(
         }
     };
     state.delivery.wake();
-    tracing::info!(tenant = %auth.caller.tenant, delivery_id = %id, "redelivery queued");
-    Ok((
-        StatusCode::ACCEPTED,
-        Json(DeliveryEnvelope {
-            data: DeliveryOut::from(&summary),
-        }),
-    ))
+    Ok(summary)
 }
 
 /// Bulk replay: re-queues every delivery of the webhook in a state (default `failed`),
@@ -240,9 +249,29 @@ pub async fn replay(
             "replay deliveries that are failed or succeeded".into(),
         ));
     }
+    let since = parse_time("since", q.since.as_deref())?;
+    let queued = replay_matching(&state, tenant_id, webhook_id, status, since).await?;
+    tracing::info!(tenant = %auth.caller.tenant, webhook_id = %webhook_id, queued, "bulk redelivery queued");
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(ReplayEnvelope {
+            data: ReplayOut { queued },
+        }),
+    ))
+}
+
+/// Re-queues, page by page, every delivery of a webhook in `status` (created since
+/// `since`); returns how many. Shared by the API and the admin UI.
+pub(crate) async fn replay_matching(
+    state: &AppState,
+    tenant_id: i64,
+    webhook_id: Uuid,
+    status: DeliveryStatus,
+    since: Option<i64>,
+) -> ApiResult<u64> {
     let mut m = RedeliverMatch {
         status,
-        since: parse_time("since", q.since.as_deref())?,
+        since,
         after_seq: 0,
         limit: REPLAY_CHUNK,
     };
@@ -256,13 +285,7 @@ pub async fn replay(
         m.after_seq = last;
         state.delivery.wake();
     }
-    tracing::info!(tenant = %auth.caller.tenant, webhook_id = %webhook_id, queued, "bulk redelivery queued");
-    Ok((
-        StatusCode::ACCEPTED,
-        Json(ReplayEnvelope {
-            data: ReplayOut { queued },
-        }),
-    ))
+    Ok(queued)
 }
 
 /// Sends a `Webhook:Ping` in the webhook's format (even while it is disabled, to check the
@@ -278,33 +301,8 @@ pub async fn test(
     auth: Authed<DeliveriesWrite>,
     Path(IdPath { id, .. }): Path<IdPath>,
 ) -> ApiResult<(StatusCode, Json<DeliveryDetailEnvelope>)> {
-    let c = &auth.caller;
     let webhook_id = parse_uuid(&id, "webhook")?;
-    let user = state
-        .store
-        .get_user(c.tenant_id, c.user_id)
-        .await?
-        .ok_or(ApiError::NotFound("user"))?;
-    let actor = UserRef {
-        id: user.id,
-        uuid: user.uuid,
-        account_id: user.account_id,
-        name: user.name,
-        initials: user.initials,
-        email: user.email,
-    };
-    let event = ping_event(webhook_id, &c.tenant, actor, now_ms());
-    let wait = state.settings.delivery.request_timeout + Duration::from_secs(1);
-    let id = state
-        .delivery
-        .ping(c.tenant_id, webhook_id, &event, wait)
-        .await?
-        .ok_or(ApiError::NotFound("webhook"))?;
-    let d = state
-        .store
-        .get_delivery(c.tenant_id, id)
-        .await?
-        .ok_or(ApiError::NotFound("delivery"))?;
+    let d = send_ping(&state, &auth.caller, webhook_id).await?;
     let status = if d.attempts.is_empty() {
         StatusCode::ACCEPTED
     } else {
@@ -320,4 +318,23 @@ pub async fn test(
             },
         }),
     ))
+}
+
+/// Sends a `Webhook:Ping` to `webhook_id` as `c` and returns the delivery after its first
+/// attempt (or still pending if that outlasts the request timeout). Shared by the API and
+/// the admin UI.
+pub(crate) async fn send_ping(state: &AppState, c: &Caller, webhook_id: Uuid) -> ApiResult<DeliveryDetail> {
+    let actor = tracker::actor(state.store.as_ref(), c.tenant_id, c.user_id, None, false).await?;
+    let event = ping_event(webhook_id, &c.tenant, actor, now_ms());
+    let wait = state.settings.delivery.request_timeout + Duration::from_secs(1);
+    let id = state
+        .delivery
+        .ping(c.tenant_id, webhook_id, &event, wait)
+        .await?
+        .ok_or(ApiError::NotFound("webhook"))?;
+    state
+        .store
+        .get_delivery(c.tenant_id, id)
+        .await?
+        .ok_or(ApiError::NotFound("delivery"))
 }

@@ -60,6 +60,7 @@ pub fn router(state: AppState) -> Router {
         .merge(health::router())
         .merge(metrics::router())
         .merge(docs::router())
+        .merge(crate::ui::router())
         .fallback(|| async { problem::ApiError::NotFound("route") })
         .layer(DefaultBodyLimit::max(json::MAX_BODY))
         .layer(TraceLayer::new_for_http())

@@ -188,13 +188,17 @@ impl WebhookOut {
     }
 }
 
-fn parse_id(id: &str) -> ApiResult<Uuid> {
+pub(crate) fn parse_id(id: &str) -> ApiResult<Uuid> {
     Uuid::parse_str(id).map_err(|_| ApiError::NotFound("webhook"))
 }
 
 /// Turns input into a draft. `base` is the stored webhook for PUT/PATCH; `partial` is
 /// true for PATCH (absent fields keep their stored value) and false for POST/PUT.
-fn draft_from(input: WebhookIn, base: Option<&WebhookRecord>, partial: bool) -> ApiResult<WebhookDraft> {
+pub(crate) fn draft_from(
+    input: WebhookIn,
+    base: Option<&WebhookRecord>,
+    partial: bool,
+) -> ApiResult<WebhookDraft> {
     let keep = |f: &dyn Fn(&WebhookConfig) -> String| -> Option<String> {
         base.filter(|_| partial).map(|b| f(&b.config))
     };
@@ -296,7 +300,7 @@ fn draft_from(input: WebhookIn, base: Option<&WebhookRecord>, partial: bool) -> 
 }
 
 /// Validates a draft and seals secured header values.
-fn config_from(state: &AppState, draft: WebhookDraft) -> ApiResult<WebhookConfig> {
+pub(crate) fn config_from(state: &AppState, draft: WebhookDraft) -> ApiResult<WebhookConfig> {
     let spec = webhook::validate(draft).map_err(ApiError::Validation)?;
     let headers = spec
         .headers
@@ -357,13 +361,29 @@ pub async fn create(
     ApiJson(input): ApiJson<WebhookIn>,
 ) -> ApiResult<Response> {
     let config = config_from(&state, draft_from(input, None, false)?)?;
+    let (rec, secret) = insert_new(&state, auth.caller.tenant_id, config).await?;
+    tracing::info!(tenant = %auth.caller.tenant, webhook_id = %rec.id, "webhook created");
+    let location = format!("/@{}/v1/Webhooks/{}", auth.caller.tenant, rec.id);
+    let body = WebhookEnvelope {
+        data: WebhookOut::from_record(&rec, Some(secret)),
+    };
+    Ok((StatusCode::CREATED, [(header::LOCATION, location)], Json(body)).into_response())
+}
+
+/// Stores a new webhook with a fresh signing secret; returns it and the secret (plaintext,
+/// to show once). Shared by the API and the admin UI.
+pub(crate) async fn insert_new(
+    state: &AppState,
+    tenant_id: i64,
+    config: WebhookConfig,
+) -> ApiResult<(WebhookRecord, String)> {
     let secret = crate::crypto::new_signing_secret();
     let rec = state
         .store
         .insert_webhook(
             &NewWebhook {
                 id: Uuid::new_v4(),
-                tenant_id: auth.caller.tenant_id,
+                tenant_id,
                 config,
                 secret_sealed: state.key.seal(&secret),
                 now: now_ms(),
@@ -371,12 +391,7 @@ pub async fn create(
             state.settings.max_webhooks_per_tenant,
         )
         .await?;
-    tracing::info!(tenant = %auth.caller.tenant, webhook_id = %rec.id, "webhook created");
-    let location = format!("/@{}/v1/Webhooks/{}", auth.caller.tenant, rec.id);
-    let body = WebhookEnvelope {
-        data: WebhookOut::from_record(&rec, Some(secret)),
-    };
-    Ok((StatusCode::CREATED, [(header::LOCATION, location)], Json(body)).into_response())
+    Ok((rec, secret))
 }
 
 /// List the tenant's webhooks.
@@ -422,13 +437,28 @@ async fn update(
     partial: bool,
 ) -> ApiResult<Json<WebhookEnvelope>> {
     let id = parse_id(id)?;
-    let tenant_id = auth.caller.tenant_id;
+    let rec = apply_update(&state, auth.caller.tenant_id, id, input, partial).await?;
+    tracing::info!(tenant = %auth.caller.tenant, webhook_id = %id, "webhook updated");
+    Ok(Json(WebhookEnvelope {
+        data: WebhookOut::from_record(&rec, None),
+    }))
+}
+
+/// Validates `input` against the stored webhook (`partial`: absent fields keep their value)
+/// and stores the new configuration. Shared by the API and the admin UI.
+pub(crate) async fn apply_update(
+    state: &AppState,
+    tenant_id: i64,
+    id: Uuid,
+    input: WebhookIn,
+    partial: bool,
+) -> ApiResult<WebhookRecord> {
     let base = state
         .store
         .get_webhook(tenant_id, id)
         .await?
         .ok_or(ApiError::NotFound("webhook"))?;
-    let config = config_from(&state, draft_from(input, Some(&base), partial)?)?;
+    let config = config_from(state, draft_from(input, Some(&base), partial)?)?;
     let rec = state
         .store
         .update_webhook(tenant_id, id, &config, now_ms())
@@ -438,10 +468,7 @@ async fn update(
         // Queued work of a webhook just disabled is given back, not sent.
         state.delivery.forget_webhook(id);
     }
-    tracing::info!(tenant = %auth.caller.tenant, webhook_id = %id, "webhook updated");
-    Ok(Json(WebhookEnvelope {
-        data: WebhookOut::from_record(&rec, None),
-    }))
+    Ok(rec)
 }
 
 /// Replace a webhook's configuration (absent optional fields take their defaults).
@@ -518,6 +545,16 @@ pub async fn rotate_secret(
     Path(IdPath { id, .. }): Path<IdPath>,
 ) -> ApiResult<Json<WebhookEnvelope>> {
     let id = parse_id(&id)?;
+    let (rec, secret) = rotate(&state, auth.caller.tenant_id, id).await?;
+    tracing::info!(tenant = %auth.caller.tenant, webhook_id = %id, "signing secret rotated");
+    Ok(Json(WebhookEnvelope {
+        data: WebhookOut::from_record(&rec, Some(secret)),
+    }))
+}
+
+/// Installs a new signing secret (the old one keeps signing for the configured overlap);
+/// returns the webhook and the new secret. Shared by the API and the admin UI.
+pub(crate) async fn rotate(state: &AppState, tenant_id: i64, id: Uuid) -> ApiResult<(WebhookRecord, String)> {
     let secret = crate::crypto::new_signing_secret();
     let now = now_ms();
     let overlap =
@@ -525,7 +562,7 @@ pub async fn rotate_secret(
     let rec = state
         .store
         .rotate_secret(
-            auth.caller.tenant_id,
+            tenant_id,
             id,
             &state.key.seal(&secret),
             now.saturating_add(overlap),
@@ -533,8 +570,5 @@ pub async fn rotate_secret(
         )
         .await?
         .ok_or(ApiError::NotFound("webhook"))?;
-    tracing::info!(tenant = %auth.caller.tenant, webhook_id = %id, "signing secret rotated");
-    Ok(Json(WebhookEnvelope {
-        data: WebhookOut::from_record(&rec, Some(secret)),
-    }))
+    Ok((rec, secret))
 }

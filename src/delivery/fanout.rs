@@ -142,7 +142,6 @@ pub fn decode_headers(s: &str) -> Vec<(String, String)> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::webhook::HttpVerb;
     use crate::formats::samples;
 
     fn sub(format: Format, types: &[EventType], projects: &[i64], ordering: Ordering) -> Subscriber {
@@ -151,16 +150,7 @@ mod tests {
             event_types: types.to_vec(),
             project_ids: projects.to_vec(),
             ordering,
-            target: Arc::new(TargetRow {
-                webhook_id: Uuid::new_v4(),
-                url: "https://example.com/hook".into(),
-                http_verb: HttpVerb::Post,
-                headers_json: "[]".into(),
-                secret_sealed: String::new(),
-                previous_secret_sealed: None,
-                previous_secret_until: None,
-                updated_at: 0,
-            }),
+            target: Arc::new(TargetRow::example()),
         }
     }
 

@@ -16,6 +16,14 @@ pub(crate) const WEBHOOK_COLUMNS: &str = "id, tenant_id, name, description, url,
      previous_secret_until, created_at, updated_at, last_execution_at, last_status_code, \
      last_error, disabled_reason";
 
+/// `$start, $start+1, …`: `n` numbered placeholders (empty when `n` is 0).
+pub(crate) fn placeholders(start: usize, n: usize) -> String {
+    (start..start + n)
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 pub(crate) fn corrupt(what: &str, e: impl std::fmt::Display) -> StoreError {
     StoreError::Corrupt(format!("{what}: {e}"))
 }

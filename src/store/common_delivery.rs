@@ -18,15 +18,7 @@ pub(crate) fn value_rows(rows: usize, cols: usize, start: usize) -> String {
         .join(", ")
 }
 
-/// `$s, $s+1, …`: a list of `n` placeholders (empty when `n` is 0).
-pub(crate) fn list(n: usize, start: usize) -> String {
-    (start..start + n)
-        .map(|i| format!("${i}"))
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
-/// Columns a claim returns, in the order `job_from_row` reads them.
+/// Columns a claim returns (read by `claim_due`).
 pub(crate) const CLAIM_RETURNING: &str =
     "id, tenant_id, webhook_id, event_type, body, headers, attempts, tries";
 
@@ -41,7 +33,8 @@ macro_rules! impl_delivery_store {
             use crate::delivery::fanout::{self, Planned, Subscriber};
             use crate::domain::event::Event;
             use crate::store::common::{corrupt, parse_event_types, parse_format, parse_ids, parse_ordering, parse_uuid, parse_verb};
-            use crate::store::common_delivery::{list, value_rows};
+            use crate::store::common::placeholders;
+            use crate::store::common_delivery::value_rows;
             use crate::store::*;
             use async_trait::async_trait;
             use sqlx::Row;
@@ -206,7 +199,7 @@ macro_rules! impl_delivery_store {
                         .collect::<Result<_, _>>()?;
                     webhook_ids.sort_unstable();
                     webhook_ids.dedup();
-                    let sql = format!("SELECT {TARGET_COLUMNS} FROM webhooks WHERE id IN ({})", list(webhook_ids.len(), 1));
+                    let sql = format!("SELECT {TARGET_COLUMNS} FROM webhooks WHERE id IN ({})", placeholders(1, webhook_ids.len()));
                     let mut q = sqlx::query::<Db>(&sql);
                     for id in &webhook_ids {
                         q = q.bind(id);

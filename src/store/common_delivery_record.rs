@@ -133,7 +133,11 @@ macro_rules! impl_delivery_record {
             /// webhooks disabled by this batch.
             pub(crate) async fn update_webhooks(c: &mut Conn, records: &[AttemptRecord], auto: AutoDisable, now: i64) -> StoreResult<Vec<Uuid>> {
                 let mut disabled = Vec::new();
-                for (id, d) in webhook_deltas(records) {
+                // Webhook rows are locked in id order, so two nodes' recorders never
+                // deadlock on each other.
+                let mut deltas: Vec<_> = webhook_deltas(records).into_iter().collect();
+                deltas.sort_unstable_by_key(|(id, _)| *id);
+                for (id, d) in deltas {
                     sqlx::query::<Db>(
                         "UPDATE webhooks SET last_execution_at = $2, last_status_code = $3, last_error = $4, \
                          consecutive_failures = CASE WHEN $5 THEN $6 ELSE consecutive_failures + $6 END, \

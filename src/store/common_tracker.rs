@@ -1,4 +1,4 @@
-//! Tracker SQL shared by both backends (users, fields, entities, the event log), expanded
+//! Tracker SQL shared by both backends (entities and the event log), expanded
 //! per pool type like `common.rs`. The change path is one transaction: lock the tenant
 //! (so event `seq` order is commit order and project versions never collide), read,
 //! compute, write the entity, bump the project version, write the event, and fan it out
@@ -15,8 +15,7 @@ macro_rules! impl_tracker_store {
             use crate::domain::field::FieldDef;
             use crate::domain::formula::Formula;
             use crate::domain::webhook::FieldError;
-            use crate::store::common::{corrupt, parse_uuid, to_json};
-            use super::common_impl::user_from_row;
+            use crate::store::common::{corrupt, parse_uuid, placeholders, to_json};
             use crate::store::*;
             use async_trait::async_trait;
             use serde_json::{Map, Value};
@@ -29,11 +28,6 @@ macro_rules! impl_tracker_store {
 
             const ENTITY_COLUMNS: &str = "id, uuid, kind, parent_kind, parent_id, project_id, position, \
                  version, data, created_at, updated_at";
-            const USER_COLUMNS: &str = "id, tenant_id, uuid, account_id, name, initials, email";
-
-            fn placeholders(start: usize, n: usize) -> String {
-                (start..start + n).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ")
-            }
 
             fn kind_of(s: &str) -> StoreResult<EntityKind> {
                 EntityKind::parse(s).ok_or_else(|| corrupt("entity kind", s))
@@ -60,7 +54,7 @@ macro_rules! impl_tracker_store {
                 })
             }
 
-            fn field_from_row(r: &DbRow) -> StoreResult<FieldDef> {
+            pub(super) fn field_from_row(r: &DbRow) -> StoreResult<FieldDef> {
                 let ty: String = r.try_get("type")?;
                 let options: String = r.try_get("options")?;
                 let formula: Option<String> = r.try_get("formula")?;
@@ -83,14 +77,14 @@ macro_rules! impl_tracker_store {
                 Ok(e)
             }
 
-            fn unique_conflict(e: sqlx::Error, what: String) -> StoreError {
+            pub(super) fn unique_conflict(e: sqlx::Error, what: String) -> StoreError {
                 match &e {
                     sqlx::Error::Database(d) if d.is_unique_violation() => StoreError::Conflict(what),
                     _ => StoreError::Database(e),
                 }
             }
 
-            async fn lock_tenant(c: &mut Conn, tenant_id: i64) -> StoreResult<()> {
+            pub(super) async fn lock_tenant(c: &mut Conn, tenant_id: i64) -> StoreResult<()> {
                 sqlx::query::<Db>("UPDATE tenants SET slug = slug WHERE id = $1").bind(tenant_id).execute(c).await?;
                 Ok(())
             }
@@ -107,67 +101,7 @@ macro_rules! impl_tracker_store {
                 row.as_ref().map(entity_from_row).transpose()
             }
 
-            /// `(after_id, before_id)`: the previous and next story in the project's list.
-            async fn neighbours(c: &mut Conn, tenant_id: i64, project: i64, id: i64, pos: f64) -> StoreResult<(Option<i64>, Option<i64>)> {
-                let q = |cmp: &str, order: &str| {
-                    format!(
-                        "SELECT id FROM entities WHERE tenant_id = $1 AND kind = 'story' AND parent_id = $2 \
-                         AND id <> $3 AND (position {cmp} $4 OR (position = $4 AND id {cmp} $3)) \
-                         ORDER BY position {order}, id {order} LIMIT 1"
-                    )
-                };
-                let prev = sqlx::query_scalar::<Db, i64>(&q("<", "DESC"))
-                    .bind(tenant_id).bind(project).bind(id).bind(pos)
-                    .fetch_optional(&mut *c).await?;
-                let next = sqlx::query_scalar::<Db, i64>(&q(">", "ASC"))
-                    .bind(tenant_id).bind(project).bind(id).bind(pos)
-                    .fetch_optional(&mut *c).await?;
-                Ok((prev, next))
-            }
-
-            async fn new_position(c: &mut Conn, tenant_id: i64, project: i64, me: i64, p: Option<Position>) -> StoreResult<f64> {
-                let bound = |field: &str, id: i64| {
-                    StoreError::Invalid(vec![FieldError::new(field, format!("{field} {id} is not another story of this project"))])
-                };
-                let pos_of = |id: i64| {
-                    sqlx::query_scalar::<Db, f64>(
-                        "SELECT position FROM entities WHERE tenant_id = $1 AND kind = 'story' AND parent_id = $2 AND id = $3 AND id <> $4",
-                    )
-                    .bind(tenant_id).bind(project).bind(id).bind(me)
-                };
-                Ok(match p {
-                    None => sqlx::query_scalar::<Db, f64>(
-                        "SELECT COALESCE(MAX(position), 0.0) + 1.0 FROM entities WHERE tenant_id = $1 AND kind = 'story' AND parent_id = $2",
-                    )
-                    .bind(tenant_id).bind(project).fetch_one(&mut *c).await?,
-                    Some(Position::Before(x)) => {
-                        let px = pos_of(x).fetch_optional(&mut *c).await?.ok_or_else(|| bound("before_id", x))?;
-                        let prev: Option<f64> = sqlx::query_scalar::<Db, Option<f64>>(
-                            "SELECT MAX(position) FROM entities WHERE tenant_id = $1 AND kind = 'story' AND parent_id = $2 AND position < $3 AND id <> $4",
-                        )
-                        .bind(tenant_id).bind(project).bind(px).bind(me).fetch_one(&mut *c).await?;
-                        prev.map_or(px - 1.0, |q| (q + px) / 2.0)
-                    }
-                    Some(Position::After(y)) => {
-                        let py = pos_of(y).fetch_optional(&mut *c).await?.ok_or_else(|| bound("after_id", y))?;
-                        let next: Option<f64> = sqlx::query_scalar::<Db, Option<f64>>(
-                            "SELECT MIN(position) FROM entities WHERE tenant_id = $1 AND kind = 'story' AND parent_id = $2 AND position > $3 AND id <> $4",
-                        )
-                        .bind(tenant_id).bind(project).bind(py).bind(me).fetch_one(&mut *c).await?;
-                        next.map_or(py + 1.0, |n| (py + n) / 2.0)
-                    }
-                })
-            }
-
-            async fn story_snapshot(c: &mut Conn, tenant_id: i64, r: &EntityRow) -> StoreResult<Value> {
-                let mut s = r.snapshot();
-                if let (EntityKind::Story, Some((_, project)), Some(pos)) = (r.kind, r.parent, r.position) {
-                    let (after, before) = neighbours(c, tenant_id, project, r.id, pos).await?;
-                    s["after_id"] = after.map_or(Value::Null, Value::from);
-                    s["before_id"] = before.map_or(Value::Null, Value::from);
-                }
-                Ok(s)
-            }
+            crate::store::common_positions::story_position_fns!();
 
             fn allowed_parents(kind: EntityKind) -> &'static [EntityKind] {
                 match kind {
@@ -180,118 +114,6 @@ macro_rules! impl_tracker_store {
 
             #[async_trait]
             impl TrackerStore for $store {
-                async fn create_user(&self, tenant_id: i64, u: &NewUser, now: i64) -> StoreResult<User> {
-                    let row = sqlx::query::<Db>(&format!(
-                        "INSERT INTO users (tenant_id, uuid, account_id, name, initials, email, created_at, updated_at) \
-                         VALUES ($1, $2, $3, $4, $5, $6, $7, $7) RETURNING {USER_COLUMNS}"
-                    ))
-                    .bind(tenant_id).bind(Uuid::new_v4().to_string()).bind(&u.account_id).bind(&u.name)
-                    .bind(&u.initials).bind(&u.email).bind(now)
-                    .fetch_one(&self.pool)
-                    .await
-                    .map_err(|e| unique_conflict(e, format!("a user with account id `{}` already exists", u.account_id)))?;
-                    user_from_row(&row)
-                }
-
-                async fn update_user(&self, tenant_id: i64, id: i64, u: &NewUser, now: i64) -> StoreResult<Option<User>> {
-                    let row = sqlx::query::<Db>(&format!(
-                        "UPDATE users SET name = $3, initials = $4, email = $5, updated_at = $6 \
-                         WHERE tenant_id = $1 AND id = $2 RETURNING {USER_COLUMNS}"
-                    ))
-                    .bind(tenant_id).bind(id).bind(&u.name).bind(&u.initials).bind(&u.email).bind(now)
-                    .fetch_optional(&self.pool)
-                    .await?;
-                    row.as_ref().map(user_from_row).transpose()
-                }
-
-                async fn list_users(&self, tenant_id: i64) -> StoreResult<Vec<User>> {
-                    let rows = sqlx::query::<Db>(&format!("SELECT {USER_COLUMNS} FROM users WHERE tenant_id = $1 ORDER BY id"))
-                        .bind(tenant_id).fetch_all(&self.pool).await?;
-                    rows.iter().map(user_from_row).collect()
-                }
-
-                async fn get_user(&self, tenant_id: i64, id: i64) -> StoreResult<Option<User>> {
-                    let row = sqlx::query::<Db>(&format!("SELECT {USER_COLUMNS} FROM users WHERE tenant_id = $1 AND id = $2"))
-                        .bind(tenant_id).bind(id).fetch_optional(&self.pool).await?;
-                    row.as_ref().map(user_from_row).transpose()
-                }
-
-                async fn users_by_account_ids(&self, tenant_id: i64, ids: &[String]) -> StoreResult<Vec<User>> {
-                    if ids.is_empty() {
-                        return Ok(Vec::new());
-                    }
-                    let sql = format!(
-                        "SELECT {USER_COLUMNS} FROM users WHERE tenant_id = $1 AND account_id IN ({})",
-                        placeholders(2, ids.len())
-                    );
-                    let mut q = sqlx::query::<Db>(&sql).bind(tenant_id);
-                    for id in ids {
-                        q = q.bind(id);
-                    }
-                    q.fetch_all(&self.pool).await?.iter().map(user_from_row).collect()
-                }
-
-                async fn ensure_system_fields(&self, tenant_id: i64, defs: &[FieldDef], now: i64) -> StoreResult<()> {
-                    for d in defs {
-                        sqlx::query::<Db>(
-                            "INSERT INTO fields (tenant_id, id, name, name_key, type, options, formula, system, created_at, updated_at) \
-                             VALUES ($1, $2, $3, $4, $5, $6, NULL, $7, $8, $8) ON CONFLICT (tenant_id, id) DO NOTHING",
-                        )
-                        .bind(tenant_id).bind(d.id).bind(&d.name).bind(d.name.to_lowercase())
-                        .bind(d.field_type.as_str()).bind(to_json(&d.options)).bind(true).bind(now)
-                        .execute(&self.pool)
-                        .await?;
-                    }
-                    Ok(())
-                }
-
-                async fn list_fields(&self, tenant_id: i64) -> StoreResult<Vec<FieldDef>> {
-                    let rows = sqlx::query::<Db>(
-                        "SELECT id, name, type, options, formula, system FROM fields WHERE tenant_id = $1 ORDER BY id",
-                    )
-                    .bind(tenant_id).fetch_all(&self.pool).await?;
-                    rows.iter().map(field_from_row).collect()
-                }
-
-                async fn insert_field(&self, tenant_id: i64, d: &FieldDef, now: i64) -> StoreResult<FieldDef> {
-                    let mut tx = self.pool.begin().await?;
-                    lock_tenant(&mut tx, tenant_id).await?;
-                    let id: i64 = sqlx::query_scalar::<Db, i64>(
-                        "SELECT COALESCE(MAX(id), 10000) + 1 FROM fields WHERE tenant_id = $1 AND id > 10000",
-                    )
-                    .bind(tenant_id).fetch_one(&mut *tx).await?;
-                    sqlx::query::<Db>(
-                        "INSERT INTO fields (tenant_id, id, name, name_key, type, options, formula, system, created_at, updated_at) \
-                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9)",
-                    )
-                    .bind(tenant_id).bind(id).bind(&d.name).bind(d.name.to_lowercase()).bind(d.field_type.as_str())
-                    .bind(to_json(&d.options)).bind(d.formula.as_ref().map(|f| f.source().to_owned())).bind(false).bind(now)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(|e| unique_conflict(e, format!("a field named `{}` already exists", d.name)))?;
-                    tx.commit().await?;
-                    Ok(FieldDef { id, system: false, ..d.clone() })
-                }
-
-                async fn update_field(&self, tenant_id: i64, d: &FieldDef, now: i64) -> StoreResult<bool> {
-                    let n = sqlx::query::<Db>(
-                        "UPDATE fields SET name = $3, name_key = $4, options = $5, formula = $6, updated_at = $7 \
-                         WHERE tenant_id = $1 AND id = $2",
-                    )
-                    .bind(tenant_id).bind(d.id).bind(&d.name).bind(d.name.to_lowercase()).bind(to_json(&d.options))
-                    .bind(d.formula.as_ref().map(|f| f.source().to_owned())).bind(now)
-                    .execute(&self.pool)
-                    .await
-                    .map_err(|e| unique_conflict(e, format!("a field named `{}` already exists", d.name)))?;
-                    Ok(n.rows_affected() > 0)
-                }
-
-                async fn delete_field(&self, tenant_id: i64, id: i64) -> StoreResult<bool> {
-                    let n = sqlx::query::<Db>("DELETE FROM fields WHERE tenant_id = $1 AND id = $2 AND NOT system")
-                        .bind(tenant_id).bind(id).execute(&self.pool).await?;
-                    Ok(n.rows_affected() > 0)
-                }
-
                 async fn entity_heads(&self, tenant_id: i64, ids: &[i64]) -> StoreResult<Vec<EntityHead>> {
                     if ids.is_empty() {
                         return Ok(Vec::new());

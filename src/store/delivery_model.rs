@@ -67,6 +67,23 @@ pub struct TargetRow {
     pub updated_at: i64,
 }
 
+#[cfg(test)]
+impl TargetRow {
+    /// A target for unit tests (nothing is sent to it).
+    pub(crate) fn example() -> Self {
+        Self {
+            webhook_id: Uuid::new_v4(),
+            url: "https://example.com/hook".into(),
+            http_verb: HttpVerb::Post,
+            headers_json: "[]".into(),
+            secret_sealed: String::new(),
+            previous_secret_sealed: None,
+            previous_secret_until: None,
+            updated_at: 0,
+        }
+    }
+}
+
 /// One delivery, leased to this node, ready to be attempted.
 #[derive(Debug, Clone)]
 pub struct DeliveryJob {

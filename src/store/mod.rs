@@ -8,6 +8,8 @@ mod common;
 mod common_delivery;
 mod common_delivery_log;
 mod common_delivery_record;
+mod common_directory;
+mod common_positions;
 mod common_tracker;
 pub mod delivery_model;
 pub mod hub;
@@ -15,6 +17,7 @@ pub mod model;
 pub mod postgres;
 pub mod sqlite;
 pub mod tracker_model;
+mod ui_sessions;
 
 use std::sync::Arc;
 
@@ -26,6 +29,7 @@ pub use delivery_model::*;
 pub use hub::{DeliveryHub, FreshSink};
 pub use model::*;
 pub use tracker_model::*;
+pub use ui_sessions::{NewUiSession, UiSessionRecord};
 
 use crate::domain::event::Event;
 use crate::domain::event_type::EntityKind;
@@ -119,9 +123,22 @@ pub trait WebhookStore: Send + Sync {
     ) -> StoreResult<Option<WebhookRecord>>;
 }
 
-/// Tracker data (users, fields, entities) and the event log.
+/// Admin UI sessions (server-side, so sign-out and token revocation take effect at once).
 #[async_trait]
-pub trait TrackerStore: Send + Sync {
+pub trait UiSessionStore: Send + Sync {
+    /// Stores a new session.
+    async fn insert_ui_session(&self, s: &NewUiSession) -> StoreResult<()>;
+    /// The session whose id hashes to `id_hash`, unless it expired before `now`.
+    async fn ui_session(&self, id_hash: &str, now: i64) -> StoreResult<Option<UiSessionRecord>>;
+    /// Ends a session; false if there was none.
+    async fn delete_ui_session(&self, id_hash: &str) -> StoreResult<bool>;
+    /// Deletes sessions expired at `now`; returns how many.
+    async fn purge_expired_ui_sessions(&self, now: i64) -> StoreResult<u64>;
+}
+
+/// Users (the authors of changes) and Projectrak field definitions.
+#[async_trait]
+pub trait DirectoryStore: Send + Sync {
     /// Creates a user; `Conflict` if the account id is taken.
     async fn create_user(&self, tenant_id: i64, u: &NewUser, now: i64) -> StoreResult<User>;
     /// Changes a user's name, initials and e-mail.
@@ -142,6 +159,11 @@ pub trait TrackerStore: Send + Sync {
     async fn update_field(&self, tenant_id: i64, def: &FieldDef, now: i64) -> StoreResult<bool>;
     /// Deletes a custom field (system fields stay).
     async fn delete_field(&self, tenant_id: i64, id: i64) -> StoreResult<bool>;
+}
+
+/// Tracker entities and the event log.
+#[async_trait]
+pub trait TrackerStore: Send + Sync {
     /// Minimal facts about entities, for resolving references.
     async fn entity_heads(&self, tenant_id: i64, ids: &[i64]) -> StoreResult<Vec<EntityHead>>;
     /// One entity.
@@ -274,7 +296,9 @@ pub trait DeliveryStore: Send + Sync {
 
 /// Everything Herald stores; the application holds one `Arc<dyn Store>`.
 #[async_trait]
-pub trait Store: TenantStore + TokenStore + WebhookStore + TrackerStore + DeliveryStore {
+pub trait Store:
+    TenantStore + TokenStore + WebhookStore + DirectoryStore + TrackerStore + DeliveryStore + UiSessionStore
+{
     /// Which backend this is, for logs and `/readyz`.
     fn backend(&self) -> &'static str;
     /// Cheap round trip proving the database answers.

@@ -13,10 +13,13 @@ use sqlx::postgres::PgListener;
 use tokio_util::sync::CancellationToken;
 
 use super::common::impl_common_store;
-use super::common_delivery::{impl_delivery_store, list, CLAIM_RETURNING};
+use super::common::placeholders;
+use super::common_delivery::{impl_delivery_store, CLAIM_RETURNING};
 use super::common_delivery_log::impl_delivery_log;
 use super::common_delivery_record::impl_delivery_record;
+use super::common_directory::impl_directory_store;
 use super::common_tracker::impl_tracker_store;
+use super::ui_sessions::impl_ui_session_store;
 use super::{migrator, DeliveryHub, Store, StoreResult};
 
 /// Migrations compiled into the binary.
@@ -35,6 +38,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         3,
         "deliveries",
         include_str!("../../migrations/postgres/0003_deliveries.sql"),
+    ),
+    (
+        4,
+        "ui_sessions",
+        include_str!("../../migrations/postgres/0004_ui_sessions.sql"),
     ),
 ];
 
@@ -98,7 +106,7 @@ impl PgStore {
     pub(crate) fn claim_sql(exclude: usize) -> String {
         let exclude = match exclude {
             0 => String::new(),
-            n => format!(" AND d.webhook_id NOT IN ({})", list(n, 6)),
+            n => format!(" AND d.webhook_id NOT IN ({})", placeholders(6, n)),
         };
         format!(
             "WITH cand AS (SELECT d.seq, d.webhook_id, d.next_attempt_at FROM deliveries d \
@@ -176,6 +184,8 @@ impl Store for PgStore {
 
 impl_common_store!(crate::store::postgres::PgStore, sqlx::Postgres);
 impl_tracker_store!(crate::store::postgres::PgStore, sqlx::Postgres);
+impl_directory_store!(crate::store::postgres::PgStore, sqlx::Postgres);
 impl_delivery_store!(crate::store::postgres::PgStore, sqlx::Postgres);
 impl_delivery_record!(sqlx::Postgres);
 impl_delivery_log!(crate::store::postgres::PgStore, sqlx::Postgres);
+impl_ui_session_store!(crate::store::postgres::PgStore, sqlx::Postgres);

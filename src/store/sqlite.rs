@@ -12,10 +12,13 @@ use sqlx::sqlite::{
 use std::sync::Arc;
 
 use super::common::impl_common_store;
-use super::common_delivery::{impl_delivery_store, list, CLAIM_RETURNING};
+use super::common::placeholders;
+use super::common_delivery::{impl_delivery_store, CLAIM_RETURNING};
 use super::common_delivery_log::impl_delivery_log;
 use super::common_delivery_record::impl_delivery_record;
+use super::common_directory::impl_directory_store;
 use super::common_tracker::impl_tracker_store;
+use super::ui_sessions::impl_ui_session_store;
 use super::{migrator, DeliveryHub, Store, StoreResult};
 
 /// Migrations compiled into the binary.
@@ -34,6 +37,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         3,
         "deliveries",
         include_str!("../../migrations/sqlite/0003_deliveries.sql"),
+    ),
+    (
+        4,
+        "ui_sessions",
+        include_str!("../../migrations/sqlite/0004_ui_sessions.sql"),
     ),
 ];
 
@@ -77,7 +85,7 @@ impl SqliteStore {
     pub(crate) fn claim_sql(exclude: usize) -> String {
         let exclude = match exclude {
             0 => String::new(),
-            n => format!(" AND d.webhook_id NOT IN ({})", list(n, 6)),
+            n => format!(" AND d.webhook_id NOT IN ({})", placeholders(6, n)),
         };
         format!(
             "UPDATE deliveries SET lease_token = $1, lease_until = $2 WHERE seq IN ( \
@@ -116,6 +124,8 @@ impl Store for SqliteStore {
 
 impl_common_store!(crate::store::sqlite::SqliteStore, sqlx::Sqlite);
 impl_tracker_store!(crate::store::sqlite::SqliteStore, sqlx::Sqlite);
+impl_directory_store!(crate::store::sqlite::SqliteStore, sqlx::Sqlite);
 impl_delivery_store!(crate::store::sqlite::SqliteStore, sqlx::Sqlite);
 impl_delivery_record!(sqlx::Sqlite);
 impl_delivery_log!(crate::store::sqlite::SqliteStore, sqlx::Sqlite);
+impl_ui_session_store!(crate::store::sqlite::SqliteStore, sqlx::Sqlite);

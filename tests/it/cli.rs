@@ -3,7 +3,7 @@
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 
-fn herald(dir: &std::path::Path, args: &[&str]) -> std::process::Output {
+pub(crate) fn herald(dir: &std::path::Path, args: &[&str]) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_herald"))
         .arg("--data-dir")
         .arg(dir)
@@ -17,7 +17,7 @@ fn herald(dir: &std::path::Path, args: &[&str]) -> std::process::Output {
         .expect("herald runs")
 }
 
-fn stdout(o: &std::process::Output) -> String {
+pub(crate) fn stdout(o: &std::process::Output) -> String {
     assert!(
         o.status.success(),
         "stderr: {}",

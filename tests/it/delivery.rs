@@ -98,6 +98,26 @@ rig_test!(
                 "secured value leaked into {what}"
             );
         }
+        if let herald::config::DatabaseConfig::Postgres { url, schema } = &rig.app.settings.database {
+            let pool = sqlx::PgPool::connect(url).await.unwrap();
+            let schema = schema.as_deref().unwrap();
+            for (table, column) in [
+                ("webhooks", "headers"),
+                ("deliveries", "body"),
+                ("deliveries", "headers"),
+                ("delivery_attempts", "request_headers"),
+            ] {
+                // The pattern is bound, not inlined: statements are logged, and the log
+                // capture (shared by every test in this process) must never see the value.
+                let sql = format!("SELECT COUNT(*) FROM \"{schema}\".{table} WHERE {column} LIKE $1");
+                let n: i64 = sqlx::query_scalar(&sql)
+                    .bind(format!("%{}%", "sekr3t-value-4711"))
+                    .fetch_one(&pool)
+                    .await
+                    .unwrap();
+                assert_eq!(n, 0, "secured value stored in plaintext in {table}.{column}");
+            }
+        }
         if let Some(path) = rig.app.sqlite_path() {
             for file in [path.clone(), path.with_extension("db-wal")] {
                 if let Ok(bytes) = std::fs::read(&file) {
@@ -121,7 +141,9 @@ rig_test!(
                 json!({"key": "PRK", "name": "Fields", "fields": {"Budget": 1}}),
             )
             .await;
-        let hook = rig.webhook("projectrak", &["Project:Updated"], json!({})).await;
+        let hook = rig
+            .webhook("projectrak", &["Project:Updated"], json!({"httpVerb": "PUT"}))
+            .await;
         rig.update(
             &format!("/projects/{}", p["id"]),
             json!({"fields": {"Budget": 2}}),
@@ -132,6 +154,7 @@ rig_test!(
         let body = req.json();
         assert_eq!(body["data"]["event"], "updated", "{body}");
         assert_eq!(req.header("herald-format"), Some("projectrak"));
+        assert_eq!(req.method, "PUT", "the webhook's httpVerb is used");
     }
 );
 

@@ -1,31 +1,14 @@
 //! `herald deliveries list|show|redeliver` against a running instance's SQLite file: the
 //! CLI re-queues, the server's workers pick the work up on their next poll.
 
-use std::process::Command;
-
 use serde_json::json;
 
+use crate::cli::{herald as run, stdout};
 use crate::support::hooks::{id, rig};
 use crate::support::{Backend, WAIT};
 
 fn herald(dir: &std::path::Path, args: &[&str]) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_herald"))
-        .arg("--data-dir")
-        .arg(dir)
-        .args(args)
-        .env_remove("HERALD_DATABASE_URL")
-        .env(
-            "HERALD_MASTER_KEY",
-            "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=",
-        )
-        .output()
-        .expect("herald runs");
-    assert!(
-        out.status.success(),
-        "{args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    stdout(&run(dir, args))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -79,14 +79,33 @@ impl Drop for Node {
     }
 }
 
+/// Warnings and errors the nodes logged into `dir`, for failure messages.
+fn node_logs(dir: &Path) -> String {
+    let mut out = String::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        if entry.path().extension().is_some_and(|e| e == "log") {
+            let text = std::fs::read_to_string(entry.path()).unwrap_or_default();
+            for line in text
+                .lines()
+                .filter(|l| l.contains("ERROR") || l.contains("WARN"))
+                .take(20)
+            {
+                out.push_str(line);
+                out.push('\n');
+            }
+        }
+    }
+    out
+}
+
 /// Three receivers, slow for now (so a backlog builds before the kill), and one CA bundle
 /// that trusts all of them.
-async fn receivers(dir: &Path) -> (Vec<TestReceiver>, String) {
+async fn receivers(dir: &Path, delay: Duration) -> (Vec<TestReceiver>, String) {
     let mut rx = Vec::new();
     let mut pem = String::new();
     for _ in 0..3 {
         let r = TestReceiver::start().await;
-        r.reply_with(Reply::ok().delay(Duration::from_millis(100)));
+        r.reply_with(Reply::ok().delay(delay));
         pem.push_str(r.ca_pem());
         rx.push(r);
     }
@@ -123,7 +142,23 @@ async fn send_events(
                 .post(url)
                 .bearer_auth(token)
                 .json(&json!({"key": format!("K{i}"), "name": format!("Project {i}")}));
-            async move { req.send().await.map(|r| r.status() == 201).unwrap_or(false) }
+            async move {
+                match req.send().await {
+                    Ok(r) if r.status() == 201 => true,
+                    Ok(r) => {
+                        eprintln!(
+                            "event {i} refused: {} {}",
+                            r.status(),
+                            r.text().await.unwrap_or_default()
+                        );
+                        false
+                    }
+                    Err(e) => {
+                        eprintln!("event {i} not sent: {e}");
+                        false
+                    }
+                }
+            }
         })
         .buffer_unordered(8)
         .filter(|ok| std::future::ready(*ok))
@@ -157,7 +192,7 @@ async fn all_received(rx: &[TestReceiver], n: usize) {
 async fn crash_and_restart(env: Vec<(String, String)>) {
     const EVENTS: usize = 2000;
     let dir = tempfile::tempdir().unwrap();
-    let (rx, ca) = receivers(dir.path()).await;
+    let (rx, ca) = receivers(dir.path(), Duration::from_millis(300)).await;
     let mut env = env;
     env.push(("HERALD_EXTRA_CA_FILE".into(), ca));
     let client = reqwest::Client::new();
@@ -177,7 +212,7 @@ async fn crash_and_restart(env: Vec<(String, String)>) {
     }
     let node = Node::start(dir.path(), &env, "node-2.log");
     acked += send_events(&client, &[&node.base], &token, EVENTS / 2..EVENTS).await;
-    assert_eq!(acked, EVENTS);
+    assert_eq!(acked, EVENTS, "{}", node_logs(dir.path()));
     all_received(&rx, acked).await;
 }
 
@@ -209,7 +244,7 @@ async fn two_nodes_share_the_queue_and_survive_a_kill() {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
-    let (rx, ca) = receivers(dir.path()).await;
+    let (rx, ca) = receivers(dir.path(), Duration::from_secs(1)).await;
     let env = vec![
         ("HERALD_DATABASE_URL".into(), url),
         ("HERALD_DATABASE_SCHEMA".into(), unique_schema()),
@@ -234,7 +269,13 @@ async fn two_nodes_share_the_queue_and_survive_a_kill() {
         r.reply_with(Reply::ok());
     }
     acked += send_events(&client, &[&b.base], &token, EVENTS / 2..EVENTS).await;
-    assert_eq!(acked, EVENTS);
+    assert_eq!(
+        acked,
+        EVENTS,
+        "{}{}",
+        node_logs(dir.path()),
+        node_logs(b_dir.path())
+    );
     all_received(&rx, acked).await;
     for r in &rx {
         assert_eq!(r.overlaps(), 0, "a delivery was attempted by two nodes at once");

@@ -34,7 +34,7 @@ async fn only_delivery(rig: &Rig, hook: &Value) -> Value {
 
 rig_test!(
     server_errors_are_retried_with_the_same_id,
-    &[("HERALD_RETRY_SCHEDULE", "300ms,300ms,300ms")],
+    &[("HERALD_RETRY_SCHEDULE", "1s,1s,1s")],
     |rig: Rig| async move {
         rig.rx.enqueue(Reply::status(500));
         rig.rx.enqueue(Reply::status(500).body("busy"));

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 
 use crate::rig_test;
-use crate::support::hooks::{eventually, id, rig, Rig};
+use crate::support::hooks::{eventually, id, rig, rig_with, Rig};
 use crate::support::{Backend, Reply, WAIT};
 
 rig_test!(
@@ -69,29 +69,19 @@ rig_test!(
     }
 );
 
-rig_test!(
-    a_dead_endpoint_does_not_hold_up_a_healthy_one,
-    &[("HERALD_REQUEST_TIMEOUT_SECS", "30")],
-    |rig: Rig| async move {
-        let dead_port = {
-            // A TCP listener that accepts and never answers: the worst kind of receiver.
-            let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-            let port = l.local_addr().unwrap().port();
-            tokio::spawn(async move {
-                let mut held = Vec::new();
-                while let Ok((s, _)) = l.accept().await {
-                    held.push(s);
-                }
-            });
-            port
+/// A receiver that reads requests and never answers fills only its own lane: a healthy
+/// webhook's deliveries go through as if it were not there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_endpoint_does_not_hold_up_a_healthy_one() {
+    for backend in [Backend::Sqlite, Backend::Postgres] {
+        let env = [("HERALD_REQUEST_TIMEOUT_SECS", "30")];
+        let Some(rig) = rig_with(backend, &env, 1).await else {
+            continue;
         };
-        let dead = rig
-            .webhook_to(
-                &format!("https://127.0.0.1:{dead_port}/hook"),
-                "standard",
-                &["Project:Created"],
-                json!({}),
-            )
+        let dead = &rig.others[0];
+        dead.reply_with(Reply::never());
+        let dead_hook = rig
+            .webhook_to(&dead.url(), "standard", &["Project:Created"], json!({}))
             .await;
         let ok = rig.webhook("standard", &["Project:Created"], json!({})).await;
         let start = Instant::now();
@@ -100,15 +90,20 @@ rig_test!(
         }
         rig.rx.wait_for(20, WAIT).await;
         let took = start.elapsed();
-        assert!(took < Duration::from_secs(5), "healthy deliveries took {took:?}");
+        assert!(
+            took < Duration::from_secs(5),
+            "{backend:?}: healthy deliveries took {took:?}"
+        );
+        // The dead receiver holds exactly its lane's worth of attempts, no more.
+        assert_eq!(dead.wait_for(8, WAIT).await.len(), 8);
         assert!(rig
-            .deliveries(&dead)
+            .deliveries(&dead_hook)
             .await
             .iter()
             .all(|d| d["status"] == "pending"));
         assert_eq!(rig.deliveries(&ok).await.len(), 20);
     }
-);
+}
 
 rig_test!(
     per_entity_ordering_holds_under_retries,
@@ -250,5 +245,49 @@ rig_test!(
             .await;
         r.assert_problem(409, None);
         assert!(r.text.contains("purged"), "{}", r.text);
+    }
+);
+
+rig_test!(
+    the_delivery_log_pages_and_filters,
+    &[("HERALD_WORKERS", "false")],
+    |rig: Rig| async move {
+        let hook = rig
+            .webhook("standard", &["Project:Created", "Project:Updated"], json!({}))
+            .await;
+        let p = rig.project("PG1").await;
+        rig.project("PG2").await;
+        rig.project("PG3").await;
+        rig.update(&format!("/projects/{}", p["id"]), json!({"name": "Renamed"}))
+            .await;
+        let base = format!("/@default/v1/Webhooks/{}/deliveries", id(&hook));
+        let page = |q: String| {
+            let url = format!("{base}?{q}");
+            let app = &rig.app;
+            async move {
+                let r = app.call("GET", &url, None).await;
+                assert_eq!(r.status, 200, "{}", r.text);
+                r.json
+            }
+        };
+        let first = page("limit=3".into()).await;
+        assert_eq!(first["data"].as_array().unwrap().len(), 3);
+        assert_eq!(first["data"][0]["eventType"], "Project:Updated", "newest first");
+        let cursor = first["nextCursor"].as_str().unwrap().to_owned();
+        let second = page(format!("limit=3&cursor={cursor}")).await;
+        assert_eq!(second["data"].as_array().unwrap().len(), 1);
+        assert!(second.get("nextCursor").is_none(), "last page");
+        let updated = page("eventType=Project:Updated".into()).await;
+        assert_eq!(updated["data"].as_array().unwrap().len(), 1);
+        let pending = page("status=pending".into()).await;
+        assert_eq!(pending["data"].as_array().unwrap().len(), 4);
+        let future = page("since=2999-01-01T00:00:00Z".into()).await;
+        assert_eq!(future["data"], json!([]));
+        let past = page("until=2000-01-01T00:00:00Z".into()).await;
+        assert_eq!(past["data"], json!([]));
+        let bad = rig.app.call("GET", &format!("{base}?limit=0"), None).await;
+        bad.assert_problem(400, Some("limit"));
+        let bad = rig.app.call("GET", &format!("{base}?cursor=abc"), None).await;
+        bad.assert_problem(400, Some("cursor"));
     }
 );

@@ -15,4 +15,6 @@ mod formats_api;
 mod store_suite;
 mod tls_listener;
 mod tracker_api;
+mod ui_browser;
+mod ui_html;
 mod webhooks_api;

@@ -128,3 +128,41 @@ both!(
         assert_eq!(s.delete_all_webhooks(a.id).await.unwrap(), 1);
     }
 );
+
+both!(ui_sessions_expire_and_end, |app: TestApp| async move {
+    let s = app.store.as_ref();
+    let tenant_id = app.tenant_id("default").await;
+    let token_id = s.list_tokens(Some(tenant_id)).await.unwrap()[0].id.clone();
+    let session = |hash: &str, expires_at: i64| herald::store::NewUiSession {
+        id_hash: hash.into(),
+        tenant_id,
+        token_id: token_id.clone(),
+        csrf_token: format!("csrf-{hash}"),
+        created_at: 100,
+        expires_at,
+    };
+    s.insert_ui_session(&session("live", 1_000)).await.unwrap();
+    s.insert_ui_session(&session("old", 500)).await.unwrap();
+    let got = s
+        .ui_session("live", 900)
+        .await
+        .unwrap()
+        .expect("unexpired session");
+    assert_eq!(
+        (got.token_id.as_str(), got.csrf_token.as_str()),
+        (token_id.as_str(), "csrf-live")
+    );
+    assert!(
+        s.ui_session("live", 1_000).await.unwrap().is_none(),
+        "expired at its expiry time"
+    );
+    assert!(s.ui_session("nope", 0).await.unwrap().is_none());
+    assert_eq!(
+        s.purge_expired_ui_sessions(900).await.unwrap(),
+        1,
+        "only `old` had expired"
+    );
+    assert!(s.delete_ui_session("live").await.unwrap());
+    assert!(!s.delete_ui_session("live").await.unwrap());
+    assert!(s.ui_session("live", 0).await.unwrap().is_none());
+});

@@ -7,7 +7,6 @@ use uuid::Uuid;
 use super::*;
 use crate::delivery::client::TlsProblem;
 use crate::domain::retry::Schedule;
-use crate::domain::webhook::HttpVerb;
 use crate::store::{Lease, TargetRow};
 
 fn policy() -> RetryPolicy {
@@ -28,16 +27,7 @@ fn job(tries: i64) -> DeliveryJob {
             token: "tok".into(),
             until: 0,
         },
-        target: Arc::new(TargetRow {
-            webhook_id: Uuid::new_v4(),
-            url: "https://example.com".into(),
-            http_verb: HttpVerb::Post,
-            headers_json: "[]".into(),
-            secret_sealed: String::new(),
-            previous_secret_sealed: None,
-            previous_secret_until: None,
-            updated_at: 0,
-        }),
+        target: Arc::new(TargetRow::example()),
     }
 }
 

@@ -4,20 +4,10 @@ use bytes::Bytes;
 use uuid::Uuid;
 
 use super::*;
-use crate::domain::webhook::HttpVerb;
 use crate::store::{Lease, TargetRow};
 
 fn target() -> Arc<TargetRow> {
-    Arc::new(TargetRow {
-        webhook_id: Uuid::new_v4(),
-        url: "https://example.com".into(),
-        http_verb: HttpVerb::Post,
-        headers_json: "[]".into(),
-        secret_sealed: String::new(),
-        previous_secret_sealed: None,
-        previous_secret_until: None,
-        updated_at: 0,
-    })
+    Arc::new(TargetRow::example())
 }
 
 fn jobs(t: &Arc<TargetRow>, n: usize) -> Vec<DeliveryJob> {

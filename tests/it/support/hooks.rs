@@ -11,18 +11,31 @@ use super::{Backend, TestApp, TestReceiver, WAIT};
 /// Tenant API prefix of the bootstrap tenant.
 pub const V1: &str = "/@default/v1";
 
-/// Herald + one receiver.
+/// Herald + one receiver (and maybe more).
 pub struct Rig {
     pub app: TestApp,
     pub rx: TestReceiver,
+    /// Further receivers Herald trusts, from [`rig_with`].
+    pub others: Vec<TestReceiver>,
     _ca: tempfile::NamedTempFile,
 }
 
 /// Starts a receiver and Herald on `backend` (retries every 50 ms, three times, unless
 /// `env` says otherwise); `None` when the backend is not configured.
 pub async fn rig(backend: Backend, env: &[(&str, &str)]) -> Option<Rig> {
+    rig_with(backend, env, 0).await
+}
+
+/// [`rig`] with `others` more receivers, all trusted through one CA bundle.
+pub async fn rig_with(backend: Backend, env: &[(&str, &str)], others: usize) -> Option<Rig> {
     let rx = TestReceiver::start().await;
-    let ca = rx.ca_file();
+    let mut more = Vec::new();
+    for _ in 0..others {
+        more.push(TestReceiver::start().await);
+    }
+    let ca = tempfile::NamedTempFile::new().expect("temp file");
+    let bundle: String = std::iter::once(&rx).chain(&more).map(|r| r.ca_pem()).collect();
+    std::fs::write(ca.path(), bundle).expect("write CA bundle");
     let ca_path = ca.path().display().to_string();
     let mut all: Vec<(&str, &str)> = vec![
         ("HERALD_EXTRA_CA_FILE", &ca_path),
@@ -31,7 +44,12 @@ pub async fn rig(backend: Backend, env: &[(&str, &str)]) -> Option<Rig> {
     ];
     all.extend_from_slice(env);
     let app = TestApp::spawn_with(backend, &all).await?;
-    Some(Rig { app, rx, _ca: ca })
+    Some(Rig {
+        app,
+        rx,
+        others: more,
+        _ca: ca,
+    })
 }
 
 /// Runs a delivery test on SQLite and on PostgreSQL:
