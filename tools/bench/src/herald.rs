@@ -1,0 +1,248 @@
+//! Running a real `herald serve` process for a scenario: a fresh database (a temporary data
+//! directory for SQLite, a fresh schema for PostgreSQL), an admin token from
+//! `herald token create`, the settings that let it reach the loopback sink, and a clean
+//! SIGTERM stop. [`api`] is the HTTP client for Herald's public API.
+
+pub mod api;
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::process::{Child, Command};
+
+/// How every Herald process of this run is started.
+#[derive(Debug, Clone)]
+pub struct HeraldSpec {
+    /// The `herald` binary.
+    pub bin: PathBuf,
+    /// `postgres://…` for PostgreSQL; SQLite in the data directory otherwise.
+    pub database_url: Option<String>,
+    /// Where Herald's output goes (appended).
+    pub log_file: PathBuf,
+}
+
+/// One scenario's database: a data directory (always: master key, SQLite file) and, for
+/// PostgreSQL, a schema of its own.
+pub struct Database {
+    dir: tempfile::TempDir,
+    url: Option<String>,
+    schema: Option<String>,
+}
+
+impl Database {
+    /// A fresh, empty database for `spec`.
+    pub fn fresh(spec: &HeraldSpec) -> anyhow::Result<Self> {
+        let dir = tempfile::Builder::new().prefix("herald-bench-").tempdir()?;
+        let schema = spec
+            .database_url
+            .as_ref()
+            .map(|_| format!("herald_bench_{}", uuid::Uuid::new_v4().simple()));
+        Ok(Self {
+            dir,
+            url: spec.database_url.clone(),
+            schema,
+        })
+    }
+
+    /// The data directory.
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Bytes the database occupies: SQLite files (with WAL) or the schema's tables and
+    /// indexes in PostgreSQL (through `psql`; `None` when that is unavailable).
+    pub async fn size_bytes(&self) -> Option<u64> {
+        match (&self.url, &self.schema) {
+            (Some(url), Some(schema)) => {
+                let sql = format!(
+                    "SELECT COALESCE(sum(pg_total_relation_size(c.oid)), 0) FROM pg_class c \
+                     JOIN pg_namespace n ON n.oid = c.relnamespace \
+                     WHERE n.nspname = '{schema}' AND c.relkind = 'r'"
+                );
+                psql(url, &sql).await.ok()?.trim().parse().ok()
+            }
+            _ => {
+                let mut total = 0;
+                for entry in std::fs::read_dir(self.dir()).ok()? {
+                    let meta = entry.ok()?.metadata().ok()?;
+                    if meta.is_file() {
+                        total += meta.len();
+                    }
+                }
+                Some(total)
+            }
+        }
+    }
+
+    /// Bytes in SQLite's write-ahead log (part of [`Self::size_bytes`]; it shrinks only at
+    /// checkpoints, so it can dominate short runs). `None` on PostgreSQL.
+    pub fn wal_bytes(&self) -> Option<u64> {
+        if self.url.is_some() {
+            return None;
+        }
+        let wal = std::fs::read_dir(self.dir())
+            .ok()?
+            .filter_map(Result::ok)
+            .filter(|e| e.file_name().to_string_lossy().ends_with("-wal"))
+            .filter_map(|e| e.metadata().ok())
+            .map(|m| m.len())
+            .sum();
+        Some(wal)
+    }
+
+    /// Drops the PostgreSQL schema (the data directory goes with `self`).
+    pub async fn drop_schema(&self) {
+        if let (Some(url), Some(schema)) = (&self.url, &self.schema) {
+            if let Err(e) = psql(url, &format!("DROP SCHEMA IF EXISTS {schema} CASCADE")).await {
+                eprintln!("note: could not drop schema {schema}: {e:#}");
+            }
+        }
+    }
+
+    fn args(&self, cmd: &mut Command) {
+        cmd.arg("--data-dir").arg(self.dir());
+        if let Some(url) = &self.url {
+            cmd.arg("--database-url").arg(url);
+        }
+        if let Some(schema) = &self.schema {
+            cmd.env("HERALD_DATABASE_SCHEMA", schema);
+        }
+    }
+}
+
+async fn psql(url: &str, sql: &str) -> anyhow::Result<String> {
+    let out = Command::new("psql")
+        .arg(url)
+        .args(["-qtAX", "-c", sql])
+        .output()
+        .await
+        .context("cannot run psql")?;
+    if !out.status.success() {
+        bail!("psql: {}", String::from_utf8_lossy(&out.stderr).trim());
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// Runs `herald token create … --scopes admin` and returns the token (its last line).
+pub async fn create_token(spec: &HeraldSpec, db: &Database, tenant: &str) -> anyhow::Result<String> {
+    let mut cmd = Command::new(&spec.bin);
+    db.args(&mut cmd);
+    cmd.args([
+        "token", "create", "--tenant", tenant, "--user", "bench", "--scopes", "admin",
+    ])
+    .args(["--name", "herald-bench"])
+    .env("RUST_LOG", "warn");
+    let out = cmd
+        .output()
+        .await
+        .with_context(|| format!("cannot run {}", spec.bin.display()))?;
+    if !out.status.success() {
+        bail!(
+            "herald token create failed: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let token = stdout.lines().last().unwrap_or("").trim().to_owned();
+    if token.is_empty() {
+        bail!("herald token create printed no token");
+    }
+    Ok(token)
+}
+
+/// Extra settings for one `serve`.
+#[derive(Debug, Clone, Default)]
+pub struct ServeOptions {
+    /// CA file trusted for deliveries (`HERALD_EXTRA_CA_FILE`).
+    pub ca_file: Option<PathBuf>,
+    /// `HERALD_WORKERS=false` when set: accept changes, deliver nothing (backlog building).
+    pub no_workers: bool,
+    /// Further `HERALD_*` variables, e.g. a short `HERALD_RETRY_SCHEDULE`.
+    pub env: Vec<(String, String)>,
+}
+
+/// A running `herald serve`.
+pub struct Herald {
+    child: Child,
+    /// Its process id (for `/proc` readings).
+    pub pid: u32,
+    /// `http://127.0.0.1:<port>`.
+    pub base_url: String,
+}
+
+impl Herald {
+    /// Starts `herald serve` on a free loopback port and waits until it listens.
+    pub async fn start(spec: &HeraldSpec, db: &Database, opts: &ServeOptions) -> anyhow::Result<Self> {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&spec.log_file)
+            .with_context(|| format!("cannot open {}", spec.log_file.display()))?;
+        let mut cmd = Command::new(&spec.bin);
+        db.args(&mut cmd);
+        cmd.arg("serve")
+            .env("HERALD_LISTEN", "127.0.0.1:0")
+            .env("HERALD_ALLOWED_TARGET_NETWORKS", "127.0.0.0/8")
+            .env("HERALD_WORKERS", if opts.no_workers { "false" } else { "true" })
+            .env(
+                "RUST_LOG",
+                std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()),
+            );
+        if let Some(ca) = &opts.ca_file {
+            cmd.env("HERALD_EXTRA_CA_FILE", ca);
+        }
+        cmd.envs(opts.env.iter().map(|(k, v)| (k, v)));
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::from(log))
+            .kill_on_drop(true);
+        let mut child = cmd
+            .spawn()
+            .with_context(|| format!("cannot start {}", spec.bin.display()))?;
+        let pid = child.id().context("herald exited at once")?;
+        let stdout = child.stdout.take().context("herald stdout")?;
+        let mut lines = BufReader::new(stdout).lines();
+        let base_url = tokio::time::timeout(Duration::from_secs(60), async {
+            while let Some(line) = lines.next_line().await? {
+                if let Some((_, url)) = line.split_once("listening on ") {
+                    return Ok(url.trim().to_owned());
+                }
+            }
+            bail!("herald exited before listening (see {})", spec.log_file.display())
+        })
+        .await
+        .context("herald did not start listening within 60 s")??;
+        // Keep draining stdout into the log so Herald never blocks on a full pipe.
+        let log_path = spec.log_file.clone();
+        tokio::spawn(async move {
+            let Ok(mut f) = tokio::fs::OpenOptions::new().append(true).open(&log_path).await else {
+                return;
+            };
+            while let Ok(Some(line)) = lines.next_line().await {
+                let _ = f.write_all(format!("{line}\n").as_bytes()).await;
+            }
+        });
+        Ok(Self { child, pid, base_url })
+    }
+
+    /// SIGTERM, then up to 20 s for a clean exit, then SIGKILL.
+    pub async fn stop(mut self) -> anyhow::Result<()> {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.pid.to_string()])
+            .status()
+            .await;
+        match tokio::time::timeout(Duration::from_secs(20), self.child.wait()).await {
+            Ok(status) => {
+                status?;
+            }
+            Err(_) => {
+                eprintln!("note: herald did not stop within 20 s of SIGTERM; killing it");
+                self.child.kill().await?;
+            }
+        }
+        Ok(())
+    }
+}

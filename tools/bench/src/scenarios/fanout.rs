@@ -1,0 +1,143 @@
+//! `fanout` (and `fanout-pg`): every change goes to 10 webhooks, changes at max rate; then
+//! the bare-client baseline posts the same bodies to the same sink with the same
+//! concurrency. Budget: ≥ 15,000 deliveries/s (≥ 8,000/s on PostgreSQL), ≥ 0.35 × baseline,
+//! nothing lost.
+
+use anyhow::Context;
+
+use crate::baseline::{self, BaselineSpec, Template};
+use crate::driver::{self, Budget};
+use crate::herald::ServeOptions;
+use crate::sinkctl::{Sink, SinkSpec};
+
+use super::common::{check_window, collect, report_analysis, report_drive, PER_HOOK_CONCURRENCY};
+use super::{rig, round, Ctx, Outcome, RigSpec};
+
+/// Webhooks per change.
+pub const HOOKS: u32 = 10;
+
+/// Runs `fanout` on SQLite (or whatever the run's database is) or, with `postgres`, on
+/// the `--pg-url` database.
+pub async fn run(ctx: &mut Ctx, postgres: bool) -> anyhow::Result<Outcome> {
+    let name = if postgres { "fanout-pg" } else { "fanout" };
+    let mut out = Outcome::new(name);
+    let mut spec = ctx.herald.clone();
+    if postgres {
+        spec.database_url = Some(ctx.pg_url.clone().context("fanout-pg needs --pg-url")?);
+    }
+    let sink = Sink::spawn(&SinkSpec {
+        tls: true,
+        ..SinkSpec::default()
+    })
+    .await?;
+    let hooks: Vec<u32> = (0..HOOKS).collect();
+    let rig = rig(
+        &spec,
+        RigSpec {
+            sinks: vec![&sink],
+            hooks: hooks.iter().map(|&h| sink.url(h as usize)).collect(),
+            projects: 64,
+            format: "ppm",
+            serve: ServeOptions::default(),
+        },
+    )
+    .await?;
+    let before = rig.mark().await?;
+    let k = &ctx.knobs;
+    let budget = Budget {
+        changes: k.changes,
+        min_time: k.min_drive,
+        max_time: k.min_drive + std::time::Duration::from_secs(120),
+    };
+    let drive = driver::max_rate(&rig.api, &rig.projects, k.api_concurrency, budget).await;
+    let a = collect(&sink, &drive, &hooks, std::time::Duration::from_secs(20)).await?;
+    rig.usage(&mut out, before, a.delivered).await?;
+    let sample = sink.sample().await?;
+    rig.finish().await?;
+    report_drive(&mut out, &drive);
+    report_analysis(&mut out, &a);
+    check_window(&mut out, &a, !k.min_drive.is_zero());
+
+    let template = match &sample {
+        Some(body) => Template::new(body),
+        None => {
+            out.notes
+                .push("no Herald body arrived: baseline used a synthetic 1 KB body".into());
+            Template::synthetic()
+        }
+    };
+    // The same number of bodies Herald delivered (all of them when Herald got none through).
+    let changes = match drive.acked.len() as u64 {
+        0 => k.changes,
+        n => n,
+    };
+    let (base, base_errors) = baseline::run(
+        &sink,
+        &BaselineSpec {
+            changes,
+            hooks: HOOKS,
+            per_hook_concurrency: PER_HOOK_CONCURRENCY,
+            template,
+        },
+    )
+    .await?;
+    out.metric("baseline_deliveries_per_sec", round(base.throughput.per_sec));
+    out.metric("baseline_errors", base_errors);
+    let ratio = if base.throughput.per_sec > 0.0 {
+        a.throughput.per_sec / base.throughput.per_sec
+    } else {
+        0.0
+    };
+    out.metric("herald_over_baseline", round(ratio));
+
+    let (floor, label) = if postgres {
+        (8_000.0, "PostgreSQL fanout ≥ 8,000 deliveries/s")
+    } else {
+        (15_000.0, "fanout ≥ 15,000 deliveries/s")
+    };
+    out.rule(
+        label,
+        format!("{:.0}/s", a.throughput.per_sec),
+        a.throughput.per_sec >= floor,
+    );
+    if !postgres {
+        out.rule("fanout ≥ 0.35 × baseline", format!("{ratio:.2} ×"), ratio >= 0.35);
+        ctx.fanout_rate = Some(a.throughput.per_sec);
+    }
+    out.zero_lost(a.lost, a.expected);
+    Ok(out)
+}
+
+/// `baseline`: the sink and the bare client only, no Herald — the harness's own check.
+pub async fn baseline_only(ctx: &Ctx) -> anyhow::Result<Outcome> {
+    let mut out = Outcome::new("baseline");
+    let sink = Sink::spawn(&SinkSpec {
+        tls: true,
+        ..SinkSpec::default()
+    })
+    .await?;
+    let (base, errors) = baseline::run(
+        &sink,
+        &BaselineSpec {
+            changes: ctx.knobs.changes,
+            hooks: HOOKS,
+            per_hook_concurrency: PER_HOOK_CONCURRENCY,
+            template: Template::synthetic(),
+        },
+    )
+    .await?;
+    // Latency means nothing here: the bare client has no API call to measure from.
+    let base = crate::metrics::Analysis {
+        latency: None,
+        ..base
+    };
+    report_analysis(&mut out, &base);
+    out.metric("baseline_errors", errors);
+    if let Some(pid) = sink.pid() {
+        if let Ok(s) = crate::procstat::sample(pid) {
+            out.metric("sink_cpu_secs", round(s.cpu_secs));
+        }
+    }
+    out.zero_lost(base.lost, base.expected);
+    Ok(out)
+}

@@ -1,0 +1,88 @@
+//! `retry-storm`: the sink answers `500` to 30% of requests (spread evenly, retries
+//! included) and Herald retries on a short schedule. Reports the rates of first attempts,
+//! retries and completed deliveries. Budget: nothing lost (the schedule has enough steps
+//! that exhausting it is practically impossible: 0.3¹³ ≈ 2·10⁻⁷ per delivery).
+
+use std::time::Duration;
+
+use crate::driver::{self, Budget};
+use crate::herald::ServeOptions;
+use crate::metrics::{analyse, Throughput};
+use crate::record::Kind;
+use crate::sinkctl::{Sink, SinkSpec};
+
+use super::common::{check_window, report_analysis, report_drive};
+use super::{rig, round, Ctx, Outcome, RigSpec};
+
+/// Webhooks per change.
+pub const HOOKS: u32 = 10;
+/// Share of requests answered `500`.
+pub const FAIL_PCT: u32 = 30;
+/// `HERALD_RETRY_SCHEDULE` for this scenario.
+pub const SCHEDULE: &str = "100ms,200ms,500ms,1s,1s,1s,1s,1s,1s,1s,1s,1s";
+
+/// Runs the scenario.
+pub async fn run(ctx: &Ctx) -> anyhow::Result<Outcome> {
+    let mut out = Outcome::new("retry-storm");
+    let sink = Sink::spawn(&SinkSpec {
+        tls: true,
+        fail_pct: FAIL_PCT,
+        ..SinkSpec::default()
+    })
+    .await?;
+    let hooks: Vec<u32> = (0..HOOKS).collect();
+    let serve = ServeOptions {
+        env: vec![("HERALD_RETRY_SCHEDULE".into(), SCHEDULE.into())],
+        ..ServeOptions::default()
+    };
+    let rig = rig(
+        &ctx.herald,
+        RigSpec {
+            sinks: vec![&sink],
+            hooks: hooks.iter().map(|&h| sink.url(h as usize)).collect(),
+            projects: 64,
+            format: "ppm",
+            serve,
+        },
+    )
+    .await?;
+    let before = rig.mark().await?;
+    let k = &ctx.knobs;
+    let budget = Budget {
+        changes: k.changes,
+        min_time: k.min_drive,
+        max_time: k.min_drive + Duration::from_secs(120),
+    };
+    let drive = driver::max_rate(&rig.api, &rig.projects, k.api_concurrency, budget).await;
+    let expected = (drive.acked.len() * hooks.len()) as u64;
+    sink.wait_for(expected, Duration::from_secs(20), Duration::from_secs(900))
+        .await?;
+    let records = sink.records().await?;
+    let a = analyse(&records, &drive.acked, &hooks);
+    rig.usage(&mut out, before, a.delivered).await?;
+    rig.finish().await?;
+    report_drive(&mut out, &drive);
+    report_analysis(&mut out, &a);
+    check_window(&mut out, &a, !k.min_drive.is_zero());
+
+    let times = |kind: Kind| -> Vec<u64> {
+        records
+            .iter()
+            .filter(|r| r.kind == kind)
+            .map(|r| r.recv_ns)
+            .collect()
+    };
+    let first = Throughput::sustained(&mut times(Kind::First));
+    let retries = Throughput::sustained(&mut times(Kind::Retry));
+    let mut all: Vec<u64> = records.iter().map(|r| r.recv_ns).collect();
+    let requests = Throughput::sustained(&mut all);
+    out.metric("first_attempts", a.first_attempts);
+    out.metric("retries", a.retries);
+    out.metric("answered_500", a.answered_err);
+    out.metric("first_attempts_per_sec", round(first.per_sec));
+    out.metric("retries_per_sec", round(retries.per_sec));
+    out.metric("requests_per_sec", round(requests.per_sec));
+    out.metric("retry_schedule", SCHEDULE);
+    out.zero_lost(a.lost, a.expected);
+    Ok(out)
+}

@@ -1,0 +1,149 @@
+//! A scenario's rig: a fresh database, a running Herald that trusts the sinks' CAs, an API
+//! client with an admin token, the seq field, projects and one webhook per sink URL.
+
+use serde_json::Value;
+use tokio::task::JoinSet;
+
+use crate::herald::api::{Api, SEQ_FIELD};
+use crate::herald::{create_token, Database, Herald, HeraldSpec, ServeOptions};
+use crate::procstat;
+use crate::sinkctl::Sink;
+
+use super::{round, Outcome};
+
+/// The tenant every scenario works in.
+pub const TENANT: &str = "bench";
+
+/// What to set up.
+pub struct RigSpec<'a> {
+    /// Sinks whose CAs Herald must trust.
+    pub sinks: Vec<&'a Sink>,
+    /// Webhook URLs, in `/hook/<n>` order.
+    pub hooks: Vec<String>,
+    /// Projects to create (at least the driver's concurrency).
+    pub projects: usize,
+    /// Webhook format.
+    pub format: &'static str,
+    /// How to start Herald.
+    pub serve: ServeOptions,
+}
+
+/// See the module docs.
+pub struct Rig {
+    /// The scenario's database.
+    pub db: Database,
+    /// The running Herald.
+    pub herald: Herald,
+    /// API client.
+    pub api: Api,
+    /// Project ids.
+    pub projects: Vec<Value>,
+    token: String,
+}
+
+/// A reading of Herald's cost counters.
+#[derive(Debug, Clone, Copy)]
+pub struct Mark {
+    cpu_secs: f64,
+    db_bytes: Option<u64>,
+}
+
+/// Builds the rig.
+pub async fn rig(spec: &HeraldSpec, mut rs: RigSpec<'_>) -> anyhow::Result<Rig> {
+    let db = Database::fresh(spec)?;
+    let ca_path = db.dir().join("sink-ca.pem");
+    let pems: Vec<&str> = rs.sinks.iter().filter_map(|s| s.ca_pem.as_deref()).collect();
+    std::fs::write(&ca_path, pems.concat())?;
+    rs.serve.ca_file = Some(ca_path);
+    let token = create_token(spec, &db, TENANT).await?;
+    let herald = Herald::start(spec, &db, &rs.serve).await?;
+    let api = Api::new(&herald.base_url, TENANT, &token)?;
+    api.create_field(SEQ_FIELD).await?;
+    let mut tasks = JoinSet::new();
+    for i in 0..rs.projects {
+        let api = api.clone();
+        tasks.spawn(async move {
+            let id = api
+                .create_project(&format!("B{i}"), &format!("Bench project {i}"))
+                .await;
+            (i, id)
+        });
+    }
+    let mut projects = vec![Value::Null; rs.projects];
+    while let Some(done) = tasks.join_next().await {
+        let (i, id) = done?;
+        projects[i] = id?;
+    }
+    for url in &rs.hooks {
+        api.create_webhook(url, rs.format).await?;
+    }
+    Ok(Rig {
+        db,
+        herald,
+        api,
+        projects,
+        token,
+    })
+}
+
+impl Rig {
+    /// Stops Herald and starts it again on the same database with `opts` (CA kept).
+    pub async fn restart(self, spec: &HeraldSpec, mut opts: ServeOptions) -> anyhow::Result<Self> {
+        let Rig {
+            db,
+            herald,
+            projects,
+            token,
+            ..
+        } = self;
+        herald.stop().await?;
+        opts.ca_file = Some(db.dir().join("sink-ca.pem"));
+        let herald = Herald::start(spec, &db, &opts).await?;
+        let api = Api::new(&herald.base_url, TENANT, &token)?;
+        Ok(Rig {
+            db,
+            herald,
+            api,
+            projects,
+            token,
+        })
+    }
+
+    /// Herald's CPU time and the database size now.
+    pub async fn mark(&self) -> anyhow::Result<Mark> {
+        Ok(Mark {
+            cpu_secs: procstat::sample(self.herald.pid)?.cpu_secs,
+            db_bytes: self.db.size_bytes().await,
+        })
+    }
+
+    /// Adds CPU per 1,000 deliveries, peak RSS and database growth between two marks.
+    pub async fn usage(&self, out: &mut Outcome, before: Mark, deliveries: u64) -> anyhow::Result<()> {
+        let after = self.mark().await?;
+        let s = procstat::sample(self.herald.pid)?;
+        let cpu = after.cpu_secs - before.cpu_secs;
+        out.metric("herald_cpu_secs", round(cpu));
+        if deliveries > 0 {
+            out.metric(
+                "cpu_secs_per_1000_deliveries",
+                round(cpu * 1000.0 / deliveries as f64),
+            );
+        }
+        out.metric("herald_peak_rss_mib", round(s.hwm_kib as f64 / 1024.0));
+        if let (Some(a), Some(b)) = (before.db_bytes, after.db_bytes) {
+            out.metric("db_growth_mib", round((b as f64 - a as f64) / 1048576.0));
+            out.metric("db_size_mib", round(b as f64 / 1048576.0));
+        }
+        if let Some(wal) = self.db.wal_bytes() {
+            out.metric("db_wal_mib", round(wal as f64 / 1048576.0));
+        }
+        Ok(())
+    }
+
+    /// Stops Herald and drops the PostgreSQL schema.
+    pub async fn finish(self) -> anyhow::Result<()> {
+        let stopped = self.herald.stop().await;
+        self.db.drop_schema().await;
+        stopped
+    }
+}

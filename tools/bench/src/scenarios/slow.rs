@@ -1,0 +1,77 @@
+//! `slow-endpoint`: 10 webhooks, one of which points at a sink that never answers (so each
+//! of its attempts holds a connection until Herald's request timeout). Budget: the 9
+//! healthy webhooks' throughput ≥ 0.9 × this run's `fanout`, nothing lost on them.
+
+use std::time::Duration;
+
+use crate::driver::{self, Budget};
+use crate::herald::ServeOptions;
+use crate::sinkctl::{Sink, SinkSpec};
+
+use super::common::{check_window, collect, report_analysis, report_drive};
+use super::{rig, round, Ctx, Outcome, RigSpec};
+
+/// Healthy webhooks (`/hook/0…8`); `/hook/9` is the slow one.
+pub const HEALTHY: u32 = 9;
+
+/// Runs the scenario.
+pub async fn run(ctx: &Ctx) -> anyhow::Result<Outcome> {
+    let mut out = Outcome::new("slow-endpoint");
+    let healthy = Sink::spawn(&SinkSpec {
+        tls: true,
+        ..SinkSpec::default()
+    })
+    .await?;
+    let slow = Sink::spawn(&SinkSpec {
+        tls: true,
+        never: true,
+        ..SinkSpec::default()
+    })
+    .await?;
+    let hooks: Vec<u32> = (0..HEALTHY).collect();
+    let mut urls: Vec<String> = hooks.iter().map(|&h| healthy.url(h as usize)).collect();
+    urls.push(slow.url(HEALTHY as usize));
+    let rig = rig(
+        &ctx.herald,
+        RigSpec {
+            sinks: vec![&healthy, &slow],
+            hooks: urls,
+            projects: 64,
+            format: "ppm",
+            serve: ServeOptions::default(),
+        },
+    )
+    .await?;
+    let before = rig.mark().await?;
+    let k = &ctx.knobs;
+    let budget = Budget {
+        changes: k.changes,
+        min_time: k.min_drive,
+        max_time: k.min_drive + Duration::from_secs(120),
+    };
+    let drive = driver::max_rate(&rig.api, &rig.projects, k.api_concurrency, budget).await;
+    let a = collect(&healthy, &drive, &hooks, Duration::from_secs(20)).await?;
+    rig.usage(&mut out, before, a.delivered).await?;
+    let slow_requests = slow.stats().await?.requests;
+    rig.finish().await?;
+    report_drive(&mut out, &drive);
+    report_analysis(&mut out, &a);
+    check_window(&mut out, &a, !k.min_drive.is_zero());
+    out.metric("slow_endpoint_requests", slow_requests);
+    match ctx.fanout_rate {
+        Some(fanout) if fanout > 0.0 => {
+            let ratio = a.throughput.per_sec / fanout;
+            out.metric("healthy_over_fanout", round(ratio));
+            out.rule(
+                "slow-endpoint healthy throughput ≥ 0.9 × fanout",
+                format!("{:.0}/s vs {fanout:.0}/s = {ratio:.2} ×", a.throughput.per_sec),
+                ratio >= 0.9,
+            );
+        }
+        _ => out
+            .notes
+            .push("no fanout throughput in this run to compare with (run `fanout` first)".into()),
+    }
+    out.zero_lost(a.lost, a.expected);
+    Ok(out)
+}
