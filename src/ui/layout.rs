@@ -52,9 +52,7 @@ pub fn page(title: &str, session: &Session, nav: Nav, content: Markup) -> Markup
                     nav aria-label="Main" {
                         ul {
                             (item(Nav::Webhooks, "/admin/webhooks", "Webhooks"))
-                            @if super::PROJECTS_PAGES {
-                                (item(Nav::Projects, "/admin/projects", "Projects"))
-                            }
+                            (item(Nav::Projects, "/admin/projects", "Projects"))
                         }
                     }
                     div.who {

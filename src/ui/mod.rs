@@ -9,8 +9,8 @@
 //! session ([`session`]) in an HttpOnly, SameSite=Strict cookie scoped to `/admin`; every
 //! POST carries a synchronizer token ([`csrf`]). The UI calls the same functions as the
 //! JSON API, so it can never do more than the token could. Responses carry a strict
-//! Content-Security-Policy (no inline script or style), `nosniff`, `no-referrer`-style
-//! policies and `frame-ancestors 'none'`.
+//! Content-Security-Policy (no inline script or style), `nosniff`, a same-origin referrer
+//! policy and `frame-ancestors 'none'`.
 
 mod assets;
 mod chart;
@@ -37,9 +37,6 @@ use axum::routing::any;
 use axum::Router;
 
 use crate::api::AppState;
-
-/// Whether the projects pages exist yet (they need the tracker data API).
-const PROJECTS_PAGES: bool = true;
 
 /// Every `/admin` route, to be merged into the application router.
 pub fn router() -> Router<AppState> {

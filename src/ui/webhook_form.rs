@@ -201,7 +201,8 @@ pub fn render(session: &Session, action: &str, v: &FormValues, errs: &[FieldErro
             }
             div.actions {
                 button.primary type="submit" { (submit) }
-                a.button.secondary href="/admin/webhooks" { "Cancel" }
+                // Editing returns to the webhook's page; creating to the list.
+                a.button.secondary href=(action.strip_suffix("/edit").unwrap_or("/admin/webhooks")) { "Cancel" }
             }
         }
     }

@@ -3,6 +3,7 @@
 //! that wait on conditions with deadlines (never fixed sleeps) and write screenshots.
 
 use std::net::{TcpListener, TcpStream};
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -21,15 +22,42 @@ pub const STEP: Duration = Duration::from_secs(15);
 pub struct Browser {
     pub client: Client,
     driver: Child,
+    port: u16,
+    session: Option<String>,
     _profile: tempfile::TempDir,
     base: String,
 }
 
 impl Drop for Browser {
     fn drop(&mut self) {
-        // Killing chromedriver takes its Chromium down with it; the profile dir goes after.
+        // Killing chromedriver alone would orphan Chromium: end the WebDriver session first
+        // (chromedriver then quits the browser), then kill chromedriver's process group
+        // (its own, see `start`) in case a browser process is still around, e.g. after a
+        // panic mid-command.
+        if let Some(id) = &self.session {
+            quit_session(self.port, id);
+        }
+        let group = format!("-{}", self.driver.id());
+        let _ = Command::new("kill").args(["-KILL", "--", &group]).status();
         let _ = self.driver.kill();
         let _ = self.driver.wait();
+    }
+}
+
+/// `DELETE /session/{id}` over a blocking socket (Drop cannot await); waits for the answer,
+/// which chromedriver sends once the browser has quit.
+fn quit_session(port: u16, id: &str) {
+    use std::io::{Read, Write};
+    let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) else {
+        return;
+    };
+    let _ = s.set_read_timeout(Some(STEP));
+    let req = format!(
+        "DELETE /session/{id} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    );
+    if s.write_all(req.as_bytes()).is_ok() {
+        let mut answer = Vec::new();
+        let _ = s.read_to_end(&mut answer);
     }
 }
 
@@ -61,6 +89,8 @@ impl Browser {
         let port = free_port();
         let mut driver = Command::new(CHROMEDRIVER)
             .arg(format!("--port={port}"))
+            // Its own process group, so Drop can end it and every browser it started.
+            .process_group(0)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -103,9 +133,12 @@ impl Browser {
                 panic!("cannot start a Chromium session through chromedriver: {e}");
             }
         };
+        let session = client.session_id().await.ok().flatten();
         Self {
             client,
             driver,
+            port,
+            session,
             _profile: profile,
             base: base.to_owned(),
         }
