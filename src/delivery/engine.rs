@@ -41,6 +41,8 @@ type Cached = Arc<Result<Prepared, String>>;
 pub(crate) struct Signals {
     pub(crate) wake: Arc<Notify>,
     next_wake: Mutex<Option<i64>>,
+    /// Set when the last claim may have left due work behind per-webhook caps.
+    pub(crate) capped: AtomicBool,
     pub(crate) watchers: Watchers,
     pub(crate) lanes: Arc<Lanes>,
     pub(crate) metrics: Arc<Metrics>,
@@ -53,6 +55,9 @@ impl Written for Signals {
             let mut w = self.next_wake.lock().unwrap_or_else(|p| p.into_inner());
             *w = Some(w.map_or(at, |cur| cur.min(at)));
             drop(w);
+            self.wake.notify_one();
+        }
+        if self.capped.swap(false, Ordering::Relaxed) {
             self.wake.notify_one();
         }
         if !disabled.is_empty() {
@@ -134,6 +139,7 @@ impl DeliveryEngine {
         let signals = Arc::new(Signals {
             wake: Arc::new(Notify::new()),
             next_wake: Mutex::new(None),
+            capped: AtomicBool::new(false),
             watchers: Watchers::default(),
             lanes,
             metrics: Arc::new(Metrics::default()),
@@ -226,13 +232,15 @@ impl DeliveryEngine {
             return Ok((0, 0));
         }
         let now = now_ms();
+        let exclude = i.signals.lanes.saturated();
+        let capped = !exclude.is_empty();
         let req = ClaimRequest {
             token: i.store.hub().new_token(),
             lease_until: now + i.lease_ms,
             now,
             limit: limit as i64,
             per_webhook: i.per_webhook,
-            exclude: i.signals.lanes.saturated(),
+            exclude,
         };
         let jobs = i.store.claim_due(&req).await?;
         {
@@ -244,6 +252,14 @@ impl DeliveryEngine {
         let n = jobs.len();
         if n > 0 {
             tracing::debug!(claimed = n, "claimed due deliveries");
+        }
+        // Per-webhook caps (saturated lanes, `per_webhook` rows per webhook) can leave due
+        // work unclaimed although the claim came back short. Ask to be woken once outcomes
+        // are written (a finished attempt's row stops counting against its webhook only
+        // then), rather than sleeping until the poll: otherwise a backlog behind a few
+        // webhooks drains one batch per poll interval.
+        if n > 0 || capped {
+            i.signals.capped.store(true, Ordering::Relaxed);
         }
         self.submit(jobs);
         Ok((n, limit))

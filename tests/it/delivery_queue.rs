@@ -291,3 +291,30 @@ rig_test!(
         bad.assert_problem(400, Some("cursor"));
     }
 );
+
+// A backlog behind a per-webhook cap drains as lanes free up, not one batch per poll:
+// with one slot per webhook and a one-minute poll, ten retries must still finish at once.
+rig_test!(
+    a_capped_backlog_drains_without_waiting_for_the_poll,
+    &[
+        ("HERALD_PER_WEBHOOK_CONCURRENCY", "1"),
+        ("HERALD_POLL_INTERVAL_MS", "60000"),
+        ("HERALD_RETRY_SCHEDULE", "50ms,50ms,50ms")
+    ],
+    |rig: Rig| async move {
+        rig.rx.reply_with(Reply::status(503));
+        let hook = rig.webhook("standard", &["Project:Created"], json!({})).await;
+        for i in 0..10 {
+            rig.project(&format!("B{i}")).await;
+        }
+        rig.rx.wait_for(10, WAIT).await;
+        rig.rx.reply_with(Reply::ok());
+        let started = Instant::now();
+        eventually("every delivery succeeds", WAIT, || async {
+            let d = rig.deliveries(&hook).await;
+            (d.len() == 10 && d.iter().all(|d| d["status"] == "succeeded")).then_some(())
+        })
+        .await;
+        assert!(started.elapsed() < WAIT, "drained in {:?}", started.elapsed());
+    }
+);
