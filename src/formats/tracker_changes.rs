@@ -118,6 +118,28 @@ pub fn story_create(id: i64, s: &Value, occurred_at: i64) -> Change<'_> {
     }
 }
 
+/// `original_values` / `new_values` of an update: the changed keys `value` knows how to
+/// name (in `changed` order), plus `updated_at` (the activity's time on the new side).
+fn update_values(
+    before: &Value,
+    after: &Value,
+    changed: &[String],
+    occurred_at: i64,
+    value: fn(&Value, &str) -> Option<(&'static str, Value)>,
+) -> (Obj, Obj) {
+    let mut old = Obj::new();
+    let mut new = Obj::new();
+    for key in changed {
+        if let (Some((name, o)), Some((_, n))) = (value(before, key), value(after, key)) {
+            old.insert(name, o);
+            new.insert(name, n);
+        }
+    }
+    old.insert("updated_at", field(before, "updated_at").clone());
+    new.insert("updated_at", occurred_at);
+    (old, new)
+}
+
 /// A story `update` change: the `changed` snapshot keys Tracker knows, plus `updated_at`.
 /// Named after the story as it is now.
 pub fn story_update<'a>(
@@ -127,16 +149,7 @@ pub fn story_update<'a>(
     changed: &[String],
     occurred_at: i64,
 ) -> Change<'a> {
-    let mut old = Obj::new();
-    let mut new = Obj::new();
-    for key in changed {
-        if let (Some((name, o)), Some((_, n))) = (story_value(before, key), story_value(after, key)) {
-            old.insert(name, o);
-            new.insert(name, n);
-        }
-    }
-    old.insert("updated_at", field(before, "updated_at").clone());
-    new.insert("updated_at", occurred_at);
+    let (old, new) = update_values(before, after, changed, occurred_at, story_value);
     Change {
         original_values: Some(old),
         new_values: Some(new),
@@ -204,16 +217,7 @@ pub fn comment_update(
     changed: &[String],
     occurred_at: i64,
 ) -> Change<'static> {
-    let mut old = Obj::new();
-    let mut new = Obj::new();
-    for key in changed {
-        if let (Some((name, o)), Some((_, n))) = (comment_value(before, key), comment_value(after, key)) {
-            old.insert(name, o);
-            new.insert(name, n);
-        }
-    }
-    old.insert("updated_at", field(before, "updated_at").clone());
-    new.insert("updated_at", occurred_at);
+    let (old, new) = update_values(before, after, changed, occurred_at, comment_value);
     Change {
         original_values: Some(old),
         new_values: Some(new),
