@@ -135,6 +135,7 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
         println!();
     }
     println!("API docs:     {public}/docs  (OpenAPI: {public}/openapi.json)");
+    println!("Admin UI:     {public}/admin");
     println!("Webhooks API: {public}/@default/v1/Webhooks");
     let stop = CancellationToken::new();
     let trigger = stop.clone();

@@ -104,6 +104,7 @@ fn first_serve_prints_an_admin_token_and_the_docs_url_once() {
     let text = seen.join("\n");
     assert!(text.contains("hrld_"), "{text}");
     assert!(text.contains("/docs"), "{text}");
+    assert!(text.contains("/admin"), "the admin UI URL is printed too: {text}");
     let key = dir.path().join("master.key");
     assert!(key.exists(), "a master key file is created on first start");
 
