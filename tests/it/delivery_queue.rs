@@ -293,12 +293,13 @@ rig_test!(
 );
 
 // A backlog behind a per-webhook cap drains as lanes free up, not one batch per poll:
-// with one slot per webhook and a one-minute poll, ten retries must still finish at once.
+// with one slot per webhook and a 3 s poll, ten retries one-per-poll would take ~27 s;
+// they must finish well inside the 10 s wait (a rare missed wake costs one poll).
 rig_test!(
     a_capped_backlog_drains_without_waiting_for_the_poll,
     &[
         ("HERALD_PER_WEBHOOK_CONCURRENCY", "1"),
-        ("HERALD_POLL_INTERVAL_MS", "60000"),
+        ("HERALD_POLL_INTERVAL_MS", "3000"),
         ("HERALD_RETRY_SCHEDULE", "50ms,50ms,50ms")
     ],
     |rig: Rig| async move {
