@@ -144,7 +144,7 @@ macro_rules! impl_common_store {
                     )
                     .bind(slug)
                     .bind(now)
-                    .execute(&self.pool)
+                    .execute(&self.writer)
                     .await?
                     .rows_affected()
                         > 0;
@@ -192,7 +192,7 @@ macro_rules! impl_common_store {
                     .bind(account_id)
                     .bind(initials)
                     .bind(now)
-                    .execute(&self.pool)
+                    .execute(&self.writer)
                     .await?;
                     let r = sqlx::query::<Db>(
                         "SELECT id, tenant_id, uuid, account_id, name, initials, email FROM users \
@@ -224,7 +224,7 @@ macro_rules! impl_common_store {
                     .bind(&t.scopes)
                     .bind(&t.secret_hash)
                     .bind(t.created_at)
-                    .execute(&self.pool)
+                    .execute(&self.writer)
                     .await?;
                     Ok(())
                 }
@@ -253,7 +253,7 @@ macro_rules! impl_common_store {
                     )
                     .bind(id)
                     .bind(now)
-                    .execute(&self.pool)
+                    .execute(&self.writer)
                     .await?
                     .rows_affected();
                     Ok(n > 0)
@@ -263,7 +263,7 @@ macro_rules! impl_common_store {
             #[async_trait]
             impl WebhookStore for $store {
                 async fn insert_webhook(&self, w: &NewWebhook, cap: u32) -> StoreResult<WebhookRecord> {
-                    let mut tx = self.pool.begin().await?;
+                    let mut tx = self.writer.begin().await?;
                     // Lock the tenant row first so concurrent creates count one at a time.
                     sqlx::query::<Db>("UPDATE tenants SET slug = slug WHERE id = $1")
                         .bind(w.tenant_id)
@@ -356,7 +356,7 @@ macro_rules! impl_common_store {
                     .bind(c.enabled)
                     .bind(c.ordering.as_str())
                     .bind(now)
-                    .fetch_optional(&self.pool)
+                    .fetch_optional(&self.writer)
                     .await?;
                     row.as_ref().map(webhook_from_row).transpose()
                 }
@@ -364,7 +364,7 @@ macro_rules! impl_common_store {
                 async fn delete_webhook(&self, tenant_id: i64, id: Uuid) -> StoreResult<bool> {
                     // Pending deliveries are cancelled with it (kept for the log until
                     // retention purges their bodies), in the same transaction.
-                    let mut tx = self.pool.begin().await?;
+                    let mut tx = self.writer.begin().await?;
                     let n = sqlx::query::<Db>("DELETE FROM webhooks WHERE tenant_id = $1 AND id = $2")
                         .bind(tenant_id)
                         .bind(id.to_string())
@@ -377,7 +377,7 @@ macro_rules! impl_common_store {
                 }
 
                 async fn delete_all_webhooks(&self, tenant_id: i64) -> StoreResult<u64> {
-                    let mut tx = self.pool.begin().await?;
+                    let mut tx = self.writer.begin().await?;
                     let n = sqlx::query::<Db>("DELETE FROM webhooks WHERE tenant_id = $1")
                         .bind(tenant_id)
                         .execute(&mut *tx)
@@ -406,7 +406,7 @@ macro_rules! impl_common_store {
                     .bind(new_sealed)
                     .bind(previous_until)
                     .bind(now)
-                    .fetch_optional(&self.pool)
+                    .fetch_optional(&self.writer)
                     .await?;
                     row.as_ref().map(webhook_from_row).transpose()
                 }

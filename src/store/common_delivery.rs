@@ -189,7 +189,7 @@ macro_rules! impl_delivery_store {
                     for id in &req.exclude {
                         q = q.bind(id.to_string());
                     }
-                    let rows = q.fetch_all(&self.pool).await?;
+                    let rows = q.fetch_all(&self.writer).await?;
                     if rows.is_empty() {
                         return Ok(Vec::new());
                     }
@@ -243,7 +243,7 @@ macro_rules! impl_delivery_store {
                     if records.is_empty() {
                         return Ok(Vec::new());
                     }
-                    let mut tx = self.pool.begin().await?;
+                    let mut tx = self.writer.begin().await?;
                     super::delivery_record::insert_attempts(&mut tx, records).await?;
                     super::delivery_record::update_deliveries(&mut tx, records, now).await?;
                     let disabled = super::delivery_record::update_webhooks(&mut tx, records, auto, now).await?;
@@ -253,7 +253,7 @@ macro_rules! impl_delivery_store {
 
                 async fn release_leases(&self, leases: &[(Uuid, String)]) -> StoreResult<u64> {
                     let mut n = 0;
-                    let mut tx = self.pool.begin().await?;
+                    let mut tx = self.writer.begin().await?;
                     for chunk in leases.chunks(200) {
                         let sql = format!(
                             "UPDATE deliveries SET lease_token = NULL, lease_until = NULL FROM (VALUES {}) AS v \
@@ -298,7 +298,7 @@ macro_rules! impl_delivery_store {
                 }
 
                 async fn create_ping(&self, tenant_id: i64, webhook_id: Uuid, event: &Event) -> StoreResult<Option<(Uuid, Vec<DeliveryJob>)>> {
-                    let mut tx = self.pool.begin().await?;
+                    let mut tx = self.writer.begin().await?;
                     let Some(row) = sqlx::query::<Db>(&format!(
                         "SELECT {TARGET_COLUMNS}, format, event_types, project_ids, ordering FROM webhooks \
                          WHERE tenant_id = $1 AND id = $2"

@@ -94,7 +94,7 @@ macro_rules! impl_delivery_log {
             }
 
             pub(crate) async fn redeliver(s: &$store, tenant_id: i64, id: Uuid, now: i64) -> StoreResult<Result<DeliverySummary, RedeliverRefusal>> {
-                let mut tx = s.pool.begin().await?;
+                let mut tx = s.writer.begin().await?;
                 let row = sqlx::query::<Db>(&format!(
                     "UPDATE deliveries SET status = 'pending', tries = 0, next_attempt_at = $3, completed_at = NULL, \
                      lease_token = NULL, lease_until = NULL, updated_at = $3 \
@@ -123,7 +123,7 @@ macro_rules! impl_delivery_log {
             }
 
             pub(crate) async fn redeliver_matching(s: &$store, tenant_id: i64, webhook_id: Uuid, m: &RedeliverMatch, now: i64) -> StoreResult<(u64, Option<i64>)> {
-                let mut tx = s.pool.begin().await?;
+                let mut tx = s.writer.begin().await?;
                 let seqs = sqlx::query_scalar::<Db, i64>(
                     "SELECT seq FROM deliveries WHERE tenant_id = $1 AND webhook_id = $2 AND status = $3 \
                      AND ($4 IS NULL OR created_at >= $4) AND seq > $5 AND body IS NOT NULL ORDER BY seq LIMIT $6",
@@ -175,11 +175,11 @@ macro_rules! impl_delivery_log {
                 let a = sqlx::query::<Db>(
                     "UPDATE delivery_attempts SET response_body = NULL WHERE started_at < $1 AND response_body IS NOT NULL",
                 )
-                .bind(cutoff).execute(&s.pool).await?.rows_affected();
+                .bind(cutoff).execute(&s.writer).await?.rows_affected();
                 let d = sqlx::query::<Db>(
                     "UPDATE deliveries SET body = NULL WHERE status <> 'pending' AND updated_at < $1 AND body IS NOT NULL",
                 )
-                .bind(cutoff).execute(&s.pool).await?.rows_affected();
+                .bind(cutoff).execute(&s.writer).await?.rows_affected();
                 Ok(a + d)
             }
         }

@@ -25,7 +25,7 @@ macro_rules! impl_directory_store {
                     ))
                     .bind(tenant_id).bind(Uuid::new_v4().to_string()).bind(&u.account_id).bind(&u.name)
                     .bind(&u.initials).bind(&u.email).bind(now)
-                    .fetch_one(&self.pool)
+                    .fetch_one(&self.writer)
                     .await
                     .map_err(|e| unique_conflict(e, format!("a user with account id `{}` already exists", u.account_id)))?;
                     user_from_row(&row)
@@ -37,7 +37,7 @@ macro_rules! impl_directory_store {
                          WHERE tenant_id = $1 AND id = $2 RETURNING {USER_COLUMNS}"
                     ))
                     .bind(tenant_id).bind(id).bind(&u.name).bind(&u.initials).bind(&u.email).bind(now)
-                    .fetch_optional(&self.pool)
+                    .fetch_optional(&self.writer)
                     .await?;
                     row.as_ref().map(user_from_row).transpose()
                 }
@@ -79,7 +79,7 @@ macro_rules! impl_directory_store {
                         )
                         .bind(tenant_id).bind(d.id).bind(&d.name).bind(d.name.to_lowercase())
                         .bind(d.field_type.as_str()).bind(to_json(&d.options)).bind(true).bind(now)
-                        .execute(&self.pool)
+                        .execute(&self.writer)
                         .await?;
                     }
                     Ok(())
@@ -94,7 +94,7 @@ macro_rules! impl_directory_store {
                 }
 
                 async fn insert_field(&self, tenant_id: i64, d: &FieldDef, now: i64) -> StoreResult<FieldDef> {
-                    let mut tx = self.pool.begin().await?;
+                    let mut tx = self.writer.begin().await?;
                     lock_tenant(&mut tx, tenant_id).await?;
                     let id: i64 = sqlx::query_scalar::<Db, i64>(
                         "SELECT COALESCE(MAX(id), 10000) + 1 FROM fields WHERE tenant_id = $1 AND id > 10000",
@@ -120,7 +120,7 @@ macro_rules! impl_directory_store {
                     )
                     .bind(tenant_id).bind(d.id).bind(&d.name).bind(d.name.to_lowercase()).bind(to_json(&d.options))
                     .bind(d.formula.as_ref().map(|f| f.source().to_owned())).bind(now)
-                    .execute(&self.pool)
+                    .execute(&self.writer)
                     .await
                     .map_err(|e| unique_conflict(e, format!("a field named `{}` already exists", d.name)))?;
                     Ok(n.rows_affected() > 0)
@@ -128,7 +128,7 @@ macro_rules! impl_directory_store {
 
                 async fn delete_field(&self, tenant_id: i64, id: i64) -> StoreResult<bool> {
                     let n = sqlx::query::<Db>("DELETE FROM fields WHERE tenant_id = $1 AND id = $2 AND NOT system")
-                        .bind(tenant_id).bind(id).execute(&self.pool).await?;
+                        .bind(tenant_id).bind(id).execute(&self.writer).await?;
                     Ok(n.rows_affected() > 0)
                 }
 

@@ -84,7 +84,13 @@ macro_rules! impl_tracker_store {
                 }
             }
 
+            /// Serialises a tenant's changes so event `seq` order is commit order. SQLite
+            /// needs no statement for it: every write already queues for its one writer
+            /// connection, and a round trip saved there is throughput gained.
             pub(super) async fn lock_tenant(c: &mut Conn, tenant_id: i64) -> StoreResult<()> {
+                if <$store>::SINGLE_WRITER {
+                    return Ok(());
+                }
                 sqlx::query::<Db>("UPDATE tenants SET slug = slug WHERE id = $1").bind(tenant_id).execute(c).await?;
                 Ok(())
             }
@@ -161,7 +167,7 @@ macro_rules! impl_tracker_store {
                 }
 
                 async fn apply_change(&self, req: &ChangeRequest<'_>) -> StoreResult<ChangeOutcome> {
-                    let mut tx = self.pool.begin().await?;
+                    let mut tx = self.writer.begin().await?;
                     lock_tenant(&mut tx, req.tenant_id).await?;
                     let t = req.tenant_id;
                     let (current, parent) = match &req.op {
@@ -253,8 +259,10 @@ macro_rules! impl_tracker_store {
                             Some(r)
                         }
                         (ChangeOp::Update { id }, Some(data)) => {
+                            // A project's own change bumps its version in the same statement.
+                            let bump = if req.kind == EntityKind::Project { ", version = version + 1" } else { "" };
                             let row = sqlx::query::<Db>(&format!(
-                                "UPDATE entities SET data = $3, position = $4, key = $5, updated_at = $6 \
+                                "UPDATE entities SET data = $3, position = $4, key = $5, updated_at = $6{bump} \
                                  WHERE tenant_id = $1 AND id = $2 RETURNING {ENTITY_COLUMNS}"
                             ))
                             .bind(t).bind(id).bind(to_json(&data)).bind(position)
@@ -289,11 +297,16 @@ macro_rules! impl_tracker_store {
                     let mut project_ref = None;
                     let mut project_version = None;
                     if let (Some(pid), Some(_)) = (project_id, event_type) {
-                        let row = sqlx::query::<Db>(&format!(
-                            "UPDATE entities SET version = version + 1 WHERE tenant_id = $1 AND id = $2 RETURNING {ENTITY_COLUMNS}"
-                        ))
-                        .bind(t).bind(pid).fetch_one(&mut *tx).await?;
-                        let p = entity_from_row(&row)?;
+                        let p = match (&req.op, &after_row) {
+                            (ChangeOp::Update { .. }, Some(a)) if req.kind == EntityKind::Project => a.clone(),
+                            _ => {
+                                let row = sqlx::query::<Db>(&format!(
+                                    "UPDATE entities SET version = version + 1 WHERE tenant_id = $1 AND id = $2 RETURNING {ENTITY_COLUMNS}"
+                                ))
+                                .bind(t).bind(pid).fetch_one(&mut *tx).await?;
+                                entity_from_row(&row)?
+                            }
+                        };
                         project_version = Some(p.version);
                         project_ref = Some(ProjectRef {
                             id: p.id,
@@ -365,7 +378,7 @@ macro_rules! impl_tracker_store {
                 }
 
                 async fn ingest_event(&self, req: &IngestRequest) -> StoreResult<(Event, bool)> {
-                    let mut tx = self.pool.begin().await?;
+                    let mut tx = self.writer.begin().await?;
                     lock_tenant(&mut tx, req.tenant_id).await?;
                     if let Some(k) = &req.idempotency_key {
                         let row = sqlx::query::<Db>("SELECT seq, data FROM events WHERE tenant_id = $1 AND idempotency_key = $2")

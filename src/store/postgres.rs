@@ -50,6 +50,9 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
 #[derive(Clone, Debug)]
 pub struct PgStore {
     pub(crate) pool: PgPool,
+    /// Where writes go: the same pool (PostgreSQL has row locks and many writers; the
+    /// shared SQL names `writer` for SQLite's single-writer connection).
+    pub(crate) writer: PgPool,
     /// Schema in use, if not the default search path (also namespaces NOTIFY channels).
     pub(crate) schema: Option<String>,
     /// Fan-out settings and the local handoff.
@@ -60,6 +63,9 @@ pub struct PgStore {
 }
 
 impl PgStore {
+    /// Writers run concurrently; serialisation takes row locks.
+    pub(crate) const SINGLE_WRITER: bool = false;
+
     /// Connects, creates `schema` if given and missing, and migrates.
     pub async fn open(url: &str, schema: Option<&str>) -> StoreResult<Self> {
         let mut opts = PgConnectOptions::from_str(url)?;
@@ -83,6 +89,7 @@ impl PgStore {
             .await?;
         migrator(MIGRATIONS).run(&pool).await?;
         Ok(Self {
+            writer: pool.clone(),
             pool,
             schema: schema.map(str::to_owned),
             hub: Arc::default(),

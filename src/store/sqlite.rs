@@ -49,11 +49,20 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
 #[derive(Clone, Debug)]
 pub struct SqliteStore {
     pub(crate) pool: SqlitePool,
+    /// The one connection every write goes through. SQLite has a single writer anyway;
+    /// queueing writers here (sqlx's pool hands connections out first come, first served)
+    /// instead of on SQLite's file lock spares them its busy handler, which sleeps up to
+    /// 100 ms between retries and left the lock idle while changes waited for it.
+    pub(crate) writer: SqlitePool,
     /// Fan-out settings and the local handoff.
     pub(crate) hub: Arc<DeliveryHub>,
 }
 
 impl SqliteStore {
+    /// Every write goes through the one `writer` connection, so writes are serialised
+    /// without row locks.
+    pub(crate) const SINGLE_WRITER: bool = true;
+
     /// Opens (creating if needed) the database file and migrates it.
     pub async fn open(path: &Path) -> StoreResult<Self> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
@@ -68,13 +77,19 @@ impl SqliteStore {
             .synchronous(SqliteSynchronous::Normal)
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(10));
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .acquire_timeout(Duration::from_secs(60))
+            .connect_with(opts.clone())
+            .await?;
+        migrator(MIGRATIONS).run(&writer).await?;
         let pool = SqlitePoolOptions::new()
             .max_connections(8)
             .connect_with(opts)
             .await?;
-        migrator(MIGRATIONS).run(&pool).await?;
         Ok(Self {
             pool,
+            writer,
             hub: Arc::default(),
         })
     }
