@@ -301,6 +301,7 @@ macro_rules! impl_common_store {
                     .fetch_one(&mut *tx)
                     .await?;
                     let rec = webhook_from_row(&row)?;
+                    self.forget_subscribers();
                     tx.commit().await?;
                     Ok(rec)
                 }
@@ -334,6 +335,7 @@ macro_rules! impl_common_store {
                     now: i64,
                 ) -> StoreResult<Option<WebhookRecord>> {
                     // Enabling a webhook clears an automatic disable and its failure streak.
+                    let mut tx = self.writer.begin().await?;
                     let row = sqlx::query::<Db>(&format!(
                         "UPDATE webhooks SET name = $3, description = $4, url = $5, http_verb = $6, \
                          format = $7, event_types = $8, project_ids = $9, headers = $10, \
@@ -356,8 +358,10 @@ macro_rules! impl_common_store {
                     .bind(c.enabled)
                     .bind(c.ordering.as_str())
                     .bind(now)
-                    .fetch_optional(&self.writer)
+                    .fetch_optional(&mut *tx)
                     .await?;
+                    self.forget_subscribers();
+                    tx.commit().await?;
                     row.as_ref().map(webhook_from_row).transpose()
                 }
 
@@ -372,6 +376,7 @@ macro_rules! impl_common_store {
                         .await?
                         .rows_affected();
                     super::delivery_impl::cancel_pending(&mut tx, tenant_id, Some(id)).await?;
+                    self.forget_subscribers();
                     tx.commit().await?;
                     Ok(n > 0)
                 }
@@ -384,6 +389,7 @@ macro_rules! impl_common_store {
                         .await?
                         .rows_affected();
                     super::delivery_impl::cancel_pending(&mut tx, tenant_id, None).await?;
+                    self.forget_subscribers();
                     tx.commit().await?;
                     Ok(n)
                 }
@@ -396,6 +402,7 @@ macro_rules! impl_common_store {
                     previous_until: i64,
                     now: i64,
                 ) -> StoreResult<Option<WebhookRecord>> {
+                    let mut tx = self.writer.begin().await?;
                     let row = sqlx::query::<Db>(&format!(
                         "UPDATE webhooks SET previous_secret = secret, previous_secret_until = $4, \
                          secret = $3, updated_at = $5 WHERE tenant_id = $1 AND id = $2 \
@@ -406,8 +413,10 @@ macro_rules! impl_common_store {
                     .bind(new_sealed)
                     .bind(previous_until)
                     .bind(now)
-                    .fetch_optional(&self.writer)
+                    .fetch_optional(&mut *tx)
                     .await?;
+                    self.forget_subscribers();
+                    tx.commit().await?;
                     row.as_ref().map(webhook_from_row).transpose()
                 }
             }

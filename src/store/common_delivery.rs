@@ -135,18 +135,31 @@ macro_rules! impl_delivery_store {
             /// caller's transaction; returns the jobs to hand to local workers after commit,
             /// and whether claimable (unleased) rows were created too.
             pub(crate) async fn fanout(c: &mut Conn, store: &$store, tenant_id: i64, event: &Event) -> StoreResult<(Vec<DeliveryJob>, bool)> {
-                let rows = sqlx::query::<Db>(&format!(
-                    "SELECT {TARGET_COLUMNS}, format, event_types, project_ids, ordering FROM webhooks \
-                     WHERE tenant_id = $1 AND enabled AND event_types LIKE $2 ORDER BY created_at, id"
-                ))
-                .bind(tenant_id)
-                .bind(format!("%\"{}\"%", event.event_type))
-                .fetch_all(&mut *c)
-                .await?;
-                if rows.is_empty() {
+                let cache = store.subscriber_cache();
+                let subs = match cache.and_then(|c| c.get(tenant_id)) {
+                    Some(subs) => subs,
+                    None => {
+                        // Cached lists hold every enabled webhook; uncached reads only the
+                        // ones subscribed to this event type.
+                        let rows = sqlx::query::<Db>(&format!(
+                            "SELECT {TARGET_COLUMNS}, format, event_types, project_ids, ordering FROM webhooks \
+                             WHERE tenant_id = $1 AND enabled AND ($2 OR event_types LIKE $3) ORDER BY created_at, id"
+                        ))
+                        .bind(tenant_id)
+                        .bind(cache.is_some())
+                        .bind(format!("%\"{}\"%", event.event_type))
+                        .fetch_all(&mut *c)
+                        .await?;
+                        let subs = Arc::new(rows.iter().map(subscriber_from_row).collect::<StoreResult<Vec<_>>>()?);
+                        if let Some(cache) = cache {
+                            cache.put(tenant_id, Arc::clone(&subs));
+                        }
+                        subs
+                    }
+                };
+                if subs.is_empty() {
                     return Ok((Vec::new(), false));
                 }
-                let subs = rows.iter().map(subscriber_from_row).collect::<StoreResult<Vec<_>>>()?;
                 let planned = fanout::plan(event, &subs, &store.hub.public_base_url());
                 if planned.is_empty() {
                     return Ok((Vec::new(), false));
@@ -247,6 +260,9 @@ macro_rules! impl_delivery_store {
                     super::delivery_record::insert_attempts(&mut tx, records).await?;
                     super::delivery_record::update_deliveries(&mut tx, records, now).await?;
                     let disabled = super::delivery_record::update_webhooks(&mut tx, records, auto, now).await?;
+                    if !disabled.is_empty() {
+                        self.forget_subscribers();
+                    }
                     tx.commit().await?;
                     Ok(disabled)
                 }

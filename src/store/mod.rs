@@ -16,6 +16,7 @@ pub mod hub;
 pub mod model;
 pub mod postgres;
 pub mod sqlite;
+pub mod subscriber_cache;
 pub mod tracker_model;
 mod ui_sessions;
 

@@ -102,6 +102,15 @@ impl PgStore {
 }
 
 impl PgStore {
+    /// No webhook cache: other nodes change webhooks too, so fan-out reads them in its
+    /// transaction.
+    pub(crate) fn subscriber_cache(&self) -> Option<&super::subscriber_cache::SubscriberCache> {
+        None
+    }
+
+    /// Nothing cached, nothing to forget.
+    pub(crate) fn forget_subscribers(&self) {}
+
     /// The schema in use, if one was configured.
     pub fn schema(&self) -> Option<&str> {
         self.schema.as_deref()

@@ -18,6 +18,7 @@ use super::common_delivery_log::impl_delivery_log;
 use super::common_delivery_record::impl_delivery_record;
 use super::common_directory::impl_directory_store;
 use super::common_tracker::impl_tracker_store;
+use super::subscriber_cache::SubscriberCache;
 use super::ui_sessions::impl_ui_session_store;
 use super::{migrator, DeliveryHub, Store, StoreResult};
 
@@ -56,6 +57,8 @@ pub struct SqliteStore {
     pub(crate) writer: SqlitePool,
     /// Fan-out settings and the local handoff.
     pub(crate) hub: Arc<DeliveryHub>,
+    /// Enabled webhooks per tenant, for fan-out (see `subscriber_cache.rs`).
+    pub(crate) subscribers: Arc<SubscriberCache>,
 }
 
 impl SqliteStore {
@@ -91,6 +94,7 @@ impl SqliteStore {
             pool,
             writer,
             hub: Arc::default(),
+            subscribers: Arc::default(),
         })
     }
 
@@ -114,6 +118,16 @@ impl SqliteStore {
              ORDER BY d.next_attempt_at LIMIT $4 * 4)) WHERE rn <= $5 ORDER BY next_attempt_at LIMIT $4) \
              RETURNING {CLAIM_RETURNING}"
         )
+    }
+
+    /// Fan-out's webhook lists: safe to cache here because this process makes every write.
+    pub(crate) fn subscriber_cache(&self) -> Option<&SubscriberCache> {
+        Some(&self.subscribers)
+    }
+
+    /// A webhook changed: called with the writer connection held, before committing.
+    pub(crate) fn forget_subscribers(&self) {
+        self.subscribers.forget();
     }
 
     /// Nothing to do: this process is the only one working on the file, and it wakes its
