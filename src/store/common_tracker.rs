@@ -205,6 +205,7 @@ macro_rules! impl_tracker_store {
                 }
 
                 async fn apply_change(&self, req: &ChangeRequest<'_>) -> StoreResult<ChangeOutcome> {
+                    let _turn = self.change_turn().await?;
                     let mut tx = self.writer.begin().await?;
                     // Changes inside one project serialise on its row; the tenant lock
                     // (event order) is then taken only around writing the event.
@@ -424,6 +425,7 @@ macro_rules! impl_tracker_store {
                 }
 
                 async fn ingest_event(&self, req: &IngestRequest) -> StoreResult<(Event, bool)> {
+                    let _turn = self.change_turn().await?;
                     let mut tx = self.writer.begin().await?;
                     lock_tenant(&mut tx, req.tenant_id).await?;
                     if let Some(k) = &req.idempotency_key {

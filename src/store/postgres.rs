@@ -108,6 +108,11 @@ impl PgStore {
         None
     }
 
+    /// No turns: PostgreSQL has many writers and row locks.
+    pub(crate) async fn change_turn(&self) -> StoreResult<Option<tokio::sync::SemaphorePermit<'_>>> {
+        Ok(None)
+    }
+
     /// Nothing cached, nothing to forget.
     pub(crate) fn forget_subscribers(&self) {}
 

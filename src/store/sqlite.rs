@@ -59,7 +59,16 @@ pub struct SqliteStore {
     pub(crate) hub: Arc<DeliveryHub>,
     /// Enabled webhooks per tenant, for fan-out (see `subscriber_cache.rs`).
     pub(crate) subscribers: Arc<SubscriberCache>,
+    /// Turns for tracker changes at the writer. The delivery engine's writes (claims,
+    /// outcomes, lease releases) queue for the writer directly, so when the API is
+    /// offered more changes than it can take, they wait behind at most this many changes
+    /// instead of behind every queued request — long enough waits there let leases expire
+    /// and deliveries be sent twice.
+    pub(crate) change_turns: Arc<tokio::sync::Semaphore>,
 }
+
+/// Tracker changes allowed to wait for (or hold) the writer at once.
+const CHANGE_TURNS: usize = 2;
 
 impl SqliteStore {
     /// Every write goes through the one `writer` connection, so writes are serialised
@@ -95,6 +104,7 @@ impl SqliteStore {
             writer,
             hub: Arc::default(),
             subscribers: Arc::default(),
+            change_turns: Arc::new(tokio::sync::Semaphore::new(CHANGE_TURNS)),
         })
     }
 
@@ -123,6 +133,16 @@ impl SqliteStore {
     /// Fan-out's webhook lists: safe to cache here because this process makes every write.
     pub(crate) fn subscriber_cache(&self) -> Option<&SubscriberCache> {
         Some(&self.subscribers)
+    }
+
+    /// Waits for a tracker change's turn at the writer (see `change_turns`).
+    pub(crate) async fn change_turn(&self) -> StoreResult<Option<tokio::sync::SemaphorePermit<'_>>> {
+        let permit = self
+            .change_turns
+            .acquire()
+            .await
+            .map_err(|_| sqlx::Error::PoolClosed)?;
+        Ok(Some(permit))
     }
 
     /// A webhook changed: called with the writer connection held, before committing.
