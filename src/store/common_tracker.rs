@@ -1,8 +1,10 @@
 //! Tracker SQL shared by both backends (entities and the event log), expanded
-//! per pool type like `common.rs`. The change path is one transaction: lock the tenant
-//! (so event `seq` order is commit order and project versions never collide), read,
-//! compute, write the entity, bump the project version, write the event, and fan it out
-//! to the matching webhooks (see `common_delivery.rs`) before committing.
+//! per pool type like `common.rs`. The change path is one transaction: lock the
+//! change's project (so its versions, story positions and the entity's read-modify-write
+//! are serialised), read, compute, write the entity, bump the project version, lock the
+//! tenant (so event `seq` order is commit order), write the event, and fan it out to the
+//! matching webhooks (see `common_delivery.rs`) before committing. On SQLite the single
+//! writer connection does all of that locking by itself.
 
 /// Expands the `TrackerStore` implementation for one backend store type.
 macro_rules! impl_tracker_store {
