@@ -8,14 +8,34 @@
 //! changes and webhook status updates in one transaction.
 
 /// `($s, $s+1, …), (…)`: `rows` groups of `cols` numbered placeholders.
-pub(crate) fn value_rows(rows: usize, cols: usize, start: usize) -> String {
-    (0..rows)
-        .map(|r| {
-            let p: Vec<String> = (0..cols).map(|c| format!("${}", start + r * cols + c)).collect();
-            format!("({})", p.join(", "))
-        })
-        .collect::<Vec<_>>()
-        .join(", ")
+///
+/// Built once per shape and shared: the hot paths (fan-out inserts, outcome batches) ask
+/// for the same few shapes thousands of times a second, and formatting hundreds of
+/// placeholders each time showed up in profiles. Shapes are bounded by the callers' chunk
+/// sizes (at most 200 rows), so the cache stays small.
+pub(crate) fn value_rows(rows: usize, cols: usize, start: usize) -> std::sync::Arc<str> {
+    use std::collections::HashMap;
+    use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+    type Shapes = Mutex<HashMap<(usize, usize, usize), Arc<str>>>;
+    static SHAPES: OnceLock<Shapes> = OnceLock::new();
+    let shapes = SHAPES.get_or_init(Shapes::default);
+    let mut shapes = shapes.lock().unwrap_or_else(PoisonError::into_inner);
+    let text = shapes.entry((rows, cols, start)).or_insert_with(|| {
+        let mut out = String::with_capacity(rows * cols * 6);
+        for r in 0..rows {
+            out.push_str(if r == 0 { "(" } else { ", (" });
+            for c in 0..cols {
+                if c > 0 {
+                    out.push_str(", ");
+                }
+                out.push('$');
+                out.push_str(&(start + r * cols + c).to_string());
+            }
+            out.push(')');
+        }
+        out.into()
+    });
+    Arc::clone(text)
 }
 
 /// Columns a claim returns (read by `claim_due`).
@@ -353,3 +373,17 @@ macro_rules! impl_delivery_store {
 }
 
 pub(crate) use impl_delivery_store;
+
+#[cfg(test)]
+mod tests {
+    use super::value_rows;
+
+    #[test]
+    fn value_rows_numbers_placeholders_row_by_row() {
+        assert_eq!(&*value_rows(2, 3, 1), "($1, $2, $3), ($4, $5, $6)");
+        assert_eq!(&*value_rows(1, 2, 5), "($5, $6)");
+        assert_eq!(&*value_rows(0, 2, 1), "");
+        // Asked again, the same shape comes from the cache.
+        assert!(std::sync::Arc::ptr_eq(&value_rows(2, 3, 1), &value_rows(2, 3, 1)));
+    }
+}
