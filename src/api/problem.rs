@@ -42,6 +42,10 @@ pub enum ApiError {
     /// The request conflicts with the current state (e.g. a cap is reached).
     #[error("{0}")]
     Conflict(String),
+    /// The database is saturated: no connection came free in time. Retrying later
+    /// is the right answer, not an internal error.
+    #[error("Herald is busy; retry in a moment")]
+    Busy,
     /// Something failed inside Herald.
     #[error("internal error")]
     Internal(#[from] anyhow::Error),
@@ -60,6 +64,10 @@ impl From<StoreError> for ApiError {
             StoreError::LimitReached(_) | StoreError::Conflict(_) => Self::Conflict(e.to_string()),
             StoreError::NotFound(what) => Self::NotFound(what),
             StoreError::Invalid(errors) => Self::Validation(errors),
+            StoreError::Database(sqlx::Error::PoolTimedOut) => {
+                tracing::warn!("no database connection came free in time; answered 503");
+                Self::Busy
+            }
             other => Self::Internal(other.into()),
         }
     }
@@ -118,6 +126,7 @@ impl ApiError {
             Self::Validation(_) => (StatusCode::UNPROCESSABLE_ENTITY, "validation", "Invalid request"),
             Self::BadQuery(..) => (StatusCode::BAD_REQUEST, "bad-query", "Invalid query parameter"),
             Self::Conflict(_) => (StatusCode::CONFLICT, "conflict", "Conflict"),
+            Self::Busy => (StatusCode::SERVICE_UNAVAILABLE, "busy", "Busy"),
             Self::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal", "Internal error"),
         }
     }
@@ -162,9 +171,28 @@ impl IntoResponse for ApiError {
             resp.headers_mut()
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            resp.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
         resp
     }
 }
 
 /// Result alias for handlers.
 pub type ApiResult<T> = Result<T, ApiError>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_saturated_database_is_a_503_with_retry_after_not_a_500() {
+        let resp = ApiError::from(StoreError::Database(sqlx::Error::PoolTimedOut)).into_response();
+        assert_eq!(resp.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(resp.headers()[header::RETRY_AFTER], "1");
+        assert_eq!(resp.headers()[header::CONTENT_TYPE], "application/problem+json");
+        let other = ApiError::from(StoreError::Database(sqlx::Error::RowNotFound)).into_response();
+        assert_eq!(other.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    }
+}
