@@ -3,11 +3,11 @@
 
 use std::time::Duration;
 
-use crate::driver::Drive;
+use crate::driver::{Budget, Drive};
 use crate::metrics::{analyse, Analysis, Percentiles};
 use crate::sinkctl::Sink;
 
-use super::{round, Outcome};
+use super::{round, Knobs, Outcome};
 
 /// Herald's default `per_webhook_concurrency`: the baseline uses as many lanes per hook.
 pub const PER_HOOK_CONCURRENCY: usize = 8;
@@ -81,5 +81,16 @@ pub fn check_window(out: &mut Outcome, a: &Analysis, full: bool) {
             "throughput window only {:.1} s (< 20 s): raise --changes or --min-drive",
             a.throughput.window_secs
         ));
+    }
+}
+
+/// The drive of the max-rate scenarios (`fanout`, `slow-endpoint`, `retry-storm`): at least
+/// `--changes` changes over at least `--min-drive`, and a hard stop two minutes after that
+/// so a stalled Herald ends the scenario instead of the run.
+pub fn max_rate_budget(k: &Knobs) -> Budget {
+    Budget {
+        changes: k.changes,
+        min_time: k.min_drive,
+        max_time: k.min_drive + Duration::from_secs(120),
     }
 }

@@ -6,11 +6,13 @@
 use anyhow::Context;
 
 use crate::baseline::{self, BaselineSpec, Template};
-use crate::driver::{self, Budget};
+use crate::driver;
 use crate::herald::ServeOptions;
 use crate::sinkctl::{Sink, SinkSpec};
 
-use super::common::{check_window, collect, report_analysis, report_drive, PER_HOOK_CONCURRENCY};
+use super::common::{
+    check_window, collect, max_rate_budget, report_analysis, report_drive, PER_HOOK_CONCURRENCY,
+};
 use super::{rig, round, Ctx, Outcome, RigSpec};
 
 /// Webhooks per change.
@@ -44,11 +46,7 @@ pub async fn run(ctx: &mut Ctx, postgres: bool) -> anyhow::Result<Outcome> {
     .await?;
     let before = rig.mark().await?;
     let k = &ctx.knobs;
-    let budget = Budget {
-        changes: k.changes,
-        min_time: k.min_drive,
-        max_time: k.min_drive + std::time::Duration::from_secs(120),
-    };
+    let budget = max_rate_budget(k);
     let drive = driver::max_rate(&rig.api, &rig.projects, k.api_concurrency, budget).await;
     let a = collect(&sink, &drive, &hooks, std::time::Duration::from_secs(20)).await?;
     rig.usage(&mut out, before, a.delivered).await?;

@@ -5,13 +5,13 @@
 
 use std::time::Duration;
 
-use crate::driver::{self, Budget};
+use crate::driver;
 use crate::herald::ServeOptions;
 use crate::metrics::{analyse, Throughput};
 use crate::record::Kind;
 use crate::sinkctl::{Sink, SinkSpec};
 
-use super::common::{check_window, report_analysis, report_drive};
+use super::common::{check_window, max_rate_budget, report_analysis, report_drive};
 use super::{rig, round, Ctx, Outcome, RigSpec};
 
 /// Webhooks per change.
@@ -48,11 +48,7 @@ pub async fn run(ctx: &Ctx) -> anyhow::Result<Outcome> {
     .await?;
     let before = rig.mark().await?;
     let k = &ctx.knobs;
-    let budget = Budget {
-        changes: k.changes,
-        min_time: k.min_drive,
-        max_time: k.min_drive + Duration::from_secs(120),
-    };
+    let budget = max_rate_budget(k);
     let drive = driver::max_rate(&rig.api, &rig.projects, k.api_concurrency, budget).await;
     let expected = (drive.acked.len() * hooks.len()) as u64;
     sink.wait_for(expected, Duration::from_secs(20), Duration::from_secs(900))

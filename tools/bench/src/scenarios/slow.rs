@@ -4,11 +4,11 @@
 
 use std::time::Duration;
 
-use crate::driver::{self, Budget};
+use crate::driver;
 use crate::herald::ServeOptions;
 use crate::sinkctl::{Sink, SinkSpec};
 
-use super::common::{check_window, collect, report_analysis, report_drive};
+use super::common::{check_window, collect, max_rate_budget, report_analysis, report_drive};
 use super::{rig, round, Ctx, Outcome, RigSpec};
 
 /// Healthy webhooks (`/hook/0…8`); `/hook/9` is the slow one.
@@ -44,11 +44,7 @@ pub async fn run(ctx: &Ctx) -> anyhow::Result<Outcome> {
     .await?;
     let before = rig.mark().await?;
     let k = &ctx.knobs;
-    let budget = Budget {
-        changes: k.changes,
-        min_time: k.min_drive,
-        max_time: k.min_drive + Duration::from_secs(120),
-    };
+    let budget = max_rate_budget(k);
     let drive = driver::max_rate(&rig.api, &rig.projects, k.api_concurrency, budget).await;
     let a = collect(&healthy, &drive, &hooks, Duration::from_secs(20)).await?;
     rig.usage(&mut out, before, a.delivered).await?;
