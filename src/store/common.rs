@@ -265,10 +265,7 @@ macro_rules! impl_common_store {
                 async fn insert_webhook(&self, w: &NewWebhook, cap: u32) -> StoreResult<WebhookRecord> {
                     let mut tx = self.writer.begin().await?;
                     // Lock the tenant row first so concurrent creates count one at a time.
-                    sqlx::query::<Db>("UPDATE tenants SET slug = slug WHERE id = $1")
-                        .bind(w.tenant_id)
-                        .execute(&mut *tx)
-                        .await?;
+                    super::tracker_impl::lock_tenant(&mut tx, w.tenant_id).await?;
                     let count: i64 =
                         sqlx::query_scalar::<Db, i64>("SELECT COUNT(*) FROM webhooks WHERE tenant_id = $1")
                             .bind(w.tenant_id)

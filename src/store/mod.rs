@@ -9,6 +9,7 @@ mod common_delivery;
 mod common_delivery_log;
 mod common_delivery_record;
 mod common_directory;
+mod common_locks;
 mod common_positions;
 mod common_tracker;
 pub mod delivery_model;
