@@ -69,7 +69,7 @@ pub(crate) fn status_after(next: NextState) -> &'static str {
 macro_rules! impl_delivery_record {
     ($db:ty) => {
         pub(crate) mod delivery_record {
-            use crate::store::common_delivery::value_rows;
+            use crate::store::common_delivery::leading_value_rows;
             use crate::store::common_delivery_record::{status_after, webhook_deltas};
             use crate::store::*;
             use sqlx::Row;
@@ -84,7 +84,7 @@ macro_rules! impl_delivery_record {
                         "INSERT INTO delivery_attempts (delivery_id, number, started_at, duration_ms, request_headers, \
                          status_code, response_headers, response_body, response_truncated, error_kind, error, outcome) \
                          VALUES {}",
-                        value_rows(chunk.len(), 12, 1)
+                        leading_value_rows::<Db>(chunk.len(), 12)
                     );
                     let mut q = sqlx::query::<Db>(&sql);
                     for r in chunk {
@@ -109,7 +109,7 @@ macro_rules! impl_delivery_record {
                          completed_at = v.column9, updated_at = ${now_param}, lease_token = NULL, lease_until = NULL \
                          FROM (VALUES {}) AS v \
                          WHERE deliveries.id = v.column1 AND deliveries.lease_token = v.column2 AND deliveries.status = 'pending'",
-                        value_rows(chunk.len(), COLS, 1)
+                        leading_value_rows::<Db>(chunk.len(), COLS)
                     );
                     let mut q = sqlx::query::<Db>(&sql);
                     for r in chunk {

@@ -12,6 +12,7 @@ mod common_directory;
 mod common_locks;
 mod common_positions;
 mod common_tracker;
+mod group_commit;
 pub mod delivery_model;
 pub mod hub;
 pub mod model;
@@ -20,6 +21,7 @@ pub mod sqlite;
 pub mod subscriber_cache;
 pub mod tracker_model;
 mod ui_sessions;
+mod wal_checkpoint;
 
 use std::sync::Arc;
 
@@ -62,6 +64,10 @@ pub enum StoreError {
     /// Migrations failed.
     #[error(transparent)]
     Migrate(#[from] sqlx::migrate::MigrateError),
+    /// The transaction a change shared with others (SQLite group commit) did not commit;
+    /// the change was not made.
+    #[error("commit failed: {0}")]
+    CommitFailed(String),
 }
 
 /// Result alias for the store layer.

@@ -20,7 +20,7 @@ use super::common_delivery_record::impl_delivery_record;
 use super::common_directory::impl_directory_store;
 use super::common_tracker::impl_tracker_store;
 use super::ui_sessions::impl_ui_session_store;
-use super::{migrator, DeliveryHub, Store, StoreResult};
+use super::{migrator, ChangeOutcome, ChangeRequest, ChangeStep, DeliveryHub, Store, StoreResult};
 
 /// Migrations compiled into the binary.
 const MIGRATIONS: &[(i64, &str, &str)] = &[
@@ -106,6 +106,27 @@ impl PgStore {
     /// transaction.
     pub(crate) fn subscriber_cache(&self) -> Option<&super::subscriber_cache::SubscriberCache> {
         None
+    }
+
+    /// Runs a tracker change in a transaction of its own: nodes and changes run in
+    /// parallel, serialised only by the row locks the change takes.
+    pub(crate) async fn run_change(&self, req: &ChangeRequest<'_>) -> StoreResult<ChangeOutcome> {
+        let mut tx = self.writer.begin().await?;
+        match tracker_impl::apply_in(&mut tx, self, req).await? {
+            ChangeStep::Keep {
+                outcome,
+                jobs,
+                claimable,
+            } => {
+                tx.commit().await?;
+                self.hub.hand_off(jobs, claimable);
+                Ok(outcome)
+            }
+            ChangeStep::Discard(outcome) => {
+                tx.rollback().await?;
+                Ok(outcome)
+            }
+        }
     }
 
     /// No turns: PostgreSQL has many writers and row locks.

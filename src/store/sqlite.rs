@@ -20,7 +20,10 @@ use super::common_directory::impl_directory_store;
 use super::common_tracker::impl_tracker_store;
 use super::subscriber_cache::SubscriberCache;
 use super::ui_sessions::impl_ui_session_store;
-use super::{migrator, DeliveryHub, Store, StoreResult};
+use super::group_commit::GroupCommit;
+use super::wal_checkpoint;
+use super::{migrator, ChangeOutcome, ChangeRequest, ChangeStep, DeliveryHub, Store, StoreResult};
+use sqlx::Acquire;
 
 /// Migrations compiled into the binary.
 const MIGRATIONS: &[(i64, &str, &str)] = &[
@@ -59,15 +62,19 @@ pub struct SqliteStore {
     pub(crate) hub: Arc<DeliveryHub>,
     /// Enabled webhooks per tenant, for fan-out (see `subscriber_cache.rs`).
     pub(crate) subscribers: Arc<SubscriberCache>,
-    /// Turns for tracker changes at the writer. The delivery engine's writes (claims,
+    /// Turns for ingested events at the writer. The delivery engine's writes (claims,
     /// outcomes, lease releases) queue for the writer directly, so when the API is
-    /// offered more changes than it can take, they wait behind at most this many changes
+    /// offered more events than it can take, they wait behind at most this many
     /// instead of behind every queued request — long enough waits there let leases expire
-    /// and deliveries be sent twice.
+    /// and deliveries be sent twice. Tracker changes queue in `group` instead.
     pub(crate) change_turns: Arc<tokio::sync::Semaphore>,
+    /// Tracker changes share commits (see `group_commit.rs`).
+    pub(crate) group: Arc<GroupCommit>,
+    /// Keeps the background WAL checkpoints running while any clone of the store lives.
+    _checkpoints: Arc<tokio_util::sync::DropGuard>,
 }
 
-/// Tracker changes allowed to wait for (or hold) the writer at once.
+/// Ingested events allowed to wait for (or hold) the writer at once.
 const CHANGE_TURNS: usize = 2;
 
 impl SqliteStore {
@@ -89,20 +96,29 @@ impl SqliteStore {
             .synchronous(SqliteSynchronous::Normal)
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(10));
+        // The writer leaves routine checkpoints to a task of their own (wal_checkpoint.rs).
+        let writer_opts = opts.clone().pragma(
+            "wal_autocheckpoint",
+            wal_checkpoint::WRITER_AUTOCHECKPOINT_PAGES.to_string(),
+        );
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
             .acquire_timeout(Duration::from_secs(60))
-            .connect_with(opts.clone())
+            .connect_with(writer_opts)
             .await?;
         migrator(MIGRATIONS).run(&writer).await?;
+        let checkpoints = Arc::new(wal_checkpoint::start(&opts).await?);
         let pool = SqlitePoolOptions::new()
             .max_connections(8)
             .connect_with(opts)
             .await?;
+        let hub = Arc::<DeliveryHub>::default();
         Ok(Self {
             pool,
             writer,
-            hub: Arc::default(),
+            group: GroupCommit::new(Arc::clone(&hub)),
+            _checkpoints: checkpoints,
+            hub,
             subscribers: Arc::default(),
             change_turns: Arc::new(tokio::sync::Semaphore::new(CHANGE_TURNS)),
         })
@@ -135,7 +151,36 @@ impl SqliteStore {
         Some(&self.subscribers)
     }
 
-    /// Waits for a tracker change's turn at the writer (see `change_turns`).
+    /// Runs a tracker change in the open batch of changes (see `group_commit.rs`): a
+    /// savepoint of its own, rolled back alone when the change fails or turns out to change
+    /// nothing; answered once the batch is durable, deliveries handed over by the commit.
+    pub(crate) async fn run_change(&self, req: &ChangeRequest<'_>) -> StoreResult<ChangeOutcome> {
+        let mut turn = self.group.join(&self.writer).await?;
+        let mut savepoint = turn.tx()?.begin().await?;
+        match tracker_impl::apply_in(&mut savepoint, self, req).await {
+            Ok(ChangeStep::Keep {
+                outcome,
+                jobs,
+                claimable,
+            }) => {
+                savepoint.commit().await?;
+                turn.kept(jobs, claimable).await?;
+                Ok(outcome)
+            }
+            Ok(ChangeStep::Discard(outcome)) => {
+                savepoint.rollback().await?;
+                turn.discarded();
+                Ok(outcome)
+            }
+            Err(e) => {
+                savepoint.rollback().await?;
+                turn.discarded();
+                Err(e)
+            }
+        }
+    }
+
+    /// Waits for an ingested event's turn at the writer (see `change_turns`).
     pub(crate) async fn change_turn(&self) -> StoreResult<Option<tokio::sync::SemaphorePermit<'_>>> {
         let permit = self
             .change_turns

@@ -155,6 +155,23 @@ pub enum ChangeOutcome {
     },
 }
 
+/// What a change did inside its transaction, for the backend that commits it.
+#[derive(Debug)]
+pub(crate) enum ChangeStep {
+    /// Keep the writes; after commit, hand `jobs` (leased to this node) to the delivery
+    /// engine, and wake it when `claimable` rows were written too.
+    Keep {
+        /// The answer for the caller.
+        outcome: ChangeOutcome,
+        /// Deliveries to hand over after commit.
+        jobs: Vec<super::DeliveryJob>,
+        /// Unleased (claimable) deliveries were written as well.
+        claimable: bool,
+    },
+    /// Roll the writes back and answer with this outcome (nothing changed after all).
+    Discard(ChangeOutcome),
+}
+
 /// Minimal facts about an entity, for resolving references in input.
 #[derive(Debug, Clone)]
 pub struct EntityHead {
