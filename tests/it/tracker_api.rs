@@ -705,3 +705,141 @@ async fn engine_writes_wait_behind_a_few_changes_not_the_whole_queue() {
         CHANGES - before
     );
 }
+
+both!(
+    concurrent_changes_that_fail_or_change_nothing_roll_back_alone,
+    |app: TestApp| async move {
+        // On SQLite concurrent changes share one transaction (group commit), each in a
+        // savepoint: a change that fails, or turns out to change nothing, must undo only
+        // its own writes and leave the others to commit with their events.
+        let a = post(&app, "/projects", json!({"key": "GA", "name": "A"})).await;
+        let b = post(&app, "/projects", json!({"key": "GB", "name": "B"})).await;
+        let (pa, pb) = (
+            format!("{V1}/projects/{}", a["id"]),
+            format!("{V1}/projects/{}", b["id"]),
+        );
+        let calls = (0..48).map(|i| {
+            let (path, body, want) = match i % 3 {
+                0 => (&pa, json!({"budget": i + 1}), 200),
+                // B's key is taken by A: the write fails inside the change.
+                1 => (&pb, json!({"key": "GA", "budget": i + 1}), 409),
+                // No-op: same name as stored.
+                _ => (&pb, json!({"name": "B"}), 200),
+            };
+            let app = &app;
+            async move { (app.call("PATCH", path, Some(body)).await, want) }
+        });
+        for (r, want) in futures::future::join_all(calls).await {
+            assert_eq!(r.status, want, "{}", r.text);
+        }
+        let ev = events(&app).await;
+        let updated = |id: &Value| {
+            ev.iter()
+                .filter(|e| e["type"] == "Project:Updated" && e["entity_id"] == *id)
+                .count()
+        };
+        assert_eq!(updated(&a["id"]), 16, "every budget change wrote its event");
+        assert_eq!(updated(&b["id"]), 0, "failed and no-op changes wrote none");
+        let b_now = app.call("GET", &pb, None).await;
+        assert_eq!(b_now.json["data"]["key"], "GB", "{}", b_now.text);
+        assert_eq!(b_now.json["data"]["budget"], 0, "{}", b_now.text);
+        let a_now = app.call("GET", &pa, None).await;
+        let versions: Vec<i64> = ev
+            .iter()
+            .filter(|e| e["entity_id"] == a["id"])
+            .map(|e| e["project_version"].as_i64().unwrap())
+            .collect();
+        assert_eq!(versions.len(), 17);
+        assert_eq!(versions.iter().max(), Some(&17), "{}", a_now.text);
+    }
+);
+
+/// Requests can be dropped at any await (a client that hangs up). On SQLite a dropped
+/// change may be waiting for the writer, inside the shared transaction, or waiting for it
+/// to commit: in no case may it leave the writer held or a change half-written (an entity
+/// version bumped without its event, or the reverse).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dropped_changes_neither_hold_the_writer_nor_leave_half_a_change() {
+    use herald::domain::event::UserRef;
+    use herald::domain::event_type::EntityKind;
+    use herald::store::{ChangeOp, ChangeRequest};
+    use std::sync::Arc;
+    let Some(app) = TestApp::spawn(crate::support::Backend::Sqlite).await else {
+        return;
+    };
+    let p = post(&app, "/projects", json!({"key": "X", "name": "Dropped"})).await;
+    let id = p["id"].as_i64().unwrap();
+    let tenant = app.store.tenant_by_slug("default").await.unwrap().unwrap();
+    let actor = Arc::new(UserRef {
+        id: 1,
+        uuid: uuid::Uuid::nil(),
+        account_id: "tester".into(),
+        name: "Tester".into(),
+        initials: "T".into(),
+        email: String::new(),
+    });
+    let change = |budget: i64| {
+        let (store, actor, tenant_id) = (Arc::clone(&app.store), Arc::clone(&actor), tenant.id);
+        async move {
+            let compute = move |cur: Option<&serde_json::Map<String, Value>>| {
+                let mut m = cur.cloned().unwrap_or_default();
+                m.insert("budget".into(), json!(budget));
+                Ok(m)
+            };
+            let req = ChangeRequest {
+                tenant_id,
+                tenant: "default",
+                kind: EntityKind::Project,
+                op: ChangeOp::Update { id },
+                position: None,
+                actor: &actor,
+                now: 1,
+                compute: &compute,
+                normalize: None,
+            };
+            store.apply_change(&req).await.map(|_| ())
+        }
+    };
+    // Each change is dropped after a different delay: some while queued for the writer,
+    // some inside the shared transaction, some waiting for its commit, some not at all.
+    for round in 0..8u64 {
+        let calls = (0..24u64).map(|i| {
+            let after = std::time::Duration::from_micros((round * 24 + i) * 37 % 3000);
+            tokio::time::timeout(after, change((round * 100 + i + 1) as i64))
+        });
+        // Elapsed ones were dropped; every change that finished must have succeeded.
+        for applied in futures::future::join_all(calls).await.into_iter().flatten() {
+            applied.unwrap();
+        }
+    }
+    // The writer is free: a change and an engine write both get through.
+    tokio::time::timeout(crate::support::WAIT, change(10_000))
+        .await
+        .expect("a change after the dropped ones got the writer")
+        .unwrap();
+    tokio::time::timeout(
+        crate::support::WAIT,
+        app.store.release_leases(&[(uuid::Uuid::nil(), "none".into())]),
+    )
+    .await
+    .expect("an engine write after the dropped ones got the writer")
+    .unwrap();
+    let row = app
+        .store
+        .get_entity(tenant.id, EntityKind::Project, id)
+        .await
+        .unwrap()
+        .unwrap();
+    let ev = events(&app).await;
+    let mut versions: Vec<i64> = ev
+        .iter()
+        .map(|e| e["project_version"].as_i64().unwrap())
+        .collect();
+    versions.sort_unstable();
+    assert_eq!(
+        versions,
+        (1..=row.version).collect::<Vec<_>>(),
+        "one event per version, none missing, none extra"
+    );
+    assert_eq!(row.data["budget"], json!(10_000));
+}
