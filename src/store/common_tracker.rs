@@ -211,8 +211,10 @@ macro_rules! impl_tracker_store {
             /// One change inside the caller's transaction (the backend decides how it is
             /// committed: see `run_change` in `sqlite.rs` and `postgres.rs`). Nothing is
             /// handed to the delivery engine here: the jobs come back in [`ChangeStep::Keep`]
-            /// for after the commit.
-            pub(super) async fn apply_in(tx: &mut Conn, store: &$store, req: &ChangeRequest<'_>) -> StoreResult<ChangeStep> {
+            /// for after the commit. `then` (SQLite only; empty elsewhere) is SQL to run
+            /// right after the change's event and deliveries, in the same round trip, where
+            /// that can be done (`then_ran` says whether it was).
+            pub(super) async fn apply_in(tx: &mut Conn, store: &$store, req: &ChangeRequest<'_>, then: &str) -> StoreResult<ChangeStep> {
                 // Changes inside one project serialise on its row; the tenant lock
                 // (event order) is then taken only around writing the event.
                 let tenant_locked = !lock_project_of(&mut *tx, req.tenant_id, req.kind, &req.op).await?;
@@ -383,7 +385,7 @@ macro_rules! impl_tracker_store {
                 }
                 let subject = after_row.as_ref().or(current.as_ref()).ok_or_else(|| corrupt("change", "no subject"))?;
                 let Some(event_type) = event_type else {
-                    return Ok(ChangeStep::Keep { outcome: ChangeOutcome::Applied { row: after_row, event: None }, jobs: Vec::new(), claimable: false });
+                    return Ok(ChangeStep::Keep { outcome: ChangeOutcome::Applied { row: after_row, event: None }, jobs: Vec::new(), claimable: false, then_ran: false });
                 };
                 let mut event = Event {
                     seq: 0,
@@ -407,9 +409,16 @@ macro_rules! impl_tracker_store {
                 if !tenant_locked {
                     lock_tenant(&mut *tx, t).await?;
                 }
-                event.seq = insert_event(&mut *tx, t, &event, None).await?;
-                let (jobs, claimable) = super::delivery_impl::fanout(&mut *tx, store, t, &event).await?;
-                Ok(ChangeStep::Keep { outcome: ChangeOutcome::Applied { row: after_row, event: Some(Box::new(event)) }, jobs, claimable })
+                // One round trip for event, deliveries and `then` where the bodies do not
+                // need the event's `seq` (it is assigned by the insert).
+                let then_ran = !then.is_empty() && event.project_version.is_some();
+                let (jobs, claimable) = if then_ran {
+                    super::delivery_impl::insert_event_and_fanout(&mut *tx, store, t, &mut event, then).await?
+                } else {
+                    event.seq = insert_event(&mut *tx, t, &event, None).await?;
+                    super::delivery_impl::fanout(&mut *tx, store, t, &event).await?
+                };
+                Ok(ChangeStep::Keep { outcome: ChangeOutcome::Applied { row: after_row, event: Some(Box::new(event)) }, jobs, claimable, then_ran })
             }
 
             async fn insert_event(c: &mut Conn, tenant_id: i64, e: &Event, key: Option<&str>) -> StoreResult<i64> {

@@ -9,7 +9,8 @@
 //! the commit among the changes that were waiting anyway writes those pages once.
 //!
 //! How a batch forms and closes. A change waits for the batch lock (FIFO), opens the
-//! transaction if none is open, runs in a savepoint (rolled back alone on error), and then
+//! transaction if none is open, runs in the savepoint `change` (rolled back alone on
+//! error, released with the change's last statement, see [`RELEASE_AND_NEXT`]), and then
 //! commits the batch itself if nobody is queued behind it or the batch is full; otherwise
 //! it leaves the batch open for the next change and waits until its batch is settled. The
 //! API answers only after that, so "acknowledged" still means "durable". Batches therefore
@@ -18,16 +19,19 @@
 //! writer connection itself and so wait behind at most one batch.
 //!
 //! Cancellation: a request dropped at any point cannot leave the batch open forever or
-//! half-applied. sqlx rolls a dropped savepoint back on its own; a dropped [`Turn`] or a
-//! waiter that gave up before its turn closes the batch when nobody else will; commits run
-//! in their own task, so a member dropped mid-commit cannot cut it short.
+//! half-applied. A change dropped while it ran leaves its savepoint marked in use; whoever
+//! uses the batch next (the next change, or the commit) first rolls back to it — which
+//! undoes a half-written change and is harmless after a finished one, whose last
+//! statement already released it and opened the next. A dropped [`Turn`] or a waiter that
+//! gave up before its turn closes the batch when nobody else will; commits run in their
+//! own task, so a member dropped mid-commit cannot cut it short.
 
 use std::collections::VecDeque;
 use std::fmt;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex as StdMutex, PoisonError};
 
-use sqlx::{Sqlite, SqlitePool, Transaction};
+use sqlx::{Executor, Sqlite, SqliteConnection, SqlitePool, Transaction};
 use tokio::sync::{watch, Mutex, OwnedMutexGuard};
 
 use super::{DeliveryHub, DeliveryJob, StoreError, StoreResult};
@@ -36,6 +40,22 @@ use super::{DeliveryHub, DeliveryJob, StoreError, StoreResult};
 /// the delivery engine's writes, which wait for the writer behind the open batch, never
 /// wait long (see `engine_writes_wait_behind_a_few_changes_not_the_whole_queue`).
 pub(crate) const MAX_GROUP: usize = 8;
+
+/// SQL a change appends to its last statement: its writes join the batch, and the next
+/// change's savepoint is open already, so neither costs a round trip of its own.
+pub(crate) const RELEASE_AND_NEXT: &str = "RELEASE change; SAVEPOINT change";
+
+/// The `change` savepoint of the open batch.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+enum Savepoint {
+    /// None open (a fresh batch, or a change released it without opening the next).
+    #[default]
+    Closed,
+    /// Open and empty: the next change runs in it.
+    Ready,
+    /// A change is running in it, or was dropped while it ran.
+    InUse,
+}
 
 /// Failed batches remembered for members that have not looked yet.
 const FAILURES_KEPT: usize = 64;
@@ -52,6 +72,31 @@ struct Batch {
     jobs: Vec<DeliveryJob>,
     /// The batch also created claimable work.
     claimable: bool,
+    savepoint: Savepoint,
+}
+
+impl Batch {
+    fn conn(&mut self) -> StoreResult<&mut SqliteConnection> {
+        match self.tx.as_mut() {
+            Some(tx) => Ok(&mut **tx),
+            None => Err(StoreError::CommitFailed("no open batch".into())),
+        }
+    }
+
+    /// Undoes what a dropped change left in its savepoint (see the module docs).
+    async fn clean_up(&mut self) {
+        if self.savepoint != Savepoint::InUse {
+            return;
+        }
+        self.savepoint = match self.conn() {
+            Ok(c) => match c.execute("ROLLBACK TO change").await {
+                Ok(_) => Savepoint::Ready,
+                // Released by the dropped change's last statement: nothing to undo.
+                Err(_) => Savepoint::Closed,
+            },
+            Err(_) => Savepoint::Closed,
+        };
+    }
 }
 
 /// One per SQLite store (see the module docs).
@@ -106,8 +151,15 @@ impl GroupCommit {
             guard.tx = Some(pool.begin().await?);
             guard.id += 1;
             guard.members = 0;
+            guard.savepoint = Savepoint::Closed;
         }
         turn.guard = Some(guard);
+        let batch = turn.batch()?;
+        batch.clean_up().await;
+        if batch.savepoint == Savepoint::Closed {
+            batch.conn()?.execute("SAVEPOINT change").await?;
+        }
+        batch.savepoint = Savepoint::InUse;
         Ok(turn)
     }
 
@@ -141,6 +193,7 @@ impl GroupCommit {
             let jobs = std::mem::take(&mut guard.jobs);
             let claimable = std::mem::take(&mut guard.claimable);
             guard.members = 0;
+            guard.clean_up().await;
             let result = match guard.tx.take() {
                 Some(tx) => tx.commit().await,
                 None => Ok(()),
@@ -191,17 +244,28 @@ pub(crate) struct Turn {
 }
 
 impl Turn {
-    /// The batch's transaction; run the change in a savepoint of it (`begin()` on it).
-    pub(crate) fn tx(&mut self) -> StoreResult<&mut Transaction<'static, Sqlite>> {
+    fn batch(&mut self) -> StoreResult<&mut Batch> {
         self.guard
-            .as_mut()
-            .and_then(|g| g.tx.as_mut())
+            .as_deref_mut()
             .ok_or_else(|| StoreError::CommitFailed("no open batch".into()))
     }
 
-    /// The change's savepoint was released: it commits with its batch. Returns once the
-    /// batch is durable (an error if its commit failed).
-    pub(crate) async fn kept(mut self, jobs: Vec<DeliveryJob>, claimable: bool) -> StoreResult<()> {
+    /// The connection, inside the change's savepoint.
+    pub(crate) fn conn(&mut self) -> StoreResult<&mut SqliteConnection> {
+        self.batch()?.conn()
+    }
+
+    /// The change is to stay: it commits with its batch. `released` tells whether its last
+    /// statement ended with [`RELEASE_AND_NEXT`]; if not, the savepoint is released here.
+    /// Returns once the batch is durable (an error if its commit failed).
+    pub(crate) async fn kept(mut self, jobs: Vec<DeliveryJob>, claimable: bool, released: bool) -> StoreResult<()> {
+        let batch = self.batch()?;
+        if released {
+            batch.savepoint = Savepoint::Ready;
+        } else {
+            batch.conn()?.execute("RELEASE change").await?;
+            batch.savepoint = Savepoint::Closed;
+        }
         let Some(mut guard) = self.guard.take() else {
             return Err(StoreError::CommitFailed("no open batch".into()));
         };
@@ -213,8 +277,15 @@ impl Turn {
         self.group.durable(id).await
     }
 
-    /// The change wrote nothing that stays (its savepoint was rolled back).
-    pub(crate) fn discarded(self) {}
+    /// The change failed or changed nothing: roll its writes back, keep the savepoint
+    /// for the next change. (If this fails, the savepoint stays marked in use and the
+    /// next user of the batch rolls it back.)
+    pub(crate) async fn discarded(mut self) -> StoreResult<()> {
+        let batch = self.batch()?;
+        batch.conn()?.execute("ROLLBACK TO change").await?;
+        batch.savepoint = Savepoint::Ready;
+        Ok(())
+    }
 }
 
 impl Drop for Turn {

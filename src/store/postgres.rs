@@ -112,11 +112,12 @@ impl PgStore {
     /// parallel, serialised only by the row locks the change takes.
     pub(crate) async fn run_change(&self, req: &ChangeRequest<'_>) -> StoreResult<ChangeOutcome> {
         let mut tx = self.writer.begin().await?;
-        match tracker_impl::apply_in(&mut tx, self, req).await? {
+        match tracker_impl::apply_in(&mut tx, self, req, "").await? {
             ChangeStep::Keep {
                 outcome,
                 jobs,
                 claimable,
+                ..
             } => {
                 tx.commit().await?;
                 self.hub.hand_off(jobs, claimable);

@@ -18,12 +18,11 @@ use super::common_delivery_log::impl_delivery_log;
 use super::common_delivery_record::impl_delivery_record;
 use super::common_directory::impl_directory_store;
 use super::common_tracker::impl_tracker_store;
-use super::group_commit::GroupCommit;
+use super::group_commit::{GroupCommit, RELEASE_AND_NEXT};
 use super::subscriber_cache::SubscriberCache;
 use super::ui_sessions::impl_ui_session_store;
 use super::wal_checkpoint;
 use super::{migrator, ChangeOutcome, ChangeRequest, ChangeStep, DeliveryHub, Store, StoreResult};
-use sqlx::Acquire;
 
 /// Migrations compiled into the binary.
 const MIGRATIONS: &[(i64, &str, &str)] = &[
@@ -151,30 +150,30 @@ impl SqliteStore {
         Some(&self.subscribers)
     }
 
-    /// Runs a tracker change in the open batch of changes (see `group_commit.rs`): a
-    /// savepoint of its own, rolled back alone when the change fails or turns out to change
-    /// nothing; answered once the batch is durable, deliveries handed over by the commit.
+    /// Runs a tracker change in the open batch of changes (see `group_commit.rs`): in the
+    /// batch's `change` savepoint, rolled back alone when the change fails or turns out to
+    /// change nothing; answered once the batch is durable, deliveries handed over by the
+    /// commit.
     pub(crate) async fn run_change(&self, req: &ChangeRequest<'_>) -> StoreResult<ChangeOutcome> {
         let mut turn = self.group.join(&self.writer).await?;
-        let mut savepoint = turn.tx()?.begin().await?;
-        match tracker_impl::apply_in(&mut savepoint, self, req).await {
+        match tracker_impl::apply_in(turn.conn()?, self, req, RELEASE_AND_NEXT).await {
             Ok(ChangeStep::Keep {
                 outcome,
                 jobs,
                 claimable,
+                then_ran,
             }) => {
-                savepoint.commit().await?;
-                turn.kept(jobs, claimable).await?;
+                turn.kept(jobs, claimable, then_ran).await?;
                 Ok(outcome)
             }
             Ok(ChangeStep::Discard(outcome)) => {
-                savepoint.rollback().await?;
-                turn.discarded();
+                turn.discarded().await?;
                 Ok(outcome)
             }
             Err(e) => {
-                savepoint.rollback().await?;
-                turn.discarded();
+                if let Err(undo) = turn.discarded().await {
+                    tracing::warn!(error = %undo, "rolling back a failed change; the next writer will");
+                }
                 Err(e)
             }
         }

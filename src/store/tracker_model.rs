@@ -167,6 +167,8 @@ pub(crate) enum ChangeStep {
         jobs: Vec<super::DeliveryJob>,
         /// Unleased (claimable) deliveries were written as well.
         claimable: bool,
+        /// The caller's `then` SQL ran after the change's last statement.
+        then_ran: bool,
     },
     /// Roll the writes back and answer with this outcome (nothing changed after all).
     Discard(ChangeOutcome),
