@@ -9,7 +9,7 @@
 //! for tests and tools; the production loop calls the same claim step.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -98,6 +98,9 @@ pub(crate) struct Inner {
     poll_interval: Duration,
     retention_ms: i64,
     starved: AtomicBool,
+    /// Set (to the number of saturated lanes) when a claim found nothing but skipped
+    /// saturated lanes: wake the claim loop when one of them has room again.
+    lane_wait: AtomicUsize,
     pub(crate) hard_stop: CancellationToken,
     cache: Mutex<HashMap<Uuid, (i64, Cached)>>,
 }
@@ -165,6 +168,7 @@ impl DeliveryEngine {
                 poll_interval: d.poll_interval,
                 retention_ms: ms(d.attempt_retention),
                 starved: AtomicBool::new(false),
+                lane_wait: AtomicUsize::new(0),
                 hard_stop: CancellationToken::new(),
                 cache: Mutex::new(HashMap::new()),
             }),
@@ -233,7 +237,7 @@ impl DeliveryEngine {
         }
         let now = now_ms();
         let exclude = i.signals.lanes.saturated();
-        let capped = !exclude.is_empty();
+        let capped = exclude.len();
         let req = ClaimRequest {
             token: i.store.hub().new_token(),
             lease_until: now + i.lease_ms,
@@ -254,12 +258,18 @@ impl DeliveryEngine {
             tracing::debug!(claimed = n, "claimed due deliveries");
         }
         // Per-webhook caps (saturated lanes, `per_webhook` rows per webhook) can leave due
-        // work unclaimed although the claim came back short. Ask to be woken once outcomes
-        // are written (a finished attempt's row stops counting against its webhook only
-        // then), rather than sleeping until the poll: otherwise a backlog behind a few
-        // webhooks drains one batch per poll interval.
-        if n > 0 || capped {
+        // work unclaimed although the claim came back short. Rather than sleeping until
+        // the poll (a backlog behind a few webhooks would drain one batch per poll
+        // interval): after a claim that took rows, look again once outcomes are written
+        // (a finished attempt's row stops counting against its webhook only then); after
+        // one that took nothing but skipped saturated lanes, look again when one of them
+        // has room. Not after every outcome batch: while local fan-out keeps the lanes
+        // full, that re-ran a fruitless claim — a scan of every leased row — for each
+        // batch, and held SQLite's writer for a third of its time in the fan-out bench.
+        if n > 0 {
             i.signals.capped.store(true, Ordering::Relaxed);
+        } else if capped > 0 {
+            i.lane_wait.store(capped, Ordering::Relaxed);
         }
         self.submit(jobs);
         Ok((n, limit))
@@ -362,6 +372,11 @@ impl DeliveryEngine {
     pub(crate) fn after_finish(inner: &Inner) {
         if inner.starved.load(Ordering::Relaxed) && inner.signals.lanes.room() > 0 {
             inner.starved.store(false, Ordering::Relaxed);
+            inner.signals.wake.notify_one();
+        }
+        let waiting = inner.lane_wait.load(Ordering::Relaxed);
+        if waiting > 0 && inner.signals.lanes.saturated_count() < waiting {
+            inner.lane_wait.store(0, Ordering::Relaxed);
             inner.signals.wake.notify_one();
         }
     }

@@ -16,8 +16,13 @@ use crate::timefmt::now_ms;
 
 /// Most records in one transaction.
 pub const MAX_BATCH: usize = 256;
-/// Longest a record waits for its batch to fill.
-pub const MAX_DELAY: Duration = Duration::from_millis(5);
+/// Longest a record waits for its batch to fill. Long enough that a busy node writes a
+/// few dozen batches a second rather than hundreds: every batch is a transaction of
+/// several statements plus one update per webhook it touched, and on SQLite all of them
+/// queue for the one writer connection that tracker changes need too (the fan-out bench
+/// spent half the writer's time on outcome batches at 5 ms). Short enough that a
+/// webhook's status is never visibly stale.
+pub const MAX_DELAY: Duration = Duration::from_millis(20);
 
 /// What the recorder is asked to do.
 pub enum Msg {

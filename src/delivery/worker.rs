@@ -172,6 +172,15 @@ impl Lanes {
             .collect()
     }
 
+    /// How many webhooks [`Lanes::saturated`] would name (without listing them).
+    pub fn saturated_count(&self) -> usize {
+        let s = self.lock();
+        s.lanes
+            .values()
+            .filter(|l| l.queue.len() >= self.per_webhook)
+            .count()
+    }
+
     /// Leases of the attempts running now.
     pub fn running_leases(&self) -> Vec<(Uuid, String)> {
         self.lock()

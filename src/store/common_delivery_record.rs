@@ -76,10 +76,14 @@ macro_rules! impl_delivery_record {
             use uuid::Uuid;
 
             type Db = $db;
+
+            /// Rows per attempt insert and per delivery update: one statement (one round
+            /// trip to the database) for a whole typical batch.
+            const RECORD_CHUNK: usize = 128;
             type Conn = <Db as sqlx::Database>::Connection;
 
             pub(crate) async fn insert_attempts(c: &mut Conn, records: &[AttemptRecord]) -> StoreResult<()> {
-                for chunk in records.chunks(40) {
+                for chunk in records.chunks(RECORD_CHUNK) {
                     let sql = format!(
                         "INSERT INTO delivery_attempts (delivery_id, number, started_at, duration_ms, request_headers, \
                          status_code, response_headers, response_body, response_truncated, error_kind, error, outcome) \
@@ -101,7 +105,7 @@ macro_rules! impl_delivery_record {
 
             pub(crate) async fn update_deliveries(c: &mut Conn, records: &[AttemptRecord], now: i64) -> StoreResult<()> {
                 const COLS: usize = 9;
-                for chunk in records.chunks(40) {
+                for chunk in records.chunks(RECORD_CHUNK) {
                     let now_param = chunk.len() * COLS + 1;
                     let sql = format!(
                         "UPDATE deliveries SET status = v.column3, attempts = v.column4, tries = v.column5, \

@@ -159,7 +159,7 @@ macro_rules! impl_tracker_store {
                     rows.iter().map(entity_from_row).collect()
                 }
 
-                async fn apply_change(&self, req: &ChangeRequest<'_>) -> StoreResult<ChangeOutcome> {
+                async fn apply_change(&self, req: ChangeRequest) -> StoreResult<ChangeOutcome> {
                     self.run_change(req).await
                 }
 
@@ -214,7 +214,7 @@ macro_rules! impl_tracker_store {
             /// for after the commit. `then` (SQLite only; empty elsewhere) is SQL to run
             /// right after the change's event and deliveries, in the same round trip, where
             /// that can be done (`then_ran` says whether it was).
-            pub(super) async fn apply_in(tx: &mut Conn, store: &$store, req: &ChangeRequest<'_>, then: &str) -> StoreResult<ChangeStep> {
+            pub(super) async fn apply_in(tx: &mut Conn, store: &$store, req: &ChangeRequest, then: &str) -> StoreResult<ChangeStep> {
                 // Changes inside one project serialise on its row; the tenant lock
                 // (event order) is then taken only around writing the event.
                 let tenant_locked = !lock_project_of(&mut *tx, req.tenant_id, req.kind, &req.op).await?;
@@ -256,7 +256,7 @@ macro_rules! impl_tracker_store {
                     Some((req.compute)(current.as_ref().map(|c| &c.data)).map_err(StoreError::Invalid)?)
                 };
                 let before_row = current.clone().map(|mut c| {
-                    if let Some(f) = req.normalize {
+                    if let Some(f) = &req.normalize {
                         c.data = f(&c.data);
                     }
                     c
@@ -390,7 +390,7 @@ macro_rules! impl_tracker_store {
                 let mut event = Event {
                     seq: 0,
                     id: Uuid::now_v7(),
-                    tenant: req.tenant.to_owned(),
+                    tenant: req.tenant.clone(),
                     event_type,
                     entity_kind: req.kind,
                     entity_id: subject.id,

@@ -1,40 +1,36 @@
-//! Group commit for SQLite's tracker changes: changes that queue for the writer while
-//! another is running join one open transaction, each in its own savepoint, and are made
-//! durable by one `COMMIT`.
+//! Group commit for SQLite's tracker changes: one task writes every change, running the
+//! ones that queued while it worked back to back in one transaction, each in a savepoint
+//! of its own, made durable by one `COMMIT`.
 //!
-//! Why: on SQLite a commit is the most expensive statement of a change (it appends every
-//! page the transaction dirtied to the WAL, and consecutive changes dirty mostly the same
-//! pages: the tails of the event and delivery tables and their indexes). The bench
-//! measured ~100 MB/s of WAL writes at ~420 changes/s with one commit per change. Sharing
-//! the commit among the changes that were waiting anyway writes those pages once.
+//! Why: SQLite has one writer, and what limits it is not SQL but the time around it.
+//! Measured on the fan-out bench: a commit per change appended the same hot pages (the
+//! tails of the event and delivery tables and their indexes) to the WAL again and again
+//! (~100 MB/s at ~420 changes/s), and when changes took turns at the writer, each hand-over
+//! from one request's task to the next cost a wake-up on a busy two-core machine, about
+//! as long as the change itself. A single task that keeps the writer and pulls the next
+//! queued change itself pays neither.
 //!
-//! How a batch forms and closes. A change waits for the batch lock (FIFO), opens the
-//! transaction if none is open, runs in the savepoint `change` (rolled back alone on
-//! error, released with the change's last statement, see [`RELEASE_AND_NEXT`]), and then
-//! commits the batch itself if nobody is queued behind it or the batch is full; otherwise
-//! it leaves the batch open for the next change and waits until its batch is settled. The
-//! API answers only after that, so "acknowledged" still means "durable". Batches therefore
-//! grow with load and shrink to one change when the writer is idle: no timer, no added
-//! latency when there is nothing to share. Engine writes (claims, outcomes) queue for the
-//! writer connection itself and so wait behind at most one batch.
+//! How a batch forms and closes: the task takes the first queued change, opens a
+//! transaction, and keeps taking changes that are already queued until none is left or
+//! [`MAX_GROUP`] are in; then it commits. Batches therefore grow with load and shrink to
+//! one change when the writer is idle: no timer, no added latency when there is nothing
+//! to share. A change is answered only after its batch committed, so "acknowledged" still
+//! means "durable"; a change that fails, or changes nothing, is rolled back to its
+//! savepoint and answered at once. The delivery engine's writes (claims, outcomes) queue
+//! for the writer connection itself, so they wait behind at most one batch.
 //!
-//! Cancellation: a request dropped at any point cannot leave the batch open forever or
-//! half-applied. A change dropped while it ran leaves its savepoint marked in use; whoever
-//! uses the batch next (the next change, or the commit) first rolls back to it — which
-//! undoes a half-written change and is harmless after a finished one, whose last
-//! statement already released it and opened the next. A dropped [`Turn`] or a waiter that
-//! gave up before its turn closes the batch when nobody else will; commits run in their
-//! own task, so a member dropped mid-commit cannot cut it short.
+//! A request that is dropped (its client hung up) only drops its wait for the answer; the
+//! change itself is applied or not as a whole, and its deliveries are handed over by the
+//! commit like any other.
 
-use std::collections::VecDeque;
-use std::fmt;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex as StdMutex, PoisonError};
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
 
-use sqlx::{Executor, Sqlite, SqliteConnection, SqlitePool, Transaction};
-use tokio::sync::{watch, Mutex, OwnedMutexGuard};
+use futures_util::FutureExt;
+use sqlx::{Executor, Sqlite, SqlitePool, Transaction};
+use tokio::sync::{mpsc, oneshot};
 
-use super::{DeliveryHub, DeliveryJob, StoreError, StoreResult};
+use super::{ChangeOutcome, ChangeRequest, ChangeStep, DeliveryHub, DeliveryJob, StoreError, StoreResult};
 
 /// Most changes in one batch: enough to share the commit's page writes, few enough that
 /// the delivery engine's writes, which wait for the writer behind the open batch, never
@@ -45,253 +41,153 @@ pub(crate) const MAX_GROUP: usize = 8;
 /// change's savepoint is open already, so neither costs a round trip of its own.
 pub(crate) const RELEASE_AND_NEXT: &str = "RELEASE change; SAVEPOINT change";
 
-/// The `change` savepoint of the open batch.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-enum Savepoint {
-    /// None open (a fresh batch, or a change released it without opening the next).
-    #[default]
-    Closed,
-    /// Open and empty: the next change runs in it.
-    Ready,
-    /// A change is running in it, or was dropped while it ran.
-    InUse,
+/// A queued change and where its answer goes.
+pub(crate) struct Queued {
+    req: ChangeRequest,
+    answer: oneshot::Sender<StoreResult<ChangeOutcome>>,
 }
 
-/// Failed batches remembered for members that have not looked yet.
-const FAILURES_KEPT: usize = 64;
-
-/// The open batch: its transaction, and what to do once it is durable.
-#[derive(Default)]
-struct Batch {
-    tx: Option<Transaction<'static, Sqlite>>,
-    /// Number of the open (or last) batch; settled numbers only grow.
-    id: u64,
-    /// Changes kept in the open batch.
-    members: usize,
-    /// Deliveries leased to this node by the batch's changes, handed over after commit.
-    jobs: Vec<DeliveryJob>,
-    /// The batch also created claimable work.
-    claimable: bool,
-    savepoint: Savepoint,
+/// The handle every clone of the store shares; the task ends when the last one is dropped.
+#[derive(Debug, Clone)]
+pub(crate) struct ChangeQueue {
+    tx: mpsc::UnboundedSender<Queued>,
 }
 
-impl Batch {
-    fn conn(&mut self) -> StoreResult<&mut SqliteConnection> {
-        match self.tx.as_mut() {
-            Some(tx) => Ok(&mut **tx),
-            None => Err(StoreError::CommitFailed("no open batch".into())),
-        }
-    }
-
-    /// Undoes what a dropped change left in its savepoint (see the module docs).
-    async fn clean_up(&mut self) {
-        if self.savepoint != Savepoint::InUse {
-            return;
-        }
-        self.savepoint = match self.conn() {
-            Ok(c) => match c.execute("ROLLBACK TO change").await {
-                Ok(_) => Savepoint::Ready,
-                // Released by the dropped change's last statement: nothing to undo.
-                Err(_) => Savepoint::Closed,
-            },
-            Err(_) => Savepoint::Closed,
-        };
-    }
-}
-
-/// One per SQLite store (see the module docs).
-pub(crate) struct GroupCommit {
-    batch: Arc<Mutex<Batch>>,
-    /// Changes waiting for the batch lock (not yet holding it).
-    waiting: AtomicUsize,
-    /// Highest batch number whose commit finished (well or not).
-    settled: watch::Sender<u64>,
-    /// Recently failed batches and why.
-    failed: StdMutex<VecDeque<(u64, String)>>,
-    hub: Arc<DeliveryHub>,
-}
-
-impl fmt::Debug for GroupCommit {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("GroupCommit")
-            .field("waiting", &self.waiting.load(Ordering::Relaxed))
-            .field("settled", &*self.settled.borrow())
-            .finish()
-    }
-}
-
-impl GroupCommit {
-    /// A group writer that hands committed deliveries to `hub`.
-    pub(crate) fn new(hub: Arc<DeliveryHub>) -> Arc<Self> {
-        Arc::new(Self {
-            batch: Arc::default(),
-            waiting: AtomicUsize::new(0),
-            settled: watch::Sender::new(0),
-            failed: StdMutex::default(),
-            hub,
-        })
-    }
-
-    /// Waits for this change's turn at the writer and joins the open batch (opening one
-    /// on `pool`'s connection when none is open).
-    pub(crate) async fn join(self: &Arc<Self>, pool: &SqlitePool) -> StoreResult<Turn> {
-        let mut queued = Queued {
-            group: Arc::clone(self),
-            done: false,
-        };
-        self.waiting.fetch_add(1, Ordering::SeqCst);
-        let mut guard = Arc::clone(&self.batch).lock_owned().await;
-        self.waiting.fetch_sub(1, Ordering::SeqCst);
-        queued.done = true;
-        let mut turn = Turn {
-            guard: None,
-            group: Arc::clone(self),
-        };
-        if guard.tx.is_none() {
-            guard.tx = Some(pool.begin().await?);
-            guard.id += 1;
-            guard.members = 0;
-            guard.savepoint = Savepoint::Closed;
-        }
-        turn.guard = Some(guard);
-        let batch = turn.batch()?;
-        batch.clean_up().await;
-        if batch.savepoint == Savepoint::Closed {
-            batch.conn()?.execute("SAVEPOINT change").await?;
-        }
-        batch.savepoint = Savepoint::InUse;
-        Ok(turn)
-    }
-
-    /// Waits until batch `id` is settled; an error if its commit failed.
-    async fn durable(&self, id: u64) -> StoreResult<()> {
-        let mut rx = self.settled.subscribe();
-        rx.wait_for(|s| *s >= id)
-            .await
+impl ChangeQueue {
+    /// Queues `req` for the writer task and waits for its answer (after commit).
+    pub(crate) async fn apply(&self, req: ChangeRequest) -> StoreResult<ChangeOutcome> {
+        let (answer, rx) = oneshot::channel();
+        self.tx
+            .send(Queued { req, answer })
             .map_err(|_| StoreError::CommitFailed("the writer stopped".into()))?;
-        let failed = self.failed.lock().unwrap_or_else(PoisonError::into_inner);
-        match failed.iter().find(|(b, _)| *b == id) {
-            Some((_, why)) => Err(StoreError::CommitFailed(why.clone())),
-            None => Ok(()),
-        }
-    }
-
-    /// Commits the open batch if nobody queued behind could, else leaves it to them.
-    fn close_or_pass(self: &Arc<Self>, guard: OwnedMutexGuard<Batch>) {
-        let nobody_next = self.waiting.load(Ordering::SeqCst) == 0;
-        if guard.tx.is_some() && (nobody_next || guard.members >= MAX_GROUP) {
-            self.commit(guard);
-        }
-    }
-
-    /// Commits the open batch in a task of its own (holding the batch lock until done),
-    /// then hands its deliveries over and tells its members.
-    fn commit(self: &Arc<Self>, mut guard: OwnedMutexGuard<Batch>) {
-        let group = Arc::clone(self);
-        tokio::spawn(async move {
-            let id = guard.id;
-            let jobs = std::mem::take(&mut guard.jobs);
-            let claimable = std::mem::take(&mut guard.claimable);
-            guard.members = 0;
-            guard.clean_up().await;
-            let result = match guard.tx.take() {
-                Some(tx) => tx.commit().await,
-                None => Ok(()),
-            };
-            match result {
-                Ok(()) => group.hub.hand_off(jobs, claimable),
-                Err(e) => {
-                    tracing::error!(error = %e, batch = id, "committing a batch of changes failed");
-                    let mut failed = group.failed.lock().unwrap_or_else(PoisonError::into_inner);
-                    if failed.len() == FAILURES_KEPT {
-                        failed.pop_front();
-                    }
-                    failed.push_back((id, e.to_string()));
-                }
-            }
-            group.settled.send_replace(id);
-            drop(guard);
-        });
+        rx.await
+            .map_err(|_| StoreError::CommitFailed("the writer stopped".into()))?
     }
 }
 
-/// A change waiting for the batch lock; if it gives up (its request was dropped), the
-/// batch it may have been expected to close is closed for it.
-struct Queued {
-    group: Arc<GroupCommit>,
-    done: bool,
+/// What the writer task needs from its store: the change itself, run inside the batch's
+/// transaction (the backend's `apply_in`).
+pub(crate) trait ChangeWriter: Send + Sync + 'static {
+    /// Applies `req` on `tx`, inside the `change` savepoint; `then` as in `apply_in`.
+    fn apply<'a>(
+        &'a self,
+        tx: &'a mut Transaction<'static, Sqlite>,
+        req: &'a ChangeRequest,
+        then: &'static str,
+    ) -> futures_util::future::BoxFuture<'a, StoreResult<ChangeStep>>;
 }
 
-impl Drop for Queued {
-    fn drop(&mut self) {
-        if self.done {
+/// Starts the writer task for `store`, writing through `pool` (the one writer
+/// connection) and handing committed deliveries to `hub`.
+pub(crate) fn start<W: ChangeWriter>(store: W, pool: SqlitePool, hub: Arc<DeliveryHub>) -> ChangeQueue {
+    let (tx, mut rx) = mpsc::unbounded_channel::<Queued>();
+    tokio::spawn(async move {
+        while let Some(first) = rx.recv().await {
+            write_batch(&store, &pool, &hub, first, &mut rx).await;
+        }
+    });
+    ChangeQueue { tx }
+}
+
+/// What a batch owes its members once it is settled.
+#[derive(Default)]
+struct Owed {
+    answers: Vec<(oneshot::Sender<StoreResult<ChangeOutcome>>, ChangeOutcome)>,
+    jobs: Vec<DeliveryJob>,
+    claimable: bool,
+}
+
+async fn write_batch<W: ChangeWriter>(
+    store: &W,
+    pool: &SqlitePool,
+    hub: &DeliveryHub,
+    first: Queued,
+    rx: &mut mpsc::UnboundedReceiver<Queued>,
+) {
+    let mut tx = match pool.begin().await {
+        Ok(tx) => tx,
+        Err(e) => {
+            let _ = first.answer.send(Err(e.into()));
             return;
         }
-        self.group.waiting.fetch_sub(1, Ordering::SeqCst);
-        let group = Arc::clone(&self.group);
-        tokio::spawn(async move {
-            let guard = Arc::clone(&group.batch).lock_owned().await;
-            group.close_or_pass(guard);
-        });
-    }
-}
-
-/// This change's turn at the writer: the open batch's transaction, held until
-/// [`Turn::kept`] or [`Turn::discarded`] (or drop).
-pub(crate) struct Turn {
-    guard: Option<OwnedMutexGuard<Batch>>,
-    group: Arc<GroupCommit>,
-}
-
-impl Turn {
-    fn batch(&mut self) -> StoreResult<&mut Batch> {
-        self.guard
-            .as_deref_mut()
-            .ok_or_else(|| StoreError::CommitFailed("no open batch".into()))
-    }
-
-    /// The connection, inside the change's savepoint.
-    pub(crate) fn conn(&mut self) -> StoreResult<&mut SqliteConnection> {
-        self.batch()?.conn()
-    }
-
-    /// The change is to stay: it commits with its batch. `released` tells whether its last
-    /// statement ended with [`RELEASE_AND_NEXT`]; if not, the savepoint is released here.
-    /// Returns once the batch is durable (an error if its commit failed).
-    pub(crate) async fn kept(mut self, jobs: Vec<DeliveryJob>, claimable: bool, released: bool) -> StoreResult<()> {
-        let batch = self.batch()?;
-        if released {
-            batch.savepoint = Savepoint::Ready;
-        } else {
-            batch.conn()?.execute("RELEASE change").await?;
-            batch.savepoint = Savepoint::Closed;
+    };
+    let mut owed = Owed::default();
+    let mut savepoint_open = false;
+    let mut next = Some(first);
+    let mut broken = None;
+    while let Some(q) = next.take() {
+        if !savepoint_open {
+            if let Err(e) = tx.execute("SAVEPOINT change").await {
+                let _ = q.answer.send(Err(e.into()));
+                broken = Some("opening a savepoint failed".to_owned());
+                break;
+            }
         }
-        let Some(mut guard) = self.guard.take() else {
-            return Err(StoreError::CommitFailed("no open batch".into()));
+        let run = AssertUnwindSafe(store.apply(&mut tx, &q.req, RELEASE_AND_NEXT)).catch_unwind();
+        let result = match run.await {
+            Ok(r) => r,
+            Err(_) => {
+                tracing::error!("a tracker change panicked; it was rolled back");
+                Err(StoreError::CommitFailed("the change failed".into()))
+            }
         };
-        guard.members += 1;
-        guard.jobs.extend(jobs);
-        guard.claimable |= claimable;
-        let id = guard.id;
-        self.group.close_or_pass(guard);
-        self.group.durable(id).await
+        savepoint_open = true;
+        let (answer_now, keep) = match result {
+            Ok(ChangeStep::Keep {
+                outcome,
+                jobs,
+                claimable,
+                then_ran,
+            }) => {
+                if !then_ran {
+                    if let Err(e) = tx.execute(RELEASE_AND_NEXT).await {
+                        let _ = q.answer.send(Err(e.into()));
+                        broken = Some("releasing a savepoint failed".to_owned());
+                        break;
+                    }
+                }
+                owed.jobs.extend(jobs);
+                owed.claimable |= claimable;
+                (None, Some(outcome))
+            }
+            Ok(ChangeStep::Discard(outcome)) => (Some(Ok(outcome)), None),
+            Err(e) => (Some(Err(e)), None),
+        };
+        match (answer_now, keep) {
+            (_, Some(outcome)) => owed.answers.push((q.answer, outcome)),
+            (Some(answer), None) => {
+                // Nothing of this change stays; the savepoint stays open for the next.
+                if let Err(e) = tx.execute("ROLLBACK TO change").await {
+                    let _ = q.answer.send(Err(e.into()));
+                    broken = Some("rolling back to a savepoint failed".to_owned());
+                    break;
+                }
+                let _ = q.answer.send(answer);
+            }
+            (None, None) => {}
+        }
+        if owed.answers.len() >= MAX_GROUP {
+            break;
+        }
+        next = rx.try_recv().ok();
     }
-
-    /// The change failed or changed nothing: roll its writes back, keep the savepoint
-    /// for the next change. (If this fails, the savepoint stays marked in use and the
-    /// next user of the batch rolls it back.)
-    pub(crate) async fn discarded(mut self) -> StoreResult<()> {
-        let batch = self.batch()?;
-        batch.conn()?.execute("ROLLBACK TO change").await?;
-        batch.savepoint = Savepoint::Ready;
-        Ok(())
-    }
-}
-
-impl Drop for Turn {
-    fn drop(&mut self) {
-        if let Some(guard) = self.guard.take() {
-            self.group.close_or_pass(guard);
+    let result = match broken {
+        // Dropping the transaction rolls the whole batch back.
+        Some(why) => Err(why),
+        None => tx.commit().await.map_err(|e| e.to_string()),
+    };
+    match result {
+        Ok(()) => {
+            hub.hand_off(owed.jobs, owed.claimable);
+            for (answer, outcome) in owed.answers {
+                let _ = answer.send(Ok(outcome));
+            }
+        }
+        Err(why) => {
+            tracing::error!(error = %why, changes = owed.answers.len(), "a batch of changes was not committed");
+            for (answer, _) in owed.answers {
+                let _ = answer.send(Err(StoreError::CommitFailed(why.clone())));
+            }
         }
     }
 }

@@ -186,7 +186,7 @@ pub trait TrackerStore: Send + Sync {
         limit: i64,
     ) -> StoreResult<Vec<EntityRow>>;
     /// Applies one change and writes its event in the same transaction.
-    async fn apply_change(&self, req: &ChangeRequest<'_>) -> StoreResult<ChangeOutcome>;
+    async fn apply_change(&self, req: ChangeRequest) -> StoreResult<ChangeOutcome>;
     /// The event log after cursor `after`, optionally filtered by type.
     async fn list_events(
         &self,

@@ -110,9 +110,9 @@ impl PgStore {
 
     /// Runs a tracker change in a transaction of its own: nodes and changes run in
     /// parallel, serialised only by the row locks the change takes.
-    pub(crate) async fn run_change(&self, req: &ChangeRequest<'_>) -> StoreResult<ChangeOutcome> {
+    pub(crate) async fn run_change(&self, req: ChangeRequest) -> StoreResult<ChangeOutcome> {
         let mut tx = self.writer.begin().await?;
-        match tracker_impl::apply_in(&mut tx, self, req, "").await? {
+        match tracker_impl::apply_in(&mut tx, self, &req, "").await? {
             ChangeStep::Keep {
                 outcome,
                 jobs,

@@ -18,11 +18,13 @@ use super::common_delivery_log::impl_delivery_log;
 use super::common_delivery_record::impl_delivery_record;
 use super::common_directory::impl_directory_store;
 use super::common_tracker::impl_tracker_store;
-use super::group_commit::{GroupCommit, RELEASE_AND_NEXT};
+use super::group_commit::{self, ChangeQueue, ChangeWriter};
 use super::subscriber_cache::SubscriberCache;
 use super::ui_sessions::impl_ui_session_store;
 use super::wal_checkpoint;
-use super::{migrator, ChangeOutcome, ChangeRequest, ChangeStep, DeliveryHub, Store, StoreResult};
+use super::{
+    migrator, ChangeOutcome, ChangeRequest, ChangeStep, DeliveryHub, Store, StoreError, StoreResult,
+};
 
 /// Migrations compiled into the binary.
 const MIGRATIONS: &[(i64, &str, &str)] = &[
@@ -67,8 +69,9 @@ pub struct SqliteStore {
     /// instead of behind every queued request — long enough waits there let leases expire
     /// and deliveries be sent twice. Tracker changes queue in `group` instead.
     pub(crate) change_turns: Arc<tokio::sync::Semaphore>,
-    /// Tracker changes share commits (see `group_commit.rs`).
-    pub(crate) group: Arc<GroupCommit>,
+    /// Tracker changes go to the writer task (see `group_commit.rs`); `None` in the
+    /// task's own copy of the store.
+    pub(crate) changes: Option<ChangeQueue>,
     /// Keeps the background WAL checkpoints running while any clone of the store lives.
     _checkpoints: Arc<tokio_util::sync::DropGuard>,
 }
@@ -111,16 +114,18 @@ impl SqliteStore {
             .max_connections(8)
             .connect_with(opts)
             .await?;
-        let hub = Arc::<DeliveryHub>::default();
-        Ok(Self {
+        let mut store = Self {
             pool,
             writer,
-            group: GroupCommit::new(Arc::clone(&hub)),
+            changes: None,
             _checkpoints: checkpoints,
-            hub,
+            hub: Arc::default(),
             subscribers: Arc::default(),
             change_turns: Arc::new(tokio::sync::Semaphore::new(CHANGE_TURNS)),
-        })
+        };
+        let (writer, hub) = (store.writer.clone(), Arc::clone(&store.hub));
+        store.changes = Some(group_commit::start(store.clone(), writer, hub));
+        Ok(store)
     }
 
     /// The claim statement. SQLite has a single writer, so the `UPDATE … RETURNING` over a
@@ -150,32 +155,15 @@ impl SqliteStore {
         Some(&self.subscribers)
     }
 
-    /// Runs a tracker change in the open batch of changes (see `group_commit.rs`): in the
-    /// batch's `change` savepoint, rolled back alone when the change fails or turns out to
-    /// change nothing; answered once the batch is durable, deliveries handed over by the
-    /// commit.
-    pub(crate) async fn run_change(&self, req: &ChangeRequest<'_>) -> StoreResult<ChangeOutcome> {
-        let mut turn = self.group.join(&self.writer).await?;
-        match tracker_impl::apply_in(turn.conn()?, self, req, RELEASE_AND_NEXT).await {
-            Ok(ChangeStep::Keep {
-                outcome,
-                jobs,
-                claimable,
-                then_ran,
-            }) => {
-                turn.kept(jobs, claimable, then_ran).await?;
-                Ok(outcome)
-            }
-            Ok(ChangeStep::Discard(outcome)) => {
-                turn.discarded().await?;
-                Ok(outcome)
-            }
-            Err(e) => {
-                if let Err(undo) = turn.discarded().await {
-                    tracing::warn!(error = %undo, "rolling back a failed change; the next writer will");
-                }
-                Err(e)
-            }
+    /// Runs a tracker change on the writer task (see `group_commit.rs`): in a savepoint
+    /// of the open batch, rolled back alone when the change fails or turns out to change
+    /// nothing; answered once the batch is durable.
+    pub(crate) async fn run_change(&self, req: ChangeRequest) -> StoreResult<ChangeOutcome> {
+        match &self.changes {
+            Some(queue) => queue.apply(req).await,
+            None => Err(StoreError::CommitFailed(
+                "changes are written by the writer task".into(),
+            )),
         }
     }
 
@@ -202,6 +190,17 @@ impl SqliteStore {
 
     /// No cross-process notifications on SQLite; returns at once (workers poll).
     pub(crate) async fn listen(&self, _: Arc<tokio::sync::Notify>, _: tokio_util::sync::CancellationToken) {}
+}
+
+impl ChangeWriter for SqliteStore {
+    fn apply<'a>(
+        &'a self,
+        tx: &'a mut sqlx::Transaction<'static, sqlx::Sqlite>,
+        req: &'a ChangeRequest,
+        then: &'static str,
+    ) -> futures_util::future::BoxFuture<'a, StoreResult<ChangeStep>> {
+        Box::pin(tracker_impl::apply_in(&mut **tx, self, req, then))
+    }
 }
 
 #[async_trait]

@@ -112,19 +112,21 @@ pub enum ChangeOp {
 }
 
 /// Derives the new attributes from the current ones (`None` on create).
-pub type ComputeFn<'a> =
-    &'a (dyn Fn(Option<&Map<String, Value>>) -> Result<Map<String, Value>, Vec<FieldError>> + Send + Sync);
+pub type ComputeFn = std::sync::Arc<
+    dyn Fn(Option<&Map<String, Value>>) -> Result<Map<String, Value>, Vec<FieldError>> + Send + Sync,
+>;
 
 /// Re-expresses stored attributes under today's definitions (e.g. a project's `fields`
 /// after a field was added or renamed), so a diff reports only real changes.
-pub type NormalizeFn<'a> = &'a (dyn Fn(&Map<String, Value>) -> Map<String, Value> + Send + Sync);
+pub type NormalizeFn = std::sync::Arc<dyn Fn(&Map<String, Value>) -> Map<String, Value> + Send + Sync>;
 
-/// One change to one entity.
-pub struct ChangeRequest<'a> {
+/// One change to one entity. It owns everything it needs, so a backend may run it on a
+/// task of its own (SQLite's writer, see `group_commit.rs`).
+pub struct ChangeRequest {
     /// Tenant id.
     pub tenant_id: i64,
     /// Tenant slug (copied into the event).
-    pub tenant: &'a str,
+    pub tenant: String,
     /// Kind of entity.
     pub kind: EntityKind,
     /// What to do.
@@ -132,13 +134,13 @@ pub struct ChangeRequest<'a> {
     /// New position (stories).
     pub position: Option<Position>,
     /// Author of the change.
-    pub actor: &'a UserRef,
+    pub actor: UserRef,
     /// Time of the change, epoch ms.
     pub now: i64,
     /// Computes the new attributes (unused for deletes).
-    pub compute: ComputeFn<'a>,
+    pub compute: ComputeFn,
     /// Normalises stored attributes before diffing (optional).
-    pub normalize: Option<NormalizeFn<'a>>,
+    pub normalize: Option<NormalizeFn>,
 }
 
 /// The result of a change.

@@ -125,53 +125,58 @@ pub async fn apply(store: &dyn Store, c: Change<'_>) -> StoreResult<ChangeOutcom
         Vec::new()
     };
     let kind = c.kind;
-    let actor = c.actor;
-    let body = &c.body;
-    let compute = |current: Option<&Map<String, Value>>| -> Result<Map<String, Value>, Vec<FieldError>> {
-        let mut out = attrs::apply(kind, current, body, &refs, actor);
-        if kind == EntityKind::Story {
-            out = out.and_then(|m| story_rules(current, m, now));
-        }
-        if kind != EntityKind::Project {
-            return out;
-        }
-        let resolver = project_fields::WithStored::new(&refs, current);
-        let fields_input = body.iter().find(|(k, _)| k.as_str() == "fields").map(|(_, v)| v);
-        match (
-            out,
-            project_fields::apply(&defs, current, fields_input, &resolver),
-        ) {
-            (Ok(mut m), Ok(f)) => {
-                m.insert("fields".into(), f);
-                Ok(m)
+    let actor = c.actor.clone();
+    let refs = std::sync::Arc::new(refs);
+    let defs = std::sync::Arc::new(defs);
+    let body = c.body;
+    let compute = {
+        let (refs, defs) = (refs.clone(), defs.clone());
+        move |current: Option<&Map<String, Value>>| -> Result<Map<String, Value>, Vec<FieldError>> {
+            let mut out = attrs::apply(kind, current, &body, &*refs, &actor);
+            if kind == EntityKind::Story {
+                out = out.and_then(|m| story_rules(current, m, now));
             }
-            (Err(mut a), Err(b)) => {
-                a.extend(b);
-                Err(a)
+            if kind != EntityKind::Project {
+                return out;
             }
-            (Err(a), _) | (_, Err(a)) => Err(a),
+            let resolver = project_fields::WithStored::new(&*refs, current);
+            let fields_input = body.iter().find(|(k, _)| k.as_str() == "fields").map(|(_, v)| v);
+            match (
+                out,
+                project_fields::apply(&defs, current, fields_input, &resolver),
+            ) {
+                (Ok(mut m), Ok(f)) => {
+                    m.insert("fields".into(), f);
+                    Ok(m)
+                }
+                (Err(mut a), Err(b)) => {
+                    a.extend(b);
+                    Err(a)
+                }
+                (Err(a), _) | (_, Err(a)) => Err(a),
+            }
         }
     };
-    let normalize = |data: &Map<String, Value>| -> Map<String, Value> {
-        let resolver = project_fields::WithStored::new(&refs, Some(data));
+    let normalize = move |data: &Map<String, Value>| -> Map<String, Value> {
+        let resolver = project_fields::WithStored::new(&*refs, Some(data));
         project_fields::normalize(&defs, data, &resolver)
     };
     let req = ChangeRequest {
         tenant_id: c.tenant_id,
-        tenant: c.tenant,
+        tenant: c.tenant.to_owned(),
         kind: c.kind,
         op: c.op,
         position: story_position,
-        actor: c.actor,
+        actor: c.actor.clone(),
         now,
-        compute: &compute,
+        compute: std::sync::Arc::new(compute),
         normalize: if c.kind == EntityKind::Project {
-            Some(&normalize)
+            Some(std::sync::Arc::new(normalize))
         } else {
             None
         },
     };
-    store.apply_change(&req).await
+    store.apply_change(req).await
 }
 
 /// Tracker's own rules: `accepted_at` follows acceptance, deadlines belong to releases.

@@ -755,9 +755,9 @@ both!(
 );
 
 /// Requests can be dropped at any await (a client that hangs up). On SQLite a dropped
-/// change may be waiting for the writer, inside the shared transaction, or waiting for it
-/// to commit: in no case may it leave the writer held or a change half-written (an entity
-/// version bumped without its event, or the reverse).
+/// change may be queued for the writer, running in the shared transaction, or waiting for
+/// it to commit: in no case may it leave the writer held or a change half-written (an
+/// entity version bumped without its event, or the reverse).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dropped_changes_neither_hold_the_writer_nor_leave_half_a_change() {
     use herald::domain::event::UserRef;
@@ -788,16 +788,16 @@ async fn dropped_changes_neither_hold_the_writer_nor_leave_half_a_change() {
             };
             let req = ChangeRequest {
                 tenant_id,
-                tenant: "default",
+                tenant: "default".into(),
                 kind: EntityKind::Project,
                 op: ChangeOp::Update { id },
                 position: None,
-                actor: &actor,
+                actor: (*actor).clone(),
                 now: 1,
-                compute: &compute,
+                compute: Arc::new(compute),
                 normalize: None,
             };
-            store.apply_change(&req).await.map(|_| ())
+            store.apply_change(req).await.map(|_| ())
         }
     };
     // Each change is dropped after a different delay: some while queued for the writer,
