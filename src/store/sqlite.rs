@@ -199,7 +199,7 @@ impl ChangeWriter for SqliteStore {
         req: &'a ChangeRequest,
         then: &'static str,
     ) -> futures_util::future::BoxFuture<'a, StoreResult<ChangeStep>> {
-        Box::pin(tracker_impl::apply_in(&mut **tx, self, req, then))
+        Box::pin(tracker_impl::apply_in(tx, self, req, then))
     }
 }
 
