@@ -135,6 +135,11 @@ impl DeliveryEngine {
             timeout: d.request_timeout,
             extra_ca_file: settings.extra_ca_file.clone(),
             policy: Policy::new(settings.allowed_target_networks.clone()),
+            // Every attempt may run against one receiver (many webhooks of one
+            // integration platform): keep as many idle connections as attempts can run,
+            // or each burst above the pool closes connections the next burst must
+            // handshake again (TLS key exchange was most of the backlog drain's CPU).
+            pool_max_idle_per_host: d.global_concurrency,
             ..ClientConfig::default()
         })?;
         let ms = |t: Duration| i64::try_from(t.as_millis()).unwrap_or(i64::MAX);
