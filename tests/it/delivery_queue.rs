@@ -319,3 +319,32 @@ rig_test!(
         assert!(started.elapsed() < WAIT, "drained in {:?}", started.elapsed());
     }
 );
+
+rig_test!(
+    bursts_to_one_receiver_reuse_their_connections,
+    &[("HERALD_WORKERS", "false")],
+    |rig: Rig| async move {
+        // 20 webhooks × 8 lanes: 160 attempts at once to one receiver, more than the 128
+        // idle connections the client used to keep per host — so every burst closed 32
+        // connections and the next one paid a TLS handshake for each again.
+        const HOOKS: usize = 20;
+        const PER_BURST: usize = HOOKS * 8;
+        rig.rx.reply_with(Reply::ok().delay(Duration::from_millis(200)));
+        for _ in 0..HOOKS {
+            rig.webhook("standard", &["Project:Created"], json!({})).await;
+        }
+        for i in 0..3 * 8 {
+            rig.project(&format!("B{i}")).await;
+        }
+        for burst in 1..=3 {
+            let n = rig.app.delivery.run_once().await.unwrap();
+            assert_eq!(n, PER_BURST, "burst {burst}");
+        }
+        rig.rx.wait_for(3 * PER_BURST, WAIT).await;
+        let connections = rig.rx.connections();
+        assert!(
+            connections <= PER_BURST + PER_BURST / 10,
+            "{connections} connections for three bursts of {PER_BURST} attempts"
+        );
+    }
+);
