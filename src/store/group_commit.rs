@@ -32,7 +32,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::{ChangeOutcome, ChangeRequest, ChangeStep, DeliveryHub, DeliveryJob, StoreError, StoreResult};
 
-/// Most changes in one batch: enough to share the commit's page writes, few enough that
+/// Most changes in one batch (kept or not): enough to share the commit's page writes, few enough that
 /// the delivery engine's writes, which wait for the writer behind the open batch, never
 /// wait long (see `engine_writes_wait_behind_a_few_changes_not_the_whole_queue`).
 pub(crate) const MAX_GROUP: usize = 8;
@@ -115,7 +115,9 @@ async fn write_batch<W: ChangeWriter>(
     let mut savepoint_open = false;
     let mut next = Some(first);
     let mut broken = None;
+    let mut processed = 0;
     while let Some(q) = next.take() {
+        processed += 1;
         if !savepoint_open {
             if let Err(e) = tx.execute("SAVEPOINT change").await {
                 let _ = q.answer.send(Err(e.into()));
@@ -166,7 +168,9 @@ async fn write_batch<W: ChangeWriter>(
             }
             (None, None) => {}
         }
-        if owed.answers.len() >= MAX_GROUP {
+        // Counting every change, not only kept ones: a stream of no-op changes must not
+        // keep the transaction (and the writer) open.
+        if processed >= MAX_GROUP {
             break;
         }
         next = rx.try_recv().ok();

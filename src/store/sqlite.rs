@@ -67,7 +67,7 @@ pub struct SqliteStore {
     /// outcomes, lease releases) queue for the writer directly, so when the API is
     /// offered more events than it can take, they wait behind at most this many
     /// instead of behind every queued request — long enough waits there let leases expire
-    /// and deliveries be sent twice. Tracker changes queue in `group` instead.
+    /// and deliveries be sent twice. Tracker changes queue in `changes` instead.
     pub(crate) change_turns: Arc<tokio::sync::Semaphore>,
     /// Tracker changes go to the writer task (see `group_commit.rs`); `None` in the
     /// task's own copy of the store.
