@@ -134,7 +134,7 @@ async fn write_batch<W: ChangeWriter>(
             }
         };
         savepoint_open = true;
-        let (answer_now, keep) = match result {
+        let undone = match result {
             Ok(ChangeStep::Keep {
                 outcome,
                 jobs,
@@ -150,23 +150,20 @@ async fn write_batch<W: ChangeWriter>(
                 }
                 owed.jobs.extend(jobs);
                 owed.claimable |= claimable;
-                (None, Some(outcome))
+                owed.answers.push((q.answer, outcome));
+                None
             }
-            Ok(ChangeStep::Discard(outcome)) => (Some(Ok(outcome)), None),
-            Err(e) => (Some(Err(e)), None),
+            Ok(ChangeStep::Discard(outcome)) => Some((q.answer, Ok(outcome))),
+            Err(e) => Some((q.answer, Err(e))),
         };
-        match (answer_now, keep) {
-            (_, Some(outcome)) => owed.answers.push((q.answer, outcome)),
-            (Some(answer), None) => {
-                // Nothing of this change stays; the savepoint stays open for the next.
-                if let Err(e) = tx.execute("ROLLBACK TO change").await {
-                    let _ = q.answer.send(Err(e.into()));
-                    broken = Some("rolling back to a savepoint failed".to_owned());
-                    break;
-                }
-                let _ = q.answer.send(answer);
+        if let Some((answer, reply)) = undone {
+            // Nothing of this change stays; the savepoint stays open for the next.
+            if let Err(e) = tx.execute("ROLLBACK TO change").await {
+                let _ = answer.send(Err(e.into()));
+                broken = Some("rolling back to a savepoint failed".to_owned());
+                break;
             }
-            (None, None) => {}
+            let _ = answer.send(reply);
         }
         // Counting every change, not only kept ones: a stream of no-op changes must not
         // keep the transaction (and the writer) open.
