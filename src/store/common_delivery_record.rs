@@ -69,7 +69,7 @@ pub(crate) fn status_after(next: NextState) -> &'static str {
 macro_rules! impl_delivery_record {
     ($db:ty) => {
         pub(crate) mod delivery_record {
-            use crate::store::common_delivery::leading_value_rows;
+            use crate::store::value_rows::leading_value_rows;
             use crate::store::common_delivery_record::{status_after, webhook_deltas};
             use crate::store::*;
             use sqlx::Row;

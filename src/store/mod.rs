@@ -9,6 +9,7 @@ mod common_delivery;
 mod common_delivery_log;
 mod common_delivery_record;
 mod common_directory;
+mod common_fanout;
 mod common_locks;
 mod common_positions;
 mod common_tracker;
@@ -21,6 +22,7 @@ pub mod sqlite;
 pub mod subscriber_cache;
 pub mod tracker_model;
 mod ui_sessions;
+mod value_rows;
 mod wal_checkpoint;
 
 use std::sync::Arc;

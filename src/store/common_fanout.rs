@@ -1,0 +1,225 @@
+//! Fan-out SQL shared by both backends: an event's deliveries, rendered once per
+//! subscriber and written in multi-row `INSERT`s in the transaction that writes the event
+//! (the outbox), plus the event insert itself. Expanded inside a backend's delivery module
+//! (uses its `Db`, `Conn` and row readers), like `common_positions.rs`.
+
+/// Expands the fan-out helpers for `$store` inside `impl_delivery_store!`'s module.
+macro_rules! fanout_fns {
+    ($store:ty) => {
+            /// One delivery row to insert: id, target, ordering key, body, encoded headers,
+            /// the headers themselves (for the job) and the lease (leased rows become jobs).
+            type RowToInsert = (Uuid, Arc<TargetRow>, Option<String>, String, String, Vec<(String, String)>, Option<Lease>);
+
+            /// Rows per delivery `INSERT` statement.
+            const INSERT_CHUNK: usize = 40;
+
+            fn rows_to_insert(subs: &[Subscriber], planned: Vec<Planned>, lease: Option<&Lease>) -> StoreResult<Vec<RowToInsert>> {
+                let mut rows = Vec::with_capacity(planned.len());
+                for p in planned {
+                    let body = String::from_utf8(p.rendered.body).map_err(|e| corrupt("rendered body", e))?;
+                    let headers: Vec<(String, String)> =
+                        p.rendered.headers.into_iter().map(|(n, v)| (n.to_owned(), v)).collect();
+                    let encoded = fanout::encode_headers(headers.iter().map(|(n, v)| (n.as_str(), v.as_str())));
+                    // Per-entity ordered deliveries are never handed over directly: a claim
+                    // checks that no earlier delivery of the same entity is pending.
+                    let lease = lease.filter(|_| p.entity_key.is_none()).cloned();
+                    rows.push((p.delivery_id, Arc::clone(&subs[p.subscriber].target), p.entity_key, body, encoded, headers, lease));
+                }
+                Ok(rows)
+            }
+
+            /// The `INSERT` of `rows` deliveries; `event_seq` is the SQL expression of the
+            /// event's `seq` (the bound `column5`, or a look-up when it is not known yet).
+            fn insert_deliveries_sql(rows: usize, event_seq: &str) -> String {
+                format!(
+                    "INSERT INTO deliveries (id, tenant_id, webhook_id, event_id, event_seq, event_type, entity_key, \
+                     body, headers, next_attempt_at, lease_token, lease_until, created_at, status, updated_at) \
+                     SELECT column1, column2, column3, column4, {event_seq}, column6, column7, column8, column9, column10, \
+                     column11, column12, column13, 'pending', column13 FROM (VALUES {}) AS v",
+                    leading_value_rows::<Db>(rows, 13)
+                )
+            }
+
+            /// Binds one chunk of rows, in `insert_deliveries_sql`'s column order.
+            fn bind_rows<'q>(
+                mut q: sqlx::query::Query<'q, Db, <Db as sqlx::Database>::Arguments<'q>>,
+                chunk: &'q [RowToInsert],
+                tenant_id: i64,
+                event: &Event,
+                event_type: &'q str,
+                now: i64,
+            ) -> sqlx::query::Query<'q, Db, <Db as sqlx::Database>::Arguments<'q>> {
+                for (id, target, key, body, encoded, _, lease) in chunk {
+                    q = q
+                        .bind(id.to_string()).bind(tenant_id).bind(target.webhook_id.to_string())
+                        .bind(event.id.to_string()).bind(event.seq).bind(event_type).bind(key.as_deref())
+                        .bind(body.as_str()).bind(encoded.as_str()).bind(now)
+                        .bind(lease.as_ref().map(|l| l.token.as_str())).bind(lease.as_ref().map(|l| l.until))
+                        .bind(now);
+                }
+                q
+            }
+
+            /// The jobs for the leased rows, to hand over after commit.
+            fn jobs_of(rows: Vec<RowToInsert>, tenant_id: i64, event_type: &str) -> Vec<DeliveryJob> {
+                rows.into_iter()
+                    .filter_map(|(id, target, _, body, _, headers, lease)| {
+                        lease.map(|lease| DeliveryJob {
+                            id,
+                            tenant_id,
+                            event_type: event_type.to_owned(),
+                            body: Bytes::from(body),
+                            format_headers: headers.into(),
+                            attempts: 0,
+                            tries: 0,
+                            lease,
+                            target,
+                        })
+                    })
+                    .collect()
+            }
+
+            /// The tenant's webhooks that may want `event` (from the cache where there is one).
+            async fn subscribers(c: &mut Conn, store: &$store, tenant_id: i64, event: &Event) -> StoreResult<Arc<Vec<Subscriber>>> {
+                let cache = store.subscriber_cache();
+                if let Some(subs) = cache.and_then(|c| c.get(tenant_id)) {
+                    return Ok(subs);
+                }
+                // Cached lists hold every enabled webhook; uncached reads only the
+                // ones subscribed to this event type.
+                let rows = sqlx::query::<Db>(&format!(
+                    "SELECT {TARGET_COLUMNS}, format, event_types, project_ids, ordering FROM webhooks \
+                     WHERE tenant_id = $1 AND enabled AND ($2 OR event_types LIKE $3) ORDER BY created_at, id"
+                ))
+                .bind(tenant_id)
+                .bind(cache.is_some())
+                .bind(format!("%\"{}\"%", event.event_type))
+                .fetch_all(&mut *c)
+                .await?;
+                let subs = Arc::new(rows.iter().map(subscriber_from_row).collect::<StoreResult<Vec<_>>>()?);
+                if let Some(cache) = cache {
+                    cache.put(tenant_id, Arc::clone(&subs));
+                }
+                Ok(subs)
+            }
+
+            /// Renders `event` for its subscribers and turns the result into rows (leased to
+            /// this node when an engine is attached).
+            async fn plan_rows(c: &mut Conn, store: &$store, tenant_id: i64, event: &Event) -> StoreResult<(Vec<RowToInsert>, i64)> {
+                let subs = subscribers(c, store, tenant_id, event).await?;
+                let now = crate::timefmt::now_ms();
+                if subs.is_empty() {
+                    return Ok((Vec::new(), now));
+                }
+                let planned = fanout::plan(event, &subs, &store.hub.public_base_url());
+                let lease = store.hub.fresh_lease(now);
+                Ok((rows_to_insert(&subs, planned, lease.as_ref())?, now))
+            }
+
+            /// Creates the deliveries of `event` (already inserted, `seq` set) in the
+            /// caller's transaction; returns the jobs to hand to local workers after commit,
+            /// and whether claimable (unleased) rows were created too.
+            pub(crate) async fn fanout(c: &mut Conn, store: &$store, tenant_id: i64, event: &Event) -> StoreResult<(Vec<DeliveryJob>, bool)> {
+                let (rows, now) = plan_rows(c, store, tenant_id, event).await?;
+                write_rows(c, store, rows, tenant_id, event, now).await
+            }
+
+            /// Inserts `rows` for `event` (its `seq` known) and finishes as [`fanout`] does.
+            pub(crate) async fn write_rows(
+                c: &mut Conn,
+                store: &$store,
+                rows: Vec<RowToInsert>,
+                tenant_id: i64,
+                event: &Event,
+                now: i64,
+            ) -> StoreResult<(Vec<DeliveryJob>, bool)> {
+                let event_type = event.event_type.to_string();
+                for chunk in rows.chunks(INSERT_CHUNK) {
+                    let sql = insert_deliveries_sql(chunk.len(), "column5");
+                    bind_rows(sqlx::query::<Db>(&sql), chunk, tenant_id, event, &event_type, now)
+                        .execute(&mut *c)
+                        .await?;
+                }
+                finish_fanout(c, store, rows, tenant_id, &event_type).await
+            }
+
+            /// The jobs to hand over, and whether claimable rows were written (others are
+            /// told: `NOTIFY` on PostgreSQL).
+            async fn finish_fanout(c: &mut Conn, store: &$store, rows: Vec<RowToInsert>, tenant_id: i64, event_type: &str) -> StoreResult<(Vec<DeliveryJob>, bool)> {
+                let n = rows.len();
+                let jobs = jobs_of(rows, tenant_id, event_type);
+                let claimable = jobs.len() < n;
+                if claimable {
+                    store.notify_work(&mut *c).await?;
+                }
+                Ok((jobs, claimable))
+            }
+
+            /// SQLite's one-round-trip tail of a change: the event, its deliveries and
+            /// `then` (SQL the caller wants run after them, e.g. releasing its savepoint)
+            /// sent as one batch of statements, so the writer is held for one statement
+            /// round trip instead of three. Sets `event.seq`. The bodies are rendered before
+            /// the event has its `seq`, so this is only for events no body shows it for
+            /// (`formats::body_shows_seq`); anonymous placeholders, so SQLite only.
+            pub(crate) async fn insert_event_and_fanout(
+                c: &mut Conn,
+                store: &$store,
+                tenant_id: i64,
+                event: &mut Event,
+                then: &str,
+            ) -> StoreResult<(Vec<DeliveryJob>, bool)> {
+                debug_assert!(!crate::formats::body_shows_seq(event) && <Db as sqlx::Database>::NAME == "SQLite");
+                let (rows, now) = plan_rows(c, store, tenant_id, event).await?;
+                let event_type = event.event_type.to_string();
+                let data = serde_json::to_string(&*event).map_err(|err| corrupt("event", err))?;
+                let mut sql = insert_event_sql();
+                sql.push(';');
+                for chunk in rows.chunks(INSERT_CHUNK) {
+                    sql.push_str(&insert_deliveries_sql(chunk.len(), "(SELECT e.seq FROM events e WHERE e.id = column4)"));
+                    sql.push(';');
+                }
+                sql.push_str(then);
+                let mut q = bind_event(sqlx::query::<Db>(&sql), tenant_id, event, &event_type, None, &data);
+                for chunk in rows.chunks(INSERT_CHUNK) {
+                    q = bind_rows(q, chunk, tenant_id, event, &event_type, now);
+                }
+                // `fetch_all`, not `fetch_one`: sqlx stops a batch after the row asked for.
+                let out = q.fetch_all(&mut *c).await?;
+                event.seq = out.first().ok_or_else(|| corrupt("event", "no seq returned"))?.try_get("seq")?;
+                finish_fanout(c, store, rows, tenant_id, &event_type).await
+            }
+
+            /// The event `INSERT` (its parameters come first in any statement it starts).
+            fn insert_event_sql() -> String {
+                format!(
+                    "INSERT INTO events (id, tenant_id, type, entity_kind, entity_id, project_id, occurred_at, idempotency_key, data) \
+                     VALUES {} RETURNING seq",
+                    leading_value_rows::<Db>(1, 9)
+                )
+            }
+
+            /// Binds `insert_event_sql`'s parameters.
+            fn bind_event<'q>(
+                q: sqlx::query::Query<'q, Db, <Db as sqlx::Database>::Arguments<'q>>,
+                tenant_id: i64,
+                e: &Event,
+                event_type: &'q str,
+                key: Option<&'q str>,
+                data: &'q str,
+            ) -> sqlx::query::Query<'q, Db, <Db as sqlx::Database>::Arguments<'q>> {
+                q.bind(e.id.to_string()).bind(tenant_id).bind(event_type).bind(e.entity_kind.as_str())
+                    .bind(e.entity_id).bind(e.project.as_ref().map(|p| p.id)).bind(e.occurred_at).bind(key).bind(data)
+            }
+
+            /// Writes `e` to the event log; returns its `seq`.
+            pub(crate) async fn insert_event(c: &mut Conn, tenant_id: i64, e: &Event, key: Option<&str>) -> StoreResult<i64> {
+                let data = serde_json::to_string(e).map_err(|err| corrupt("event", err))?;
+                let event_type = e.event_type.to_string();
+                let sql = insert_event_sql();
+                let row = bind_event(sqlx::query::<Db>(&sql), tenant_id, e, &event_type, key, &data).fetch_one(&mut *c).await?;
+                Ok(row.try_get("seq")?)
+            }
+    };
+}
+
+pub(crate) use fanout_fns;
