@@ -135,6 +135,14 @@ pub fn build<'a>(format: Format, event: &'a Event, ctx: &RenderContext<'_>) -> O
     }
 }
 
+/// Whether any format's body shows `event.seq`. Only Tracker's `project_version` does,
+/// and only as the fallback for events without a project version (see `tracker_v5.rs`).
+/// Fan-out may render the bodies of other events before the event is inserted and its
+/// `seq` assigned (SQLite writes event and deliveries in one round trip that way).
+pub fn body_shows_seq(event: &Event) -> bool {
+    event.project_version.is_none()
+}
+
 /// Renders `event` in `format`. `None` means "nothing to send" (e.g. a Projectrak webhook
 /// and a save that changed only formula fields).
 ///

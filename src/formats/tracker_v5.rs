@@ -152,6 +152,7 @@ pub fn build<'a>(event: &'a Event, ctx: &RenderContext<'_>) -> Option<Activity<'
         .map(|p| p.id)
         .or_else(|| int_field(story, "project_id"))
         .unwrap_or_default();
+    // The one use of `seq` in any body: keep `super::body_shows_seq` in step.
     let project_version = event.project_version.unwrap_or(event.seq);
     let primary_resources = if kind == EntityKind::Webhook {
         Vec::new()

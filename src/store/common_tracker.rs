@@ -200,7 +200,7 @@ macro_rules! impl_tracker_store {
                                 .bind(req.tenant_id).bind(p.id).fetch_one(&mut *tx).await?,
                         );
                     }
-                    event.seq = insert_event(&mut tx, req.tenant_id, &event, req.idempotency_key.as_deref()).await?;
+                    event.seq = super::delivery_impl::insert_event(&mut tx, req.tenant_id, &event, req.idempotency_key.as_deref()).await?;
                     let (fresh, claimable) = super::delivery_impl::fanout(&mut tx, self, req.tenant_id, &event).await?;
                     tx.commit().await?;
                     self.hub.hand_off(fresh, claimable);
@@ -411,29 +411,15 @@ macro_rules! impl_tracker_store {
                 }
                 // One round trip for event, deliveries and `then` where the bodies do not
                 // need the event's `seq` (it is assigned by the insert).
-                let then_ran = !then.is_empty() && event.project_version.is_some();
+                let then_ran = !then.is_empty() && !crate::formats::body_shows_seq(&event);
                 let (jobs, claimable) = if then_ran {
                     super::delivery_impl::insert_event_and_fanout(&mut *tx, store, t, &mut event, then).await?
                 } else {
-                    event.seq = insert_event(&mut *tx, t, &event, None).await?;
+                    event.seq = super::delivery_impl::insert_event(&mut *tx, t, &event, None).await?;
                     super::delivery_impl::fanout(&mut *tx, store, t, &event).await?
                 };
                 Ok(ChangeStep::Keep { outcome: ChangeOutcome::Applied { row: after_row, event: Some(Box::new(event)) }, jobs, claimable, then_ran })
             }
-
-            async fn insert_event(c: &mut Conn, tenant_id: i64, e: &Event, key: Option<&str>) -> StoreResult<i64> {
-                let data = serde_json::to_string(e).map_err(|err| corrupt("event", err))?;
-                let seq = sqlx::query_scalar::<Db, i64>(
-                    "INSERT INTO events (id, tenant_id, type, entity_kind, entity_id, project_id, occurred_at, idempotency_key, data) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING seq",
-                )
-                .bind(e.id.to_string()).bind(tenant_id).bind(e.event_type.to_string()).bind(e.entity_kind.as_str())
-                .bind(e.entity_id).bind(e.project.as_ref().map(|p| p.id)).bind(e.occurred_at).bind(key).bind(data)
-                .fetch_one(&mut *c)
-                .await?;
-                Ok(seq)
-            }
-
         }
     };
 }

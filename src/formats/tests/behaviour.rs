@@ -184,3 +184,31 @@ fn tracker_create_lists_deadline_for_releases_and_accepted_at_when_set() {
     assert!(plain["changes"][0]["new_values"].get("deadline").is_none());
     assert!(plain["changes"][0]["new_values"].get("accepted_at").is_none());
 }
+
+#[test]
+fn no_body_shows_seq_unless_body_shows_seq_says_so() {
+    // SQLite renders bodies before the event's insert assigns its `seq` when
+    // `body_shows_seq` is false: the bodies must then not depend on it.
+    for event in samples::all() {
+        let mut other = event.clone();
+        other.seq = event.seq + 1000;
+        let differs = Format::ALL
+            .into_iter()
+            .any(|f| body(f, &event) != body(f, &other));
+        assert!(
+            !differs || crate::formats::body_shows_seq(&event),
+            "{}: a body shows seq though body_shows_seq is false",
+            event.event_type
+        );
+    }
+    // And the one case it is true for does show it (Tracker's version fallback).
+    let mut unversioned = samples::event(EventType::STORY_UPDATED);
+    unversioned.project_version = None;
+    let mut other = unversioned.clone();
+    other.seq += 1000;
+    assert!(crate::formats::body_shows_seq(&unversioned));
+    assert_ne!(
+        body(Format::TrackerV5, &unversioned),
+        body(Format::TrackerV5, &other)
+    );
+}
