@@ -143,41 +143,28 @@ macro_rules! impl_delivery_record {
                 deltas.sort_unstable_by_key(|(id, _)| *id);
                 // SQLite has one writer, so no lock order to keep: every webhook's status in
                 // one statement (a backlog batch touches up to a hundred webhooks, and one
-                // round trip each held the writer longer than the rest of the batch).
-                let single_writer = <Db as sqlx::Database>::NAME == "SQLite";
-                if single_writer {
-                    for chunk in deltas.chunks(RECORD_CHUNK) {
-                        let sql = format!(
-                            "UPDATE webhooks SET last_execution_at = v.column2, last_status_code = v.column3, \
-                             last_error = v.column4, \
-                             consecutive_failures = CASE WHEN v.column5 THEN v.column6 ELSE consecutive_failures + v.column6 END, \
-                             failing_since = CASE WHEN v.column6 = 0 THEN NULL WHEN v.column5 THEN v.column7 \
-                             ELSE COALESCE(failing_since, v.column7) END \
-                             FROM (VALUES {}) AS v WHERE webhooks.id = v.column1",
-                            leading_value_rows::<Db>(chunk.len(), 7)
-                        );
-                        let mut q = sqlx::query::<Db>(&sql);
-                        for (id, d) in chunk {
-                            q = q
-                                .bind(id.to_string()).bind(d.last_at).bind(d.last_status).bind(d.last_error.as_deref())
-                                .bind(d.reset).bind(d.failures).bind(d.first_failure_at);
-                        }
-                        q.execute(&mut *c).await?;
+                // round trip each held the writer longer than the rest of the batch). On
+                // PostgreSQL one webhook per statement, so rows are locked in id order.
+                let per_statement = if <Db as sqlx::Database>::NAME == "SQLite" { RECORD_CHUNK } else { 1 };
+                for chunk in deltas.chunks(per_statement) {
+                    let sql = format!(
+                        "UPDATE webhooks SET last_execution_at = v.column2, last_status_code = v.column3, \
+                         last_error = v.column4, \
+                         consecutive_failures = CASE WHEN v.column5 THEN v.column6 ELSE consecutive_failures + v.column6 END, \
+                         failing_since = CASE WHEN v.column6 = 0 THEN NULL WHEN v.column5 THEN v.column7 \
+                         ELSE COALESCE(failing_since, v.column7) END \
+                         FROM (VALUES {}) AS v WHERE webhooks.id = v.column1",
+                        leading_value_rows::<Db>(chunk.len(), 7)
+                    );
+                    let mut q = sqlx::query::<Db>(&sql);
+                    for (id, d) in chunk {
+                        q = q
+                            .bind(id.to_string()).bind(d.last_at).bind(d.last_status).bind(d.last_error.as_deref())
+                            .bind(d.reset).bind(d.failures).bind(d.first_failure_at);
                     }
+                    q.execute(&mut *c).await?;
                 }
                 for (id, d) in deltas {
-                    if !single_writer {
-                        sqlx::query::<Db>(
-                            "UPDATE webhooks SET last_execution_at = $2, last_status_code = $3, last_error = $4, \
-                             consecutive_failures = CASE WHEN $5 THEN $6 ELSE consecutive_failures + $6 END, \
-                             failing_since = CASE WHEN $6 = 0 THEN NULL WHEN $5 THEN $7 ELSE COALESCE(failing_since, $7) END \
-                             WHERE id = $1",
-                        )
-                        .bind(id.to_string()).bind(d.last_at).bind(d.last_status).bind(d.last_error.as_deref())
-                        .bind(d.reset).bind(d.failures).bind(d.first_failure_at)
-                        .execute(&mut *c)
-                        .await?;
-                    }
                     let row = if let Some(reason) = &d.disable_reason {
                         sqlx::query::<Db>(
                             "UPDATE webhooks SET enabled = FALSE, disabled_reason = $2 WHERE id = $1 AND enabled RETURNING id",
