@@ -28,15 +28,18 @@ macro_rules! fanout_fns {
                 Ok(rows)
             }
 
-            /// The `INSERT` of `rows` deliveries; `event_seq` is the SQL expression of the
-            /// event's `seq` (the bound `column5`, or a look-up when it is not known yet).
-            fn insert_deliveries_sql(rows: usize, event_seq: &str) -> String {
+            /// Values per delivery row in `insert_deliveries_sql`.
+            const DELIVERY_COLS: usize = 13;
+
+            /// The `INSERT` of the delivery rows whose placeholders are `values`;
+            /// `event_seq` is the SQL expression of the event's `seq` (the bound `column5`,
+            /// or a look-up when it is not known yet).
+            fn insert_deliveries_sql(values: &str, event_seq: &str) -> String {
                 format!(
                     "INSERT INTO deliveries (id, tenant_id, webhook_id, event_id, event_seq, event_type, entity_key, \
                      body, headers, next_attempt_at, lease_token, lease_until, created_at, status, updated_at) \
                      SELECT column1, column2, column3, column4, {event_seq}, column6, column7, column8, column9, column10, \
-                     column11, column12, column13, 'pending', column13 FROM (VALUES {}) AS v",
-                    leading_value_rows::<Db>(rows, 13)
+                     column11, column12, column13, 'pending', column13 FROM (VALUES {values}) AS v"
                 )
             }
 
@@ -135,7 +138,7 @@ macro_rules! fanout_fns {
             ) -> StoreResult<(Vec<DeliveryJob>, bool)> {
                 let event_type = event.event_type.to_string();
                 for chunk in rows.chunks(INSERT_CHUNK) {
-                    let sql = insert_deliveries_sql(chunk.len(), "column5");
+                    let sql = insert_deliveries_sql(&leading_value_rows::<Db>(chunk.len(), DELIVERY_COLS), "column5");
                     bind_rows(sqlx::query::<Db>(&sql), chunk, tenant_id, event, &event_type, now)
                         .execute(&mut *c)
                         .await?;
@@ -161,25 +164,36 @@ macro_rules! fanout_fns {
             /// round trip instead of three. Sets `event.seq`. The bodies are rendered before
             /// the event has its `seq`, so this is only for events no body shows it for
             /// (`formats::body_shows_seq`); anonymous placeholders, so SQLite only.
+            /// `before` (if any) is sent first in the same batch: the change's own entity
+            /// write, deferred to here (`crate::store::value_rows::Deferred`).
             pub(crate) async fn insert_event_and_fanout(
                 c: &mut Conn,
                 store: &$store,
                 tenant_id: i64,
                 event: &mut Event,
+                before: Option<&crate::store::value_rows::Deferred>,
                 then: &str,
             ) -> StoreResult<(Vec<DeliveryJob>, bool)> {
                 debug_assert!(!crate::formats::body_shows_seq(event) && <Db as sqlx::Database>::NAME == "SQLite");
                 let (rows, now) = plan_rows(c, store, tenant_id, event).await?;
                 let event_type = event.event_type.to_string();
                 let data = serde_json::to_string(&*event).map_err(|err| corrupt("event", err))?;
-                let mut sql = insert_event_sql();
+                let mut sql = before.map(|b| b.sql.clone()).unwrap_or_default();
+                sql.push_str(&insert_event_sql());
                 sql.push(';');
                 for chunk in rows.chunks(INSERT_CHUNK) {
-                    sql.push_str(&insert_deliveries_sql(chunk.len(), "(SELECT e.seq FROM events e WHERE e.id = column4)"));
+                    sql.push_str(&insert_deliveries_sql(
+                        &leading_value_rows::<Db>(chunk.len(), DELIVERY_COLS),
+                        "(SELECT e.seq FROM events e WHERE e.id = column4)",
+                    ));
                     sql.push(';');
                 }
                 sql.push_str(then);
-                let mut q = bind_event(sqlx::query::<Db>(&sql), tenant_id, event, &event_type, None, &data);
+                let mut q = sqlx::query::<Db>(&sql);
+                if let Some(b) = before {
+                    q = bind_args(q, &b.args);
+                }
+                let mut q = bind_event(q, tenant_id, event, &event_type, None, &data);
                 for chunk in rows.chunks(INSERT_CHUNK) {
                     q = bind_rows(q, chunk, tenant_id, event, &event_type, now);
                 }
@@ -187,6 +201,66 @@ macro_rules! fanout_fns {
                 let out = q.fetch_all(&mut *c).await?;
                 event.seq = out.first().ok_or_else(|| corrupt("event", "no seq returned"))?.try_get("seq")?;
                 finish_fanout(c, store, rows, tenant_id, &event_type).await
+            }
+
+            /// PostgreSQL's tail of a change: the tenant lock, the event and its deliveries
+            /// in one statement. Sets `event.seq`.
+            ///
+            /// Why: every change of a tenant queues for the tenant's row lock (it keeps
+            /// event `seq`s in commit order) and holds it until `COMMIT`. Taken by a
+            /// statement of its own, then the event, then the webhooks look-up and the
+            /// deliveries, the lock was held across five round trips, each waiting for
+            /// Herald to be scheduled again on a busy machine; the fan-out bench found 11
+            /// of 16 connections waiting for it. Here the webhooks are read and the bodies
+            /// rendered before the lock (the bodies of these events do not show the `seq`,
+            /// `formats::body_shows_seq`), and the lock is held for this statement and the
+            /// `COMMIT`. The event's insert reads its row from the lock's `UPDATE`, so the
+            /// lock is taken before the event's `seq` is drawn.
+            pub(crate) async fn insert_event_and_fanout_locking_tenant(
+                c: &mut Conn,
+                store: &$store,
+                tenant_id: i64,
+                event: &mut Event,
+            ) -> StoreResult<(Vec<DeliveryJob>, bool)> {
+                debug_assert!(!crate::formats::body_shows_seq(event));
+                let (rows, now) = plan_rows(c, store, tenant_id, event).await?;
+                let event_type = event.event_type.to_string();
+                let data = serde_json::to_string(&*event).map_err(|err| corrupt("event", err))?;
+                let mut sql = String::from(
+                    "WITH tenant_lock AS (UPDATE tenants SET slug = slug WHERE id = $2 RETURNING id), \
+                     event AS (INSERT INTO events (id, tenant_id, type, entity_kind, entity_id, project_id, occurred_at, \
+                     idempotency_key, data) SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9 FROM tenant_lock RETURNING seq)",
+                );
+                let mut next = 10;
+                for (i, chunk) in rows.chunks(INSERT_CHUNK).enumerate() {
+                    let values = crate::store::value_rows::value_rows(chunk.len(), DELIVERY_COLS, next);
+                    next += chunk.len() * DELIVERY_COLS;
+                    sql.push_str(&format!(", deliveries_{i} AS ({})", insert_deliveries_sql(&values, "(SELECT seq FROM event)")));
+                }
+                sql.push_str(" SELECT seq FROM event");
+                let mut q = bind_event(sqlx::query::<Db>(&sql), tenant_id, event, &event_type, None, &data);
+                for chunk in rows.chunks(INSERT_CHUNK) {
+                    q = bind_rows(q, chunk, tenant_id, event, &event_type, now);
+                }
+                let row = q.fetch_optional(&mut *c).await?;
+                event.seq = row.ok_or_else(|| corrupt("event", "no seq returned"))?.try_get("seq")?;
+                finish_fanout(c, store, rows, tenant_id, &event_type).await
+            }
+
+            /// Binds a deferred statement's values (`crate::store::value_rows::SqlArg`).
+            pub(crate) fn bind_args<'q>(
+                mut q: sqlx::query::Query<'q, Db, <Db as sqlx::Database>::Arguments<'q>>,
+                args: &'q [crate::store::value_rows::SqlArg],
+            ) -> sqlx::query::Query<'q, Db, <Db as sqlx::Database>::Arguments<'q>> {
+                use crate::store::value_rows::SqlArg;
+                for a in args {
+                    q = match a {
+                        SqlArg::Int(v) => q.bind(*v),
+                        SqlArg::Real(v) => q.bind(*v),
+                        SqlArg::Text(v) => q.bind(v.as_deref()),
+                    };
+                }
+                q
             }
 
             /// The event `INSERT` (its parameters come first in any statement it starts).

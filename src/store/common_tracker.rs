@@ -18,6 +18,7 @@ macro_rules! impl_tracker_store {
             use crate::domain::formula::Formula;
             use crate::domain::webhook::FieldError;
             use crate::store::common::{corrupt, parse_uuid, placeholders, to_json};
+            use crate::store::value_rows::{Deferred, SqlArg};
             use crate::store::*;
             use async_trait::async_trait;
             use serde_json::{Map, Value};
@@ -101,6 +102,11 @@ macro_rules! impl_tracker_store {
             }
 
             crate::store::common_positions::story_position_fns!();
+
+            /// Runs a deferred write on its own (the change's last batch did not take it).
+            async fn run_deferred(c: &mut Conn, d: &Deferred) -> Result<(), sqlx::Error> {
+                super::delivery_impl::bind_args(sqlx::query::<Db>(&d.sql), &d.args).execute(c).await.map(drop)
+            }
 
             fn allowed_parents(kind: EntityKind) -> &'static [EntityKind] {
                 match kind {
@@ -288,6 +294,9 @@ macro_rules! impl_tracker_store {
                     None => None,
                 };
                 let key = new_data.as_ref().and_then(|d| d.get("key")).and_then(Value::as_str).map(str::to_owned);
+                let key_taken = || format!("a project with key `{}` already exists", key.clone().unwrap_or_default());
+                // The entity's own write when it is deferred to the change's last batch.
+                let mut deferred: Option<Deferred> = None;
                 // Write the entity.
                 let after_row = match (&req.op, new_data) {
                     (ChangeOp::Create { .. }, Some(data)) => {
@@ -302,13 +311,36 @@ macro_rules! impl_tracker_store {
                         .bind(position).bind(to_json(&data)).bind(req.now)
                         .fetch_one(&mut *tx)
                         .await
-                        .map_err(|e| unique_conflict(e, format!("a project with key `{}` already exists", key.clone().unwrap_or_default())))?;
+                        .map_err(|e| unique_conflict(e, key_taken()))?;
                         let mut r = entity_from_row(&row)?;
                         if req.kind == EntityKind::Project {
                             sqlx::query::<Db>("UPDATE entities SET project_id = id WHERE id = $1").bind(r.id).execute(&mut *tx).await?;
                             r.project_id = Some(r.id);
                         }
                         Some(r)
+                    }
+                    (ChangeOp::Update { id }, Some(data)) if !then.is_empty() => {
+                        // SQLite's writer: nothing else writes this row meanwhile, so its
+                        // new state is known; the write joins the change's last batch.
+                        let project = req.kind == EntityKind::Project;
+                        let bump = if project { ", version = version + 1" } else { "" };
+                        let mut row = current.clone().ok_or_else(|| corrupt("change", "no current row"))?;
+                        deferred = Some(Deferred {
+                            sql: format!("UPDATE entities SET data = ?, position = ?, key = ?, updated_at = ?{bump} WHERE tenant_id = ? AND id = ?;"),
+                            args: vec![
+                                SqlArg::Text(Some(to_json(&data))),
+                                SqlArg::Real(position),
+                                SqlArg::Text(key.clone().filter(|_| project)),
+                                SqlArg::Int(Some(req.now)),
+                                SqlArg::Int(Some(t)),
+                                SqlArg::Int(Some(*id)),
+                            ],
+                        });
+                        row.data = data;
+                        row.position = position;
+                        row.updated_at = req.now;
+                        row.version += i64::from(project);
+                        Some(row)
                     }
                     (ChangeOp::Update { id }, Some(data)) => {
                         // A project's own change bumps its version in the same statement.
@@ -321,7 +353,7 @@ macro_rules! impl_tracker_store {
                         .bind(key.as_deref().filter(|_| req.kind == EntityKind::Project)).bind(req.now)
                         .fetch_one(&mut *tx)
                         .await
-                        .map_err(|e| unique_conflict(e, format!("a project with key `{}` already exists", key.clone().unwrap_or_default())))?;
+                        .map_err(|e| unique_conflict(e, key_taken()))?;
                         Some(entity_from_row(&row)?)
                     }
                     _ => None,
@@ -385,6 +417,9 @@ macro_rules! impl_tracker_store {
                 }
                 let subject = after_row.as_ref().or(current.as_ref()).ok_or_else(|| corrupt("change", "no subject"))?;
                 let Some(event_type) = event_type else {
+                    if let Some(d) = deferred.take() {
+                        run_deferred(&mut *tx, &d).await.map_err(|e| unique_conflict(e, key_taken()))?;
+                    }
                     return Ok(ChangeStep::Keep { outcome: ChangeOutcome::Applied { row: after_row, event: None }, jobs: Vec::new(), claimable: false, then_ran: false });
                 };
                 let mut event = Event {
@@ -406,15 +441,33 @@ macro_rules! impl_tracker_store {
                     parent_before,
                     parent_after,
                 };
-                if !tenant_locked {
-                    lock_tenant(&mut *tx, t).await?;
+                // Where the bodies do not need the event's `seq` (it is assigned by the
+                // insert), event and deliveries go in one round trip: on SQLite with `then`,
+                // on PostgreSQL with the tenant lock.
+                let seq_free = !crate::formats::body_shows_seq(&event);
+                let then_ran = !then.is_empty() && seq_free;
+                if !then_ran {
+                    if let Some(d) = deferred.take() {
+                        run_deferred(&mut *tx, &d).await.map_err(|e| unique_conflict(e, key_taken()))?;
+                    }
                 }
-                // One round trip for event, deliveries and `then` where the bodies do not
-                // need the event's `seq` (it is assigned by the insert).
-                let then_ran = !then.is_empty() && !crate::formats::body_shows_seq(&event);
                 let (jobs, claimable) = if then_ran {
-                    super::delivery_impl::insert_event_and_fanout(&mut *tx, store, t, &mut event, then).await?
+                    if !tenant_locked {
+                        lock_tenant(&mut *tx, t).await?;
+                    }
+                    super::delivery_impl::insert_event_and_fanout(&mut *tx, store, t, &mut event, deferred.as_ref(), then)
+                        .await
+                        .map_err(|e| match e {
+                            // Only the entity's write can break a unique constraint here.
+                            StoreError::Database(e) if deferred.is_some() => unique_conflict(e, key_taken()),
+                            e => e,
+                        })?
+                } else if seq_free && !<$store>::SINGLE_WRITER {
+                    super::delivery_impl::insert_event_and_fanout_locking_tenant(&mut *tx, store, t, &mut event).await?
                 } else {
+                    if !tenant_locked {
+                        lock_tenant(&mut *tx, t).await?;
+                    }
                     event.seq = super::delivery_impl::insert_event(&mut *tx, t, &event, None).await?;
                     super::delivery_impl::fanout(&mut *tx, store, t, &event).await?
                 };

@@ -73,3 +73,28 @@ mod tests {
         assert_eq!(&*leading_value_rows::<sqlx::Postgres>(2, 2), "($1, $2), ($3, $4)");
     }
 }
+
+/// One bound value of a statement built ahead of the statement it is sent with.
+///
+/// Why: SQLite's change writer sends a change's last statements as one batch, and a write
+/// whose outcome the change already knows (an entity's new row) joins that batch instead of
+/// costing a round trip of its own; its values wait here until the batch is bound.
+#[derive(Debug, Clone)]
+pub(crate) enum SqlArg {
+    /// An integer column.
+    Int(Option<i64>),
+    /// A real column.
+    Real(Option<f64>),
+    /// A text column.
+    Text(Option<String>),
+}
+
+/// A statement (anonymous `?` placeholders, `;`-terminated) and its values, held back to be
+/// sent in front of a change's last batch; see [`SqlArg`].
+#[derive(Debug, Clone)]
+pub(crate) struct Deferred {
+    /// The statement.
+    pub sql: String,
+    /// Its values, in placeholder order.
+    pub args: Vec<SqlArg>,
+}
