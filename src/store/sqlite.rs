@@ -99,10 +99,16 @@ impl SqliteStore {
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(10));
         // The writer leaves routine checkpoints to a task of their own (wal_checkpoint.rs).
-        let writer_opts = opts.clone().pragma(
-            "wal_autocheckpoint",
-            wal_checkpoint::WRITER_AUTOCHECKPOINT_PAGES.to_string(),
-        );
+        // Savepoint journals (every change runs in one, group_commit.rs) live in memory:
+        // they are dropped at each release, so writing them to a temporary file was only
+        // system-call and page-cache work for the single writer.
+        let writer_opts = opts
+            .clone()
+            .pragma(
+                "wal_autocheckpoint",
+                wal_checkpoint::WRITER_AUTOCHECKPOINT_PAGES.to_string(),
+            )
+            .pragma("temp_store", "memory");
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
             .acquire_timeout(Duration::from_secs(60))
