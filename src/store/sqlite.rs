@@ -109,15 +109,20 @@ impl SqliteStore {
                 wal_checkpoint::WRITER_AUTOCHECKPOINT_PAGES.to_string(),
             )
             .pragma("temp_store", "memory");
+        // No ping before each use: an in-process database has no link to lose, and each
+        // ping is a round trip to the connection's worker thread (a wake-up and two context
+        // switches) before the query's own.
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
             .acquire_timeout(Duration::from_secs(60))
+            .test_before_acquire(false)
             .connect_with(writer_opts)
             .await?;
         migrator(MIGRATIONS).run(&writer).await?;
         let checkpoints = Arc::new(wal_checkpoint::start(&opts).await?);
         let pool = SqlitePoolOptions::new()
             .max_connections(8)
+            .test_before_acquire(false)
             .connect_with(opts)
             .await?;
         let mut store = Self {
