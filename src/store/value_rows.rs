@@ -1,5 +1,6 @@
-//! Placeholder lists for multi-row statements (`VALUES (…), (…)`), built once per shape and
-//! in the style each backend binds fastest.
+//! Statement shapes: placeholder lists for multi-row statements (`VALUES (…), (…)`), built
+//! once per shape and in the style each backend binds fastest, and statements held back
+//! ([`Deferred`]) to be sent in front of a later batch.
 
 /// `($s, $s+1, …), (…)`: `rows` groups of `cols` numbered placeholders.
 ///

@@ -130,6 +130,41 @@ rig_test!(
 );
 
 rig_test!(
+    a_change_for_more_webhooks_than_one_insert_holds_reaches_each_once,
+    &[],
+    |rig: Rig| async move {
+        // More webhooks than one delivery `INSERT` takes (40 rows): the change's deliveries
+        // span several statements in its last batch (several `WITH` parts on PostgreSQL).
+        let mut hooks = Vec::new();
+        for _ in 0..45 {
+            hooks.push(rig.webhook("standard", &["Project:Updated"], json!({})).await);
+        }
+        let p = rig.project("MANY").await;
+        rig.update(&format!("/projects/{}", p["id"]), json!({"name": "Renamed"}))
+            .await;
+        let reqs = rig.rx.wait_for(45, WAIT).await;
+        for hook in &hooks {
+            let list = rig.wait_deliveries(hook, 1).await;
+            assert_eq!(list.len(), 1, "one delivery per webhook");
+            let d = rig.settled(&id(&list[0])).await;
+            assert_eq!(d["status"], "succeeded", "{d}");
+            let sent: Vec<_> = reqs
+                .iter()
+                .filter(|r| r.header("webhook-id") == d["id"].as_str())
+                .collect();
+            assert_eq!(sent.len(), 1, "sent once");
+            assert_eq!(
+                sent[0].body.as_ref(),
+                d["body"].as_str().unwrap().as_bytes(),
+                "body byte-identical to the log"
+            );
+            verify(sent[0], hook["secret"].as_str().unwrap());
+        }
+        assert_eq!(rig.rx.requests().len(), 45, "nothing sent twice");
+    }
+);
+
+rig_test!(
     projectrak_gets_project_field_changes,
     &[],
     |rig: Rig| async move {
