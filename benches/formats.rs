@@ -7,7 +7,8 @@
 
 use criterion::{black_box, criterion_group, criterion_main, Criterion, Throughput};
 use herald::domain::event_type::EventType;
-use herald::formats::{render, samples, Format};
+use herald::formats::template::Template;
+use herald::formats::{render, samples, Format, RenderContext};
 
 /// The most representative event of each format: a project update with field changes for
 /// PPM, Projectrak and standard; a story state change for Tracker.
@@ -49,5 +50,40 @@ fn render_per_format(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, render_per_format);
+/// One event for ten webhooks of one format, as fan-out prepares it: ten renders, against
+/// one [`Template`] and ten copies with each webhook's ids written in.
+fn fan_out_of_ten(c: &mut Criterion) {
+    let ctx = samples::context();
+    let ids: Vec<_> = (0..10)
+        .map(|_| (uuid::Uuid::now_v7(), uuid::Uuid::now_v7()))
+        .collect();
+    let mut group = c.benchmark_group("fan-out-of-10");
+    group.throughput(Throughput::Elements(ids.len() as u64));
+    for format in [Format::Ppm, Format::Standard] {
+        let event = samples::event(event_for(format));
+        group.bench_function(format!("{}/render-each", format.as_str()), |b| {
+            b.iter(|| {
+                for (w, d) in &ids {
+                    let ctx = RenderContext {
+                        webhook_id: *w,
+                        delivery_id: *d,
+                        public_base_url: ctx.public_base_url,
+                    };
+                    black_box(render(format, black_box(&event), &ctx));
+                }
+            })
+        });
+        group.bench_function(format!("{}/template", format.as_str()), |b| {
+            b.iter(|| {
+                let t = Template::new(format, black_box(&event), ctx.public_base_url).unwrap();
+                for (w, d) in &ids {
+                    black_box(t.instantiate(*w, *d));
+                }
+            })
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, render_per_format, fan_out_of_ten);
 criterion_main!(benches);

@@ -11,6 +11,7 @@ use uuid::Uuid;
 use crate::domain::event::{Event, UserRef};
 use crate::domain::event_type::{EntityKind, EventType};
 use crate::domain::webhook::Ordering;
+use crate::formats::template::Template;
 use crate::formats::{self, Format, RenderContext, Rendered};
 use crate::store::TargetRow;
 
@@ -57,12 +58,26 @@ pub struct Planned {
 
 /// Plans the deliveries of `event`. Webhooks whose format has nothing to send for it (e.g.
 /// Projectrak and a save that changed only formula fields) get none.
+///
+/// The event is rendered once per format, not once per webhook: bodies of one format
+/// differ only in the ids a [`Template`] fills in.
 pub fn plan(event: &Event, subscribers: &[Subscriber], public_base_url: &str) -> Vec<Planned> {
+    let mut templates: [Option<Option<Template>>; Format::ALL.len()] = Default::default();
     subscribers
         .iter()
         .enumerate()
         .filter(|(_, s)| s.wants(event))
-        .filter_map(|(i, s)| planned(i, s, event, public_base_url))
+        .filter_map(|(i, s)| {
+            let slot = &mut templates[Format::ALL.iter().position(|f| *f == s.format)?];
+            let template = slot.get_or_insert_with(|| Template::new(s.format, event, public_base_url));
+            let delivery_id = Uuid::now_v7();
+            Some(Planned {
+                subscriber: i,
+                delivery_id,
+                rendered: template.as_ref()?.instantiate(s.target.webhook_id, delivery_id),
+                entity_key: (s.ordering == Ordering::PerEntity).then(|| entity_key(event)),
+            })
+        })
         .collect()
 }
 

@@ -13,6 +13,7 @@ pub mod ppm_attributes;
 pub mod projectrak;
 pub mod samples;
 pub mod standard;
+pub mod template;
 pub mod tracker_changes;
 pub mod tracker_v5;
 

@@ -212,3 +212,45 @@ fn no_body_shows_seq_unless_body_shows_seq_says_so() {
         body(Format::TrackerV5, &other)
     );
 }
+
+#[test]
+fn a_template_gives_each_webhook_exactly_the_body_render_gives() {
+    use crate::formats::template::Template;
+    let ctx = samples::context();
+    for event in samples::all() {
+        for format in Format::ALL {
+            let direct = render(format, &event, &ctx);
+            let template = Template::new(format, &event, ctx.public_base_url);
+            assert_eq!(
+                direct.is_some(),
+                template.is_some(),
+                "{format:?} {}",
+                event.event_type
+            );
+            let Some(template) = template else { continue };
+            // Twice, with other ids in between: instantiating must not leave traces.
+            for (w, d) in [
+                (ctx.webhook_id, ctx.delivery_id),
+                (uuid::Uuid::now_v7(), uuid::Uuid::now_v7()),
+                (ctx.webhook_id, ctx.delivery_id),
+            ] {
+                let direct = render(
+                    format,
+                    &event,
+                    &crate::formats::RenderContext {
+                        webhook_id: w,
+                        delivery_id: d,
+                        public_base_url: ctx.public_base_url,
+                    },
+                )
+                .unwrap();
+                assert_eq!(
+                    template.instantiate(w, d),
+                    direct,
+                    "{format:?} {}",
+                    event.event_type
+                );
+            }
+        }
+    }
+}
