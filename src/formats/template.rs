@@ -66,9 +66,5 @@ impl Template {
 fn places(body: &[u8], id: Uuid) -> Vec<usize> {
     let mut buf = Uuid::encode_buffer();
     let needle = id.hyphenated().encode_lower(&mut buf).as_bytes();
-    body.windows(UUID_LEN)
-        .enumerate()
-        .filter(|(_, w)| *w == needle)
-        .map(|(i, _)| i)
-        .collect()
+    memchr::memmem::find_iter(body, needle).collect()
 }
