@@ -90,3 +90,17 @@ fn dropping_a_webhook_returns_its_queue() {
     assert_eq!(lanes.drop_webhook(t.webhook_id).len(), 3);
     assert_eq!(lanes.load(), 1);
 }
+
+#[test]
+fn a_full_lane_gives_new_jobs_back_and_other_lanes_still_queue() {
+    let lanes = Lanes::new(1, 1);
+    let (dead, other) = (target(), Arc::new(TargetRow::example()));
+    let n = MAX_QUEUED_PER_LANE + 6;
+    let (started, given_back) = lanes.push(jobs(&dead, n));
+    assert_eq!(started.len(), 1);
+    assert_eq!(given_back.len(), 6, "the lane filled before anything started");
+    assert_eq!(lanes.load(), MAX_QUEUED_PER_LANE);
+    let (_, given_back) = lanes.push(jobs(&other, 3));
+    assert!(given_back.is_empty(), "another webhook's lane has room");
+    assert_eq!(lanes.load(), MAX_QUEUED_PER_LANE + 3);
+}
