@@ -26,6 +26,7 @@ use tokio::io::AsyncReadExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use crate::record::{now_ns, seq_in};
 use book::{Arrival, Book};
@@ -61,6 +62,12 @@ pub struct Announcement {
     pub ca_pem: Option<String>,
 }
 
+/// The open receiving port: what stops it, and its accept loop and connections.
+struct Running {
+    stop: CancellationToken,
+    tasks: TaskTracker,
+}
+
 /// State shared by the receiving and control servers.
 pub struct Shared {
     book: Mutex<Book>,
@@ -69,7 +76,7 @@ pub struct Shared {
     counter: AtomicU64,
     port: u16,
     tls: Option<TlsAcceptor>,
-    running: Mutex<Option<CancellationToken>>,
+    running: Mutex<Option<Running>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -90,16 +97,26 @@ impl Shared {
         let listener = TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], self.port)))
             .await
             .with_context(|| format!("cannot bind 127.0.0.1:{}", self.port))?;
-        let stop = CancellationToken::new();
-        *lock(&self.running) = Some(stop.clone());
-        tokio::spawn(accept_loop(listener, Arc::clone(self), stop));
+        let (stop, tasks) = (CancellationToken::new(), TaskTracker::new());
+        tasks.spawn(accept_loop(
+            listener,
+            Arc::clone(self),
+            stop.clone(),
+            tasks.clone(),
+        ));
+        *lock(&self.running) = Some(Running { stop, tasks });
         Ok(())
     }
 
-    /// Closes the receiving port and every open connection.
-    fn down(&self) {
-        if let Some(stop) = lock(&self.running).take() {
-            stop.cancel();
+    /// Closes the receiving port and every open connection, and returns only once they
+    /// are closed: a client told "down" must find the port refusing connections, not a
+    /// listener that is still going away.
+    async fn down(&self) {
+        let running = lock(&self.running).take();
+        if let Some(r) = running {
+            r.stop.cancel();
+            r.tasks.close();
+            r.tasks.wait().await;
         }
     }
 
@@ -156,11 +173,16 @@ pub async fn run(args: SinkArgs) -> anyhow::Result<()> {
     let mut sink = [0u8; 64];
     let mut stdin = tokio::io::stdin();
     while stdin.read(&mut sink).await.unwrap_or(0) > 0 {}
-    shared.down();
+    shared.down().await;
     Ok(())
 }
 
-async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, stop: CancellationToken) {
+async fn accept_loop(
+    listener: TcpListener,
+    shared: Arc<Shared>,
+    stop: CancellationToken,
+    tasks: TaskTracker,
+) {
     loop {
         let accepted = tokio::select! {
             () = stop.cancelled() => return,
@@ -169,7 +191,7 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, stop: Cancellat
         let Ok((tcp, _)) = accepted else { continue };
         let _ = tcp.set_nodelay(true);
         let (shared, stop) = (Arc::clone(&shared), stop.clone());
-        tokio::spawn(async move {
+        tasks.spawn(async move {
             tokio::select! {
                 () = stop.cancelled() => {}
                 () = serve_connection(tcp, shared) => {}

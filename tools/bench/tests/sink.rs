@@ -38,6 +38,9 @@ async fn sink(args: &[&str]) -> Sink {
         .use_rustls_tls()
         .add_root_certificate(reqwest::Certificate::from_pem(ca.as_bytes()).expect("CA PEM"))
         .timeout(Duration::from_millis(700))
+        // A new connection per request: the down/up checks are about the port, and a
+        // pooled connection closed by `/down` could be reused before its close is seen.
+        .pool_max_idle_per_host(0)
         .build()
         .expect("client");
     Sink {

@@ -86,7 +86,7 @@ async fn handle(
             reply(StatusCode::NO_CONTENT, "")
         }
         (&Method::POST, "/down") => {
-            shared.down();
+            shared.down().await;
             reply(StatusCode::NO_CONTENT, "")
         }
         (&Method::POST, "/up") => match shared.up().await {
