@@ -1,5 +1,5 @@
-//! Fan-out SQL shared by both backends: an event's deliveries, rendered once per
-//! subscriber and written in multi-row `INSERT`s in the transaction that writes the event
+//! Fan-out SQL shared by both backends: an event's deliveries, rendered once per format
+//! (`formats::template`) and written in multi-row `INSERT`s in the transaction that writes the event
 //! (the outbox), plus the event insert itself. Expanded inside a backend's delivery module
 //! (uses its `Db`, `Conn` and row readers), like `common_positions.rs`.
 
@@ -158,6 +158,38 @@ macro_rules! fanout_fns {
                 Ok((jobs, claimable))
             }
 
+            /// What a one-round-trip tail sends besides its SQL: the planned delivery rows and
+            /// the event's JSON, bound event first, then the rows chunk by chunk.
+            struct Tail {
+                rows: Vec<RowToInsert>,
+                now: i64,
+                event_type: String,
+                data: String,
+            }
+
+            impl Tail {
+                /// Reads the webhooks and renders the bodies (before the event has a `seq`).
+                async fn plan(c: &mut Conn, store: &$store, tenant_id: i64, event: &Event) -> StoreResult<Self> {
+                    let (rows, now) = plan_rows(c, store, tenant_id, event).await?;
+                    let data = serde_json::to_string(event).map_err(|err| corrupt("event", err))?;
+                    Ok(Self { rows, now, event_type: event.event_type.to_string(), data })
+                }
+
+                /// Binds the event's parameters and then every chunk's.
+                fn bind<'q>(
+                    &'q self,
+                    q: sqlx::query::Query<'q, Db, <Db as sqlx::Database>::Arguments<'q>>,
+                    tenant_id: i64,
+                    event: &Event,
+                ) -> sqlx::query::Query<'q, Db, <Db as sqlx::Database>::Arguments<'q>> {
+                    let mut q = bind_event(q, tenant_id, event, &self.event_type, None, &self.data);
+                    for chunk in self.rows.chunks(INSERT_CHUNK) {
+                        q = bind_rows(q, chunk, tenant_id, event, &self.event_type, self.now);
+                    }
+                    q
+                }
+            }
+
             /// SQLite's one-round-trip tail of a change: the event, its deliveries and
             /// `then` (SQL the caller wants run after them, e.g. releasing its savepoint)
             /// sent as one batch of statements, so the writer is held for one statement
@@ -175,13 +207,11 @@ macro_rules! fanout_fns {
                 then: &str,
             ) -> StoreResult<(Vec<DeliveryJob>, bool)> {
                 debug_assert!(!crate::formats::body_shows_seq(event) && <Db as sqlx::Database>::NAME == "SQLite");
-                let (rows, now) = plan_rows(c, store, tenant_id, event).await?;
-                let event_type = event.event_type.to_string();
-                let data = serde_json::to_string(&*event).map_err(|err| corrupt("event", err))?;
+                let t = Tail::plan(c, store, tenant_id, event).await?;
                 let mut sql = before.map(|b| b.sql.clone()).unwrap_or_default();
                 sql.push_str(&insert_event_sql());
                 sql.push(';');
-                for chunk in rows.chunks(INSERT_CHUNK) {
+                for chunk in t.rows.chunks(INSERT_CHUNK) {
                     sql.push_str(&insert_deliveries_sql(
                         &leading_value_rows::<Db>(chunk.len(), DELIVERY_COLS),
                         "(SELECT e.seq FROM events e WHERE e.id = column4)",
@@ -193,14 +223,10 @@ macro_rules! fanout_fns {
                 if let Some(b) = before {
                     q = bind_args(q, &b.args);
                 }
-                let mut q = bind_event(q, tenant_id, event, &event_type, None, &data);
-                for chunk in rows.chunks(INSERT_CHUNK) {
-                    q = bind_rows(q, chunk, tenant_id, event, &event_type, now);
-                }
                 // `fetch_all`, not `fetch_one`: sqlx stops a batch after the row asked for.
-                let out = q.fetch_all(&mut *c).await?;
+                let out = t.bind(q, tenant_id, event).fetch_all(&mut *c).await?;
                 event.seq = out.first().ok_or_else(|| corrupt("event", "no seq returned"))?.try_get("seq")?;
-                finish_fanout(c, store, rows, tenant_id, &event_type).await
+                finish_fanout(c, store, t.rows, tenant_id, &t.event_type).await
             }
 
             /// PostgreSQL's tail of a change: the tenant lock, the event and its deliveries
@@ -223,28 +249,22 @@ macro_rules! fanout_fns {
                 event: &mut Event,
             ) -> StoreResult<(Vec<DeliveryJob>, bool)> {
                 debug_assert!(!crate::formats::body_shows_seq(event));
-                let (rows, now) = plan_rows(c, store, tenant_id, event).await?;
-                let event_type = event.event_type.to_string();
-                let data = serde_json::to_string(&*event).map_err(|err| corrupt("event", err))?;
-                let mut sql = String::from(
+                let t = Tail::plan(c, store, tenant_id, event).await?;
+                let mut sql = format!(
                     "WITH tenant_lock AS (UPDATE tenants SET slug = slug WHERE id = $2 RETURNING id), \
-                     event AS (INSERT INTO events (id, tenant_id, type, entity_kind, entity_id, project_id, occurred_at, \
-                     idempotency_key, data) SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9 FROM tenant_lock RETURNING seq)",
+                     event AS (INSERT INTO events ({EVENT_COLUMNS}) SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9 \
+                     FROM tenant_lock RETURNING seq)",
                 );
                 let mut next = 10;
-                for (i, chunk) in rows.chunks(INSERT_CHUNK).enumerate() {
+                for (i, chunk) in t.rows.chunks(INSERT_CHUNK).enumerate() {
                     let values = crate::store::value_rows::value_rows(chunk.len(), DELIVERY_COLS, next);
                     next += chunk.len() * DELIVERY_COLS;
                     sql.push_str(&format!(", deliveries_{i} AS ({})", insert_deliveries_sql(&values, "(SELECT seq FROM event)")));
                 }
                 sql.push_str(" SELECT seq FROM event");
-                let mut q = bind_event(sqlx::query::<Db>(&sql), tenant_id, event, &event_type, None, &data);
-                for chunk in rows.chunks(INSERT_CHUNK) {
-                    q = bind_rows(q, chunk, tenant_id, event, &event_type, now);
-                }
-                let row = q.fetch_optional(&mut *c).await?;
+                let row = t.bind(sqlx::query::<Db>(&sql), tenant_id, event).fetch_optional(&mut *c).await?;
                 event.seq = row.ok_or_else(|| corrupt("event", "no seq returned"))?.try_get("seq")?;
-                finish_fanout(c, store, rows, tenant_id, &event_type).await
+                finish_fanout(c, store, t.rows, tenant_id, &t.event_type).await
             }
 
             /// Binds a deferred statement's values (`crate::store::value_rows::SqlArg`).
@@ -263,11 +283,13 @@ macro_rules! fanout_fns {
                 q
             }
 
+            /// The event columns, in `bind_event`'s order.
+            const EVENT_COLUMNS: &str = "id, tenant_id, type, entity_kind, entity_id, project_id, occurred_at, idempotency_key, data";
+
             /// The event `INSERT` (its parameters come first in any statement it starts).
             fn insert_event_sql() -> String {
                 format!(
-                    "INSERT INTO events (id, tenant_id, type, entity_kind, entity_id, project_id, occurred_at, idempotency_key, data) \
-                     VALUES {} RETURNING seq",
+                    "INSERT INTO events ({EVENT_COLUMNS}) VALUES {} RETURNING seq",
                     leading_value_rows::<Db>(1, 9)
                 )
             }
