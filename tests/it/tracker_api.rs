@@ -699,8 +699,11 @@ async fn engine_writes_wait_behind_a_few_changes_not_the_whole_queue() {
     for c in calls {
         c.await.unwrap();
     }
+    // At most two batches of 8 (the writer's cap): the one holding the writer when the
+    // release queued, and the one committed just before whose answers were still on their
+    // way to the clients when `before` was read. Not the rest of the queue.
     assert!(
-        ahead <= 12,
+        ahead <= 16,
         "{ahead} of {} queued changes were written before one lease release",
         CHANGES - before
     );
