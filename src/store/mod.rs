@@ -5,6 +5,7 @@
 //! (BIGINT epoch-ms times, TEXT ids and JSON), so one test suite proves both.
 
 mod common;
+mod common_change;
 mod common_delivery;
 mod common_delivery_log;
 mod common_delivery_record;
