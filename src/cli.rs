@@ -193,7 +193,7 @@ async fn token(settings: Settings, cmd: TokenCommand) -> anyhow::Result<()> {
                     "{:<14} {:<12} {:<16} {:<24} {:<10} {} [{}]",
                     t.id,
                     t.tenant_slug,
-                    t.user_account_id,
+                    t.user.account_id,
                     rfc3339_ms(t.created_at),
                     if t.revoked_at.is_some() {
                         "revoked"

@@ -57,6 +57,7 @@ impl Application {
             settings: Arc::new(settings),
             key,
             delivery,
+            field_cache: Arc::default(),
         };
         Ok(Self {
             addr,

@@ -10,6 +10,7 @@ use axum::http::request::Parts;
 use super::problem::ApiError;
 use super::AppState;
 use crate::crypto::{split_token, verify_secret};
+use crate::domain::event::UserRef;
 use crate::domain::scope::{Scope, Scopes};
 
 /// Marker types naming the scope a route requires.
@@ -53,10 +54,12 @@ pub struct Caller {
     pub tenant_id: i64,
     /// Tenant slug.
     pub tenant: String,
-    /// User id the token acts as.
-    pub user_id: i64,
-    /// That user's account id.
-    pub account_id: String,
+    /// The user the token acts as (read with the token, so attributing a change to it
+    /// costs no query of its own).
+    pub user: UserRef,
+    /// The tenant's field-definitions version as read with the token (keys
+    /// [`crate::tracker::FieldCache`]).
+    pub fields_version: i64,
     /// Granted scopes.
     pub scopes: Scopes,
 }
@@ -97,8 +100,8 @@ pub async fn verify_token(token: &str, state: &AppState) -> Result<Caller, ApiEr
         token_id: rec.id,
         tenant_id: rec.tenant_id,
         tenant: rec.tenant_slug,
-        user_id: rec.user_id,
-        account_id: rec.user_account_id,
+        user: rec.user,
+        fields_version: rec.fields_version,
         scopes,
     })
 }

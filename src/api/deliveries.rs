@@ -324,7 +324,7 @@ pub async fn test(
 /// attempt (or still pending if that outlasts the request timeout). Shared by the API and
 /// the admin UI.
 pub(crate) async fn send_ping(state: &AppState, c: &Caller, webhook_id: Uuid) -> ApiResult<DeliveryDetail> {
-    let actor = tracker::actor(state.store.as_ref(), c.tenant_id, c.user_id, None, false).await?;
+    let actor = tracker::actor(state.store.as_ref(), c.tenant_id, &c.user, None, false).await?;
     let event = ping_event(webhook_id, &c.tenant, actor, now_ms());
     let wait = state.settings.delivery.request_timeout + Duration::from_secs(1);
     let id = state

@@ -120,7 +120,7 @@ async fn actor(
     Ok(tracker::actor(
         state.store.as_ref(),
         caller.tenant_id,
-        caller.user_id,
+        &caller.user,
         acting,
         may,
     )
@@ -163,8 +163,9 @@ async fn change(
         op,
         body,
         actor: &actor,
+        fields_version: caller.fields_version,
     };
-    Ok(tracker::apply(state.store.as_ref(), change).await?)
+    Ok(tracker::apply(state.store.as_ref(), &state.field_cache, change).await?)
 }
 
 async fn create(

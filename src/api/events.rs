@@ -258,7 +258,7 @@ pub async fn ingest(
         .actor
         .as_deref()
         .or_else(|| headers.get("herald-acting-user").and_then(|v| v.to_str().ok()));
-    let actor = tracker::actor(state.store.as_ref(), c.tenant_id, c.user_id, acting, true)
+    let actor = tracker::actor(state.store.as_ref(), c.tenant_id, &c.user, acting, true)
         .await
         .map_err(|e| match e {
             crate::store::StoreError::Invalid(mut v) => {

@@ -38,6 +38,8 @@ pub struct AppState {
     pub key: Arc<MasterKey>,
     /// The delivery engine (redelivery, test pings, metrics).
     pub delivery: DeliveryEngine,
+    /// Field definitions per tenant, for tracker changes.
+    pub field_cache: Arc<crate::tracker::FieldCache>,
 }
 
 /// Routes under `/{tenant}/v1` (mounted at `/v1.0` as well, as PPM Express accepts both).

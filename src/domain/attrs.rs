@@ -80,6 +80,14 @@ pub enum AttrType {
     Custom,
 }
 
+impl AttrType {
+    /// Whether a value of this type names users or entities, which must be looked up
+    /// before the value can be validated.
+    pub fn refers(self) -> bool {
+        matches!(self, Self::User | Self::Users | Self::Project | Self::Named(_))
+    }
+}
+
 /// One attribute of an entity kind.
 #[derive(Debug, Clone, Copy)]
 pub struct AttrSpec {

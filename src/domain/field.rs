@@ -104,6 +104,12 @@ impl FieldType {
         Self::Formula,
     ];
 
+    /// Whether a value of this type names users or projects, which must be looked up
+    /// before the value can be validated.
+    pub fn refers(self) -> bool {
+        matches!(self, Self::User | Self::Multiuser | Self::Project | Self::Multiproject)
+    }
+
     /// The spelling used by the API, snapshots and the Projectrak `type` key.
     pub fn as_str(self) -> &'static str {
         match self {

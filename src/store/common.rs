@@ -113,8 +113,15 @@ macro_rules! impl_common_store {
                     id: r.try_get("id")?,
                     tenant_id: r.try_get("tenant_id")?,
                     tenant_slug: r.try_get("slug")?,
-                    user_id: r.try_get("user_id")?,
-                    user_account_id: r.try_get("account_id")?,
+                    user: crate::domain::event::UserRef {
+                        id: r.try_get("user_id")?,
+                        uuid: parse_uuid(r.try_get::<&str, _>("user_uuid")?)?,
+                        account_id: r.try_get("account_id")?,
+                        name: r.try_get("user_name")?,
+                        initials: r.try_get("user_initials")?,
+                        email: r.try_get("user_email")?,
+                    },
+                    fields_version: r.try_get("fields_version")?,
                     name: r.try_get("name")?,
                     scopes: r.try_get("scopes")?,
                     secret_hash: r.try_get("secret_hash")?,
@@ -206,7 +213,8 @@ macro_rules! impl_common_store {
                 }
             }
 
-            const TOKEN_SELECT: &str = "SELECT t.id, t.tenant_id, n.slug, t.user_id, u.account_id, t.name, \
+            const TOKEN_SELECT: &str = "SELECT t.id, t.tenant_id, n.slug, n.fields_version, t.user_id, u.account_id, \
+                 u.uuid AS user_uuid, u.name AS user_name, u.initials AS user_initials, u.email AS user_email, t.name, \
                  t.scopes, t.secret_hash, t.created_at, t.revoked_at FROM api_tokens t \
                  JOIN tenants n ON n.id = t.tenant_id JOIN users u ON u.id = t.user_id";
 

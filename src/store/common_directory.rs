@@ -16,6 +16,17 @@ macro_rules! impl_directory_store {
 
             const USER_COLUMNS: &str = "id, tenant_id, uuid, account_id, name, initials, email";
 
+            /// Raises the tenant's `fields_version` inside the transaction that changes its
+            /// field definitions: a server caching definitions under the version it read
+            /// with a token then never keeps the old ones under the new number.
+            async fn bump_fields_version(tx: &mut sqlx::Transaction<'_, Db>, tenant_id: i64) -> StoreResult<()> {
+                sqlx::query::<Db>("UPDATE tenants SET fields_version = fields_version + 1 WHERE id = $1")
+                    .bind(tenant_id)
+                    .execute(&mut **tx)
+                    .await?;
+                Ok(())
+            }
+
             #[async_trait]
             impl DirectoryStore for $store {
                 async fn create_user(&self, tenant_id: i64, u: &NewUser, now: i64) -> StoreResult<User> {
@@ -72,16 +83,23 @@ macro_rules! impl_directory_store {
                 async fn ensure_system_fields(&self, tenant_id: i64, defs: &[FieldDef], now: i64) -> StoreResult<()> {
                     // No conflict target: two first requests racing here collide on the
                     // name index as well as on the id, and both must be "already there".
+                    let mut tx = self.writer.begin().await?;
+                    let mut added = 0;
                     for d in defs {
-                        sqlx::query::<Db>(
+                        added += sqlx::query::<Db>(
                             "INSERT INTO fields (tenant_id, id, name, name_key, type, options, formula, system, created_at, updated_at) \
                              VALUES ($1, $2, $3, $4, $5, $6, NULL, $7, $8, $8) ON CONFLICT DO NOTHING",
                         )
                         .bind(tenant_id).bind(d.id).bind(&d.name).bind(d.name.to_lowercase())
                         .bind(d.field_type.as_str()).bind(to_json(&d.options)).bind(true).bind(now)
-                        .execute(&self.writer)
-                        .await?;
+                        .execute(&mut *tx)
+                        .await?
+                        .rows_affected();
                     }
+                    if added > 0 {
+                        bump_fields_version(&mut tx, tenant_id).await?;
+                    }
+                    tx.commit().await?;
                     Ok(())
                 }
 
@@ -109,26 +127,37 @@ macro_rules! impl_directory_store {
                     .execute(&mut *tx)
                     .await
                     .map_err(|e| unique_conflict(e, format!("a field named `{}` already exists", d.name)))?;
+                    bump_fields_version(&mut tx, tenant_id).await?;
                     tx.commit().await?;
                     Ok(FieldDef { id, system: false, ..d.clone() })
                 }
 
                 async fn update_field(&self, tenant_id: i64, d: &FieldDef, now: i64) -> StoreResult<bool> {
+                    let mut tx = self.writer.begin().await?;
                     let n = sqlx::query::<Db>(
                         "UPDATE fields SET name = $3, name_key = $4, options = $5, formula = $6, updated_at = $7 \
                          WHERE tenant_id = $1 AND id = $2",
                     )
                     .bind(tenant_id).bind(d.id).bind(&d.name).bind(d.name.to_lowercase()).bind(to_json(&d.options))
                     .bind(d.formula.as_ref().map(|f| f.source().to_owned())).bind(now)
-                    .execute(&self.writer)
+                    .execute(&mut *tx)
                     .await
                     .map_err(|e| unique_conflict(e, format!("a field named `{}` already exists", d.name)))?;
+                    if n.rows_affected() > 0 {
+                        bump_fields_version(&mut tx, tenant_id).await?;
+                    }
+                    tx.commit().await?;
                     Ok(n.rows_affected() > 0)
                 }
 
                 async fn delete_field(&self, tenant_id: i64, id: i64) -> StoreResult<bool> {
+                    let mut tx = self.writer.begin().await?;
                     let n = sqlx::query::<Db>("DELETE FROM fields WHERE tenant_id = $1 AND id = $2 AND NOT system")
-                        .bind(tenant_id).bind(id).execute(&self.writer).await?;
+                        .bind(tenant_id).bind(id).execute(&mut *tx).await?;
+                    if n.rows_affected() > 0 {
+                        bump_fields_version(&mut tx, tenant_id).await?;
+                    }
+                    tx.commit().await?;
                     Ok(n.rows_affected() > 0)
                 }
 

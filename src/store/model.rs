@@ -66,10 +66,12 @@ pub struct TokenRecord {
     pub tenant_id: i64,
     /// Tenant slug.
     pub tenant_slug: String,
-    /// The user it acts as.
-    pub user_id: i64,
-    /// That user's account id.
-    pub user_account_id: String,
+    /// The user it acts as, whole: the API attributes changes to it without reading it
+    /// again.
+    pub user: crate::domain::event::UserRef,
+    /// The tenant's `fields_version` as this read saw it: field definitions cached under
+    /// this version are current (see `tracker::FieldCache`).
+    pub fields_version: i64,
     /// Label for humans.
     pub name: String,
     /// Space-separated scopes.

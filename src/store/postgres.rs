@@ -44,6 +44,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "ui_sessions",
         include_str!("../../migrations/postgres/0004_ui_sessions.sql"),
     ),
+    (
+        5,
+        "fields_version",
+        include_str!("../../migrations/postgres/0005_fields_version.sql"),
+    ),
 ];
 
 /// PostgreSQL-backed store.

@@ -48,6 +48,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "ui_sessions",
         include_str!("../../migrations/sqlite/0004_ui_sessions.sql"),
     ),
+    (
+        5,
+        "fields_version",
+        include_str!("../../migrations/sqlite/0005_fields_version.sql"),
+    ),
 ];
 
 /// SQLite-backed store.

@@ -3,6 +3,7 @@
 //! (references, field definitions), hands the store a pure `compute` function, and lets
 //! the store commit the change together with its event.
 
+mod field_cache;
 pub mod project_fields;
 pub mod refs;
 
@@ -16,6 +17,7 @@ use crate::domain::webhook::FieldError;
 use crate::store::{ChangeOp, ChangeOutcome, ChangeRequest, Position, Store, StoreError, StoreResult, User};
 use crate::timefmt::now_ms;
 
+pub use field_cache::FieldCache;
 pub use refs::{user_ref, Preloaded};
 
 /// The tenant's field definitions, creating Projectrak's predefined ones on first use.
@@ -35,7 +37,7 @@ pub async fn fields(store: &dyn Store, tenant_id: i64) -> StoreResult<Vec<FieldD
 pub async fn actor(
     store: &dyn Store,
     tenant_id: i64,
-    token_user_id: i64,
+    token_user: &UserRef,
     acting: Option<&str>,
     may_act: bool,
 ) -> Result<UserRef, StoreError> {
@@ -57,11 +59,7 @@ pub async fn actor(
                 )])
             })
         }
-        None => store
-            .get_user(tenant_id, token_user_id)
-            .await?
-            .map(|u| user_ref(&u))
-            .ok_or(StoreError::NotFound("user")),
+        None => Ok(token_user.clone()),
     }
 }
 
@@ -80,6 +78,8 @@ pub struct Change<'a> {
     pub body: Map<String, Value>,
     /// Author.
     pub actor: &'a UserRef,
+    /// The tenant's `fields_version` as read with the caller's token (see [`FieldCache`]).
+    pub fields_version: i64,
 }
 
 /// Reads a story position from `before_id` / `after_id` in the body.
@@ -110,24 +110,23 @@ pub fn position(body: &Map<String, Value>) -> Result<Option<Position>, StoreErro
 }
 
 /// Applies a change: validates, commits it with its event, and returns the outcome.
-pub async fn apply(store: &dyn Store, c: Change<'_>) -> StoreResult<ChangeOutcome> {
+/// Project field definitions come from `field_cache` (no query while they are current).
+pub async fn apply(store: &dyn Store, field_cache: &FieldCache, c: Change<'_>) -> StoreResult<ChangeOutcome> {
     let now = now_ms();
-    let input = Value::Object(c.body.clone());
-    let refs = Preloaded::load(store, c.tenant_id, &input).await?;
+    let defs = if c.kind == EntityKind::Project {
+        field_cache.get(store, c.tenant_id, c.fields_version).await?
+    } else {
+        std::sync::Arc::default()
+    };
+    let refs = Preloaded::load(store, c.tenant_id, c.kind, &c.body, &defs).await?;
     let story_position = if c.kind == EntityKind::Story {
         position(&c.body)?
     } else {
         None
     };
-    let defs = if c.kind == EntityKind::Project {
-        fields(store, c.tenant_id).await?
-    } else {
-        Vec::new()
-    };
     let kind = c.kind;
     let actor = c.actor.clone();
     let refs = std::sync::Arc::new(refs);
-    let defs = std::sync::Arc::new(defs);
     let body = c.body;
     let compute = {
         let (refs, defs) = (refs.clone(), defs.clone());

@@ -36,7 +36,7 @@ pub fn stored_values(defs: &[FieldDef], data: &Map<String, Value>) -> BTreeMap<i
 }
 
 /// Finds the definition an input key names: a numeric id, or a name (case-insensitive).
-fn find<'a>(defs: &'a [FieldDef], key: &str) -> Option<&'a FieldDef> {
+pub(crate) fn find<'a>(defs: &'a [FieldDef], key: &str) -> Option<&'a FieldDef> {
     if let Ok(id) = key.parse::<i64>() {
         if let Some(d) = defs.iter().find(|d| d.id == id) {
             return Some(d);

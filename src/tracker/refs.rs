@@ -1,15 +1,23 @@
 //! Reference resolution for one request: every user account id and entity id the input
-//! mentions is loaded up front (two queries), so validation afterwards is pure and the
-//! same rules serve attributes and typed project fields.
+//! could refer to is loaded up front (at most two queries), so validation afterwards is
+//! pure and the same rules serve attributes and typed project fields.
+//!
+//! Only values that can hold a reference are looked up: attributes and project fields of
+//! a referring type (users, projects, portfolios, programs), and — to stay on the safe
+//! side — anything the kind's attribute table or field definitions do not know (it is
+//! rejected later, but never for want of a look-up). Texts, numbers, dates, options and
+//! PPM custom attributes need none, so a change that sets only those costs no query here.
 
 use std::collections::HashMap;
 
 use serde_json::{json, Value};
 
-use crate::domain::attrs::Refs;
+use serde_json::Map;
+
+use crate::domain::attrs::{self, Refs};
 use crate::domain::event::{ProjectRef, UserRef};
 use crate::domain::event_type::EntityKind;
-use crate::domain::field::{RefLookup, RefResolver};
+use crate::domain::field::{FieldDef, RefLookup, RefResolver};
 use crate::store::{EntityHead, Store, StoreResult, User};
 
 /// Most distinct strings or numbers collected from one input (bounds the lookups).
@@ -56,11 +64,48 @@ fn collect(v: &Value, strings: &mut Vec<String>, ints: &mut Vec<i64>, depth: usi
     }
 }
 
+/// The values of a change's `body` that may refer to users or entities (see the module
+/// doc): the input of [`Preloaded::load`]. `defs` are the tenant's field definitions
+/// (projects only; other kinds have no `fields`).
+pub fn reference_candidates<'a>(kind: EntityKind, body: &'a Map<String, Value>, defs: &[FieldDef]) -> Vec<&'a Value> {
+    let table = attrs::specs(kind);
+    let mut out = Vec::new();
+    for (key, value) in body {
+        let nk = attrs::norm_key(key);
+        if kind == EntityKind::Project && nk == "fields" {
+            match value {
+                Value::Object(fields) => out.extend(
+                    fields
+                        .iter()
+                        .filter(|(name, _)| super::project_fields::find(defs, name).is_none_or(|d| d.field_type.refers()))
+                        .map(|(_, v)| v),
+                ),
+                other => out.push(other),
+            }
+            continue;
+        }
+        match table.iter().find(|s| attrs::norm_key(s.key) == nk) {
+            Some(spec) if !spec.ty.refers() => {}
+            _ => out.push(value),
+        }
+    }
+    out
+}
+
 impl Preloaded {
-    /// Loads every user and entity `input` could refer to.
-    pub async fn load(store: &dyn Store, tenant_id: i64, input: &Value) -> StoreResult<Self> {
+    /// Loads every user and entity the `candidates` (from [`reference_candidates`]) could
+    /// refer to; no query at all when they name none.
+    pub async fn load(
+        store: &dyn Store,
+        tenant_id: i64,
+        kind: EntityKind,
+        body: &Map<String, Value>,
+        defs: &[FieldDef],
+    ) -> StoreResult<Self> {
         let (mut strings, mut ints) = (Vec::new(), Vec::new());
-        collect(input, &mut strings, &mut ints, 0);
+        for value in reference_candidates(kind, body, defs) {
+            collect(value, &mut strings, &mut ints, 0);
+        }
         strings.sort();
         strings.dedup();
         ints.sort_unstable();
@@ -115,5 +160,49 @@ impl RefResolver for Preloaded {
     }
     fn project(&self, id: i64) -> Option<ProjectRef> {
         Refs::project(self, id)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::field::{system_fields, FieldType};
+    use serde_json::json;
+
+    fn defs() -> Vec<FieldDef> {
+        let mut d = system_fields();
+        d.push(FieldDef::custom(10001, "Notes", FieldType::Text, Vec::new(), None).unwrap());
+        d.push(FieldDef::custom(10002, "Reviewer", FieldType::User, Vec::new(), None).unwrap());
+        d
+    }
+
+    fn candidates(kind: EntityKind, body: Value) -> Vec<Value> {
+        let Value::Object(body) = body else { unreachable!() };
+        reference_candidates(kind, &body, &defs()).into_iter().cloned().collect()
+    }
+
+    #[test]
+    fn values_that_cannot_refer_need_no_look_up() {
+        let body = json!({
+            "name": "ghost", "description": "u1", "custom": {"Owner": "u1"},
+            "fields": {"Notes": "u1", "10001": "u2", "Status": "On track"}
+        });
+        assert_eq!(candidates(EntityKind::Project, body), Vec::<Value>::new());
+    }
+
+    #[test]
+    fn referring_and_unknown_values_are_looked_up() {
+        let body = json!({
+            "fields": {"Reviewer": "u1", "stakeholders": ["u2"], "Related projects": [7], "Nope": "u3"},
+            "Nope": "u4"
+        });
+        let got = candidates(EntityKind::Project, body);
+        for v in [json!("u1"), json!(["u2"]), json!([7]), json!("u3"), json!("u4")] {
+            assert!(got.contains(&v), "{v} missing from {got:?}");
+        }
+        assert_eq!(got.len(), 5);
+        let story = json!({"owners": ["u1"], "RequestedBy": "u2", "name": "u3"});
+        assert_eq!(candidates(EntityKind::Story, story).len(), 2);
+        assert_eq!(candidates(EntityKind::Project, json!({"fields": "u1"})), vec![json!("u1")]);
     }
 }

@@ -56,7 +56,7 @@ pub fn page(title: &str, session: &Session, nav: Nav, content: Markup) -> Markup
                         }
                     }
                     div.who {
-                        span.muted { "Tenant " strong { (c.tenant) } " · " (c.account_id) }
+                        span.muted { "Tenant " strong { (c.tenant) } " · " (c.user.account_id) }
                         form method="post" action="/admin/sign-out" {
                             (csrf::field(session))
                             button.link type="submit" { "Sign out" }

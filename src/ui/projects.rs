@@ -56,7 +56,7 @@ pub async fn change(
     session.require(Scope::EntitiesWrite)?;
     let c = &session.caller;
     let store = state.store.as_ref();
-    let actor = tracker::actor(store, c.tenant_id, c.user_id, None, false).await?;
+    let actor = tracker::actor(store, c.tenant_id, &c.user, None, false).await?;
     let change = tracker::Change {
         tenant_id: c.tenant_id,
         tenant: &c.tenant,
@@ -64,8 +64,9 @@ pub async fn change(
         op,
         body,
         actor: &actor,
+        fields_version: c.fields_version,
     };
-    match tracker::apply(store, change).await {
+    match tracker::apply(store, &state.field_cache, change).await {
         Ok(ChangeOutcome::Unchanged(row)) => Ok(Changed::Done(false, Some(row.id))),
         Ok(ChangeOutcome::Applied { row, .. }) => Ok(Changed::Done(true, row.map(|r| r.id))),
         Err(StoreError::Invalid(errs)) => Ok(Changed::Invalid(errs)),
