@@ -16,11 +16,14 @@ use std::sync::{Arc, Mutex};
 use crate::domain::field::FieldDef;
 use crate::store::{Store, StoreResult};
 
-/// The cache: tenant id → (the version the definitions were loaded under, definitions).
-/// Bounded by the number of tenants; tenant ids are never reused.
+/// A tenant's definitions and the version they were loaded under.
+type Kept = (i64, Arc<Vec<FieldDef>>);
+
+/// The cache: tenant id → [`Kept`]. Bounded by the number of tenants; tenant ids are never
+/// reused.
 #[derive(Debug, Default)]
 pub struct FieldCache {
-    tenants: Mutex<HashMap<i64, (i64, Arc<Vec<FieldDef>>)>>,
+    tenants: Mutex<HashMap<i64, Kept>>,
 }
 
 impl FieldCache {
@@ -48,7 +51,7 @@ impl FieldCache {
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<i64, (i64, Arc<Vec<FieldDef>>)>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<i64, Kept>> {
         // The map holds no invariant a panicking holder could break.
         self.tenants
             .lock()
