@@ -23,7 +23,7 @@ use super::subscriber_cache::SubscriberCache;
 use super::ui_sessions::impl_ui_session_store;
 use super::wal_checkpoint;
 use super::{
-    migrator, ChangeOutcome, ChangeRequest, ChangeStep, DeliveryHub, Finish, Store, StoreError, StoreResult,
+    migrator, ChangeOutcome, ChangeRequest, ChangeStep, DeliveryHub, Store, StoreError, StoreResult,
 };
 
 /// Migrations compiled into the binary.
@@ -215,7 +215,7 @@ impl ChangeWriter for SqliteStore {
         req: &'a ChangeRequest,
         then: &'static str,
     ) -> futures_util::future::BoxFuture<'a, StoreResult<ChangeStep>> {
-        Box::pin(tracker_impl::apply_in(tx, self, req, Finish::Batch(then)))
+        Box::pin(tracker_impl::apply_in(tx, self, req, then))
     }
 }
 
