@@ -117,14 +117,7 @@ async fn actor(
         return Err(ApiError::field("Herald-Acting-User", "must be a user account id"));
     }
     let may = caller.scopes.grants(Scope::EventsWrite);
-    Ok(tracker::actor(
-        state.store.as_ref(),
-        caller.tenant_id,
-        &caller.user,
-        acting,
-        may,
-    )
-    .await?)
+    Ok(tracker::actor(state.store.as_ref(), caller.tenant_id, &caller.user, acting, may).await?)
 }
 
 fn location(caller: &Caller, kind: EntityKind, id: i64) -> String {

@@ -107,7 +107,10 @@ impl FieldType {
     /// Whether a value of this type names users or projects, which must be looked up
     /// before the value can be validated.
     pub fn refers(self) -> bool {
-        matches!(self, Self::User | Self::Multiuser | Self::Project | Self::Multiproject)
+        matches!(
+            self,
+            Self::User | Self::Multiuser | Self::Project | Self::Multiproject
+        )
     }
 
     /// The spelling used by the API, snapshots and the Projectrak `type` key.

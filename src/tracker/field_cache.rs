@@ -30,7 +30,12 @@ impl FieldCache {
     /// The tenant's definitions for a request that read `version` with its token: from
     /// memory when they were loaded under that same version, else from the store (and
     /// then kept under it).
-    pub async fn get(&self, store: &dyn Store, tenant_id: i64, version: i64) -> StoreResult<Arc<Vec<FieldDef>>> {
+    pub async fn get(
+        &self,
+        store: &dyn Store,
+        tenant_id: i64,
+        version: i64,
+    ) -> StoreResult<Arc<Vec<FieldDef>>> {
         if let Some(defs) = self.kept(tenant_id, version) {
             return Ok(defs);
         }
@@ -48,6 +53,8 @@ impl FieldCache {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<i64, Kept>> {
         // The map holds no invariant a panicking holder could break.
-        self.tenants.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.tenants
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }

@@ -67,7 +67,11 @@ fn collect(v: &Value, strings: &mut Vec<String>, ints: &mut Vec<i64>, depth: usi
 /// The values of a change's `body` that may refer to users or entities (see the module
 /// doc): the input of [`Preloaded::load`]. `defs` are the tenant's field definitions
 /// (projects only; other kinds have no `fields`).
-pub fn reference_candidates<'a>(kind: EntityKind, body: &'a Map<String, Value>, defs: &[FieldDef]) -> Vec<&'a Value> {
+pub fn reference_candidates<'a>(
+    kind: EntityKind,
+    body: &'a Map<String, Value>,
+    defs: &[FieldDef],
+) -> Vec<&'a Value> {
     let table = attrs::specs(kind);
     let mut out = Vec::new();
     for (key, value) in body {
@@ -77,7 +81,9 @@ pub fn reference_candidates<'a>(kind: EntityKind, body: &'a Map<String, Value>, 
                 Value::Object(fields) => out.extend(
                     fields
                         .iter()
-                        .filter(|(name, _)| super::project_fields::find(defs, name).is_none_or(|d| d.field_type.refers()))
+                        .filter(|(name, _)| {
+                            super::project_fields::find(defs, name).is_none_or(|d| d.field_type.refers())
+                        })
                         .map(|(_, v)| v),
                 ),
                 other => out.push(other),
@@ -178,7 +184,10 @@ mod tests {
 
     fn candidates(kind: EntityKind, body: Value) -> Vec<Value> {
         let Value::Object(body) = body else { unreachable!() };
-        reference_candidates(kind, &body, &defs()).into_iter().cloned().collect()
+        reference_candidates(kind, &body, &defs())
+            .into_iter()
+            .cloned()
+            .collect()
     }
 
     #[test]
@@ -203,6 +212,9 @@ mod tests {
         assert_eq!(got.len(), 5);
         let story = json!({"owners": ["u1"], "RequestedBy": "u2", "name": "u3"});
         assert_eq!(candidates(EntityKind::Story, story).len(), 2);
-        assert_eq!(candidates(EntityKind::Project, json!({"fields": "u1"})), vec![json!("u1")]);
+        assert_eq!(
+            candidates(EntityKind::Project, json!({"fields": "u1"})),
+            vec![json!("u1")]
+        );
     }
 }

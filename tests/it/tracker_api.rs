@@ -851,50 +851,76 @@ async fn dropped_changes_neither_hold_the_writer_nor_leave_half_a_change() {
 // and the token's user is read with the token: a change to either — through this server's
 // API or through another store on the same database (what a second node or the CLI is) —
 // shows in the very next change.
-both!(changes_see_field_and_user_edits_made_just_before, |app: TestApp| async move {
-    use herald::store::DirectoryStore;
-    post(&app, "/fields", json!({"name": "Budget", "type": "number"})).await;
-    let p = post(&app, "/projects", json!({"key": "FC", "name": "Cached", "fields": {"Budget": 1}})).await;
-    let path = format!("/projects/{}", p["id"]);
-    let set = |fields: Value| patch(&app, &path, json!({ "fields": fields }));
-    assert_eq!(set(json!({"Budget": 2})).await.status, 200, "definitions cached");
-
-    // Renamed through the API.
-    let r = app
-        .call("PATCH", &format!("{V1}/fields/10001"), Some(json!({"name": "Cost"})))
+both!(
+    changes_see_field_and_user_edits_made_just_before,
+    |app: TestApp| async move {
+        post(&app, "/fields", json!({"name": "Budget", "type": "number"})).await;
+        let p = post(
+            &app,
+            "/projects",
+            json!({"key": "FC", "name": "Cached", "fields": {"Budget": 1}}),
+        )
         .await;
-    assert_eq!(r.status, 200, "{}", r.text);
-    set(json!({"Budget": 3})).await.assert_problem(422, Some("fields.Budget"));
-    assert_eq!(set(json!({"Cost": 3})).await.status, 200);
+        let path = format!("/projects/{}", p["id"]);
+        let set = |fields: Value| patch(&app, &path, json!({ "fields": fields }));
+        assert_eq!(set(json!({"Budget": 2})).await.status, 200, "definitions cached");
 
-    // Added, then deleted, by another store on the same database.
-    let other = herald::store::connect(&app.settings.database).await.unwrap();
-    let tenant = app.tenant_id("default").await;
-    let def = herald::domain::field::FieldDef::custom(
-        10002,
-        "Risk",
-        herald::domain::field::FieldType::Text,
-        Vec::new(),
-        None,
-    )
-    .unwrap();
-    let risk = other.insert_field(tenant, &def, 1).await.unwrap();
-    let r = set(json!({"Risk": "low"})).await;
-    assert_eq!(r.status, 200, "a field another node added is known at once: {}", r.text);
-    assert!(other.delete_field(tenant, risk.id).await.unwrap());
-    set(json!({"Risk": "high"})).await.assert_problem(422, Some("fields.Risk"));
+        // Renamed through the API.
+        let r = app
+            .call(
+                "PATCH",
+                &format!("{V1}/fields/10001"),
+                Some(json!({"name": "Cost"})),
+            )
+            .await;
+        assert_eq!(r.status, 200, "{}", r.text);
+        set(json!({"Budget": 3}))
+            .await
+            .assert_problem(422, Some("fields.Budget"));
+        assert_eq!(set(json!({"Cost": 3})).await.status, 200);
 
-    // The token's user renamed by another store: the next event names them anew.
-    let me = &other.users_by_account_ids(tenant, &["admin".to_owned()]).await.unwrap()[0];
-    let renamed = herald::store::NewUser {
-        account_id: me.account_id.clone(),
-        name: "Renamed Admin".into(),
-        initials: "RA".into(),
-        email: "ra@x.test".into(),
-    };
-    other.update_user(tenant, me.id, &renamed, 2).await.unwrap().unwrap();
-    assert_eq!(set(json!({"Cost": 4})).await.status, 200);
-    let last = events(&app).await.into_iter().last().unwrap();
-    assert_eq!(last["actor"]["name"], "Renamed Admin", "{last}");
-    assert_eq!(last["actor"]["email"], "ra@x.test");
-});
+        // Added, then deleted, by another store on the same database.
+        let other = herald::store::connect(&app.settings.database).await.unwrap();
+        let tenant = app.tenant_id("default").await;
+        let def = herald::domain::field::FieldDef::custom(
+            10002,
+            "Risk",
+            herald::domain::field::FieldType::Text,
+            Vec::new(),
+            None,
+        )
+        .unwrap();
+        let risk = other.insert_field(tenant, &def, 1).await.unwrap();
+        let r = set(json!({"Risk": "low"})).await;
+        assert_eq!(
+            r.status, 200,
+            "a field another node added is known at once: {}",
+            r.text
+        );
+        assert!(other.delete_field(tenant, risk.id).await.unwrap());
+        set(json!({"Risk": "high"}))
+            .await
+            .assert_problem(422, Some("fields.Risk"));
+
+        // The token's user renamed by another store: the next event names them anew.
+        let me = &other
+            .users_by_account_ids(tenant, &["admin".to_owned()])
+            .await
+            .unwrap()[0];
+        let renamed = herald::store::NewUser {
+            account_id: me.account_id.clone(),
+            name: "Renamed Admin".into(),
+            initials: "RA".into(),
+            email: "ra@x.test".into(),
+        };
+        other
+            .update_user(tenant, me.id, &renamed, 2)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(set(json!({"Cost": 4})).await.status, 200);
+        let last = events(&app).await.into_iter().last().unwrap();
+        assert_eq!(last["actor"]["name"], "Renamed Admin", "{last}");
+        assert_eq!(last["actor"]["email"], "ra@x.test");
+    }
+);
