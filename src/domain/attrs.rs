@@ -276,6 +276,11 @@ fn default_for(kind: EntityKind, spec: &AttrSpec, actor: &UserRef) -> Value {
     }
 }
 
+/// The attribute of `kind` an input key names, given the key normalised by [`norm_key`].
+pub fn spec_for(kind: EntityKind, normalised_key: &str) -> Option<&'static AttrSpec> {
+    specs(kind).iter().find(|s| norm_key(s.key) == normalised_key)
+}
+
 /// Normalises an input key for matching (`StartDate`, `start_date` → `startdate`).
 pub fn norm_key(k: &str) -> String {
     k.chars()
@@ -322,7 +327,7 @@ pub fn apply(
         if STRUCTURAL.contains(&nk.as_str()) {
             continue;
         }
-        let Some(spec) = table.iter().find(|s| norm_key(s.key) == nk) else {
+        let Some(spec) = spec_for(kind, &nk) else {
             errs.push(FieldError::new(
                 k.clone(),
                 format!("unknown attribute `{k}` for a {}", kind.as_str()),

@@ -72,7 +72,6 @@ pub fn reference_candidates<'a>(
     body: &'a Map<String, Value>,
     defs: &[FieldDef],
 ) -> Vec<&'a Value> {
-    let table = attrs::specs(kind);
     let mut out = Vec::new();
     for (key, value) in body {
         let nk = attrs::norm_key(key);
@@ -90,7 +89,7 @@ pub fn reference_candidates<'a>(
             }
             continue;
         }
-        match table.iter().find(|s| attrs::norm_key(s.key) == nk) {
+        match attrs::spec_for(kind, &nk) {
             Some(spec) if !spec.ty.refers() => {}
             _ => out.push(value),
         }
