@@ -341,9 +341,19 @@ rig_test!(
             assert_eq!(n, PER_BURST, "burst {burst}");
         }
         rig.rx.wait_for(3 * PER_BURST, WAIT).await;
-        let connections = rig.rx.connections();
+        // The old pool closed what it could not keep (32 per burst) and the next burst
+        // opened them again: 193–224 connections. Counting openings alone is racy — a
+        // connection whose response was read is back in the pool only once its connection
+        // task has run, and under the full suite's load a few are not yet when the next
+        // burst starts (191 seen once) — so the test also checks, exactly, that none
+        // was closed, and bounds the openings loosely.
+        let (connections, closed) = (rig.rx.connections(), rig.rx.closed_connections());
+        assert_eq!(
+            closed, 0,
+            "the client closed {closed} of {connections} connections between bursts"
+        );
         assert!(
-            connections <= PER_BURST + PER_BURST / 10,
+            connections <= PER_BURST + PER_BURST / 4,
             "{connections} connections for three bursts of {PER_BURST} attempts"
         );
     }

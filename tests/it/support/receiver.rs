@@ -125,6 +125,8 @@ struct Shared {
     overlaps: AtomicUsize,
     script: Mutex<Script>,
     connections: AtomicUsize,
+    /// Connections that ended before the receiver stopped (the client closed them).
+    closed: AtomicUsize,
     arrived: tokio::sync::Notify,
 }
 
@@ -156,6 +158,7 @@ impl TestReceiver {
                 default: Reply::ok(),
             }),
             connections: AtomicUsize::new(0),
+            closed: AtomicUsize::new(0),
             arrived: tokio::sync::Notify::new(),
         });
         let stop = CancellationToken::new();
@@ -227,6 +230,11 @@ impl TestReceiver {
         self.shared.connections.load(Ordering::SeqCst)
     }
 
+    /// Connections the client closed so far (a keep-alive pool dropping idle ones).
+    pub fn closed_connections(&self) -> usize {
+        self.shared.closed.load(Ordering::SeqCst)
+    }
+
     /// Waits until at least `n` requests have arrived and returns them all; panics after
     /// `timeout` saying how many did arrive.
     pub async fn wait_for(&self, n: usize, timeout: Duration) -> Vec<RecordedRequest> {
@@ -272,7 +280,9 @@ async fn accept_loop(
         tokio::spawn(async move {
             tokio::select! {
                 () = stop.cancelled() => {}
-                () = serve_connection(tcp, acceptor, shared) => {}
+                () = serve_connection(tcp, acceptor, Arc::clone(&shared)) => {
+                    shared.closed.fetch_add(1, Ordering::SeqCst);
+                }
             }
         });
     }
