@@ -12,6 +12,38 @@
 pub(crate) const CLAIM_RETURNING: &str =
     "id, tenant_id, webhook_id, event_type, body, headers, attempts, tries";
 
+/// Where a claim looks for rows: free rows (never leased, given back, or due for a retry)
+/// and rows whose lease expired (their node stopped or died).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ClaimSource {
+    /// `lease_until IS NULL`, oldest due first (`deliveries_due`).
+    Free,
+    /// `lease_until < now`, longest expired first (`deliveries_leased`).
+    Expired,
+}
+
+/// One source's claim candidates: seq, webhook and due time of at most `$4 * 4` due rows
+/// of enabled webhooks not in `exclude` (an SQL condition on `d.webhook_id`, or empty)
+/// whose entity has no earlier pending delivery; `lock` is appended (PostgreSQL's
+/// `FOR UPDATE … SKIP LOCKED`). Binds: `$3` now, `$4` limit.
+///
+/// Why two sources: each matches one partial index exactly, so a claim reads only rows it
+/// may take. One condition over both (`lease_until IS NULL OR lease_until < now`) walked
+/// every pending row in due order, including the thousands held by workers.
+pub(crate) fn claim_candidates(source: ClaimSource, exclude: &str, lock: &str) -> String {
+    let (held, order) = match source {
+        ClaimSource::Free => ("d.lease_until IS NULL", "d.next_attempt_at"),
+        ClaimSource::Expired => ("d.lease_until IS NOT NULL AND d.lease_until < $3", "d.lease_until"),
+    };
+    format!(
+        "SELECT d.seq, d.webhook_id, d.next_attempt_at FROM deliveries d JOIN webhooks w ON w.id = d.webhook_id \
+         WHERE d.status = 'pending' AND {held} AND d.next_attempt_at <= $3 AND w.enabled{exclude} \
+         AND (d.entity_key IS NULL OR NOT EXISTS (SELECT 1 FROM deliveries e WHERE e.webhook_id = d.webhook_id \
+         AND e.entity_key = d.entity_key AND e.status = 'pending' AND e.event_seq < d.event_seq)) \
+         ORDER BY {order} LIMIT $4 * 4{lock}"
+    )
+}
+
 /// Expands the `DeliveryStore` implementation and the fan-out helper for one backend.
 macro_rules! impl_delivery_store {
     ($store:ty, $db:ty) => {

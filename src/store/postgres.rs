@@ -14,7 +14,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::common::impl_common_store;
 use super::common::placeholders;
-use super::common_delivery::{impl_delivery_store, CLAIM_RETURNING};
+use super::common_delivery::{claim_candidates, impl_delivery_store, ClaimSource, CLAIM_RETURNING};
 use super::common_delivery_log::impl_delivery_log;
 use super::common_delivery_record::impl_delivery_record;
 use super::common_directory::impl_directory_store;
@@ -48,6 +48,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         5,
         "fields_version",
         include_str!("../../migrations/postgres/0005_fields_version.sql"),
+    ),
+    (
+        6,
+        "claim_indexes",
+        include_str!("../../migrations/postgres/0006_claim_indexes.sql"),
     ),
 ];
 
@@ -150,22 +155,21 @@ impl PgStore {
 
     /// The claim statement: candidates are locked with `FOR UPDATE SKIP LOCKED`, so any
     /// number of nodes claim concurrently without waiting on, or double-claiming, each
-    /// other's rows. Binds: token, lease_until, now, limit, per_webhook, excluded ids.
+    /// other's rows. Each source locks in its own `WITH` (a `UNION` cannot be locked).
+    /// Binds: token, lease_until, now, limit, per_webhook, excluded ids.
     pub(crate) fn claim_sql(exclude: usize) -> String {
         let exclude = match exclude {
             0 => String::new(),
             n => format!(" AND d.webhook_id NOT IN ({})", placeholders(6, n)),
         };
+        let lock = " FOR UPDATE OF d SKIP LOCKED";
+        let free = claim_candidates(ClaimSource::Free, &exclude, lock);
+        let expired = claim_candidates(ClaimSource::Expired, &exclude, lock);
         format!(
-            "WITH cand AS (SELECT d.seq, d.webhook_id, d.next_attempt_at FROM deliveries d \
-             JOIN webhooks w ON w.id = d.webhook_id \
-             WHERE d.status = 'pending' AND d.next_attempt_at <= $3 \
-             AND (d.lease_until IS NULL OR d.lease_until < $3) AND w.enabled{exclude} \
-             AND (d.entity_key IS NULL OR NOT EXISTS (SELECT 1 FROM deliveries e WHERE e.webhook_id = d.webhook_id \
-             AND e.entity_key = d.entity_key AND e.status = 'pending' AND e.event_seq < d.event_seq)) \
-             ORDER BY d.next_attempt_at LIMIT $4 * 4 FOR UPDATE OF d SKIP LOCKED), \
+            "WITH free AS ({free}), expired AS ({expired}), \
              ranked AS (SELECT seq, next_attempt_at, ROW_NUMBER() OVER \
-             (PARTITION BY webhook_id ORDER BY next_attempt_at, seq) AS rn FROM cand), \
+             (PARTITION BY webhook_id ORDER BY next_attempt_at, seq) AS rn \
+             FROM (SELECT * FROM free UNION ALL SELECT * FROM expired) AS cand), \
              chosen AS (SELECT seq FROM ranked WHERE rn <= $5 ORDER BY next_attempt_at LIMIT $4) \
              UPDATE deliveries SET lease_token = $1, lease_until = $2 FROM chosen \
              WHERE deliveries.seq = chosen.seq RETURNING {CLAIM_RETURNING}"

@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use super::common::impl_common_store;
 use super::common::placeholders;
-use super::common_delivery::{impl_delivery_store, CLAIM_RETURNING};
+use super::common_delivery::{claim_candidates, impl_delivery_store, ClaimSource, CLAIM_RETURNING};
 use super::common_delivery_log::impl_delivery_log;
 use super::common_delivery_record::impl_delivery_record;
 use super::common_directory::impl_directory_store;
@@ -52,6 +52,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         5,
         "fields_version",
         include_str!("../../migrations/sqlite/0005_fields_version.sql"),
+    ),
+    (
+        6,
+        "claim_indexes",
+        include_str!("../../migrations/sqlite/0006_claim_indexes.sql"),
     ),
 ];
 
@@ -152,16 +157,14 @@ impl SqliteStore {
             0 => String::new(),
             n => format!(" AND d.webhook_id NOT IN ({})", placeholders(6, n)),
         };
+        let free = claim_candidates(ClaimSource::Free, &exclude, "");
+        let expired = claim_candidates(ClaimSource::Expired, &exclude, "");
         format!(
             "UPDATE deliveries SET lease_token = $1, lease_until = $2 WHERE seq IN ( \
              SELECT seq FROM (SELECT seq, next_attempt_at, ROW_NUMBER() OVER \
              (PARTITION BY webhook_id ORDER BY next_attempt_at, seq) AS rn FROM ( \
-             SELECT d.seq, d.webhook_id, d.next_attempt_at FROM deliveries d JOIN webhooks w ON w.id = d.webhook_id \
-             WHERE d.status = 'pending' AND d.next_attempt_at <= $3 \
-             AND (d.lease_until IS NULL OR d.lease_until < $3) AND w.enabled{exclude} \
-             AND (d.entity_key IS NULL OR NOT EXISTS (SELECT 1 FROM deliveries e WHERE e.webhook_id = d.webhook_id \
-             AND e.entity_key = d.entity_key AND e.status = 'pending' AND e.event_seq < d.event_seq)) \
-             ORDER BY d.next_attempt_at LIMIT $4 * 4)) WHERE rn <= $5 ORDER BY next_attempt_at LIMIT $4) \
+             SELECT * FROM ({free}) UNION ALL SELECT * FROM ({expired}))) \
+             WHERE rn <= $5 ORDER BY next_attempt_at LIMIT $4) \
              RETURNING {CLAIM_RETURNING}"
         )
     }
@@ -237,3 +240,39 @@ impl_delivery_store!(crate::store::sqlite::SqliteStore, sqlx::Sqlite);
 impl_delivery_record!(sqlx::Sqlite);
 impl_delivery_log!(crate::store::sqlite::SqliteStore, sqlx::Sqlite);
 impl_ui_session_store!(crate::store::sqlite::SqliteStore, sqlx::Sqlite);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sqlx::Row;
+
+    /// What SQLite plans for `sql` (one `detail` line per step).
+    async fn plan(store: &SqliteStore, sql: &str) -> String {
+        let rows = sqlx::query(&format!("EXPLAIN QUERY PLAN {sql}"))
+            .fetch_all(&store.pool)
+            .await
+            .unwrap();
+        rows.iter()
+            .map(|r| r.get::<String, _>("detail"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    /// Claims and the queue gauges read deliveries through the partial indexes of free and
+    /// held rows only: a plan that scans `deliveries`, or reaches it through the one index of
+    /// all pending rows, would step over every row in flight (thousands under load).
+    #[tokio::test]
+    async fn claims_and_queue_stats_read_only_free_or_expired_rows() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("herald.db")).await.unwrap();
+        for sql in [SqliteStore::claim_sql(0), SqliteStore::claim_sql(2)] {
+            let plan = plan(&store, &sql).await;
+            assert!(plan.contains("USING INDEX deliveries_due"), "{plan}");
+            assert!(plan.contains("USING INDEX deliveries_leased"), "{plan}");
+            assert!(!plan.contains("SCAN d\n") && !plan.ends_with("SCAN d"), "{plan}");
+        }
+        let plan = plan(&store, crate::store::common_delivery_log::QUEUE_STATS_SQL).await;
+        assert!(plan.contains("deliveries_due") && plan.contains("deliveries_leased"), "{plan}");
+        assert!(!plan.contains("SCAN deliveries\n") && !plan.ends_with("SCAN deliveries"), "{plan}");
+    }
+}

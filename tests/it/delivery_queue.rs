@@ -69,6 +69,61 @@ rig_test!(
     }
 );
 
+/// A claim takes free rows and rows whose lease expired (their node died), never a row
+/// another worker still holds. Free and held rows are found through separate indexes, so
+/// each source is checked here on its own.
+rig_test!(
+    claims_take_free_rows_and_expired_leases_never_live_ones,
+    &[("HERALD_WORKERS", "false")],
+    |rig: Rig| async move {
+        let hook = rig.webhook("standard", &["Project:Created"], json!({})).await;
+        for key in ["CLA", "CLB", "CLC"] {
+            rig.project(key).await;
+        }
+        let store = rig.app.store.clone();
+        let t0 = herald::timefmt::now_ms();
+        let claim = |token: &str, now: i64, lease_until: i64| herald::store::ClaimRequest {
+            token: token.into(),
+            lease_until,
+            now,
+            limit: 10,
+            per_webhook: 10,
+            exclude: Vec::new(),
+        };
+        let ids = |jobs: &[herald::store::DeliveryJob]| {
+            let mut ids: Vec<String> = jobs.iter().map(|j| j.id.to_string()).collect();
+            ids.sort();
+            ids
+        };
+        let one = |token: &str, lease_until: i64| herald::store::ClaimRequest {
+            limit: 1,
+            ..claim(token, t0, lease_until)
+        };
+        let live = store.claim_due(&one("live", t0 + 3_600_000)).await.unwrap();
+        let dying = store.claim_due(&one("dying", t0 + 1_000)).await.unwrap();
+        assert_eq!((live.len(), dying.len()), (1, 1));
+        assert_ne!(live[0].id, dying[0].id, "a held row is not claimed twice");
+
+        // Both leases live: only the one free row.
+        let free = store.claim_due(&claim("free", t0 + 500, t0 + 1_500)).await.unwrap();
+        assert_eq!(free.len(), 1, "only the free row");
+        assert!(![&live[0].id, &dying[0].id].contains(&&free[0].id));
+
+        // Later, "dying" and "free" have expired, "live" has not.
+        let later = store.claim_due(&claim("later", t0 + 2_000, t0 + 60_000)).await.unwrap();
+        assert_eq!(ids(&later), ids(&[dying[0].clone(), free[0].clone()]));
+        assert!(later.iter().all(|j| j.lease.token == "later"));
+        assert!(later.iter().all(|j| j.target.webhook_id.to_string() == id(&hook)));
+        assert!(store
+            .claim_due(&claim("again", t0 + 2_000, t0 + 60_000))
+            .await
+            .unwrap()
+            .is_empty(), "every row is held again");
+        let stats = store.queue_stats(t0 + 2_000).await.unwrap();
+        assert_eq!((stats.pending, stats.due), (3, 3), "held rows still count as pending");
+    }
+);
+
 /// A receiver that reads requests and never answers fills only its own lane: a healthy
 /// webhook's deliveries go through as if it were not there.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
