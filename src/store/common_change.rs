@@ -13,16 +13,23 @@ macro_rules! change_fns {
                 super::delivery_impl::bind_args(sqlx::query::<Db>(&d.sql), &d.args).execute(c).await.map(drop)
             }
 
-            /// One change inside the caller's transaction (the backend decides how it is
-            /// committed: see `run_change` in `sqlite.rs` and `postgres.rs`). Nothing is
-            /// handed to the delivery engine here: the jobs come back in [`ChangeStep::Keep`]
-            /// for after the commit. `then` (SQLite only; empty elsewhere) is SQL to run
-            /// right after the change's event and deliveries, in the same round trip, where
-            /// that can be done (`then_ran` says whether it was).
-            pub(super) async fn apply_in(tx: &mut Conn, store: &$store, req: &ChangeRequest, then: &str) -> StoreResult<ChangeStep> {
-                // Changes inside one project serialise on its row; the tenant lock
-                // (event order) is then taken only around writing the event.
-                let tenant_locked = !lock_project_of(&mut *tx, req.tenant_id, req.kind, &req.op).await?;
+            /// One change, committed as `finish` says (the backend decides: see `run_change`
+            /// in `sqlite.rs` and `postgres.rs`). Nothing is handed to the delivery engine
+            /// here: the jobs come back in [`ChangeStep::Keep`] for after the commit. With
+            /// [`Finish::Batch`], its SQL runs right after the change's event and
+            /// deliveries, in the same round trip, where that can be done (`then_ran` says
+            /// whether it was). [`Finish::Optimistic`] is for a project's update only.
+            pub(super) async fn apply_in(tx: &mut Conn, store: &$store, req: &ChangeRequest, finish: Finish<'_>) -> StoreResult<ChangeStep> {
+                let optimistic = matches!(finish, Finish::Optimistic);
+                debug_assert!(!optimistic || matches!((req.kind, &req.op), (EntityKind::Project, ChangeOp::Update { .. })));
+                let then = match finish {
+                    Finish::Batch(then) => then,
+                    Finish::Transaction | Finish::Optimistic => "",
+                };
+                // Changes inside one project serialise on its row (the optimistic path
+                // checks the row's version instead); the tenant lock (event order) is then
+                // taken only around writing the event.
+                let tenant_locked = !optimistic && !lock_project_of(&mut *tx, req.tenant_id, req.kind, &req.op).await?;
                 if tenant_locked {
                     lock_tenant(&mut *tx, req.tenant_id).await?;
                 }
@@ -118,23 +125,29 @@ macro_rules! change_fns {
                         }
                         Some(r)
                     }
-                    (ChangeOp::Update { id }, Some(data)) if !then.is_empty() => {
+                    (ChangeOp::Update { id }, Some(data)) if !then.is_empty() || optimistic => {
                         // SQLite's writer: nothing else writes this row meanwhile, so its
                         // new state is known; the write joins the change's last batch.
+                        // Optimistic: the write joins the one statement, and only if the
+                        // row still has the version it was read with.
                         let project = req.kind == EntityKind::Project;
                         let bump = if project { ", version = version + 1" } else { "" };
                         let mut row = current.clone().ok_or_else(|| corrupt("change", "no current row"))?;
-                        deferred = Some(Deferred {
-                            sql: format!("UPDATE entities SET data = ?, position = ?, key = ?, updated_at = ?{bump} WHERE tenant_id = ? AND id = ?;"),
-                            args: vec![
-                                SqlArg::Text(Some(to_json(&data))),
-                                SqlArg::Real(position),
-                                SqlArg::Text(key.clone().filter(|_| project)),
-                                SqlArg::Int(Some(req.now)),
-                                SqlArg::Int(Some(t)),
-                                SqlArg::Int(Some(*id)),
-                            ],
-                        });
+                        let mut args = vec![
+                            SqlArg::Text(Some(to_json(&data))),
+                            SqlArg::Real(position),
+                            SqlArg::Text(key.clone().filter(|_| project)),
+                            SqlArg::Int(Some(req.now)),
+                            SqlArg::Int(Some(t)),
+                            SqlArg::Int(Some(*id)),
+                        ];
+                        let sql = if optimistic {
+                            args.push(SqlArg::Int(Some(row.version)));
+                            format!("UPDATE entities SET data = ?, position = ?, key = ?, updated_at = ?{bump} WHERE tenant_id = ? AND id = ? AND version = ?")
+                        } else {
+                            format!("UPDATE entities SET data = ?, position = ?, key = ?, updated_at = ?{bump} WHERE tenant_id = ? AND id = ?;")
+                        };
+                        deferred = Some(Deferred { sql, args });
                         row.data = data;
                         row.position = position;
                         row.updated_at = req.now;
@@ -216,6 +229,9 @@ macro_rules! change_fns {
                 }
                 let subject = after_row.as_ref().or(current.as_ref()).ok_or_else(|| corrupt("change", "no subject"))?;
                 let Some(event_type) = event_type else {
+                    if optimistic {
+                        return Ok(ChangeStep::Again);
+                    }
                     if let Some(d) = deferred.take() {
                         run_deferred(&mut *tx, &d).await.map_err(|e| unique_conflict(e, key_taken()))?;
                     }
@@ -244,8 +260,11 @@ macro_rules! change_fns {
                 // insert), event and deliveries go in one round trip: on SQLite with `then`,
                 // on PostgreSQL with the tenant lock.
                 let seq_free = !crate::formats::body_shows_seq(&event);
+                if optimistic && !seq_free {
+                    return Ok(ChangeStep::Again);
+                }
                 let then_ran = !then.is_empty() && seq_free;
-                if !then_ran {
+                if !then_ran && !optimistic {
                     if let Some(d) = deferred.take() {
                         run_deferred(&mut *tx, &d).await.map_err(|e| unique_conflict(e, key_taken()))?;
                     }
@@ -262,7 +281,17 @@ macro_rules! change_fns {
                             e => e,
                         })?
                 } else if seq_free && !<$store>::SINGLE_WRITER {
-                    super::delivery_impl::insert_event_and_fanout_locking_tenant(&mut *tx, store, t, &mut event).await?
+                    let written = super::delivery_impl::insert_event_and_fanout_locking_tenant(&mut *tx, store, t, &mut event, deferred.as_ref())
+                        .await
+                        .map_err(|e| match e {
+                            StoreError::Database(e) if deferred.is_some() => unique_conflict(e, key_taken()),
+                            e => e,
+                        })?;
+                    match written {
+                        Some(written) => written,
+                        // The project changed since it was read: nothing was written.
+                        None => return Ok(ChangeStep::Again),
+                    }
                 } else {
                     if !tenant_locked {
                         lock_tenant(&mut *tx, t).await?;

@@ -33,7 +33,10 @@ pub(crate) enum ClaimSource {
 pub(crate) fn claim_candidates(source: ClaimSource, exclude: &str, lock: &str) -> String {
     let (held, order) = match source {
         ClaimSource::Free => ("d.lease_until IS NULL", "d.next_attempt_at"),
-        ClaimSource::Expired => ("d.lease_until IS NOT NULL AND d.lease_until < $3", "d.lease_until"),
+        ClaimSource::Expired => (
+            "d.lease_until IS NOT NULL AND d.lease_until < $3",
+            "d.lease_until",
+        ),
     };
     format!(
         "SELECT d.seq, d.webhook_id, d.next_attempt_at FROM deliveries d JOIN webhooks w ON w.id = d.webhook_id \

@@ -242,29 +242,57 @@ macro_rules! fanout_fns {
             /// `formats::body_shows_seq`), and the lock is held for this statement and the
             /// `COMMIT`. The event's insert reads its row from the lock's `UPDATE`, so the
             /// lock is taken before the event's `seq` is drawn.
+            ///
+            /// `entity` (the optimistic path, `Finish::Optimistic`): the change's own entity
+            /// write, an `UPDATE` whose last condition is the version the entity was read
+            /// with. It runs first, and the lock, the event and the deliveries only if it
+            /// found its row; `None` then means it did not and nothing was written.
             pub(crate) async fn insert_event_and_fanout_locking_tenant(
                 c: &mut Conn,
                 store: &$store,
                 tenant_id: i64,
                 event: &mut Event,
-            ) -> StoreResult<(Vec<DeliveryJob>, bool)> {
+                entity: Option<&crate::store::value_rows::Deferred>,
+            ) -> StoreResult<Option<(Vec<DeliveryJob>, bool)>> {
                 debug_assert!(!crate::formats::body_shows_seq(event));
                 let t = Tail::plan(c, store, tenant_id, event).await?;
+                let mut next = 10 + t.rows.len() * DELIVERY_COLS;
+                let (entity_cte, only_if_written) = match entity {
+                    Some(d) => {
+                        let cte = format!("entity_write AS ({} RETURNING id), ", crate::store::value_rows::numbered(&d.sql, next));
+                        next += d.args.len();
+                        (cte, " AND EXISTS (SELECT 1 FROM entity_write)")
+                    }
+                    None => (String::new(), ""),
+                };
+                debug_assert!(next <= 65_535, "PostgreSQL's parameter limit");
                 let mut sql = format!(
-                    "WITH tenant_lock AS (UPDATE tenants SET slug = slug WHERE id = $2 RETURNING id), \
+                    "WITH {entity_cte}tenant_lock AS (UPDATE tenants SET slug = slug WHERE id = $2{only_if_written} RETURNING id), \
                      event AS (INSERT INTO events ({EVENT_COLUMNS}) SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9 \
                      FROM tenant_lock RETURNING seq)",
                 );
-                let mut next = 10;
+                let mut first = 10;
                 for (i, chunk) in t.rows.chunks(INSERT_CHUNK).enumerate() {
-                    let values = crate::store::value_rows::value_rows(chunk.len(), DELIVERY_COLS, next);
-                    next += chunk.len() * DELIVERY_COLS;
-                    sql.push_str(&format!(", deliveries_{i} AS ({})", insert_deliveries_sql(&values, "(SELECT seq FROM event)")));
+                    let values = crate::store::value_rows::value_rows(chunk.len(), DELIVERY_COLS, first);
+                    first += chunk.len() * DELIVERY_COLS;
+                    sql.push_str(&format!(
+                        ", deliveries_{i} AS ({} WHERE EXISTS (SELECT 1 FROM event))",
+                        insert_deliveries_sql(&values, "(SELECT seq FROM event)")
+                    ));
                 }
                 sql.push_str(" SELECT seq FROM event");
-                let row = t.bind(sqlx::query::<Db>(&sql), tenant_id, event).fetch_optional(&mut *c).await?;
-                event.seq = row.ok_or_else(|| corrupt("event", "no seq returned"))?.try_get("seq")?;
-                finish_fanout(c, store, t.rows, tenant_id, &t.event_type).await
+                let mut q = t.bind(sqlx::query::<Db>(&sql), tenant_id, event);
+                if let Some(d) = entity {
+                    q = bind_args(q, &d.args);
+                }
+                let Some(row) = q.fetch_optional(&mut *c).await? else {
+                    return match entity {
+                        Some(_) => Ok(None),
+                        None => Err(corrupt("event", "no seq returned")),
+                    };
+                };
+                event.seq = row.try_get("seq")?;
+                finish_fanout(c, store, t.rows, tenant_id, &t.event_type).await.map(Some)
             }
 
             /// Binds a deferred statement's values (`crate::store::value_rows::SqlArg`).

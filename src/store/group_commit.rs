@@ -154,6 +154,13 @@ async fn write_batch<W: ChangeWriter>(
                 None
             }
             Ok(ChangeStep::Discard(outcome)) => Some((q.answer, Ok(outcome))),
+            // Only the PostgreSQL optimistic path asks for this.
+            Ok(ChangeStep::Again) => Some((
+                q.answer,
+                Err(StoreError::CommitFailed(
+                    "a batched change asked to run again".into(),
+                )),
+            )),
             Err(e) => Some((q.answer, Err(e))),
         };
         if let Some((answer, reply)) = undone {

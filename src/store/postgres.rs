@@ -20,7 +20,11 @@ use super::common_delivery_record::impl_delivery_record;
 use super::common_directory::impl_directory_store;
 use super::common_tracker::impl_tracker_store;
 use super::ui_sessions::impl_ui_session_store;
-use super::{migrator, ChangeOutcome, ChangeRequest, ChangeStep, DeliveryHub, Store, StoreResult};
+use super::{
+    migrator, ChangeOp, ChangeOutcome, ChangeRequest, ChangeStep, DeliveryHub, Finish, Store, StoreError,
+    StoreResult,
+};
+use crate::domain::event_type::EntityKind;
 
 /// Migrations compiled into the binary.
 const MIGRATIONS: &[(i64, &str, &str)] = &[
@@ -121,8 +125,30 @@ impl PgStore {
     /// Runs a tracker change in a transaction of its own: nodes and changes run in
     /// parallel, serialised only by the row locks the change takes.
     pub(crate) async fn run_change(&self, req: ChangeRequest) -> StoreResult<ChangeOutcome> {
+        // A project's update first tries the one-statement path (`Finish::Optimistic`):
+        // it falls back to a transaction when the project changed since it was read, or
+        // when the change needs more than that statement.
+        if matches!(
+            (req.kind, &req.op),
+            (EntityKind::Project, ChangeOp::Update { .. })
+        ) {
+            let mut conn = self.writer.acquire().await?;
+            match tracker_impl::apply_in(&mut conn, self, &req, Finish::Optimistic).await? {
+                ChangeStep::Keep {
+                    outcome,
+                    jobs,
+                    claimable,
+                    ..
+                } => {
+                    self.hub.hand_off(jobs, claimable);
+                    return Ok(outcome);
+                }
+                ChangeStep::Discard(outcome) => return Ok(outcome),
+                ChangeStep::Again => {}
+            }
+        }
         let mut tx = self.writer.begin().await?;
-        match tracker_impl::apply_in(&mut tx, self, &req, "").await? {
+        match tracker_impl::apply_in(&mut tx, self, &req, Finish::Transaction).await? {
             ChangeStep::Keep {
                 outcome,
                 jobs,
@@ -137,6 +163,9 @@ impl PgStore {
                 tx.rollback().await?;
                 Ok(outcome)
             }
+            ChangeStep::Again => Err(StoreError::CommitFailed(
+                "a change in a transaction asked to run again".into(),
+            )),
         }
     }
 

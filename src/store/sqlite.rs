@@ -23,7 +23,7 @@ use super::subscriber_cache::SubscriberCache;
 use super::ui_sessions::impl_ui_session_store;
 use super::wal_checkpoint;
 use super::{
-    migrator, ChangeOutcome, ChangeRequest, ChangeStep, DeliveryHub, Store, StoreError, StoreResult,
+    migrator, ChangeOutcome, ChangeRequest, ChangeStep, DeliveryHub, Finish, Store, StoreError, StoreResult,
 };
 
 /// Migrations compiled into the binary.
@@ -218,7 +218,7 @@ impl ChangeWriter for SqliteStore {
         req: &'a ChangeRequest,
         then: &'static str,
     ) -> futures_util::future::BoxFuture<'a, StoreResult<ChangeStep>> {
-        Box::pin(tracker_impl::apply_in(tx, self, req, then))
+        Box::pin(tracker_impl::apply_in(tx, self, req, Finish::Batch(then)))
     }
 }
 
@@ -272,7 +272,13 @@ mod tests {
             assert!(!plan.contains("SCAN d\n") && !plan.ends_with("SCAN d"), "{plan}");
         }
         let plan = plan(&store, crate::store::common_delivery_log::QUEUE_STATS_SQL).await;
-        assert!(plan.contains("deliveries_due") && plan.contains("deliveries_leased"), "{plan}");
-        assert!(!plan.contains("SCAN deliveries\n") && !plan.ends_with("SCAN deliveries"), "{plan}");
+        assert!(
+            plan.contains("deliveries_due") && plan.contains("deliveries_leased"),
+            "{plan}"
+        );
+        assert!(
+            !plan.contains("SCAN deliveries\n") && !plan.ends_with("SCAN deliveries"),
+            "{plan}"
+        );
     }
 }

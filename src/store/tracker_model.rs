@@ -174,6 +174,27 @@ pub(crate) enum ChangeStep {
     },
     /// Roll the writes back and answer with this outcome (nothing changed after all).
     Discard(ChangeOutcome),
+    /// Nothing was written; run the change again in a transaction. Only
+    /// [`Finish::Optimistic`] answers this: the entity changed after it was read, or the
+    /// change turned out to need more than its one statement.
+    Again,
+}
+
+/// How the caller commits a change, which decides how `apply_in` sends its last writes.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Finish<'a> {
+    /// In the caller's transaction, statement by statement, under row locks (PostgreSQL).
+    Transaction,
+    /// SQLite's writer batch: the entity's write and this SQL (releasing the change's
+    /// savepoint, opening the next) join the change's last batch of statements.
+    Batch(&'a str),
+    /// PostgreSQL outside a transaction, for a project's update: the project is read
+    /// without a lock, and its write, the tenant lock, the event and the deliveries go in
+    /// one statement that commits on its own and writes nothing unless the project's
+    /// `version` is still the one read. The tenant's lock, which every change of the
+    /// tenant queues for, is then held for that statement and its commit only, not
+    /// across the round trips to Herald and the `COMMIT` a transaction needs.
+    Optimistic,
 }
 
 /// Minimal facts about an entity, for resolving references in input.

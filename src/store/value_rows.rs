@@ -61,7 +61,16 @@ fn shape(rows: usize, cols: usize, start: Option<usize>) -> std::sync::Arc<str> 
 
 #[cfg(test)]
 mod tests {
-    use super::{leading_value_rows, value_rows};
+    use super::{leading_value_rows, numbered, value_rows};
+
+    #[test]
+    fn numbered_turns_anonymous_placeholders_into_numbered_ones() {
+        assert_eq!(
+            numbered("UPDATE t SET a = ?, b = ? WHERE id = ?", 7),
+            "UPDATE t SET a = $7, b = $8 WHERE id = $9"
+        );
+        assert_eq!(numbered("SELECT 1", 3), "SELECT 1");
+    }
 
     #[test]
     fn value_rows_numbers_placeholders_row_by_row() {
@@ -90,12 +99,33 @@ pub(crate) enum SqlArg {
     Text(Option<String>),
 }
 
-/// A statement (anonymous `?` placeholders, `;`-terminated) and its values, held back to be
-/// sent in front of a change's last batch; see [`SqlArg`].
+/// A statement (anonymous `?` placeholders; `;`-terminated for SQLite's batches) and its
+/// values, held back to be sent with a change's last statement; see [`SqlArg`]. PostgreSQL
+/// numbers the placeholders where it places the statement ([`numbered`]).
 #[derive(Debug, Clone)]
 pub(crate) struct Deferred {
     /// The statement.
     pub sql: String,
     /// Its values, in placeholder order.
     pub args: Vec<SqlArg>,
+}
+
+/// `sql` with its anonymous `?` placeholders numbered `$start`, `$start+1`, … (for a
+/// [`Deferred`] statement placed after other parameters in a PostgreSQL statement). Only
+/// for Herald's own statements, which have no `?` inside literals.
+pub(crate) fn numbered(sql: &str, start: usize) -> String {
+    let mut out = String::with_capacity(sql.len() + 16);
+    let mut n = start;
+    for part in sql.split_inclusive('?') {
+        match part.strip_suffix('?') {
+            Some(head) => {
+                out.push_str(head);
+                out.push('$');
+                out.push_str(&n.to_string());
+                n += 1;
+            }
+            None => out.push_str(part),
+        }
+    }
+    out
 }

@@ -69,9 +69,9 @@ rig_test!(
     }
 );
 
-/// A claim takes free rows and rows whose lease expired (their node died), never a row
-/// another worker still holds. Free and held rows are found through separate indexes, so
-/// each source is checked here on its own.
+// A claim takes free rows and rows whose lease expired (their node died), never a row
+// another worker still holds. Free and held rows are found through separate indexes, so
+// each source is checked here on its own.
 rig_test!(
     claims_take_free_rows_and_expired_leases_never_live_ones,
     &[("HERALD_WORKERS", "false")],
@@ -105,22 +105,35 @@ rig_test!(
         assert_ne!(live[0].id, dying[0].id, "a held row is not claimed twice");
 
         // Both leases live: only the one free row.
-        let free = store.claim_due(&claim("free", t0 + 500, t0 + 1_500)).await.unwrap();
+        let free = store
+            .claim_due(&claim("free", t0 + 500, t0 + 1_500))
+            .await
+            .unwrap();
         assert_eq!(free.len(), 1, "only the free row");
         assert!(![&live[0].id, &dying[0].id].contains(&&free[0].id));
 
         // Later, "dying" and "free" have expired, "live" has not.
-        let later = store.claim_due(&claim("later", t0 + 2_000, t0 + 60_000)).await.unwrap();
+        let later = store
+            .claim_due(&claim("later", t0 + 2_000, t0 + 60_000))
+            .await
+            .unwrap();
         assert_eq!(ids(&later), ids(&[dying[0].clone(), free[0].clone()]));
         assert!(later.iter().all(|j| j.lease.token == "later"));
         assert!(later.iter().all(|j| j.target.webhook_id.to_string() == id(&hook)));
-        assert!(store
-            .claim_due(&claim("again", t0 + 2_000, t0 + 60_000))
-            .await
-            .unwrap()
-            .is_empty(), "every row is held again");
+        assert!(
+            store
+                .claim_due(&claim("again", t0 + 2_000, t0 + 60_000))
+                .await
+                .unwrap()
+                .is_empty(),
+            "every row is held again"
+        );
         let stats = store.queue_stats(t0 + 2_000).await.unwrap();
-        assert_eq!((stats.pending, stats.due), (3, 3), "held rows still count as pending");
+        assert_eq!(
+            (stats.pending, stats.due),
+            (3, 3),
+            "held rows still count as pending"
+        );
     }
 );
 
