@@ -47,6 +47,17 @@ pub(crate) fn claim_candidates(source: ClaimSource, exclude: &str, lock: &str) -
     )
 }
 
+/// `cancel_pending`'s statements, free rows then held ones (each matches one partial
+/// index). Binds: `$1` tenant, `$2` webhook id or `NULL` for all of the tenant's.
+pub(crate) fn cancel_pending_sql() -> [String; 2] {
+    ["lease_until IS NULL", "lease_until IS NOT NULL"].map(|held| {
+        format!(
+            "UPDATE deliveries SET status = 'cancelled', lease_token = NULL, lease_until = NULL \
+             WHERE tenant_id = $1 AND ($2 IS NULL OR webhook_id = $2) AND status = 'pending' AND {held}"
+        )
+    })
+}
+
 /// Expands the `DeliveryStore` implementation and the fan-out helper for one backend.
 macro_rules! impl_delivery_store {
     ($store:ty, $db:ty) => {
@@ -98,15 +109,17 @@ macro_rules! impl_delivery_store {
 
             /// Cancels the pending deliveries of one webhook (or of every webhook of the
             /// tenant), in the caller's transaction: their webhook is being deleted.
+            ///
+            /// Free and held rows apart: each statement then reads one partial index
+            /// (`deliveries_due`, `deliveries_leased`) instead of the whole table.
             pub(crate) async fn cancel_pending(c: &mut Conn, tenant_id: i64, webhook_id: Option<Uuid>) -> StoreResult<()> {
-                sqlx::query::<Db>(
-                    "UPDATE deliveries SET status = 'cancelled', lease_token = NULL, lease_until = NULL \
-                     WHERE tenant_id = $1 AND ($2 IS NULL OR webhook_id = $2) AND status = 'pending'",
-                )
-                .bind(tenant_id)
-                .bind(webhook_id.map(|w| w.to_string()))
-                .execute(c)
-                .await?;
+                for sql in crate::store::common_delivery::cancel_pending_sql() {
+                    sqlx::query::<Db>(&sql)
+                    .bind(tenant_id)
+                    .bind(webhook_id.map(|w| w.to_string()))
+                    .execute(&mut *c)
+                    .await?;
+                }
                 Ok(())
             }
 

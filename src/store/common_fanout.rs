@@ -143,17 +143,31 @@ macro_rules! fanout_fns {
                         .execute(&mut *c)
                         .await?;
                 }
-                finish_fanout(c, store, rows, tenant_id, &event_type).await
+                finish_fanout(c, store, rows, tenant_id, &event_type, false).await
             }
 
             /// The jobs to hand over, and whether claimable rows were written (others are
-            /// told: `NOTIFY` on PostgreSQL).
-            async fn finish_fanout(c: &mut Conn, store: &$store, rows: Vec<RowToInsert>, tenant_id: i64, event_type: &str) -> StoreResult<(Vec<DeliveryJob>, bool)> {
+            /// told: `NOTIFY` on PostgreSQL). `committed`: the rows are durable already, so a
+            /// failed `NOTIFY` must not report the change failed; it is logged, and the
+            /// nodes' poll finds the rows instead.
+            async fn finish_fanout(
+                c: &mut Conn,
+                store: &$store,
+                rows: Vec<RowToInsert>,
+                tenant_id: i64,
+                event_type: &str,
+                committed: bool,
+            ) -> StoreResult<(Vec<DeliveryJob>, bool)> {
                 let n = rows.len();
                 let jobs = jobs_of(rows, tenant_id, event_type);
                 let claimable = jobs.len() < n;
                 if claimable {
-                    store.notify_work(&mut *c).await?;
+                    match store.notify_work(&mut *c).await {
+                        Err(e) if committed => {
+                            tracing::warn!(error = %e, "could not wake nodes for new deliveries; they find them at their next poll");
+                        }
+                        r => r?,
+                    }
                 }
                 Ok((jobs, claimable))
             }
@@ -226,7 +240,7 @@ macro_rules! fanout_fns {
                 // `fetch_all`, not `fetch_one`: sqlx stops a batch after the row asked for.
                 let out = t.bind(q, tenant_id, event).fetch_all(&mut *c).await?;
                 event.seq = out.first().ok_or_else(|| corrupt("event", "no seq returned"))?.try_get("seq")?;
-                finish_fanout(c, store, t.rows, tenant_id, &t.event_type).await
+                finish_fanout(c, store, t.rows, tenant_id, &t.event_type, false).await
             }
 
             /// PostgreSQL's tail of a change: the tenant lock, the event and its deliveries
@@ -292,7 +306,8 @@ macro_rules! fanout_fns {
                     };
                 };
                 event.seq = row.try_get("seq")?;
-                finish_fanout(c, store, t.rows, tenant_id, &t.event_type).await.map(Some)
+                // With `entity` the statement committed on its own (autocommit).
+                finish_fanout(c, store, t.rows, tenant_id, &t.event_type, entity.is_some()).await.map(Some)
             }
 
             /// Binds a deferred statement's values (`crate::store::value_rows::SqlArg`).

@@ -258,11 +258,11 @@ mod tests {
             .join("\n")
     }
 
-    /// Claims and the queue gauges read deliveries through the partial indexes of free and
-    /// held rows only: a plan that scans `deliveries`, or reaches it through the one index of
+    /// Claims, cancellations and the queue gauges read deliveries through the partial
+    /// indexes of free and held rows only: a plan that scans `deliveries`, or reaches it through the one index of
     /// all pending rows, would step over every row in flight (thousands under load).
     #[tokio::test]
-    async fn claims_and_queue_stats_read_only_free_or_expired_rows() {
+    async fn claims_cancels_and_queue_stats_read_only_the_rows_they_need() {
         let dir = tempfile::tempdir().unwrap();
         let store = SqliteStore::open(&dir.path().join("herald.db")).await.unwrap();
         for sql in [SqliteStore::claim_sql(0), SqliteStore::claim_sql(2)] {
@@ -270,6 +270,13 @@ mod tests {
             assert!(plan.contains("USING INDEX deliveries_due"), "{plan}");
             assert!(plan.contains("USING INDEX deliveries_leased"), "{plan}");
             assert!(!plan.contains("SCAN d\n") && !plan.ends_with("SCAN d"), "{plan}");
+        }
+        for sql in crate::store::common_delivery::cancel_pending_sql() {
+            let plan = plan(&store, &sql).await;
+            assert!(
+                plan.contains("USING INDEX deliveries_due") || plan.contains("USING INDEX deliveries_leased"),
+                "{plan}"
+            );
         }
         let plan = plan(&store, crate::store::common_delivery_log::QUEUE_STATS_SQL).await;
         assert!(
