@@ -8,6 +8,8 @@
 //! one multi-row `INSERT`, and the recorder writes a whole batch of attempts, delivery state
 //! changes and webhook status updates in one transaction.
 
+use super::common::placeholders;
+
 /// Columns a claim returns (read by `claim_due`).
 pub(crate) const CLAIM_RETURNING: &str =
     "id, tenant_id, webhook_id, event_type, body, headers, attempts, tries";
@@ -23,14 +25,18 @@ pub(crate) enum ClaimSource {
 }
 
 /// One source's claim candidates: seq, webhook and due time of at most `$4 * 4` due rows
-/// of enabled webhooks not in `exclude` (an SQL condition on `d.webhook_id`, or empty)
-/// whose entity has no earlier pending delivery; `lock` is appended (PostgreSQL's
-/// `FOR UPDATE … SKIP LOCKED`). Binds: `$3` now, `$4` limit.
+/// of enabled webhooks, none of the `exclude` webhooks bound from `$6` on, whose entity
+/// has no earlier pending delivery; `lock` is appended (PostgreSQL's
+/// `FOR UPDATE … SKIP LOCKED`). Binds: `$3` now, `$4` limit, `$6…` excluded ids.
 ///
 /// Why two sources: each matches one partial index exactly, so a claim reads only rows it
 /// may take. One condition over both (`lease_until IS NULL OR lease_until < now`) walked
 /// every pending row in due order, including the thousands held by workers.
-pub(crate) fn claim_candidates(source: ClaimSource, exclude: &str, lock: &str) -> String {
+pub(crate) fn claim_candidates(source: ClaimSource, exclude: usize, lock: &str) -> String {
+    let exclude = match exclude {
+        0 => String::new(),
+        n => format!(" AND d.webhook_id NOT IN ({})", placeholders(6, n)),
+    };
     let (held, order) = match source {
         ClaimSource::Free => ("d.lease_until IS NULL", "d.next_attempt_at"),
         ClaimSource::Expired => (
@@ -115,10 +121,10 @@ macro_rules! impl_delivery_store {
             pub(crate) async fn cancel_pending(c: &mut Conn, tenant_id: i64, webhook_id: Option<Uuid>) -> StoreResult<()> {
                 for sql in crate::store::common_delivery::cancel_pending_sql() {
                     sqlx::query::<Db>(&sql)
-                    .bind(tenant_id)
-                    .bind(webhook_id.map(|w| w.to_string()))
-                    .execute(&mut *c)
-                    .await?;
+                        .bind(tenant_id)
+                        .bind(webhook_id.map(|w| w.to_string()))
+                        .execute(&mut *c)
+                        .await?;
                 }
                 Ok(())
             }

@@ -3,19 +3,15 @@
 //! None of this is on the delivery hot path.
 
 /// The queue gauges: pending rows, how many are due and the oldest due time. Free and
-/// held rows are counted apart: each half matches one partial index (`deliveries_due`,
+/// held rows are read apart: each half matches one partial index (`deliveries_due`,
 /// `deliveries_leased`); `status = 'pending'` alone matches neither and would read the
 /// whole table.
 pub(crate) const QUEUE_STATS_SQL: &str =
-    "SELECT CAST(COALESCE(SUM(n), 0) AS BIGINT) AS pending, CAST(COALESCE(SUM(due), 0) AS BIGINT) AS due, \
-    MIN(oldest) AS oldest FROM ( \
-    SELECT COUNT(*) AS n, SUM(CASE WHEN next_attempt_at <= $1 THEN 1 ELSE 0 END) AS due, \
-    MIN(CASE WHEN next_attempt_at <= $1 THEN next_attempt_at END) AS oldest \
-    FROM deliveries WHERE status = 'pending' AND lease_until IS NULL \
-    UNION ALL \
-    SELECT COUNT(*), SUM(CASE WHEN next_attempt_at <= $1 THEN 1 ELSE 0 END), \
-    MIN(CASE WHEN next_attempt_at <= $1 THEN next_attempt_at END) \
-    FROM deliveries WHERE status = 'pending' AND lease_until IS NOT NULL) AS halves";
+    "SELECT COUNT(*) AS pending, COALESCE(SUM(CASE WHEN next_attempt_at <= $1 THEN 1 ELSE 0 END), 0) AS due, \
+     MIN(CASE WHEN next_attempt_at <= $1 THEN next_attempt_at END) AS oldest FROM ( \
+     SELECT next_attempt_at FROM deliveries WHERE status = 'pending' AND lease_until IS NULL \
+     UNION ALL \
+     SELECT next_attempt_at FROM deliveries WHERE status = 'pending' AND lease_until IS NOT NULL) AS p";
 
 /// Expands the delivery-log functions for one backend.
 macro_rules! impl_delivery_log {

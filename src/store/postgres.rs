@@ -13,7 +13,6 @@ use sqlx::postgres::PgListener;
 use tokio_util::sync::CancellationToken;
 
 use super::common::impl_common_store;
-use super::common::placeholders;
 use super::common_delivery::{claim_candidates, impl_delivery_store, ClaimSource, CLAIM_RETURNING};
 use super::common_delivery_log::impl_delivery_log;
 use super::common_delivery_record::impl_delivery_record;
@@ -187,13 +186,9 @@ impl PgStore {
     /// other's rows. Each source locks in its own `WITH` (a `UNION` cannot be locked).
     /// Binds: token, lease_until, now, limit, per_webhook, excluded ids.
     pub(crate) fn claim_sql(exclude: usize) -> String {
-        let exclude = match exclude {
-            0 => String::new(),
-            n => format!(" AND d.webhook_id NOT IN ({})", placeholders(6, n)),
-        };
         let lock = " FOR UPDATE OF d SKIP LOCKED";
-        let free = claim_candidates(ClaimSource::Free, &exclude, lock);
-        let expired = claim_candidates(ClaimSource::Expired, &exclude, lock);
+        let free = claim_candidates(ClaimSource::Free, exclude, lock);
+        let expired = claim_candidates(ClaimSource::Expired, exclude, lock);
         format!(
             "WITH free AS ({free}), expired AS ({expired}), \
              ranked AS (SELECT seq, next_attempt_at, ROW_NUMBER() OVER \
