@@ -11,7 +11,7 @@ use uuid::Uuid;
 use crate::domain::event::{Event, UserRef};
 use crate::domain::event_type::{EntityKind, EventType};
 use crate::domain::webhook::Ordering;
-use crate::formats::template::Template;
+use crate::formats::template::{SharedBody, Template};
 use crate::formats::{self, Format, RenderContext, Rendered};
 use crate::store::TargetRow;
 
@@ -54,6 +54,18 @@ pub struct Planned {
     pub rendered: Rendered,
     /// Set for per-entity ordered webhooks: deliveries with the same key go in event order.
     pub entity_key: Option<String>,
+    /// Set when the body is its format's [`Plan::bodies`] entry filled in: the row then
+    /// points at that shared body instead of keeping a copy.
+    pub shared: Option<Format>,
+}
+
+/// An event's deliveries and the bodies they share, one per format.
+#[derive(Debug, Clone, Default)]
+pub struct Plan {
+    /// One per webhook that gets the event.
+    pub deliveries: Vec<Planned>,
+    /// The body of each format some delivery uses, with stand-in ids.
+    pub bodies: Vec<(Format, SharedBody)>,
 }
 
 /// Plans the deliveries of `event`. Webhooks whose format has nothing to send for it (e.g.
@@ -61,9 +73,9 @@ pub struct Planned {
 ///
 /// The event is rendered once per format, not once per webhook: bodies of one format
 /// differ only in the ids a [`Template`] fills in.
-pub fn plan(event: &Event, subscribers: &[Subscriber], public_base_url: &str) -> Vec<Planned> {
+pub fn plan(event: &Event, subscribers: &[Subscriber], public_base_url: &str) -> Plan {
     let mut templates: [Option<Option<Template>>; Format::ALL.len()] = Default::default();
-    subscribers
+    let deliveries: Vec<Planned> = subscribers
         .iter()
         .enumerate()
         .filter(|(_, s)| s.wants(event))
@@ -76,9 +88,16 @@ pub fn plan(event: &Event, subscribers: &[Subscriber], public_base_url: &str) ->
                 delivery_id,
                 rendered: template.as_ref()?.instantiate(s.target.webhook_id, delivery_id),
                 entity_key: (s.ordering == Ordering::PerEntity).then(|| entity_key(event)),
+                shared: Some(s.format),
             })
         })
-        .collect()
+        .collect();
+    let bodies = Format::ALL
+        .iter()
+        .zip(templates)
+        .filter_map(|(f, t)| Some((*f, t.flatten()?.shared())))
+        .collect();
+    Plan { deliveries, bodies }
 }
 
 /// Plans a delivery of `event` to one subscriber regardless of its subscriptions (test
@@ -101,6 +120,7 @@ pub fn planned(
         delivery_id,
         rendered,
         entity_key: (subscriber.ordering == Ordering::PerEntity).then(|| entity_key(event)),
+        shared: None,
     })
 }
 
@@ -205,7 +225,19 @@ mod tests {
                 Ordering::PerEntity,
             ),
         ];
-        let planned = plan(&e, &subs, "https://herald.example");
+        let Plan {
+            deliveries: planned,
+            bodies,
+        } = plan(&e, &subs, "https://herald.example");
+        // One shared body per format used, and each delivery's body is it filled in.
+        let formats: Vec<Format> = bodies.iter().map(|(f, _)| *f).collect();
+        assert_eq!(formats, [Format::Ppm, Format::Standard]);
+        for p in &planned {
+            let f = p.shared.expect("fan-out bodies are shared");
+            let (_, shared) = bodies.iter().find(|(g, _)| *g == f).unwrap();
+            let webhook = subs[p.subscriber].target.webhook_id;
+            assert_eq!(shared.fill(webhook, p.delivery_id), p.rendered.body);
+        }
         let chosen: Vec<usize> = planned.iter().map(|p| p.subscriber).collect();
         assert_eq!(chosen, [0, 2, 4]);
         assert_eq!(planned[0].entity_key, None);
@@ -226,7 +258,8 @@ mod tests {
             &[],
             Ordering::None,
         )];
-        assert!(plan(&story, &subs, "https://h").is_empty());
+        let p = plan(&story, &subs, "https://h");
+        assert!(p.deliveries.is_empty() && p.bodies.is_empty());
     }
 
     #[test]

@@ -8,6 +8,12 @@
 //! webhook's body is then a copy with its own ids written over those places. A UUID's text
 //! is always 36 bytes, so the copy keeps every other byte where it was, and random
 //! (version 4) stand-ins cannot occur in an event's data by chance.
+//!
+//! The store keeps the same thing, not each copy: a delivery made from a template points
+//! at its event's [`SharedBody`] (one row per event and format), and its own body is
+//! filled in again whenever it is read (claims after a restart, retries, the delivery
+//! log). A delivery row is then a few hundred bytes instead of the whole body, which
+//! matters twice per delivery: when it is inserted and when its outcome rewrites the row.
 
 use uuid::Uuid;
 
@@ -20,8 +26,42 @@ const UUID_LEN: usize = 36;
 #[derive(Debug, Clone)]
 pub struct Template {
     rendered: Rendered,
+    standins: Standins,
     webhook_at: Vec<usize>,
     delivery_at: Vec<usize>,
+}
+
+/// The stand-in ids a body was rendered with, to be overwritten by each delivery's own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Standins {
+    /// Written where the webhook's id goes (PPM `WebhookId`).
+    pub webhook: Uuid,
+    /// Written where the delivery's id goes (PPM `MessageId`, a ping's `Id`).
+    pub delivery: Uuid,
+}
+
+/// An event's body in one format as the store keeps it (`delivery_bodies`): rendered once
+/// with [`Standins`], shared by every delivery of that event in that format.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SharedBody {
+    /// The rendered body, stand-ins in place.
+    pub body: Vec<u8>,
+    /// What to overwrite.
+    pub standins: Standins,
+}
+
+impl SharedBody {
+    /// One delivery's body: byte for byte what rendering with its ids gives.
+    pub fn fill(&self, webhook_id: Uuid, delivery_id: Uuid) -> Vec<u8> {
+        let mut body = self.body.clone();
+        overwrite(&mut body, &places(&self.body, self.standins.webhook), webhook_id);
+        overwrite(
+            &mut body,
+            &places(&self.body, self.standins.delivery),
+            delivery_id,
+        );
+        body
+    }
 }
 
 impl Template {
@@ -40,6 +80,7 @@ impl Template {
         let delivery_at = places(&rendered.body, delivery);
         Some(Self {
             rendered,
+            standins: Standins { webhook, delivery },
             webhook_at,
             delivery_at,
         })
@@ -49,16 +90,26 @@ impl Template {
     /// gives with these ids.
     pub fn instantiate(&self, webhook_id: Uuid, delivery_id: Uuid) -> Rendered {
         let mut out = self.rendered.clone();
-        let mut buf = Uuid::encode_buffer();
-        let text = webhook_id.hyphenated().encode_lower(&mut buf).as_bytes();
-        for &at in &self.webhook_at {
-            out.body[at..at + UUID_LEN].copy_from_slice(text);
-        }
-        let text = delivery_id.hyphenated().encode_lower(&mut buf).as_bytes();
-        for &at in &self.delivery_at {
-            out.body[at..at + UUID_LEN].copy_from_slice(text);
-        }
+        overwrite(&mut out.body, &self.webhook_at, webhook_id);
+        overwrite(&mut out.body, &self.delivery_at, delivery_id);
         out
+    }
+
+    /// The body as the store keeps it (see [`SharedBody`]).
+    pub fn shared(&self) -> SharedBody {
+        SharedBody {
+            body: self.rendered.body.clone(),
+            standins: self.standins,
+        }
+    }
+}
+
+/// Writes `id`'s text at each of `places` in `body`.
+fn overwrite(body: &mut [u8], places: &[usize], id: Uuid) {
+    let mut buf = Uuid::encode_buffer();
+    let text = id.hyphenated().encode_lower(&mut buf).as_bytes();
+    for &at in places {
+        body[at..at + UUID_LEN].copy_from_slice(text);
     }
 }
 

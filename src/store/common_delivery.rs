@@ -12,7 +12,7 @@ use super::common::placeholders;
 
 /// Columns a claim returns (read by `claim_due`).
 pub(crate) const CLAIM_RETURNING: &str =
-    "id, tenant_id, webhook_id, event_type, body, headers, attempts, tries";
+    "id, tenant_id, webhook_id, event_type, body, body_format, event_seq, headers, attempts, tries";
 
 /// Where a claim looks for rows: free rows (never leased, given back, or due for a retry)
 /// and rows whose lease expired (their node stopped or died).
@@ -162,6 +162,18 @@ macro_rules! impl_delivery_store {
                         let t = target_from_row(&r)?;
                         targets.insert(t.webhook_id, Arc::new(t));
                     }
+                    // Rows made by fan-out name their event's shared body instead of a copy.
+                    let mut shared_keys = Vec::new();
+                    for r in &rows {
+                        if let Some(format) = r.try_get::<Option<String>, _>("body_format")? {
+                            shared_keys.push((r.try_get::<i64, _>("event_seq")?, format));
+                        }
+                    }
+                    let shared = if shared_keys.is_empty() {
+                        HashMap::new()
+                    } else {
+                        super::delivery_log::shared_bodies(&self.pool, &shared_keys).await?
+                    };
                     let mut jobs = Vec::with_capacity(rows.len());
                     let mut orphans = Vec::new();
                     for r in &rows {
@@ -173,12 +185,25 @@ macro_rules! impl_delivery_store {
                             orphans.push((id, lease.token));
                             continue;
                         };
-                        let body: Option<String> = r.try_get("body")?;
+                        let body = match (r.try_get::<Option<String>, _>("body")?, r.try_get::<Option<String>, _>("body_format")?) {
+                            (Some(own), _) => Bytes::from(own),
+                            (None, Some(format)) => {
+                                let key = (r.try_get::<i64, _>("event_seq")?, format);
+                                match shared.get(&key) {
+                                    Some(b) => Bytes::from(b.fill(webhook_id, id)),
+                                    None => {
+                                        tracing::error!(delivery_id = %id, event_seq = key.0, format = %key.1, "a delivery's shared body is missing; sending an empty body");
+                                        Bytes::new()
+                                    }
+                                }
+                            }
+                            (None, None) => Bytes::new(),
+                        };
                         jobs.push(DeliveryJob {
                             id,
                             tenant_id: r.try_get("tenant_id")?,
                             event_type: r.try_get("event_type")?,
-                            body: Bytes::from(body.unwrap_or_default()),
+                            body,
                             format_headers: fanout::decode_headers(r.try_get::<&str, _>("headers")?).into(),
                             attempts: r.try_get("attempts")?,
                             tries: r.try_get("tries")?,
@@ -273,7 +298,7 @@ macro_rules! impl_delivery_store {
                     let now = crate::timefmt::now_ms();
                     let lease = self.hub.fresh_lease(now);
                     let rows = rows_to_insert(&[sub], vec![planned], lease.as_ref())?;
-                    let (jobs, _) = write_rows(&mut tx, self, rows, tenant_id, event, now).await?;
+                    let (jobs, _) = write_rows(&mut tx, self, rows, &[], tenant_id, event, now).await?;
                     tx.commit().await?;
                     Ok(Some((id, jobs)))
                 }

@@ -13,12 +13,19 @@ pub(crate) const QUEUE_STATS_SQL: &str =
      UNION ALL \
      SELECT next_attempt_at FROM deliveries WHERE status = 'pending' AND lease_until IS NOT NULL) AS p";
 
+/// Whether a delivery still has its body: its own, or a shared one it names
+/// (`delivery_bodies`). Retention clears both.
+pub(crate) const HAS_BODY: &str = "(body IS NOT NULL OR body_format IS NOT NULL)";
+
 /// Expands the delivery-log functions for one backend.
 macro_rules! impl_delivery_log {
     ($store:ty, $db:ty) => {
         pub(crate) mod delivery_log {
             use super::*;
-            use crate::store::common::{corrupt, parse_uuid};
+            use std::collections::HashMap;
+            use crate::formats::template::{SharedBody, Standins};
+            use crate::store::common::{corrupt, parse_uuid, placeholders};
+            use crate::store::common_delivery_log::HAS_BODY;
             use crate::store::*;
             use sqlx::Row;
             use uuid::Uuid;
@@ -80,9 +87,59 @@ macro_rules! impl_delivery_log {
                 rows.iter().map(summary_from_row).collect()
             }
 
+            /// The shared bodies (`delivery_bodies`) named by `keys` (event `seq`, format), to be
+            /// filled in with each delivery's ids (`SharedBody::fill`). A key without a row is
+            /// left out.
+            pub(crate) async fn shared_bodies(pool: &sqlx::Pool<Db>, keys: &[(i64, String)]) -> StoreResult<HashMap<(i64, String), SharedBody>> {
+                let mut seqs: Vec<i64> = keys.iter().map(|(s, _)| *s).collect();
+                seqs.sort_unstable();
+                seqs.dedup();
+                let mut out = HashMap::with_capacity(keys.len());
+                for chunk in seqs.chunks(500) {
+                    let sql = format!(
+                        "SELECT event_seq, format, body, webhook_standin, delivery_standin FROM delivery_bodies \
+                         WHERE event_seq IN ({})",
+                        placeholders(1, chunk.len())
+                    );
+                    let mut q = sqlx::query::<Db>(&sql);
+                    for seq in chunk {
+                        q = q.bind(*seq);
+                    }
+                    for r in q.fetch_all(pool).await? {
+                        let key: (i64, String) = (r.try_get("event_seq")?, r.try_get("format")?);
+                        if !keys.contains(&key) {
+                            continue;
+                        }
+                        let body: String = r.try_get("body")?;
+                        let standins = Standins {
+                            webhook: parse_uuid(r.try_get::<&str, _>("webhook_standin")?)?,
+                            delivery: parse_uuid(r.try_get::<&str, _>("delivery_standin")?)?,
+                        };
+                        out.insert(key, SharedBody { body: body.into_bytes(), standins });
+                    }
+                }
+                Ok(out)
+            }
+
+            /// A delivery row's body: its own, or its shared body filled in (`None` once
+            /// purged).
+            async fn body_of(pool: &sqlx::Pool<Db>, row: &DbRow, summary: &DeliverySummary) -> StoreResult<Option<String>> {
+                if let Some(body) = row.try_get::<Option<String>, _>("body")? {
+                    return Ok(Some(body));
+                }
+                let Some(format) = row.try_get::<Option<String>, _>("body_format")? else {
+                    return Ok(None);
+                };
+                let key = (row.try_get::<i64, _>("event_seq")?, format);
+                let shared = shared_bodies(pool, std::slice::from_ref(&key)).await?;
+                let shared = shared.get(&key).ok_or_else(|| corrupt("delivery body", "its shared body is missing"))?;
+                let body = shared.fill(summary.webhook_id, summary.id);
+                Ok(Some(String::from_utf8(body).map_err(|e| corrupt("delivery body", e))?))
+            }
+
             pub(crate) async fn get_delivery(s: &$store, tenant_id: i64, id: Uuid) -> StoreResult<Option<DeliveryDetail>> {
                 let Some(row) = sqlx::query::<Db>(&format!(
-                    "SELECT {SUMMARY_COLUMNS}, body FROM deliveries WHERE tenant_id = $1 AND id = $2"
+                    "SELECT {SUMMARY_COLUMNS}, body, body_format, event_seq FROM deliveries WHERE tenant_id = $1 AND id = $2"
                 ))
                 .bind(tenant_id).bind(id.to_string())
                 .fetch_optional(&s.pool)
@@ -97,9 +154,11 @@ macro_rules! impl_delivery_log {
                 .bind(id.to_string())
                 .fetch_all(&s.pool)
                 .await?;
+                let summary = summary_from_row(&row)?;
+                let body = body_of(&s.pool, &row, &summary).await?;
                 Ok(Some(DeliveryDetail {
-                    summary: summary_from_row(&row)?,
-                    body: row.try_get("body")?,
+                    summary,
+                    body,
                     attempts: attempts.iter().map(attempt_from_row).collect::<StoreResult<_>>()?,
                 }))
             }
@@ -109,7 +168,7 @@ macro_rules! impl_delivery_log {
                 let row = sqlx::query::<Db>(&format!(
                     "UPDATE deliveries SET status = 'pending', tries = 0, next_attempt_at = $3, completed_at = NULL, \
                      lease_token = NULL, lease_until = NULL, updated_at = $3 \
-                     WHERE tenant_id = $1 AND id = $2 AND body IS NOT NULL AND status <> 'cancelled' \
+                     WHERE tenant_id = $1 AND id = $2 AND {HAS_BODY} AND status <> 'cancelled' \
                      AND NOT (status = 'pending' AND lease_until IS NOT NULL AND lease_until >= $3) \
                      RETURNING {SUMMARY_COLUMNS}"
                 ))
@@ -117,7 +176,7 @@ macro_rules! impl_delivery_log {
                 .fetch_optional(&mut *tx)
                 .await?;
                 let Some(row) = row else {
-                    let why = sqlx::query::<Db>("SELECT status, body IS NULL AS purged FROM deliveries WHERE tenant_id = $1 AND id = $2")
+                    let why = sqlx::query::<Db>(&format!("SELECT status, NOT {HAS_BODY} AS purged FROM deliveries WHERE tenant_id = $1 AND id = $2"))
                         .bind(tenant_id).bind(id.to_string())
                         .fetch_optional(&mut *tx)
                         .await?;
@@ -135,10 +194,10 @@ macro_rules! impl_delivery_log {
 
             pub(crate) async fn redeliver_matching(s: &$store, tenant_id: i64, webhook_id: Uuid, m: &RedeliverMatch, now: i64) -> StoreResult<(u64, Option<i64>)> {
                 let mut tx = s.writer.begin().await?;
-                let seqs = sqlx::query_scalar::<Db, i64>(
+                let seqs = sqlx::query_scalar::<Db, i64>(&format!(
                     "SELECT seq FROM deliveries WHERE tenant_id = $1 AND webhook_id = $2 AND status = $3 \
-                     AND ($4 IS NULL OR created_at >= $4) AND seq > $5 AND body IS NOT NULL ORDER BY seq LIMIT $6",
-                )
+                     AND ($4 IS NULL OR created_at >= $4) AND seq > $5 AND {HAS_BODY} ORDER BY seq LIMIT $6",
+                ))
                 .bind(tenant_id).bind(webhook_id.to_string()).bind(m.status.as_str()).bind(m.since)
                 .bind(m.after_seq).bind(m.limit)
                 .fetch_all(&mut *tx)
@@ -146,11 +205,11 @@ macro_rules! impl_delivery_log {
                 let Some(&last) = seqs.last() else {
                     return Ok((0, None));
                 };
-                let n = sqlx::query::<Db>(
+                let n = sqlx::query::<Db>(&format!(
                     "UPDATE deliveries SET status = 'pending', tries = 0, next_attempt_at = $4, completed_at = NULL, \
-                     updated_at = $4 WHERE tenant_id = $1 AND webhook_id = $2 AND status = $3 AND body IS NOT NULL \
+                     updated_at = $4 WHERE tenant_id = $1 AND webhook_id = $2 AND status = $3 AND {HAS_BODY} \
                      AND seq >= $5 AND seq <= $6",
-                )
+                ))
                 .bind(tenant_id).bind(webhook_id.to_string()).bind(m.status.as_str()).bind(now)
                 .bind(seqs[0]).bind(last)
                 .execute(&mut *tx)
@@ -162,10 +221,10 @@ macro_rules! impl_delivery_log {
             }
 
             pub(crate) async fn count_matching(s: &$store, tenant_id: i64, webhook_id: Uuid, status: DeliveryStatus, since: Option<i64>) -> StoreResult<i64> {
-                Ok(sqlx::query_scalar::<Db, i64>(
+                Ok(sqlx::query_scalar::<Db, i64>(&format!(
                     "SELECT COUNT(*) FROM deliveries WHERE tenant_id = $1 AND webhook_id = $2 AND status = $3 \
-                     AND ($4 IS NULL OR created_at >= $4) AND body IS NOT NULL",
-                )
+                     AND ($4 IS NULL OR created_at >= $4) AND {HAS_BODY}",
+                ))
                 .bind(tenant_id).bind(webhook_id.to_string()).bind(status.as_str()).bind(since)
                 .fetch_one(&s.pool)
                 .await?)
@@ -184,10 +243,21 @@ macro_rules! impl_delivery_log {
                     "UPDATE delivery_attempts SET response_body = NULL WHERE started_at < $1 AND response_body IS NOT NULL",
                 )
                 .bind(cutoff).execute(&s.writer).await?.rows_affected();
-                let d = sqlx::query::<Db>(
-                    "UPDATE deliveries SET body = NULL WHERE status <> 'pending' AND updated_at < $1 AND body IS NOT NULL",
-                )
+                let d = sqlx::query::<Db>(&format!(
+                    "UPDATE deliveries SET body = NULL, body_format = NULL WHERE status <> 'pending' AND updated_at < $1 \
+                     AND {HAS_BODY}"
+                ))
                 .bind(cutoff).execute(&s.writer).await?.rows_affected();
+                // Shared bodies no delivery names any more. A shared body is only named by
+                // deliveries of its own event, written in the same transaction, so one
+                // statement (one snapshot) sees a shared body together with every row that
+                // names it: everything below the oldest event still named can go. A delivery
+                // still retrying an old event holds back only what is newer than it.
+                sqlx::query::<Db>(
+                    "DELETE FROM delivery_bodies WHERE event_seq < COALESCE(\
+                     (SELECT MIN(event_seq) FROM deliveries WHERE body_format IS NOT NULL), 9223372036854775807)",
+                )
+                .execute(&s.writer).await?;
                 Ok(a + d)
             }
         }

@@ -6,9 +6,63 @@
 /// Expands the fan-out helpers for `$store` inside `impl_delivery_store!`'s module.
 macro_rules! fanout_fns {
     ($store:ty) => {
-            /// One delivery row to insert: id, target, ordering key, body, encoded headers,
-            /// the headers themselves (for the job) and the lease (leased rows become jobs).
-            type RowToInsert = (Uuid, Arc<TargetRow>, Option<String>, String, String, Vec<(String, String)>, Option<Lease>);
+            /// One delivery row to insert.
+            pub(crate) struct RowToInsert {
+                id: Uuid,
+                target: Arc<TargetRow>,
+                /// Per-entity ordering key.
+                key: Option<String>,
+                /// The whole body, for the job; stored only when `shared` is `None`.
+                body: String,
+                /// The format whose shared body (`delivery_bodies`) this one is filled from.
+                shared: Option<crate::formats::Format>,
+                /// The format headers, encoded for the row and as they are for the job.
+                encoded: String,
+                headers: Vec<(String, String)>,
+                /// Leased rows become jobs handed to this node's engine.
+                lease: Option<Lease>,
+            }
+
+            /// One shared body to insert: its format, text and stand-in ids.
+            type BodyToInsert = (crate::formats::Format, String, crate::formats::template::Standins);
+
+            /// Values per row of `insert_bodies_sql`.
+            const BODY_COLS: usize = 6;
+
+            /// The `INSERT` of an event's shared bodies whose placeholders are `values`
+            /// (`column1` is the event's id); `event_seq` as in `insert_deliveries_sql`.
+            fn insert_bodies_sql(values: &str, event_seq: &str) -> String {
+                format!(
+                    "INSERT INTO delivery_bodies (event_seq, format, body, webhook_standin, delivery_standin, created_at) \
+                     SELECT {event_seq}, column2, column3, column4, column5, column6 FROM (VALUES {values}) AS v"
+                )
+            }
+
+            /// Binds `insert_bodies_sql`'s rows.
+            fn bind_bodies<'q>(
+                mut q: sqlx::query::Query<'q, Db, <Db as sqlx::Database>::Arguments<'q>>,
+                bodies: &'q [BodyToInsert],
+                event: &Event,
+                now: i64,
+            ) -> sqlx::query::Query<'q, Db, <Db as sqlx::Database>::Arguments<'q>> {
+                for (format, body, standins) in bodies {
+                    q = q
+                        .bind(event.id.to_string()).bind(format.as_str()).bind(body.as_str())
+                        .bind(standins.webhook.to_string()).bind(standins.delivery.to_string()).bind(now);
+                }
+                q
+            }
+
+            /// Turns a plan's shared bodies into rows (bodies are JSON, so UTF-8).
+            fn bodies_to_insert(bodies: Vec<(crate::formats::Format, crate::formats::template::SharedBody)>) -> StoreResult<Vec<BodyToInsert>> {
+                bodies
+                    .into_iter()
+                    .map(|(f, b)| {
+                        let text = String::from_utf8(b.body).map_err(|e| corrupt("shared body", e))?;
+                        Ok((f, text, b.standins))
+                    })
+                    .collect()
+            }
 
             /// Rows per delivery `INSERT` statement.
             const INSERT_CHUNK: usize = 40;
@@ -23,13 +77,26 @@ macro_rules! fanout_fns {
                     // Per-entity ordered deliveries are never handed over directly: a claim
                     // checks that no earlier delivery of the same entity is pending.
                     let lease = lease.filter(|_| p.entity_key.is_none()).cloned();
-                    rows.push((p.delivery_id, Arc::clone(&subs[p.subscriber].target), p.entity_key, body, encoded, headers, lease));
+                    rows.push(RowToInsert {
+                        id: p.delivery_id,
+                        target: Arc::clone(&subs[p.subscriber].target),
+                        key: p.entity_key,
+                        body,
+                        shared: p.shared,
+                        encoded,
+                        headers,
+                        lease,
+                    });
                 }
                 Ok(rows)
             }
 
+            /// The `seq` of the event whose id a shared body's row binds as `column1`, looked
+            /// up because it is drawn by the event's insert in the same batch or transaction.
+            const SEQ_OF_EVENT_ID: &str = "(SELECT e.seq FROM events e WHERE e.id = v.column1)";
+
             /// Values per delivery row in `insert_deliveries_sql`.
-            const DELIVERY_COLS: usize = 13;
+            const DELIVERY_COLS: usize = 14;
 
             /// The `INSERT` of the delivery rows whose placeholders are `values`;
             /// `event_seq` is the SQL expression of the event's `seq` (the bound `column5`,
@@ -37,9 +104,9 @@ macro_rules! fanout_fns {
             fn insert_deliveries_sql(values: &str, event_seq: &str) -> String {
                 format!(
                     "INSERT INTO deliveries (id, tenant_id, webhook_id, event_id, event_seq, event_type, entity_key, \
-                     body, headers, next_attempt_at, lease_token, lease_until, created_at, status, updated_at) \
+                     body, headers, next_attempt_at, lease_token, lease_until, created_at, status, updated_at, body_format) \
                      SELECT column1, column2, column3, column4, {event_seq}, column6, column7, column8, column9, column10, \
-                     column11, column12, column13, 'pending', column13 FROM (VALUES {values}) AS v"
+                     column11, column12, column13, 'pending', column13, column14 FROM (VALUES {values}) AS v"
                 )
             }
 
@@ -52,13 +119,14 @@ macro_rules! fanout_fns {
                 event_type: &'q str,
                 now: i64,
             ) -> sqlx::query::Query<'q, Db, <Db as sqlx::Database>::Arguments<'q>> {
-                for (id, target, key, body, encoded, _, lease) in chunk {
+                for r in chunk {
+                    let lease = r.lease.as_ref();
                     q = q
-                        .bind(id.to_string()).bind(tenant_id).bind(target.webhook_id.to_string())
-                        .bind(event.id.to_string()).bind(event.seq).bind(event_type).bind(key.as_deref())
-                        .bind(body.as_str()).bind(encoded.as_str()).bind(now)
-                        .bind(lease.as_ref().map(|l| l.token.as_str())).bind(lease.as_ref().map(|l| l.until))
-                        .bind(now);
+                        .bind(r.id.to_string()).bind(tenant_id).bind(r.target.webhook_id.to_string())
+                        .bind(event.id.to_string()).bind(event.seq).bind(event_type).bind(r.key.as_deref())
+                        .bind(r.shared.is_none().then_some(r.body.as_str())).bind(r.encoded.as_str()).bind(now)
+                        .bind(lease.map(|l| l.token.as_str())).bind(lease.map(|l| l.until))
+                        .bind(now).bind(r.shared.map(|f| f.as_str()));
                 }
                 q
             }
@@ -66,17 +134,17 @@ macro_rules! fanout_fns {
             /// The jobs for the leased rows, to hand over after commit.
             fn jobs_of(rows: Vec<RowToInsert>, tenant_id: i64, event_type: &str) -> Vec<DeliveryJob> {
                 rows.into_iter()
-                    .filter_map(|(id, target, _, body, _, headers, lease)| {
-                        lease.map(|lease| DeliveryJob {
-                            id,
+                    .filter_map(|r| {
+                        r.lease.map(|lease| DeliveryJob {
+                            id: r.id,
                             tenant_id,
                             event_type: event_type.to_owned(),
-                            body: Bytes::from(body),
-                            format_headers: headers.into(),
+                            body: Bytes::from(r.body),
+                            format_headers: r.headers.into(),
                             attempts: 0,
                             tries: 0,
                             lease,
-                            target,
+                            target: r.target,
                         })
                     })
                     .collect()
@@ -108,35 +176,41 @@ macro_rules! fanout_fns {
 
             /// Renders `event` for its subscribers and turns the result into rows (leased to
             /// this node when an engine is attached).
-            async fn plan_rows(c: &mut Conn, store: &$store, tenant_id: i64, event: &Event) -> StoreResult<(Vec<RowToInsert>, i64)> {
+            async fn plan_rows(c: &mut Conn, store: &$store, tenant_id: i64, event: &Event) -> StoreResult<(Vec<RowToInsert>, Vec<BodyToInsert>, i64)> {
                 let subs = subscribers(c, store, tenant_id, event).await?;
                 let now = crate::timefmt::now_ms();
                 if subs.is_empty() {
-                    return Ok((Vec::new(), now));
+                    return Ok((Vec::new(), Vec::new(), now));
                 }
-                let planned = fanout::plan(event, &subs, &store.hub.public_base_url());
+                let plan = fanout::plan(event, &subs, &store.hub.public_base_url());
                 let lease = store.hub.fresh_lease(now);
-                Ok((rows_to_insert(&subs, planned, lease.as_ref())?, now))
+                Ok((rows_to_insert(&subs, plan.deliveries, lease.as_ref())?, bodies_to_insert(plan.bodies)?, now))
             }
 
             /// Creates the deliveries of `event` (already inserted, `seq` set) in the
             /// caller's transaction; returns the jobs to hand to local workers after commit,
             /// and whether claimable (unleased) rows were created too.
             pub(crate) async fn fanout(c: &mut Conn, store: &$store, tenant_id: i64, event: &Event) -> StoreResult<(Vec<DeliveryJob>, bool)> {
-                let (rows, now) = plan_rows(c, store, tenant_id, event).await?;
-                write_rows(c, store, rows, tenant_id, event, now).await
+                let (rows, bodies, now) = plan_rows(c, store, tenant_id, event).await?;
+                write_rows(c, store, rows, &bodies, tenant_id, event, now).await
             }
 
-            /// Inserts `rows` for `event` (its `seq` known) and finishes as [`fanout`] does.
+            /// Inserts `rows` and the `bodies` they share for `event` (its `seq` known) and
+            /// finishes as [`fanout`] does.
             pub(crate) async fn write_rows(
                 c: &mut Conn,
                 store: &$store,
                 rows: Vec<RowToInsert>,
+                bodies: &[BodyToInsert],
                 tenant_id: i64,
                 event: &Event,
                 now: i64,
             ) -> StoreResult<(Vec<DeliveryJob>, bool)> {
                 let event_type = event.event_type.to_string();
+                if !bodies.is_empty() {
+                    let sql = insert_bodies_sql(&leading_value_rows::<Db>(bodies.len(), BODY_COLS), SEQ_OF_EVENT_ID);
+                    bind_bodies(sqlx::query::<Db>(&sql), bodies, event, now).execute(&mut *c).await?;
+                }
                 for chunk in rows.chunks(INSERT_CHUNK) {
                     let sql = insert_deliveries_sql(&leading_value_rows::<Db>(chunk.len(), DELIVERY_COLS), "column5");
                     bind_rows(sqlx::query::<Db>(&sql), chunk, tenant_id, event, &event_type, now)
@@ -176,6 +250,7 @@ macro_rules! fanout_fns {
             /// the event's JSON, bound event first, then the rows chunk by chunk.
             struct Tail {
                 rows: Vec<RowToInsert>,
+                bodies: Vec<BodyToInsert>,
                 now: i64,
                 event_type: String,
                 data: String,
@@ -184,9 +259,9 @@ macro_rules! fanout_fns {
             impl Tail {
                 /// Reads the webhooks and renders the bodies (before the event has a `seq`).
                 async fn plan(c: &mut Conn, store: &$store, tenant_id: i64, event: &Event) -> StoreResult<Self> {
-                    let (rows, now) = plan_rows(c, store, tenant_id, event).await?;
+                    let (rows, bodies, now) = plan_rows(c, store, tenant_id, event).await?;
                     let data = serde_json::to_string(event).map_err(|err| corrupt("event", err))?;
-                    Ok(Self { rows, now, event_type: event.event_type.to_string(), data })
+                    Ok(Self { rows, bodies, now, event_type: event.event_type.to_string(), data })
                 }
 
                 /// Binds the event's parameters and then every chunk's.
@@ -232,13 +307,18 @@ macro_rules! fanout_fns {
                     ));
                     sql.push(';');
                 }
+                if !t.bodies.is_empty() {
+                    sql.push_str(&insert_bodies_sql(&leading_value_rows::<Db>(t.bodies.len(), BODY_COLS), SEQ_OF_EVENT_ID));
+                    sql.push(';');
+                }
                 sql.push_str(then);
                 let mut q = sqlx::query::<Db>(&sql);
                 if let Some(b) = before {
                     q = bind_args(q, &b.args);
                 }
+                let q = bind_bodies(t.bind(q, tenant_id, event), &t.bodies, event, t.now);
                 // `fetch_all`, not `fetch_one`: sqlx stops a batch after the row asked for.
-                let out = t.bind(q, tenant_id, event).fetch_all(&mut *c).await?;
+                let out = q.fetch_all(&mut *c).await?;
                 event.seq = out.first().ok_or_else(|| corrupt("event", "no seq returned"))?.try_get("seq")?;
                 finish_fanout(c, store, t.rows, tenant_id, &t.event_type, false).await
             }
@@ -279,7 +359,6 @@ macro_rules! fanout_fns {
                     }
                     None => (String::new(), ""),
                 };
-                debug_assert!(next <= 65_535, "PostgreSQL's parameter limit");
                 let mut sql = format!(
                     "WITH {entity_cte}tenant_lock AS (UPDATE tenants SET slug = slug WHERE id = $2{only_if_written} RETURNING id), \
                      event AS (INSERT INTO events ({EVENT_COLUMNS}) SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9 \
@@ -294,11 +373,21 @@ macro_rules! fanout_fns {
                         insert_deliveries_sql(&values, "(SELECT seq FROM event)")
                     ));
                 }
+                if !t.bodies.is_empty() {
+                    let values = crate::store::value_rows::value_rows(t.bodies.len(), BODY_COLS, next);
+                    next += t.bodies.len() * BODY_COLS;
+                    sql.push_str(&format!(
+                        ", bodies AS ({} WHERE EXISTS (SELECT 1 FROM event))",
+                        insert_bodies_sql(&values, "(SELECT seq FROM event)")
+                    ));
+                }
+                debug_assert!(next <= 65_536, "PostgreSQL's parameter limit");
                 sql.push_str(" SELECT seq FROM event");
                 let mut q = t.bind(sqlx::query::<Db>(&sql), tenant_id, event);
                 if let Some(d) = entity {
                     q = bind_args(q, &d.args);
                 }
+                let q = bind_bodies(q, &t.bodies, event, t.now);
                 let Some(row) = q.fetch_optional(&mut *c).await? else {
                     return match entity {
                         Some(_) => Ok(None),

@@ -57,6 +57,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "claim_indexes",
         include_str!("../../migrations/postgres/0006_claim_indexes.sql"),
     ),
+    (
+        7,
+        "shared_bodies",
+        include_str!("../../migrations/postgres/0007_shared_bodies.sql"),
+    ),
 ];
 
 /// PostgreSQL-backed store.

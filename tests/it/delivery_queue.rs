@@ -317,6 +317,66 @@ rig_test!(
 );
 
 rig_test!(
+    an_event_keeps_one_body_per_format_and_each_delivery_gets_its_own_ids,
+    &[("HERALD_WORKERS", "false")],
+    |rig: Rig| async move {
+        let ppm_a = rig.webhook("ppm", &["Project:Created"], json!({})).await;
+        let ppm_b = rig.webhook("ppm", &["Project:Created"], json!({})).await;
+        let standard = rig.webhook("standard", &["Project:Created"], json!({})).await;
+        rig.project("SHR1").await;
+        // Stored: no delivery keeps a copy; one shared body per format.
+        let copies = "SELECT COUNT(*) FROM deliveries WHERE body IS NOT NULL";
+        let shared = "SELECT COUNT(*) FROM delivery_bodies";
+        assert_eq!(rig.app.db_count(copies).await, 0);
+        assert_eq!(rig.app.db_count(shared).await, 2);
+        // The log shows each delivery's own body; PPM's names its webhook and itself.
+        let mut shown = std::collections::HashMap::new();
+        for hook in [&ppm_a, &ppm_b, &standard] {
+            let d = rig.deliveries(hook).await.remove(0);
+            let body = rig.delivery(&id(&d)).await["body"].as_str().unwrap().to_owned();
+            shown.insert(id(&d), body);
+        }
+        for hook in [&ppm_a, &ppm_b] {
+            let d = rig.deliveries(hook).await.remove(0);
+            let body: Value = serde_json::from_str(&shown[&id(&d)]).unwrap();
+            assert_eq!(body["WebhookId"], id(hook));
+            assert_eq!(body["MessageId"], id(&d));
+        }
+        // Claimed from the database (workers off: no hand-over), each is sent exactly as
+        // shown.
+        assert_eq!(rig.app.delivery.run_once().await.unwrap(), 3);
+        let sent = rig.rx.requests();
+        assert_eq!(sent.len(), 3);
+        for r in &sent {
+            let delivery = r.header("webhook-id").unwrap();
+            assert_eq!(std::str::from_utf8(&r.body).unwrap(), shown[delivery]);
+        }
+
+        // Retention: a shared body goes once no delivery names it, not before.
+        rig.project("SHR2").await;
+        let future = herald::timefmt::now_ms() + 1000;
+        rig.app.store.purge_bodies(future).await.unwrap();
+        assert_eq!(
+            rig.app.db_count(shared).await,
+            2,
+            "the first event's bodies went; the pending second's stayed"
+        );
+        let done = rig.deliveries(&ppm_a).await;
+        assert_eq!(rig.delivery(&id(&done[1])).await["body"], Value::Null);
+        let pending = rig.delivery(&id(&done[0])).await;
+        assert!(pending["body"].as_str().unwrap().contains(&id(&ppm_a)));
+        assert_eq!(rig.app.delivery.run_once().await.unwrap(), 3);
+        assert_eq!(rig.rx.requests().len(), 6);
+        rig.app
+            .store
+            .purge_bodies(herald::timefmt::now_ms() + 1000)
+            .await
+            .unwrap();
+        assert_eq!(rig.app.db_count(shared).await, 0);
+    }
+);
+
+rig_test!(
     the_delivery_log_pages_and_filters,
     &[("HERALD_WORKERS", "false")],
     |rig: Rig| async move {

@@ -245,6 +245,12 @@ fn a_template_gives_each_webhook_exactly_the_body_render_gives() {
                 )
                 .unwrap();
                 assert_eq!(
+                    template.shared().fill(w, d),
+                    direct.body,
+                    "stored: {format:?} {}",
+                    event.event_type
+                );
+                assert_eq!(
                     template.instantiate(w, d),
                     direct,
                     "{format:?} {}",

@@ -135,6 +135,34 @@ impl TestApp {
         }
     }
 
+    /// Runs `sql` (one integer result) on the app's database directly, past Herald: for
+    /// tests of what is stored rather than what the API shows.
+    pub async fn db_count(&self, sql: &str) -> i64 {
+        match &self.settings.database {
+            DatabaseConfig::Sqlite { path } => {
+                let opts = sqlx::sqlite::SqliteConnectOptions::new().filename(path);
+                let pool = sqlx::SqlitePool::connect_with(opts).await.unwrap();
+                let n = sqlx::query_scalar(sql).fetch_one(&pool).await.unwrap();
+                pool.close().await;
+                n
+            }
+            DatabaseConfig::Postgres { url, schema } => {
+                let pool = sqlx::PgPool::connect(url).await.unwrap();
+                let mut c = pool.acquire().await.unwrap();
+                if let Some(s) = schema {
+                    sqlx::query(&format!("SET search_path TO \"{s}\""))
+                        .execute(&mut *c)
+                        .await
+                        .unwrap();
+                }
+                let n = sqlx::query_scalar(sql).fetch_one(&mut *c).await.unwrap();
+                drop(c);
+                pool.close().await;
+                n
+            }
+        }
+    }
+
     /// Issues a token in `tenant` with `scopes` through the library (as the CLI does).
     pub async fn token(&self, tenant: &str, user: &str, scopes: &str) -> String {
         let slug = herald::domain::tenant::TenantSlug::parse(tenant).unwrap();
