@@ -24,6 +24,7 @@ fn seq_attributes(seq: u64) -> Value {
 #[derive(Clone)]
 pub struct Api {
     http: reqwest::Client,
+    root: String,
     base: String,
     token: String,
 }
@@ -37,9 +38,31 @@ impl Api {
                 .pool_max_idle_per_host(256)
                 .tcp_nodelay(true)
                 .build()?,
+            root: base_url.to_owned(),
             base: format!("{base_url}/@{tenant}/v1"),
             token: token.to_owned(),
         })
+    }
+
+    /// Deliveries Herald still has pending (`herald_delivery_queue_pending` on `/metrics`,
+    /// read from its database): sent deliveries count only once their outcome is recorded.
+    pub async fn queue_pending(&self) -> anyhow::Result<u64> {
+        let text = self
+            .http
+            .get(format!("{}/metrics", self.root))
+            .send()
+            .await
+            .context("GET /metrics")?
+            .error_for_status()?
+            .text()
+            .await?;
+        text.lines()
+            .find_map(|l| l.strip_prefix("herald_delivery_queue_pending "))
+            .context("/metrics has no herald_delivery_queue_pending")?
+            .trim()
+            .parse::<f64>()
+            .map(|v| v as u64)
+            .context("herald_delivery_queue_pending is not a number")
     }
 
     async fn send(&self, method: reqwest::Method, path: &str, body: &Value) -> anyhow::Result<Value> {

@@ -50,6 +50,7 @@ pub async fn run(ctx: &mut Ctx, postgres: bool) -> anyhow::Result<Outcome> {
     let drive = driver::max_rate(&rig.api, &rig.projects, k.api_concurrency, budget).await;
     let a = collect(&sink, &drive, &hooks, std::time::Duration::from_secs(20)).await?;
     rig.usage(&mut out, before, a.delivered).await?;
+    recorded(&mut out, &rig.api).await?;
     let sample = sink.sample().await?;
     rig.finish().await?;
     report_drive(&mut out, &drive);
@@ -104,6 +105,34 @@ pub async fn run(ctx: &mut Ctx, postgres: bool) -> anyhow::Result<Outcome> {
     }
     out.zero_lost(a.lost, a.expected);
     Ok(out)
+}
+
+/// Longest wait, after the sink has every delivery, for Herald to have recorded them all.
+const RECORD_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Checks that Herald recorded what the sink received: its queue (read from its
+/// database) empties soon after the last receipt. A sink can count deliveries a node has
+/// sent but not yet recorded — and such a backlog grows in memory and is sent again after
+/// a crash or an expired lease (PostgreSQL's recorder once fell behind by half the rate
+/// unseen). Reports how long the queue took to empty, or what was left.
+async fn recorded(out: &mut Outcome, api: &crate::herald::api::Api) -> anyhow::Result<()> {
+    let start = std::time::Instant::now();
+    let mut left = api.queue_pending().await?;
+    while left > 0 && start.elapsed() < RECORD_WAIT {
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        left = api.queue_pending().await?;
+    }
+    out.metric("unrecorded_after_wait", left);
+    if left == 0 {
+        out.metric("recorded_within_secs", round(start.elapsed().as_secs_f64()));
+    } else {
+        out.notes.push(format!(
+            "{left} deliveries still pending in Herald {} s after the sink had them all \
+             (sent but not recorded)",
+            RECORD_WAIT.as_secs()
+        ));
+    }
+    Ok(())
 }
 
 /// `baseline`: the sink and the bare client only, no Herald — the harness's own check.
