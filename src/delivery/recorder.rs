@@ -104,11 +104,7 @@ async fn run(
     events: Arc<dyn Written>,
     mut rx: mpsc::UnboundedReceiver<Msg>,
 ) {
-    let writers = if store.backend() == "sqlite" {
-        1
-    } else {
-        PARALLEL_WRITES
-    };
+    let writers = if store.single_writer() { 1 } else { PARALLEL_WRITES };
     let mut writing = tokio::task::JoinSet::new();
     let mut attempts = Vec::with_capacity(MAX_BATCH);
     let mut permits = Vec::with_capacity(MAX_BATCH);
@@ -255,24 +251,7 @@ mod tests {
     }
 
     fn record() -> AttemptRecord {
-        AttemptRecord {
-            delivery_id: Uuid::new_v4(),
-            webhook_id: Uuid::new_v4(),
-            lease_token: "t".into(),
-            number: 1,
-            tries: 1,
-            started_at: 1,
-            duration_ms: 1,
-            request_headers: "[]".into(),
-            status_code: Some(200),
-            response_headers: None,
-            response_body: None,
-            response_truncated: false,
-            error_kind: None,
-            error: None,
-            next: NextState::Succeeded,
-            disable_reason: None,
-        }
+        AttemptRecord::sample(Uuid::new_v4(), 1, Some(200))
     }
 
     /// A database that cannot keep up holds finished attempts back once

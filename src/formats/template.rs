@@ -25,10 +25,8 @@ const UUID_LEN: usize = 36;
 /// An event's body in one format, ready to be given each webhook's ids.
 #[derive(Debug, Clone)]
 pub struct Template {
-    rendered: Rendered,
-    standins: Standins,
-    webhook_at: Vec<usize>,
-    delivery_at: Vec<usize>,
+    body: SharedBody,
+    headers: Vec<(&'static str, String)>,
 }
 
 /// The stand-in ids a body was rendered with, to be overwritten by each delivery's own.
@@ -41,25 +39,44 @@ pub struct Standins {
 }
 
 /// An event's body in one format as the store keeps it (`delivery_bodies`): rendered once
-/// with [`Standins`], shared by every delivery of that event in that format.
+/// with [`Standins`], shared by every delivery of that event in that format. Where the
+/// stand-ins occur is found once, when it is made, not per delivery filled from it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SharedBody {
-    /// The rendered body, stand-ins in place.
-    pub body: Vec<u8>,
-    /// What to overwrite.
-    pub standins: Standins,
+    body: Vec<u8>,
+    standins: Standins,
+    webhook_at: Vec<usize>,
+    delivery_at: Vec<usize>,
 }
 
 impl SharedBody {
+    /// A body rendered with `standins` (as rendered, or as read back from the store).
+    pub fn new(body: Vec<u8>, standins: Standins) -> Self {
+        let webhook_at = places(&body, standins.webhook);
+        let delivery_at = places(&body, standins.delivery);
+        Self {
+            body,
+            standins,
+            webhook_at,
+            delivery_at,
+        }
+    }
+
+    /// The body with its stand-ins, as stored.
+    pub fn body(&self) -> &[u8] {
+        &self.body
+    }
+
+    /// The stand-in ids, as stored.
+    pub fn standins(&self) -> Standins {
+        self.standins
+    }
+
     /// One delivery's body: byte for byte what rendering with its ids gives.
     pub fn fill(&self, webhook_id: Uuid, delivery_id: Uuid) -> Vec<u8> {
         let mut body = self.body.clone();
-        overwrite(&mut body, &places(&self.body, self.standins.webhook), webhook_id);
-        overwrite(
-            &mut body,
-            &places(&self.body, self.standins.delivery),
-            delivery_id,
-        );
+        overwrite(&mut body, &self.webhook_at, webhook_id);
+        overwrite(&mut body, &self.delivery_at, delivery_id);
         body
     }
 }
@@ -68,39 +85,34 @@ impl Template {
     /// Renders `event` in `format` once; `None` when the format has nothing to send (as
     /// [`render`]).
     pub fn new(format: Format, event: &Event, public_base_url: &str) -> Option<Self> {
-        let webhook = Uuid::new_v4();
-        let delivery = Uuid::new_v4();
+        let standins = Standins {
+            webhook: Uuid::new_v4(),
+            delivery: Uuid::new_v4(),
+        };
         let ctx = RenderContext {
-            webhook_id: webhook,
-            delivery_id: delivery,
+            webhook_id: standins.webhook,
+            delivery_id: standins.delivery,
             public_base_url,
         };
-        let rendered = render(format, event, &ctx)?;
-        let webhook_at = places(&rendered.body, webhook);
-        let delivery_at = places(&rendered.body, delivery);
+        let Rendered { body, headers } = render(format, event, &ctx)?;
         Some(Self {
-            rendered,
-            standins: Standins { webhook, delivery },
-            webhook_at,
-            delivery_at,
+            body: SharedBody::new(body, standins),
+            headers,
         })
     }
 
     /// The body and headers for one webhook and delivery: byte for byte what [`render`]
     /// gives with these ids.
     pub fn instantiate(&self, webhook_id: Uuid, delivery_id: Uuid) -> Rendered {
-        let mut out = self.rendered.clone();
-        overwrite(&mut out.body, &self.webhook_at, webhook_id);
-        overwrite(&mut out.body, &self.delivery_at, delivery_id);
-        out
+        Rendered {
+            body: self.body.fill(webhook_id, delivery_id),
+            headers: self.headers.clone(),
+        }
     }
 
     /// The body as the store keeps it (see [`SharedBody`]).
     pub fn shared(&self) -> SharedBody {
-        SharedBody {
-            body: self.rendered.body.clone(),
-            standins: self.standins,
-        }
+        self.body.clone()
     }
 }
 

@@ -163,17 +163,7 @@ macro_rules! impl_delivery_store {
                         targets.insert(t.webhook_id, Arc::new(t));
                     }
                     // Rows made by fan-out name their event's shared body instead of a copy.
-                    let mut shared_keys = Vec::new();
-                    for r in &rows {
-                        if let Some(format) = r.try_get::<Option<String>, _>("body_format")? {
-                            shared_keys.push((r.try_get::<i64, _>("event_seq")?, format));
-                        }
-                    }
-                    let shared = if shared_keys.is_empty() {
-                        HashMap::new()
-                    } else {
-                        super::delivery_log::shared_bodies(&self.pool, &shared_keys).await?
-                    };
+                    let shared = super::delivery_log::shared_bodies(&self.pool, &rows).await?;
                     let mut jobs = Vec::with_capacity(rows.len());
                     let mut orphans = Vec::new();
                     for r in &rows {
@@ -185,19 +175,14 @@ macro_rules! impl_delivery_store {
                             orphans.push((id, lease.token));
                             continue;
                         };
-                        let body = match (r.try_get::<Option<String>, _>("body")?, r.try_get::<Option<String>, _>("body_format")?) {
-                            (Some(own), _) => Bytes::from(own),
-                            (None, Some(format)) => {
-                                let key = (r.try_get::<i64, _>("event_seq")?, format);
-                                match shared.get(&key) {
-                                    Some(b) => Bytes::from(b.fill(webhook_id, id)),
-                                    None => {
-                                        tracing::error!(delivery_id = %id, event_seq = key.0, format = %key.1, "a delivery's shared body is missing; sending an empty body");
-                                        Bytes::new()
-                                    }
-                                }
+                        // A row whose body cannot be had must not stop the claim (it would be
+                        // claimed again and again): it goes out empty, and says so.
+                        let body = match super::delivery_log::body_from_row(r, &shared, webhook_id, id) {
+                            Ok(body) => Bytes::from(body.unwrap_or_default()),
+                            Err(e) => {
+                                tracing::error!(delivery_id = %id, error = %e, "sending an empty body");
+                                Bytes::new()
                             }
-                            (None, None) => Bytes::new(),
                         };
                         jobs.push(DeliveryJob {
                             id,

@@ -22,7 +22,7 @@ macro_rules! impl_delivery_log {
     ($store:ty, $db:ty) => {
         pub(crate) mod delivery_log {
             use super::*;
-            use std::collections::HashMap;
+            use std::collections::{HashMap, HashSet};
             use crate::formats::template::{SharedBody, Standins};
             use crate::store::common::{corrupt, parse_uuid, placeholders};
             use crate::store::common_delivery_log::HAS_BODY;
@@ -87,10 +87,21 @@ macro_rules! impl_delivery_log {
                 rows.iter().map(summary_from_row).collect()
             }
 
-            /// The shared bodies (`delivery_bodies`) named by `keys` (event `seq`, format), to be
-            /// filled in with each delivery's ids (`SharedBody::fill`). A key without a row is
-            /// left out.
-            pub(crate) async fn shared_bodies(pool: &sqlx::Pool<Db>, keys: &[(i64, String)]) -> StoreResult<HashMap<(i64, String), SharedBody>> {
+            /// The shared body a delivery row names (`body_format`, read with `event_seq`), if any.
+            fn shared_key(r: &DbRow) -> StoreResult<Option<(i64, String)>> {
+                match r.try_get::<Option<String>, _>("body_format")? {
+                    Some(format) => Ok(Some((r.try_get("event_seq")?, format))),
+                    None => Ok(None),
+                }
+            }
+
+            /// The shared bodies (`delivery_bodies`) the delivery `rows` name (they carry
+            /// `body_format` and `event_seq`), one read for all of them.
+            pub(crate) async fn shared_bodies(pool: &sqlx::Pool<Db>, rows: &[DbRow]) -> StoreResult<HashMap<(i64, String), SharedBody>> {
+                let mut keys = HashSet::new();
+                for r in rows {
+                    keys.extend(shared_key(r)?);
+                }
                 let mut seqs: Vec<i64> = keys.iter().map(|(s, _)| *s).collect();
                 seqs.sort_unstable();
                 seqs.dedup();
@@ -115,26 +126,30 @@ macro_rules! impl_delivery_log {
                             webhook: parse_uuid(r.try_get::<&str, _>("webhook_standin")?)?,
                             delivery: parse_uuid(r.try_get::<&str, _>("delivery_standin")?)?,
                         };
-                        out.insert(key, SharedBody { body: body.into_bytes(), standins });
+                        out.insert(key, SharedBody::new(body.into_bytes(), standins));
                     }
                 }
                 Ok(out)
             }
 
-            /// A delivery row's body: its own, or its shared body filled in (`None` once
-            /// purged).
-            async fn body_of(pool: &sqlx::Pool<Db>, row: &DbRow, summary: &DeliverySummary) -> StoreResult<Option<String>> {
-                if let Some(body) = row.try_get::<Option<String>, _>("body")? {
-                    return Ok(Some(body));
+            /// A delivery row's body: its own, or the shared body it names (from `shared`,
+            /// see [`shared_bodies`]) filled with its ids; `None` once purged by retention.
+            pub(crate) fn body_from_row(
+                r: &DbRow,
+                shared: &HashMap<(i64, String), SharedBody>,
+                webhook_id: Uuid,
+                id: Uuid,
+            ) -> StoreResult<Option<Vec<u8>>> {
+                if let Some(own) = r.try_get::<Option<String>, _>("body")? {
+                    return Ok(Some(own.into_bytes()));
                 }
-                let Some(format) = row.try_get::<Option<String>, _>("body_format")? else {
+                let Some(key) = shared_key(r)? else {
                     return Ok(None);
                 };
-                let key = (row.try_get::<i64, _>("event_seq")?, format);
-                let shared = shared_bodies(pool, std::slice::from_ref(&key)).await?;
-                let shared = shared.get(&key).ok_or_else(|| corrupt("delivery body", "its shared body is missing"))?;
-                let body = shared.fill(summary.webhook_id, summary.id);
-                Ok(Some(String::from_utf8(body).map_err(|e| corrupt("delivery body", e))?))
+                let body = shared.get(&key).ok_or_else(|| {
+                    corrupt("delivery body", format!("the shared body of event {} in {} is missing", key.0, key.1))
+                })?;
+                Ok(Some(body.fill(webhook_id, id)))
             }
 
             pub(crate) async fn get_delivery(s: &$store, tenant_id: i64, id: Uuid) -> StoreResult<Option<DeliveryDetail>> {
@@ -155,7 +170,11 @@ macro_rules! impl_delivery_log {
                 .fetch_all(&s.pool)
                 .await?;
                 let summary = summary_from_row(&row)?;
-                let body = body_of(&s.pool, &row, &summary).await?;
+                let shared = shared_bodies(&s.pool, std::slice::from_ref(&row)).await?;
+                let body = body_from_row(&row, &shared, summary.webhook_id, summary.id)?
+                    .map(String::from_utf8)
+                    .transpose()
+                    .map_err(|e| corrupt("delivery body", e))?;
                 Ok(Some(DeliveryDetail {
                     summary,
                     body,

@@ -206,24 +206,7 @@ mod tests {
     use super::*;
 
     fn rec(webhook: Uuid, at: i64, status: Option<i64>) -> AttemptRecord {
-        AttemptRecord {
-            delivery_id: Uuid::new_v4(),
-            webhook_id: webhook,
-            lease_token: "t".into(),
-            number: 1,
-            tries: 1,
-            started_at: at,
-            duration_ms: 1,
-            request_headers: "[]".into(),
-            status_code: status,
-            response_headers: None,
-            response_body: None,
-            response_truncated: false,
-            error_kind: None,
-            error: None,
-            next: NextState::Succeeded,
-            disable_reason: None,
-        }
+        AttemptRecord::sample(webhook, at, status)
     }
 
     #[test]

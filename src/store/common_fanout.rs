@@ -58,8 +58,8 @@ macro_rules! fanout_fns {
                 bodies
                     .into_iter()
                     .map(|(f, b)| {
-                        let text = String::from_utf8(b.body).map_err(|e| corrupt("shared body", e))?;
-                        Ok((f, text, b.standins))
+                        let text = String::from_utf8(b.body().to_vec()).map_err(|e| corrupt("shared body", e))?;
+                        Ok((f, text, b.standins()))
                     })
                     .collect()
             }

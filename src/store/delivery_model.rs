@@ -168,6 +168,32 @@ pub struct AttemptRecord {
     pub disable_reason: Option<String>,
 }
 
+#[cfg(test)]
+impl AttemptRecord {
+    /// A new delivery's first attempt to `webhook`, started at `at` and lasting 1 ms,
+    /// answered `status` and counted as succeeded: the record unit tests start from.
+    pub(crate) fn sample(webhook: Uuid, at: i64, status: Option<i64>) -> Self {
+        Self {
+            delivery_id: Uuid::new_v4(),
+            webhook_id: webhook,
+            lease_token: "t".into(),
+            number: 1,
+            tries: 1,
+            started_at: at,
+            duration_ms: 1,
+            request_headers: "[]".into(),
+            status_code: status,
+            response_headers: None,
+            response_body: None,
+            response_truncated: false,
+            error_kind: None,
+            error: None,
+            next: NextState::Succeeded,
+            disable_reason: None,
+        }
+    }
+}
+
 impl AttemptRecord {
     /// Whether the attempt succeeded (2xx).
     pub fn ok(&self) -> bool {

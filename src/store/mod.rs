@@ -312,6 +312,9 @@ pub trait Store:
 {
     /// Which backend this is, for logs and `/readyz`.
     fn backend(&self) -> &'static str;
+    /// Whether every write goes through one connection (SQLite): writes that could run side
+    /// by side (the recorder's batches) are then sent one after another.
+    fn single_writer(&self) -> bool;
     /// Cheap round trip proving the database answers.
     async fn ping(&self) -> StoreResult<()>;
 }

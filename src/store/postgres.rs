@@ -257,6 +257,9 @@ impl Store for PgStore {
     fn backend(&self) -> &'static str {
         "postgres"
     }
+    fn single_writer(&self) -> bool {
+        Self::SINGLE_WRITER
+    }
     async fn ping(&self) -> StoreResult<()> {
         sqlx::query("SELECT 1").execute(&self.pool).await?;
         Ok(())

@@ -227,6 +227,9 @@ impl Store for SqliteStore {
     fn backend(&self) -> &'static str {
         "sqlite"
     }
+    fn single_writer(&self) -> bool {
+        Self::SINGLE_WRITER
+    }
     async fn ping(&self) -> StoreResult<()> {
         sqlx::query("SELECT 1").execute(&self.pool).await?;
         Ok(())
