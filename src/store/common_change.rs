@@ -27,8 +27,8 @@ macro_rules! change_fns {
                     Finish::Transaction | Finish::Optimistic => "",
                 };
                 // Changes inside one project serialise on its row (the optimistic path
-                // checks the row's version instead); the tenant lock (event order) is then
-                // taken only around writing the event.
+                // checks the row's version instead); changes outside any project on the
+                // tenant's. The event's insert takes the tenant's feed turn (`common_locks.rs`).
                 let tenant_locked = !optimistic && !lock_project_of(&mut *tx, req.tenant_id, req.kind, &req.op).await?;
                 if tenant_locked {
                     lock_tenant(&mut *tx, req.tenant_id).await?;
@@ -258,7 +258,7 @@ macro_rules! change_fns {
                 };
                 // Where the bodies do not need the event's `seq` (it is assigned by the
                 // insert), event and deliveries go in one round trip: on SQLite with `then`,
-                // on PostgreSQL with the tenant lock.
+                // on PostgreSQL as one statement.
                 let seq_free = !crate::formats::body_shows_seq(&event);
                 if optimistic && !seq_free {
                     return Ok(ChangeStep::Again);
@@ -270,9 +270,6 @@ macro_rules! change_fns {
                     }
                 }
                 let (jobs, claimable) = if then_ran {
-                    if !tenant_locked {
-                        lock_tenant(&mut *tx, t).await?;
-                    }
                     super::delivery_impl::insert_event_and_fanout(&mut *tx, store, t, &mut event, deferred.as_ref(), then)
                         .await
                         .map_err(|e| match e {
@@ -293,9 +290,6 @@ macro_rules! change_fns {
                         None => return Ok(ChangeStep::Again),
                     }
                 } else {
-                    if !tenant_locked {
-                        lock_tenant(&mut *tx, t).await?;
-                    }
                     event.seq = super::delivery_impl::insert_event(&mut *tx, t, &event, None).await?;
                     super::delivery_impl::fanout(&mut *tx, store, t, &event).await?
                 };

@@ -323,19 +323,15 @@ macro_rules! fanout_fns {
                 finish_fanout(c, store, t.rows, tenant_id, &t.event_type, false).await
             }
 
-            /// PostgreSQL's tail of a change: the tenant lock, the event and its deliveries
-            /// in one statement. Sets `event.seq`.
+            /// PostgreSQL's tail of a change: the tenant's feed turn, the event and its
+            /// deliveries in one statement. Sets `event.seq`.
             ///
-            /// Why: every change of a tenant queues for the tenant's row lock (it keeps
-            /// event `seq`s in commit order) and holds it until `COMMIT`. Taken by a
-            /// statement of its own, then the event, then the webhooks look-up and the
-            /// deliveries, the lock was held across five round trips, each waiting for
-            /// Herald to be scheduled again on a busy machine; the fan-out bench found 11
-            /// of 16 connections waiting for it. Here the webhooks are read and the bodies
-            /// rendered before the lock (the bodies of these events do not show the `seq`,
-            /// `formats::body_shows_seq`), and the lock is held for this statement and the
-            /// `COMMIT`. The event's insert reads its row from the lock's `UPDATE`, so the
-            /// lock is taken before the event's `seq` is drawn.
+            /// Why: one round trip where there were five (turn, event, webhooks look-up,
+            /// deliveries, bodies), each waiting for Herald to be scheduled again on a busy
+            /// machine. The webhooks are read and the bodies rendered first (the bodies of
+            /// these events do not show the `seq`, `formats::body_shows_seq`). The event's
+            /// insert reads its row from the turn's `SELECT`, so the turn is taken before
+            /// the event's `seq` is drawn (`common_locks.rs` says why that matters).
             ///
             /// `entity` (the optimistic path, `Finish::Optimistic`): the change's own entity
             /// write, an `UPDATE` whose last condition is the version the entity was read
@@ -360,9 +356,10 @@ macro_rules! fanout_fns {
                     None => (String::new(), ""),
                 };
                 let mut sql = format!(
-                    "WITH {entity_cte}tenant_lock AS (UPDATE tenants SET slug = slug WHERE id = $2{only_if_written} RETURNING id), \
+                    "WITH {entity_cte}feed_turn AS (SELECT {} WHERE TRUE{only_if_written}), \
                      event AS (INSERT INTO events ({EVENT_COLUMNS}) SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9 \
-                     FROM tenant_lock RETURNING seq)",
+                     FROM feed_turn RETURNING seq)",
+                    crate::store::common_locks::feed_turn_sql("$2"),
                 );
                 let mut first = 10;
                 for (i, chunk) in t.rows.chunks(INSERT_CHUNK).enumerate() {
@@ -439,11 +436,20 @@ macro_rules! fanout_fns {
                     .bind(e.entity_id).bind(e.project.as_ref().map(|p| p.id)).bind(e.occurred_at).bind(key).bind(data)
             }
 
-            /// Writes `e` to the event log; returns its `seq`.
+            /// Writes `e` to the event log (on PostgreSQL, in the tenant's feed turn:
+            /// `common_locks.rs`); returns its `seq`.
             pub(crate) async fn insert_event(c: &mut Conn, tenant_id: i64, e: &Event, key: Option<&str>) -> StoreResult<i64> {
                 let data = serde_json::to_string(e).map_err(|err| corrupt("event", err))?;
                 let event_type = e.event_type.to_string();
-                let sql = insert_event_sql();
+                let sql = if <$store>::SINGLE_WRITER {
+                    insert_event_sql()
+                } else {
+                    format!(
+                        "INSERT INTO events ({EVENT_COLUMNS}) SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9 \
+                         FROM (SELECT {}) AS feed_turn RETURNING seq",
+                        crate::store::common_locks::feed_turn_sql("$2"),
+                    )
+                };
                 let row = bind_event(sqlx::query::<Db>(&sql), tenant_id, e, &event_type, key, &data).fetch_one(&mut *c).await?;
                 Ok(row.try_get("seq")?)
             }

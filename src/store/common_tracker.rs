@@ -1,8 +1,8 @@
 //! Tracker SQL shared by both backends (entities and the event log), expanded
 //! per pool type like `common.rs`. The change path is one transaction: lock the
 //! change's project (so its versions, story positions and the entity's read-modify-write
-//! are serialised), read, compute, write the entity, bump the project version, lock the
-//! tenant (so event `seq` order is commit order), write the event, and fan it out to the
+//! are serialised), read, compute, write the entity, bump the project version, take the
+//! tenant's feed turn (so the event feed never skips an event: `common_locks.rs`), write the event, and fan it out to the
 //! matching webhooks (see `common_delivery.rs`) before committing. On SQLite the single
 //! writer connection does all of that locking by itself. The change itself is in
 //! `common_change.rs`.
@@ -169,10 +169,15 @@ macro_rules! impl_tracker_store {
                     let filter = if types.is_empty() {
                         String::new()
                     } else {
-                        format!(" AND type IN ({})", placeholders(4, types.len()))
+                        format!(" AND type IN ({})", placeholders(5, types.len()))
                     };
-                    let sql = format!("SELECT seq, data FROM events WHERE tenant_id = $1 AND seq > $2{filter} ORDER BY seq LIMIT $3");
-                    let mut q = sqlx::query::<Db>(&sql).bind(tenant_id).bind(after).bind(limit);
+                    // PostgreSQL lists only what can no longer be preceded by a later commit.
+                    let horizon = feed_horizon(&self.pool, tenant_id).await?;
+                    let sql = format!(
+                        "SELECT seq, data FROM events WHERE tenant_id = $1 AND seq > $2 AND ($4 IS NULL OR seq <= $4){filter} \
+                         ORDER BY seq LIMIT $3"
+                    );
+                    let mut q = sqlx::query::<Db>(&sql).bind(tenant_id).bind(after).bind(limit).bind(horizon);
                     for t in types {
                         q = q.bind(t);
                     }

@@ -146,21 +146,29 @@ impl TestApp {
                 pool.close().await;
                 n
             }
-            DatabaseConfig::Postgres { url, schema } => {
-                let pool = sqlx::PgPool::connect(url).await.unwrap();
-                let mut c = pool.acquire().await.unwrap();
-                if let Some(s) = schema {
-                    sqlx::query(&format!("SET search_path TO \"{s}\""))
-                        .execute(&mut *c)
-                        .await
-                        .unwrap();
-                }
-                let n = sqlx::query_scalar(sql).fetch_one(&mut *c).await.unwrap();
-                drop(c);
-                pool.close().await;
+            DatabaseConfig::Postgres { .. } => {
+                let mut c = self.pg_conn().await;
+                let n = sqlx::query_scalar(sql).fetch_one(&mut c).await.unwrap();
+                sqlx::Connection::close(c).await.unwrap();
                 n
             }
         }
+    }
+
+    /// A connection of its own to the app's PostgreSQL schema (PostgreSQL backend only),
+    /// for tests that hold locks or read what is stored past Herald.
+    pub async fn pg_conn(&self) -> sqlx::PgConnection {
+        let DatabaseConfig::Postgres { url, schema } = &self.settings.database else {
+            panic!("pg_conn needs the PostgreSQL backend");
+        };
+        let mut c: sqlx::PgConnection = sqlx::Connection::connect(url).await.unwrap();
+        if let Some(s) = schema {
+            sqlx::query(&format!("SET search_path TO \"{s}\""))
+                .execute(&mut c)
+                .await
+                .unwrap();
+        }
+        c
     }
 
     /// Issues a token in `tenant` with `scopes` through the library (as the CLI does).
