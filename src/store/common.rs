@@ -10,6 +10,31 @@ use crate::domain::event_type::EventType;
 use crate::domain::webhook::{HttpVerb, Ordering};
 use crate::formats::Format;
 
+/// Runs `op` again (three times in all) when PostgreSQL ended it as a deadlock's victim
+/// (SQLSTATE 40P01). Why: deleting a webhook locks its row, then its pending deliveries;
+/// the outcome recorder locks deliveries it finished, then their webhooks' rows. With an
+/// attempt of that webhook being recorded meanwhile the two can wait for each other, and
+/// PostgreSQL ends one: the recorder retries by itself, and the delete must too rather
+/// than answer 500. The victim's transaction was rolled back, so running it again is safe.
+pub(crate) async fn retry_deadlock<T, F, Fut>(mut op: F) -> StoreResult<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = StoreResult<T>>,
+{
+    let mut tries = 1;
+    loop {
+        match op().await {
+            Err(StoreError::Database(sqlx::Error::Database(d)))
+                if tries < 3 && d.code().as_deref() == Some("40P01") =>
+            {
+                tries += 1;
+                tracing::debug!("a webhook change was a deadlock's victim; running it again");
+            }
+            r => return r,
+        }
+    }
+}
+
 /// Columns selected for a webhook, in the order `webhook_from_row` reads them.
 pub(crate) const WEBHOOK_COLUMNS: &str = "id, tenant_id, name, description, url, http_verb, format, \
      event_types, project_ids, headers, enabled, ordering, secret, previous_secret, \
@@ -268,6 +293,25 @@ macro_rules! impl_common_store {
                 }
             }
 
+            impl $store {
+                /// Deletes one webhook (`Some(id)`) or all of the tenant's, cancelling their
+                /// pending deliveries (kept for the log until retention purges their bodies)
+                /// in the same transaction; returns how many webhooks went.
+                async fn delete_webhooks(&self, tenant_id: i64, id: Option<Uuid>) -> StoreResult<u64> {
+                    let mut tx = self.writer.begin().await?;
+                    let n = sqlx::query::<Db>("DELETE FROM webhooks WHERE tenant_id = $1 AND ($2 IS NULL OR id = $2)")
+                        .bind(tenant_id)
+                        .bind(id.map(|i| i.to_string()))
+                        .execute(&mut *tx)
+                        .await?
+                        .rows_affected();
+                    super::delivery_impl::cancel_pending(&mut tx, tenant_id, id).await?;
+                    self.webhooks_changed(&mut tx).await?;
+                    tx.commit().await?;
+                    Ok(n)
+                }
+            }
+
             #[async_trait]
             impl WebhookStore for $store {
                 async fn insert_webhook(&self, w: &NewWebhook, cap: u32) -> StoreResult<WebhookRecord> {
@@ -306,7 +350,7 @@ macro_rules! impl_common_store {
                     .fetch_one(&mut *tx)
                     .await?;
                     let rec = webhook_from_row(&row)?;
-                    self.forget_subscribers();
+                    self.webhooks_changed(&mut tx).await?;
                     tx.commit().await?;
                     Ok(rec)
                 }
@@ -365,38 +409,17 @@ macro_rules! impl_common_store {
                     .bind(now)
                     .fetch_optional(&mut *tx)
                     .await?;
-                    self.forget_subscribers();
+                    self.webhooks_changed(&mut tx).await?;
                     tx.commit().await?;
                     row.as_ref().map(webhook_from_row).transpose()
                 }
 
                 async fn delete_webhook(&self, tenant_id: i64, id: Uuid) -> StoreResult<bool> {
-                    // Pending deliveries are cancelled with it (kept for the log until
-                    // retention purges their bodies), in the same transaction.
-                    let mut tx = self.writer.begin().await?;
-                    let n = sqlx::query::<Db>("DELETE FROM webhooks WHERE tenant_id = $1 AND id = $2")
-                        .bind(tenant_id)
-                        .bind(id.to_string())
-                        .execute(&mut *tx)
-                        .await?
-                        .rows_affected();
-                    super::delivery_impl::cancel_pending(&mut tx, tenant_id, Some(id)).await?;
-                    self.forget_subscribers();
-                    tx.commit().await?;
-                    Ok(n > 0)
+                    crate::store::common::retry_deadlock(|| self.delete_webhooks(tenant_id, Some(id))).await.map(|n| n > 0)
                 }
 
                 async fn delete_all_webhooks(&self, tenant_id: i64) -> StoreResult<u64> {
-                    let mut tx = self.writer.begin().await?;
-                    let n = sqlx::query::<Db>("DELETE FROM webhooks WHERE tenant_id = $1")
-                        .bind(tenant_id)
-                        .execute(&mut *tx)
-                        .await?
-                        .rows_affected();
-                    super::delivery_impl::cancel_pending(&mut tx, tenant_id, None).await?;
-                    self.forget_subscribers();
-                    tx.commit().await?;
-                    Ok(n)
+                    crate::store::common::retry_deadlock(|| self.delete_webhooks(tenant_id, None)).await
                 }
 
                 async fn rotate_secret(
@@ -420,7 +443,7 @@ macro_rules! impl_common_store {
                     .bind(now)
                     .fetch_optional(&mut *tx)
                     .await?;
-                    self.forget_subscribers();
+                    self.webhooks_changed(&mut tx).await?;
                     tx.commit().await?;
                     row.as_ref().map(webhook_from_row).transpose()
                 }

@@ -2,10 +2,10 @@
 //! per pool type like `common.rs`. The change path is one transaction: lock the
 //! change's project (so its versions, story positions and the entity's read-modify-write
 //! are serialised), read, compute, write the entity, bump the project version, take the
-//! tenant's feed turn (so the event feed never skips an event: `common_locks.rs`), write the event, and fan it out to the
-//! matching webhooks (see `common_delivery.rs`) before committing. On SQLite the single
-//! writer connection does all of that locking by itself. The change itself is in
-//! `common_change.rs`.
+//! tenant's feed turn (so the event feed never skips an event: `common_locks.rs`), write
+//! the event, and fan it out to the matching webhooks (see `common_delivery.rs`) before
+//! committing. On SQLite the single writer connection does all of that locking by itself.
+//! The change itself is in `common_change.rs`.
 
 /// Expands the `TrackerStore` implementation for one backend store type.
 macro_rules! impl_tracker_store {

@@ -435,3 +435,64 @@ rig_test!(during_a_rotation_both_secrets_sign, &[], |rig: Rig| async move {
     verify(&req, &new);
     verify(&req, &old);
 });
+
+/// PostgreSQL nodes keep each tenant's webhooks in memory under the database's webhook
+/// generation: a webhook disabled, enabled again or deleted through another node (here
+/// another store on the same database) counts from this node's very next change.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn webhook_changes_made_on_another_node_count_from_the_next_change() {
+    let Some(rig) = crate::support::hooks::rig(crate::support::Backend::Postgres, &[]).await else {
+        return;
+    };
+    let w1 = rig.webhook("standard", &["Project:Updated"], json!({})).await;
+    let w2 = rig.webhook("standard", &["Project:Updated"], json!({})).await;
+    let p = rig.project("GEN").await;
+    let path = format!("/projects/{}", p["id"]);
+    let rows = |w: &Value| {
+        let sql = format!("SELECT COUNT(*) FROM deliveries WHERE webhook_id = '{}'", id(w));
+        let app = &rig.app;
+        async move { app.db_count(&sql).await }
+    };
+    let mut budget = 0;
+    let mut change = async || {
+        budget += 1;
+        rig.update(&path, json!({"fields": {"Budget": budget}})).await;
+    };
+    rig.create("/fields", json!({"name": "Budget", "type": "number"}))
+        .await;
+    change().await; // this node now has both webhooks in memory
+    assert_eq!((rows(&w1).await, rows(&w2).await), (1, 1));
+
+    let other = herald::store::connect(&rig.app.settings.database).await.unwrap();
+    let tenant = rig.app.tenant_id("default").await;
+    let w1_id: uuid::Uuid = id(&w1).parse().unwrap();
+    let mut cfg = other.get_webhook(tenant, w1_id).await.unwrap().unwrap().config;
+    cfg.enabled = false;
+    other
+        .update_webhook(tenant, w1_id, &cfg, 1)
+        .await
+        .unwrap()
+        .unwrap();
+    change().await;
+    assert_eq!(
+        (rows(&w1).await, rows(&w2).await),
+        (1, 2),
+        "w1 disabled elsewhere"
+    );
+
+    cfg.enabled = true;
+    other
+        .update_webhook(tenant, w1_id, &cfg, 2)
+        .await
+        .unwrap()
+        .unwrap();
+    change().await;
+    assert_eq!((rows(&w1).await, rows(&w2).await), (2, 3), "w1 enabled elsewhere");
+
+    assert!(other
+        .delete_webhook(tenant, id(&w2).parse().unwrap())
+        .await
+        .unwrap());
+    change().await;
+    assert_eq!((rows(&w1).await, rows(&w2).await), (3, 3), "w2 deleted elsewhere");
+}
