@@ -306,7 +306,7 @@ macro_rules! impl_common_store {
                         .await?
                         .rows_affected();
                     super::delivery_impl::cancel_pending(&mut tx, tenant_id, id).await?;
-                    self.webhooks_changed(&mut tx).await?;
+                    self.forget_subscribers();
                     tx.commit().await?;
                     Ok(n)
                 }
@@ -350,7 +350,7 @@ macro_rules! impl_common_store {
                     .fetch_one(&mut *tx)
                     .await?;
                     let rec = webhook_from_row(&row)?;
-                    self.webhooks_changed(&mut tx).await?;
+                    self.forget_subscribers();
                     tx.commit().await?;
                     Ok(rec)
                 }
@@ -409,7 +409,7 @@ macro_rules! impl_common_store {
                     .bind(now)
                     .fetch_optional(&mut *tx)
                     .await?;
-                    self.webhooks_changed(&mut tx).await?;
+                    self.forget_subscribers();
                     tx.commit().await?;
                     row.as_ref().map(webhook_from_row).transpose()
                 }
@@ -443,7 +443,7 @@ macro_rules! impl_common_store {
                     .bind(now)
                     .fetch_optional(&mut *tx)
                     .await?;
-                    self.webhooks_changed(&mut tx).await?;
+                    self.forget_subscribers();
                     tx.commit().await?;
                     row.as_ref().map(webhook_from_row).transpose()
                 }

@@ -211,7 +211,7 @@ macro_rules! impl_delivery_store {
                     super::delivery_record::update_deliveries(&mut tx, records, now).await?;
                     let disabled = super::delivery_record::update_webhooks(&mut tx, records, auto, now).await?;
                     if !disabled.is_empty() {
-                        self.webhooks_changed(&mut tx).await?;
+                        self.forget_subscribers();
                     }
                     tx.commit().await?;
                     Ok(disabled)

@@ -150,42 +150,12 @@ macro_rules! fanout_fns {
                     .collect()
             }
 
-            /// The tenant's webhooks that may want `event` (from the cache where there is
-            /// one), and on PostgreSQL the webhook generation they are valid under.
-            ///
-            /// `guarded`: the caller's write will check that generation itself (the
-            /// one-statement tail), so a cached list is used without asking the database
-            /// anything. Otherwise PostgreSQL reads the generation first (one small query
-            /// instead of reading and parsing every webhook) and uses the cached list only
-            /// if it was read under that generation.
-            async fn subscribers(
-                c: &mut Conn,
-                store: &$store,
-                tenant_id: i64,
-                event: &Event,
-                guarded: bool,
-            ) -> StoreResult<(Arc<Vec<Subscriber>>, Option<i64>)> {
+            /// The tenant's webhooks that may want `event` (from the cache where there is one).
+            async fn subscribers(c: &mut Conn, store: &$store, tenant_id: i64, event: &Event) -> StoreResult<Arc<Vec<Subscriber>>> {
                 let cache = store.subscriber_cache();
                 if let Some(subs) = cache.and_then(|c| c.get(tenant_id)) {
-                    return Ok((subs, None));
+                    return Ok(subs);
                 }
-                let by_generation = store.generation_cache();
-                let mut generation = None;
-                if let Some(gc) = by_generation {
-                    if let Some((g, subs)) = gc.get(tenant_id).filter(|_| guarded) {
-                        return Ok((subs, Some(g)));
-                    }
-                    // Read before the webhooks: a list newer than its generation only
-                    // costs a retry; an older one would be sent under a newer number.
-                    let g = sqlx::query_scalar::<Db, i64>("SELECT n FROM webhook_generation WHERE id = 1")
-                        .fetch_one(&mut *c)
-                        .await?;
-                    if let Some(subs) = gc.get_at(tenant_id, g) {
-                        return Ok((subs, Some(g)));
-                    }
-                    generation = Some(g);
-                }
-                let cached = cache.is_some() || by_generation.is_some();
                 // Cached lists hold every enabled webhook; uncached reads only the
                 // ones subscribed to this event type.
                 let rows = sqlx::query::<Db>(&format!(
@@ -193,7 +163,7 @@ macro_rules! fanout_fns {
                      WHERE tenant_id = $1 AND enabled AND ($2 OR event_types LIKE $3) ORDER BY created_at, id"
                 ))
                 .bind(tenant_id)
-                .bind(cached)
+                .bind(cache.is_some())
                 .bind(format!("%\"{}\"%", event.event_type))
                 .fetch_all(&mut *c)
                 .await?;
@@ -201,37 +171,27 @@ macro_rules! fanout_fns {
                 if let Some(cache) = cache {
                     cache.put(tenant_id, Arc::clone(&subs));
                 }
-                if let (Some(gc), Some(g)) = (by_generation, generation) {
-                    gc.put(tenant_id, g, Arc::clone(&subs));
-                }
-                Ok((subs, generation))
+                Ok(subs)
             }
 
             /// Renders `event` for its subscribers and turns the result into rows (leased to
-            /// this node when an engine is attached); also the webhook generation they were
-            /// planned under (`subscribers`).
-            async fn plan_rows(
-                c: &mut Conn,
-                store: &$store,
-                tenant_id: i64,
-                event: &Event,
-                guarded: bool,
-            ) -> StoreResult<(Vec<RowToInsert>, Vec<BodyToInsert>, i64, Option<i64>)> {
-                let (subs, generation) = subscribers(c, store, tenant_id, event, guarded).await?;
+            /// this node when an engine is attached).
+            async fn plan_rows(c: &mut Conn, store: &$store, tenant_id: i64, event: &Event) -> StoreResult<(Vec<RowToInsert>, Vec<BodyToInsert>, i64)> {
+                let subs = subscribers(c, store, tenant_id, event).await?;
                 let now = crate::timefmt::now_ms();
                 if subs.is_empty() {
-                    return Ok((Vec::new(), Vec::new(), now, generation));
+                    return Ok((Vec::new(), Vec::new(), now));
                 }
                 let plan = fanout::plan(event, &subs, &store.hub.public_base_url());
                 let lease = store.hub.fresh_lease(now);
-                Ok((rows_to_insert(&subs, plan.deliveries, lease.as_ref())?, bodies_to_insert(plan.bodies)?, now, generation))
+                Ok((rows_to_insert(&subs, plan.deliveries, lease.as_ref())?, bodies_to_insert(plan.bodies)?, now))
             }
 
             /// Creates the deliveries of `event` (already inserted, `seq` set) in the
             /// caller's transaction; returns the jobs to hand to local workers after commit,
             /// and whether claimable (unleased) rows were created too.
             pub(crate) async fn fanout(c: &mut Conn, store: &$store, tenant_id: i64, event: &Event) -> StoreResult<(Vec<DeliveryJob>, bool)> {
-                let (rows, bodies, now, _) = plan_rows(c, store, tenant_id, event, false).await?;
+                let (rows, bodies, now) = plan_rows(c, store, tenant_id, event).await?;
                 write_rows(c, store, rows, &bodies, tenant_id, event, now).await
             }
 
@@ -294,18 +254,14 @@ macro_rules! fanout_fns {
                 now: i64,
                 event_type: String,
                 data: String,
-                /// PostgreSQL: the webhook generation the rows were planned under, which
-                /// the write checks (`subscribers`).
-                generation: Option<i64>,
             }
 
             impl Tail {
                 /// Reads the webhooks and renders the bodies (before the event has a `seq`).
-                /// `guarded`: the write will check the webhook generation.
-                async fn plan(c: &mut Conn, store: &$store, tenant_id: i64, event: &Event, guarded: bool) -> StoreResult<Self> {
-                    let (rows, bodies, now, generation) = plan_rows(c, store, tenant_id, event, guarded).await?;
+                async fn plan(c: &mut Conn, store: &$store, tenant_id: i64, event: &Event) -> StoreResult<Self> {
+                    let (rows, bodies, now) = plan_rows(c, store, tenant_id, event).await?;
                     let data = serde_json::to_string(event).map_err(|err| corrupt("event", err))?;
-                    Ok(Self { rows, bodies, now, event_type: event.event_type.to_string(), data, generation })
+                    Ok(Self { rows, bodies, now, event_type: event.event_type.to_string(), data })
                 }
 
                 /// Binds the event's parameters and then every chunk's.
@@ -340,7 +296,7 @@ macro_rules! fanout_fns {
                 then: &str,
             ) -> StoreResult<(Vec<DeliveryJob>, bool)> {
                 debug_assert!(!crate::formats::body_shows_seq(event) && <Db as sqlx::Database>::NAME == "SQLite");
-                let t = Tail::plan(c, store, tenant_id, event, false).await?;
+                let t = Tail::plan(c, store, tenant_id, event).await?;
                 let mut sql = before.map(|b| b.sql.clone()).unwrap_or_default();
                 sql.push_str(&insert_event_sql());
                 sql.push(';');
@@ -375,11 +331,7 @@ macro_rules! fanout_fns {
             /// machine. The webhooks are read and the bodies rendered first (the bodies of
             /// these events do not show the `seq`, `formats::body_shows_seq`). The event's
             /// insert reads its row from the turn's `SELECT`, so the turn is taken before
-            /// the event's `seq` is drawn (`common_locks.rs` says why that matters). The
-            /// webhooks come from this node's memory when it has them, with no query: the
-            /// statement writes nothing unless the database's webhook generation is still
-            /// the one they were read under, and is then planned again from a fresh read
-            /// (`subscriber_cache.rs`).
+            /// the event's `seq` is drawn (`common_locks.rs` says why that matters).
             ///
             /// `entity` (the optimistic path, `Finish::Optimistic`): the change's own entity
             /// write, an `UPDATE` whose last condition is the version the entity was read
@@ -393,80 +345,55 @@ macro_rules! fanout_fns {
                 entity: Option<&crate::store::value_rows::Deferred>,
             ) -> StoreResult<Option<(Vec<DeliveryJob>, bool)>> {
                 debug_assert!(!crate::formats::body_shows_seq(event));
-                loop {
-                    let t = Tail::plan(c, store, tenant_id, event, true).await?;
-                    let mut next = 10 + t.rows.len() * DELIVERY_COLS;
-                    // Nothing is written unless the webhooks were planned under the
-                    // generation the database still has (`subscriber_cache.rs`).
-                    let (fresh_cte, if_fresh) = match t.generation {
-                        Some(_) => (
-                            "fresh AS (SELECT 1 FROM webhook_generation WHERE id = 1 AND n = $GEN), ",
-                            " AND EXISTS (SELECT 1 FROM fresh)",
-                        ),
-                        None => ("", ""),
-                    };
-                    let (entity_cte, only_if_written) = match entity {
-                        Some(d) => {
-                            let cte = format!(
-                                "entity_write AS ({}{if_fresh} RETURNING id), ",
-                                crate::store::value_rows::numbered(&d.sql, next)
-                            );
-                            next += d.args.len();
-                            (cte, " AND EXISTS (SELECT 1 FROM entity_write)")
-                        }
-                        None => (String::new(), ""),
-                    };
-                    let mut sql = format!(
-                        "WITH {fresh_cte}{entity_cte}feed_turn AS (SELECT {} WHERE TRUE{if_fresh}{only_if_written}), \
-                         event AS (INSERT INTO events ({EVENT_COLUMNS}) SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9 \
-                         FROM feed_turn RETURNING seq)",
-                        crate::store::common_locks::feed_turn_sql("$2"),
-                    );
-                    let mut first = 10;
-                    for (i, chunk) in t.rows.chunks(INSERT_CHUNK).enumerate() {
-                        let values = crate::store::value_rows::value_rows(chunk.len(), DELIVERY_COLS, first);
-                        first += chunk.len() * DELIVERY_COLS;
-                        sql.push_str(&format!(
-                            ", deliveries_{i} AS ({} WHERE EXISTS (SELECT 1 FROM event))",
-                            insert_deliveries_sql(&values, "(SELECT seq FROM event)")
-                        ));
+                let t = Tail::plan(c, store, tenant_id, event).await?;
+                let mut next = 10 + t.rows.len() * DELIVERY_COLS;
+                let (entity_cte, only_if_written) = match entity {
+                    Some(d) => {
+                        let cte = format!("entity_write AS ({} RETURNING id), ", crate::store::value_rows::numbered(&d.sql, next));
+                        next += d.args.len();
+                        (cte, " AND EXISTS (SELECT 1 FROM entity_write)")
                     }
-                    if !t.bodies.is_empty() {
-                        let values = crate::store::value_rows::value_rows(t.bodies.len(), BODY_COLS, next);
-                        next += t.bodies.len() * BODY_COLS;
-                        sql.push_str(&format!(
-                            ", bodies AS ({} WHERE EXISTS (SELECT 1 FROM event))",
-                            insert_bodies_sql(&values, "(SELECT seq FROM event)")
-                        ));
-                    }
-                    let sql = sql.replace("$GEN", &format!("${next}"));
-                    next += usize::from(t.generation.is_some());
-                    debug_assert!(next <= 65_536, "PostgreSQL's parameter limit");
-                    let sql = sql + " SELECT seq FROM event";
-                    let mut q = t.bind(sqlx::query::<Db>(&sql), tenant_id, event);
-                    if let Some(d) = entity {
-                        q = bind_args(q, &d.args);
-                    }
-                    let mut q = bind_bodies(q, &t.bodies, event, t.now);
-                    if let Some(g) = t.generation {
-                        q = q.bind(g);
-                    }
-                    let Some(row) = q.fetch_optional(&mut *c).await? else {
-                        // The webhooks changed since they were cached (and, with `entity`,
-                        // perhaps the entity too): plan again from what the database has.
-                        if let Some(gc) = store.generation_cache().filter(|_| t.generation.is_some()) {
-                            gc.forget();
-                        }
-                        match (entity, t.generation) {
-                            (Some(_), _) => return Ok(None),
-                            (None, Some(_)) => continue,
-                            (None, None) => return Err(corrupt("event", "no seq returned")),
-                        }
-                    };
-                    event.seq = row.try_get("seq")?;
-                    // With `entity` the statement committed on its own (autocommit).
-                    return finish_fanout(c, store, t.rows, tenant_id, &t.event_type, entity.is_some()).await.map(Some);
+                    None => (String::new(), ""),
+                };
+                let mut sql = format!(
+                    "WITH {entity_cte}feed_turn AS (SELECT {} WHERE TRUE{only_if_written}), \
+                     event AS (INSERT INTO events ({EVENT_COLUMNS}) SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9 \
+                     FROM feed_turn RETURNING seq)",
+                    crate::store::common_locks::feed_turn_sql("$2"),
+                );
+                let mut first = 10;
+                for (i, chunk) in t.rows.chunks(INSERT_CHUNK).enumerate() {
+                    let values = crate::store::value_rows::value_rows(chunk.len(), DELIVERY_COLS, first);
+                    first += chunk.len() * DELIVERY_COLS;
+                    sql.push_str(&format!(
+                        ", deliveries_{i} AS ({} WHERE EXISTS (SELECT 1 FROM event))",
+                        insert_deliveries_sql(&values, "(SELECT seq FROM event)")
+                    ));
                 }
+                if !t.bodies.is_empty() {
+                    let values = crate::store::value_rows::value_rows(t.bodies.len(), BODY_COLS, next);
+                    next += t.bodies.len() * BODY_COLS;
+                    sql.push_str(&format!(
+                        ", bodies AS ({} WHERE EXISTS (SELECT 1 FROM event))",
+                        insert_bodies_sql(&values, "(SELECT seq FROM event)")
+                    ));
+                }
+                debug_assert!(next <= 65_536, "PostgreSQL's parameter limit");
+                sql.push_str(" SELECT seq FROM event");
+                let mut q = t.bind(sqlx::query::<Db>(&sql), tenant_id, event);
+                if let Some(d) = entity {
+                    q = bind_args(q, &d.args);
+                }
+                let q = bind_bodies(q, &t.bodies, event, t.now);
+                let Some(row) = q.fetch_optional(&mut *c).await? else {
+                    return match entity {
+                        Some(_) => Ok(None),
+                        None => Err(corrupt("event", "no seq returned")),
+                    };
+                };
+                event.seq = row.try_get("seq")?;
+                // With `entity` the statement committed on its own (autocommit).
+                finish_fanout(c, store, t.rows, tenant_id, &t.event_type, entity.is_some()).await.map(Some)
             }
 
             /// Binds a deferred statement's values (`crate::store::value_rows::SqlArg`).

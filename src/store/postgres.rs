@@ -62,11 +62,6 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "shared_bodies",
         include_str!("../../migrations/postgres/0007_shared_bodies.sql"),
     ),
-    (
-        8,
-        "webhook_generation",
-        include_str!("../../migrations/postgres/0008_webhook_generation.sql"),
-    ),
 ];
 
 /// PostgreSQL-backed store.
@@ -83,9 +78,6 @@ pub struct PgStore {
     /// `NOTIFY` channel for new claimable work, namespaced by schema so test schemas (or
     /// separate deployments sharing a database) do not wake each other.
     pub(crate) channel: String,
-    /// Enabled webhooks per tenant under the webhook generation they were read with
-    /// (`subscriber_cache.rs`), shared by the store's clones.
-    pub(crate) subscribers: Arc<super::subscriber_cache::GenerationCache>,
 }
 
 impl PgStore {
@@ -123,21 +115,15 @@ impl PgStore {
                 Some(s) => format!("herald_work_{s}"),
                 None => "herald_work".to_owned(),
             },
-            subscribers: Arc::default(),
         })
     }
 }
 
 impl PgStore {
-    /// No single-writer webhook cache: other nodes change webhooks too (see
-    /// [`PgStore::generation_cache`]).
+    /// No webhook cache: other nodes change webhooks too, so fan-out reads them in its
+    /// transaction.
     pub(crate) fn subscriber_cache(&self) -> Option<&super::subscriber_cache::SubscriberCache> {
         None
-    }
-
-    /// Webhooks per tenant, valid while the database's webhook generation is unchanged.
-    pub(crate) fn generation_cache(&self) -> Option<&super::subscriber_cache::GenerationCache> {
-        Some(&self.subscribers)
     }
 
     /// Runs a tracker change in a transaction of its own: nodes and changes run in
@@ -192,14 +178,8 @@ impl PgStore {
         Ok(None)
     }
 
-    /// A webhook changed: raises the webhook generation in the caller's transaction, so
-    /// every node's cached lists (this one's included) stop being used once it commits.
-    pub(crate) async fn webhooks_changed(&self, c: &mut sqlx::PgConnection) -> StoreResult<()> {
-        sqlx::query("UPDATE webhook_generation SET n = n + 1 WHERE id = 1")
-            .execute(c)
-            .await?;
-        Ok(())
-    }
+    /// Nothing cached, nothing to forget.
+    pub(crate) fn forget_subscribers(&self) {}
 
     /// The schema in use, if one was configured.
     pub fn schema(&self) -> Option<&str> {

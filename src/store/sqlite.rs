@@ -197,14 +197,8 @@ impl SqliteStore {
     }
 
     /// A webhook changed: called with the writer connection held, before committing.
-    pub(crate) async fn webhooks_changed(&self, _: &mut sqlx::SqliteConnection) -> StoreResult<()> {
+    pub(crate) fn forget_subscribers(&self) {
         self.subscribers.forget();
-        Ok(())
-    }
-
-    /// None: the one writer keeps [`SqliteStore::subscriber_cache`] exact.
-    pub(crate) fn generation_cache(&self) -> Option<&super::subscriber_cache::GenerationCache> {
-        None
     }
 
     /// Nothing to do: this process is the only one working on the file, and it wakes its

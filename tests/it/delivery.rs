@@ -436,9 +436,10 @@ rig_test!(during_a_rotation_both_secrets_sign, &[], |rig: Rig| async move {
     verify(&req, &old);
 });
 
-/// PostgreSQL nodes keep each tenant's webhooks in memory under the database's webhook
-/// generation: a webhook disabled, enabled again or deleted through another node (here
-/// another store on the same database) counts from this node's very next change.
+/// PostgreSQL: a webhook disabled, enabled again or deleted through another node (here
+/// another store on the same database) counts from this node's very next change — the
+/// guard for any cache of webhooks a node may keep (one was tried: BENCHMARKS.md, run K).
+/// Deleting while an attempt of the webhook is being recorded once deadlocked here.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn webhook_changes_made_on_another_node_count_from_the_next_change() {
     let Some(rig) = crate::support::hooks::rig(crate::support::Backend::Postgres, &[]).await else {
