@@ -60,6 +60,10 @@ pub struct EventEnvelope {
 }
 
 /// Read the event log.
+///
+/// Paging by `after` never skips an event: on PostgreSQL, where a tenant's changes commit
+/// in parallel, a page waits for the tenant's changes still committing and lists nothing
+/// a later commit could still precede.
 #[utoipa::path(get, path = "/@{tenant}/v1/events", tag = "events",
     params(("tenant" = String, Path, description = "Tenant slug"), EventQuery),
     responses((status = 200, body = EventListEnvelope), (status = 400, body = super::problem::Problem)),
