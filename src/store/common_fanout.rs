@@ -356,10 +356,9 @@ macro_rules! fanout_fns {
                     None => (String::new(), ""),
                 };
                 let mut sql = format!(
-                    "WITH {entity_cte}feed_turn AS (SELECT {} WHERE TRUE{only_if_written}), \
-                     event AS (INSERT INTO events ({EVENT_COLUMNS}) SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9 \
-                     FROM feed_turn RETURNING seq)",
+                    "WITH {entity_cte}feed_turn AS (SELECT {} WHERE TRUE{only_if_written}), event AS ({})",
                     crate::store::common_locks::feed_turn_sql("$2"),
+                    insert_event_from_sql("feed_turn"),
                 );
                 let mut first = 10;
                 for (i, chunk) in t.rows.chunks(INSERT_CHUNK).enumerate() {
@@ -423,6 +422,12 @@ macro_rules! fanout_fns {
                 )
             }
 
+            /// PostgreSQL's event `INSERT` that draws its `seq` only once `from` (the
+            /// feed turn) has yielded its row; parameters as in `insert_event_sql`.
+            fn insert_event_from_sql(from: &str) -> String {
+                format!("INSERT INTO events ({EVENT_COLUMNS}) SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9 FROM {from} RETURNING seq")
+            }
+
             /// Binds `insert_event_sql`'s parameters.
             fn bind_event<'q>(
                 q: sqlx::query::Query<'q, Db, <Db as sqlx::Database>::Arguments<'q>>,
@@ -444,11 +449,7 @@ macro_rules! fanout_fns {
                 let sql = if <$store>::SINGLE_WRITER {
                     insert_event_sql()
                 } else {
-                    format!(
-                        "INSERT INTO events ({EVENT_COLUMNS}) SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9 \
-                         FROM (SELECT {}) AS feed_turn RETURNING seq",
-                        crate::store::common_locks::feed_turn_sql("$2"),
-                    )
+                    insert_event_from_sql(&format!("(SELECT {}) AS feed_turn", crate::store::common_locks::feed_turn_sql("$2")))
                 };
                 let row = bind_event(sqlx::query::<Db>(&sql), tenant_id, e, &event_type, key, &data).fetch_one(&mut *c).await?;
                 Ok(row.try_get("seq")?)
