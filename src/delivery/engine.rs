@@ -83,6 +83,10 @@ impl Written for Signals {
     fn released(&self) {
         self.wake.notify_one();
     }
+
+    fn write_failed(&self, given_up: bool) {
+        self.metrics.record_failed(given_up);
+    }
 }
 
 pub(crate) struct Inner {

@@ -17,6 +17,7 @@ const QUEUE_PENDING: &str = "herald_delivery_queue_pending";
 const QUEUE_DUE: &str = "herald_delivery_queue_due";
 const OLDEST_DUE: &str = "herald_delivery_oldest_due_age_seconds";
 const IN_FLIGHT: &str = "herald_delivery_in_flight";
+const RECORD_FAILURES: &str = "herald_recorder_write_failures_total";
 
 static META: Metadata<'static> = Metadata::new(module_path!(), Level::INFO, None);
 
@@ -88,6 +89,28 @@ impl Metrics {
             "How long the oldest due delivery has been waiting.",
         );
         d(IN_FLIGHT, None, "Attempts in flight or queued on this node.");
+        d(
+            RECORD_FAILURES,
+            None,
+            "Batches of finished attempts the database refused, by what followed (retried, \
+             given_up: their attempts are missing from the log and their deliveries are sent \
+             again once their leases expire).",
+        );
+        // Shown at 0 from the start, so an alert can watch it before the first failure.
+        for then in ["retried", "given_up"] {
+            self.record_failure_counter(then).increment(0);
+        }
+    }
+
+    fn record_failure_counter(&self, then: &'static str) -> metrics::Counter {
+        self.recorder
+            .register_counter(&Self::key(RECORD_FAILURES, vec![Label::new("then", then)]), &META)
+    }
+
+    /// Writing a batch of finished attempts failed; `given_up` when it will not be retried.
+    pub fn record_failed(&self, given_up: bool) {
+        self.record_failure_counter(if given_up { "given_up" } else { "retried" })
+            .increment(1);
     }
 
     fn key(name: &'static str, labels: Vec<Label>) -> Key {
@@ -180,6 +203,7 @@ mod tests {
             &format!("herald_webhook_failures_total{{tenant_id=\"1\",webhook_id=\"{w}\"}} 1"),
             "herald_delivery_queue_pending 3",
             "herald_delivery_oldest_due_age_seconds 5",
+            "herald_recorder_write_failures_total{then=\"given_up\"} 0",
         ] {
             assert!(text.contains(needle), "missing {needle} in:\n{text}");
         }

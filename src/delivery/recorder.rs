@@ -50,6 +50,8 @@ pub trait Written: Send + Sync {
     fn written(&self, earliest_retry: Option<i64>, disabled: &[Uuid], delivered: &[Uuid]);
     /// Leases were given back: the work is claimable again.
     fn released(&self);
+    /// Writing a batch failed; `given_up` when the batch will not be tried again.
+    fn write_failed(&self, given_up: bool);
 }
 
 /// Handle to the recorder task.
@@ -174,10 +176,12 @@ async fn write(
                     break;
                 }
                 Err(e) if backoff > 0 => {
+                    events.write_failed(false);
                     tracing::warn!(error = %e, batch = attempts.len(), "recording attempts failed; retrying");
                     tokio::time::sleep(Duration::from_millis(backoff)).await;
                 }
                 Err(e) => {
+                    events.write_failed(true);
                     tracing::error!(error = %e, batch = attempts.len(), "recording attempts failed; giving up on this batch")
                 }
             }
@@ -248,6 +252,7 @@ mod tests {
     impl Written for Quiet {
         fn written(&self, _: Option<i64>, _: &[Uuid], _: &[Uuid]) {}
         fn released(&self) {}
+        fn write_failed(&self, _: bool) {}
     }
 
     fn record() -> AttemptRecord {

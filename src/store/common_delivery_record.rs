@@ -141,12 +141,26 @@ macro_rules! impl_delivery_record {
                 // deadlock on each other.
                 let mut deltas: Vec<_> = webhook_deltas(records).into_iter().collect();
                 deltas.sort_unstable_by_key(|(id, _)| *id);
-                // SQLite has one writer, so no lock order to keep: every webhook's status in
-                // one statement (a backlog batch touches up to a hundred webhooks, and one
-                // round trip each held the writer longer than the rest of the batch). On
-                // PostgreSQL one webhook per statement, so rows are locked in id order.
-                let per_statement = if <Db as sqlx::Database>::NAME == "SQLite" { RECORD_CHUNK } else { 1 };
-                for chunk in deltas.chunks(per_statement) {
+                // Every webhook's status in one statement: a batch touches up to a hundred
+                // webhooks, and one round trip each held the rows (on SQLite the writer)
+                // longer than the rest of the batch. SQLite has one writer, so no lock order
+                // to keep. On PostgreSQL the rows are first locked in id order by one
+                // statement (it locks rows in the order it returns them), so the update
+                // finds them held and batches written at the same time cannot deadlock.
+                if <Db as sqlx::Database>::NAME == "PostgreSQL" {
+                    for chunk in deltas.chunks(RECORD_CHUNK) {
+                        let sql = format!(
+                            "SELECT id FROM webhooks WHERE id IN ({}) ORDER BY id FOR NO KEY UPDATE",
+                            crate::store::common::placeholders(1, chunk.len())
+                        );
+                        let mut q = sqlx::query::<Db>(&sql);
+                        for (id, _) in chunk {
+                            q = q.bind(id.to_string());
+                        }
+                        q.execute(&mut *c).await?;
+                    }
+                }
+                for chunk in deltas.chunks(RECORD_CHUNK) {
                     let sql = format!(
                         "UPDATE webhooks SET last_execution_at = v.column2, last_status_code = v.column3, \
                          last_error = v.column4, \

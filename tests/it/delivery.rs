@@ -391,6 +391,59 @@ rig_test!(
     }
 );
 
+rig_test!(
+    outcomes_of_many_webhooks_recorded_at_once_all_land,
+    &[],
+    |rig: Rig| async move {
+        // A batch of outcomes updates the status of up to twenty webhooks in one statement
+        // (on PostgreSQL after locking their rows in id order, so batches written at the
+        // same time cannot deadlock): every webhook's status must land, every attempt be
+        // logged, and no write fail.
+        const HOOKS: usize = 20;
+        const PROJECTS: usize = 30;
+        let mut hooks = Vec::new();
+        for _ in 0..HOOKS {
+            hooks.push(rig.webhook("standard", &["Project:Created"], json!({})).await);
+        }
+        let rig = &rig;
+        futures::future::join_all(
+            (0..PROJECTS).map(|i| async move { rig.project(&format!("MANY{i}")).await }),
+        )
+        .await;
+        let total = (HOOKS * PROJECTS) as i64;
+        eventually("every outcome recorded", WAIT, || async {
+            let n = rig
+                .app
+                .db_count("SELECT COUNT(*) FROM deliveries WHERE status = 'succeeded'")
+                .await;
+            (n == total).then_some(())
+        })
+        .await;
+        assert_eq!(
+            rig.app.db_count("SELECT COUNT(*) FROM delivery_attempts").await,
+            total
+        );
+        for hook in &hooks {
+            let w = rig.get_webhook(hook).await;
+            assert_eq!(w["lastExecution"]["status"], "OK", "{w}");
+        }
+        let text = rig
+            .app
+            .client
+            .get(rig.app.url("/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        for then in ["retried", "given_up"] {
+            let line = format!("herald_recorder_write_failures_total{{then=\"{then}\"}} 0");
+            assert!(text.contains(&line), "missing {line}:\n{text}");
+        }
+    }
+);
+
 rig_test!(delivery_routes_are_documented, &[], |rig: Rig| async move {
     let doc = rig.app.call_as("", "GET", "/openapi.json", None).await;
     assert_eq!(doc.status, 200);
