@@ -62,6 +62,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "shared_bodies",
         include_str!("../../migrations/postgres/0007_shared_bodies.sql"),
     ),
+    (
+        8,
+        "deliveries_tenant_unchecked",
+        include_str!("../../migrations/postgres/0008_deliveries_tenant_unchecked.sql"),
+    ),
 ];
 
 /// PostgreSQL-backed store.
