@@ -30,6 +30,56 @@ pub fn unique_schema() -> String {
     format!("t_{}", uuid::Uuid::new_v4().simple())
 }
 
+/// A test's PostgreSQL schema, dropped with everything in it when the guard goes, so
+/// test runs do not pile schemas up in the shared database (~80 per run).
+pub struct TestSchema {
+    url: String,
+    pub name: String,
+}
+
+impl TestSchema {
+    /// A fresh name in the database at `url` (Herald creates the schema on start).
+    pub fn new(url: &str) -> Self {
+        Self::adopt(url, &unique_schema())
+    }
+
+    /// Takes charge of dropping `name`.
+    pub fn adopt(url: &str, name: &str) -> Self {
+        Self {
+            url: url.to_owned(),
+            name: name.to_owned(),
+        }
+    }
+}
+
+impl Drop for TestSchema {
+    fn drop(&mut self) {
+        let (url, name) = (self.url.clone(), self.name.clone());
+        // Drop runs on the test's runtime, which must not be blocked on from inside: the
+        // statement runs on a thread with a runtime of its own. A server still finishing a
+        // statement in the schema makes it wait (at most `lock_timeout`); a failure only
+        // leaves the schema behind.
+        let dropped = std::thread::spawn(move || -> Result<(), sqlx::Error> {
+            use sqlx::Connection;
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            rt.block_on(async {
+                let mut c = sqlx::PgConnection::connect(&url).await?;
+                sqlx::query("SET lock_timeout = '10s'").execute(&mut c).await?;
+                sqlx::query(&format!("DROP SCHEMA IF EXISTS \"{name}\" CASCADE"))
+                    .execute(&mut c)
+                    .await?;
+                c.close().await
+            })
+        })
+        .join();
+        if let Ok(Err(e)) = dropped {
+            eprintln!("test schema {} left behind: {e}", self.name);
+        }
+    }
+}
+
 /// Settings for a test instance on `backend`, with a fresh data directory.
 pub fn test_settings(
     backend: Backend,
@@ -73,6 +123,8 @@ pub struct TestApp {
     pub delivery: herald::delivery::DeliveryEngine,
     stop: CancellationToken,
     task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+    /// Last, so it goes after the server was told to stop.
+    _schema: Option<TestSchema>,
 }
 
 impl Drop for TestApp {
@@ -106,6 +158,13 @@ impl TestApp {
         let stop = CancellationToken::new();
         let s = stop.clone();
         let task = tokio::spawn(async move { app.run_until_stopped(s).await });
+        let schema = match &settings.database {
+            DatabaseConfig::Postgres {
+                url,
+                schema: Some(name),
+            } => Some(TestSchema::adopt(url, name)),
+            _ => None,
+        };
         Some(Self {
             base,
             token,
@@ -116,6 +175,7 @@ impl TestApp {
             delivery,
             stop,
             task: Some(task),
+            _schema: schema,
         })
     }
 
