@@ -93,15 +93,6 @@ impl Database {
         Some(wal)
     }
 
-    /// Drops the PostgreSQL schema (the data directory goes with `self`).
-    pub async fn drop_schema(&self) {
-        if let (Some(url), Some(schema)) = (&self.url, &self.schema) {
-            if let Err(e) = psql(url, &format!("DROP SCHEMA IF EXISTS {schema} CASCADE")).await {
-                eprintln!("note: could not drop schema {schema}: {e:#}");
-            }
-        }
-    }
-
     fn args(&self, cmd: &mut Command) {
         cmd.arg("--data-dir").arg(self.dir());
         if let Some(url) = &self.url {
@@ -109,6 +100,31 @@ impl Database {
         }
         if let Some(schema) = &self.schema {
             cmd.env("HERALD_DATABASE_SCHEMA", schema);
+        }
+    }
+}
+
+/// The PostgreSQL schema goes with the database, on every way out of a scenario — finished,
+/// failed, or abandoned when the run is interrupted (Ctrl-C; see `main`) — so runs do
+/// not leave schemas behind. Synchronous (`psql` as a blocking child), as `Drop` must be;
+/// a Herald still holding locks in the schema makes it wait at most `lock_timeout`.
+impl Drop for Database {
+    fn drop(&mut self) {
+        let (Some(url), Some(schema)) = (&self.url, &self.schema) else {
+            return;
+        };
+        let sql = format!("SET lock_timeout = '10s'; DROP SCHEMA IF EXISTS {schema} CASCADE");
+        let out = std::process::Command::new("psql")
+            .arg(url)
+            .args(["-qtAX", "-c", &sql])
+            .output();
+        match out {
+            Ok(o) if o.status.success() => {}
+            Ok(o) => eprintln!(
+                "note: could not drop schema {schema}: {}",
+                String::from_utf8_lossy(&o.stderr).trim()
+            ),
+            Err(e) => eprintln!("note: could not drop schema {schema}: cannot run psql: {e}"),
         }
     }
 }

@@ -37,6 +37,19 @@ enum Command {
     Sink(sink::SinkArgs),
 }
 
+/// Resolves on Ctrl-C (SIGINT) or SIGTERM; never, if those cannot be listened for.
+async fn interrupted() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut int), Ok(mut term)) = (signal(SignalKind::interrupt()), signal(SignalKind::terminate()))
+    else {
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = int.recv() => {}
+        _ = term.recv() => {}
+    }
+}
+
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
@@ -49,7 +62,12 @@ fn main() -> std::process::ExitCode {
     let result = runtime.block_on(async {
         match cli.command {
             Some(Command::Sink(args)) => sink::run(args).await.map(|()| true),
-            None => run::run(cli.run).await,
+            // Interrupted, the run is dropped rather than killed with the process, so
+            // every scenario's Herald is stopped and its PostgreSQL schema dropped.
+            None => tokio::select! {
+                r = run::run(cli.run) => r,
+                () = interrupted() => Err(anyhow::anyhow!("interrupted; the scenario in progress was abandoned")),
+            },
         }
     });
     match result {

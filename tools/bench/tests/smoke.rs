@@ -112,3 +112,73 @@ fn small_run_of_the_harness_loses_nothing() {
         "{stdout}"
     );
 }
+
+/// The PostgreSQL schemas the server at `url` holds for bench runs.
+fn bench_schemas(url: &str) -> Vec<String> {
+    let out = Command::new("psql")
+        .arg(url)
+        .args([
+            "-qtAX",
+            "-c",
+            "SELECT nspname FROM pg_namespace WHERE nspname LIKE 'herald\\_bench\\_%'",
+        ])
+        .output()
+        .expect("run psql");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
+/// A run stopped half-way (SIGTERM; Ctrl-C takes the same path) stops its Herald and drops
+/// the PostgreSQL schema it made, instead of leaving both behind.
+#[test]
+fn an_interrupted_run_leaves_no_schema_behind() {
+    let Some(url) = std::env::var("HERALD_TEST_POSTGRES_URL")
+        .ok()
+        .filter(|u| !u.is_empty())
+    else {
+        eprintln!("HERALD_TEST_POSTGRES_URL is not set: skipping");
+        return;
+    };
+    let before = bench_schemas(&url);
+    let out = tempfile::tempdir().expect("tempdir");
+    let mut run = Command::new(env!("CARGO_BIN_EXE_herald-bench"))
+        .args([
+            "--scenario",
+            "fanout-pg",
+            "--changes",
+            "1000000",
+            "--min-drive",
+            "0",
+        ])
+        .args(["--api-concurrency", "2", "--pg-url", &url])
+        .arg("--herald-bin")
+        .arg(herald_bin())
+        .arg("--out")
+        .arg(out.path())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("start herald-bench");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    let schema = loop {
+        if let Some(s) = bench_schemas(&url).into_iter().find(|s| !before.contains(s)) {
+            break s;
+        }
+        assert!(
+            run.try_wait().expect("poll herald-bench").is_none(),
+            "herald-bench ended early"
+        );
+        assert!(std::time::Instant::now() < deadline, "no schema appeared");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    let status = Command::new("kill")
+        .args(["-TERM", &run.id().to_string()])
+        .status()
+        .expect("run kill");
+    assert!(status.success());
+    let ended = run.wait().expect("wait for herald-bench");
+    assert!(!ended.success(), "an interrupted run does not report success");
+    assert!(!bench_schemas(&url).contains(&schema), "{schema} was left behind");
+}

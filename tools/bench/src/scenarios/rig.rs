@@ -30,10 +30,10 @@ pub struct RigSpec<'a> {
 
 /// See the module docs.
 pub struct Rig {
+    /// The running Herald (first, so it is stopped before the database goes).
+    pub herald: Herald,
     /// The scenario's database.
     pub db: Database,
-    /// The running Herald.
-    pub herald: Herald,
     /// API client.
     pub api: Api,
     /// Project ids.
@@ -140,10 +140,8 @@ impl Rig {
         Ok(())
     }
 
-    /// Stops Herald and drops the PostgreSQL schema.
+    /// Stops Herald; the database (and its PostgreSQL schema) goes with `self`.
     pub async fn finish(self) -> anyhow::Result<()> {
-        let stopped = self.herald.stop().await;
-        self.db.drop_schema().await;
-        stopped
+        self.herald.stop().await
     }
 }
