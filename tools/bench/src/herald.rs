@@ -105,7 +105,7 @@ impl Database {
 }
 
 /// The PostgreSQL schema goes with the database, on every way out of a scenario — finished,
-/// failed, or abandoned when the run is interrupted (Ctrl-C; see `main`) — so runs do
+/// failed, or abandoned when the run is interrupted (Ctrl-C, SIGTERM; see `main`) — so runs do
 /// not leave schemas behind. Synchronous (`psql` as a blocking child), as `Drop` must be;
 /// a Herald still holding locks in the schema makes it wait at most `lock_timeout`.
 impl Drop for Database {

@@ -30,7 +30,7 @@ pub struct RigSpec<'a> {
 
 /// See the module docs.
 pub struct Rig {
-    /// The running Herald (first, so it is stopped before the database goes).
+    /// The running Herald (first: on an early way out it is killed before the database goes).
     pub herald: Herald,
     /// The scenario's database.
     pub db: Database,
