@@ -67,7 +67,7 @@ pub(crate) fn status_after(next: NextState) -> &'static str {
 
 /// Expands the recorder's statements for one backend (used by `impl_delivery_store!`).
 macro_rules! impl_delivery_record {
-    ($db:ty) => {
+    ($store:ty, $db:ty) => {
         pub(crate) mod delivery_record {
             use crate::store::value_rows::leading_value_rows;
             use crate::store::common_delivery_record::{status_after, webhook_deltas};
@@ -137,17 +137,16 @@ macro_rules! impl_delivery_record {
             /// webhooks disabled by this batch.
             pub(crate) async fn update_webhooks(c: &mut Conn, records: &[AttemptRecord], auto: AutoDisable, now: i64) -> StoreResult<Vec<Uuid>> {
                 let mut disabled = Vec::new();
-                // Webhook rows are locked in id order, so two nodes' recorders never
-                // deadlock on each other.
-                let mut deltas: Vec<_> = webhook_deltas(records).into_iter().collect();
-                deltas.sort_unstable_by_key(|(id, _)| *id);
                 // Every webhook's status in one statement: a batch touches up to a hundred
                 // webhooks, and one round trip each held the rows (on SQLite the writer)
-                // longer than the rest of the batch. SQLite has one writer, so no lock order
-                // to keep. On PostgreSQL the rows are first locked in id order by one
-                // statement (it locks rows in the order it returns them), so the update
-                // finds them held and batches written at the same time cannot deadlock.
-                if <Db as sqlx::Database>::NAME == "PostgreSQL" {
+                // longer than the rest of the batch. With one writer there is no lock order
+                // to keep. Otherwise the rows are first locked in id order by one statement
+                // (it locks rows in the order it returns them; chunks follow the same
+                // order), so the update finds them held and batches written at the same
+                // time, on this node or another, cannot deadlock.
+                let mut deltas: Vec<_> = webhook_deltas(records).into_iter().collect();
+                deltas.sort_unstable_by_key(|(id, _)| *id);
+                if !<$store>::SINGLE_WRITER {
                     for chunk in deltas.chunks(RECORD_CHUNK) {
                         let sql = format!(
                             "SELECT id FROM webhooks WHERE id IN ({}) ORDER BY id FOR NO KEY UPDATE",

@@ -275,6 +275,6 @@ impl_common_store!(crate::store::postgres::PgStore, sqlx::Postgres);
 impl_tracker_store!(crate::store::postgres::PgStore, sqlx::Postgres);
 impl_directory_store!(crate::store::postgres::PgStore, sqlx::Postgres);
 impl_delivery_store!(crate::store::postgres::PgStore, sqlx::Postgres);
-impl_delivery_record!(sqlx::Postgres);
+impl_delivery_record!(crate::store::postgres::PgStore, sqlx::Postgres);
 impl_delivery_log!(crate::store::postgres::PgStore, sqlx::Postgres);
 impl_ui_session_store!(crate::store::postgres::PgStore, sqlx::Postgres);

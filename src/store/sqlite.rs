@@ -240,7 +240,7 @@ impl_common_store!(crate::store::sqlite::SqliteStore, sqlx::Sqlite);
 impl_tracker_store!(crate::store::sqlite::SqliteStore, sqlx::Sqlite);
 impl_directory_store!(crate::store::sqlite::SqliteStore, sqlx::Sqlite);
 impl_delivery_store!(crate::store::sqlite::SqliteStore, sqlx::Sqlite);
-impl_delivery_record!(sqlx::Sqlite);
+impl_delivery_record!(crate::store::sqlite::SqliteStore, sqlx::Sqlite);
 impl_delivery_log!(crate::store::sqlite::SqliteStore, sqlx::Sqlite);
 impl_ui_session_store!(crate::store::sqlite::SqliteStore, sqlx::Sqlite);
 

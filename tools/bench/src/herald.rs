@@ -114,10 +114,7 @@ impl Drop for Database {
             return;
         };
         let sql = format!("SET lock_timeout = '10s'; DROP SCHEMA IF EXISTS {schema} CASCADE");
-        let out = std::process::Command::new("psql")
-            .arg(url)
-            .args(["-qtAX", "-c", &sql])
-            .output();
+        let out = psql_command(url, &sql).output();
         match out {
             Ok(o) if o.status.success() => {}
             Ok(o) => eprintln!(
@@ -129,10 +126,15 @@ impl Drop for Database {
     }
 }
 
+/// `psql` running `sql` at `url`, printing bare values only.
+fn psql_command(url: &str, sql: &str) -> std::process::Command {
+    let mut cmd = std::process::Command::new("psql");
+    cmd.arg(url).args(["-qtAX", "-c", sql]);
+    cmd
+}
+
 async fn psql(url: &str, sql: &str) -> anyhow::Result<String> {
-    let out = Command::new("psql")
-        .arg(url)
-        .args(["-qtAX", "-c", sql])
+    let out = Command::from(psql_command(url, sql))
         .output()
         .await
         .context("cannot run psql")?;
