@@ -30,6 +30,13 @@ pub fn unique_schema() -> String {
     format!("t_{}", uuid::Uuid::new_v4().simple())
 }
 
+/// `url` with `application_name` set to `schema`, so [`TestSchema`] can find (and end)
+/// the connections of the test that works in it.
+pub fn tagged_url(url: &str, schema: &str) -> String {
+    let sep = if url.contains('?') { '&' } else { '?' };
+    format!("{url}{sep}application_name={schema}")
+}
+
 /// A test's PostgreSQL schema, dropped with everything in it when the guard goes, so
 /// test runs do not pile schemas up in the shared database (~80 per run).
 pub struct TestSchema {
@@ -66,6 +73,17 @@ impl Drop for TestSchema {
                 .build()?;
             rt.block_on(async {
                 let mut c = sqlx::PgConnection::connect(&url).await?;
+                // The test's own server may still hold a transaction open (its task cannot
+                // run while this drop holds the test's runtime), which would hold the drop
+                // up until `lock_timeout`: its connections carry the schema's name as their
+                // `application_name`, so end them first.
+                sqlx::query(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+                     WHERE application_name = $1 AND pid <> pg_backend_pid()",
+                )
+                .bind(&name)
+                .execute(&mut c)
+                .await?;
                 sqlx::query("SET lock_timeout = '10s'").execute(&mut c).await?;
                 sqlx::query(&format!("DROP SCHEMA IF EXISTS \"{name}\" CASCADE"))
                     .execute(&mut c)
@@ -100,8 +118,9 @@ pub fn test_settings(
             eprintln!("HERALD_TEST_POSTGRES_URL is not set: skipping the PostgreSQL variant");
             return None;
         };
-        env.push(("HERALD_DATABASE_URL".into(), url));
-        env.push(("HERALD_DATABASE_SCHEMA".into(), unique_schema()));
+        let schema = unique_schema();
+        env.push(("HERALD_DATABASE_URL".into(), tagged_url(&url, &schema)));
+        env.push(("HERALD_DATABASE_SCHEMA".into(), schema));
     }
     for (k, v) in extra_env {
         env.retain(|(name, _)| name != k);
