@@ -428,23 +428,35 @@ rig_test!(
     &[
         ("HERALD_PER_WEBHOOK_CONCURRENCY", "1"),
         ("HERALD_POLL_INTERVAL_MS", "3000"),
-        ("HERALD_RETRY_SCHEDULE", "50ms,50ms,50ms")
+        // Enough retries that the ten refusals below cannot use up one delivery's.
+        (
+            "HERALD_RETRY_SCHEDULE",
+            "50ms,50ms,50ms,50ms,50ms,50ms,50ms,50ms,50ms,50ms,50ms"
+        )
     ],
     |rig: Rig| async move {
-        rig.rx.reply_with(Reply::status(503));
+        // Exactly the first ten attempts are refused, whatever the machine's speed (the
+        // test switching replies after it saw ten requests let a loaded machine's retries
+        // use up a delivery's schedule first, and it failed for good).
+        for _ in 0..10 {
+            rig.rx.enqueue(Reply::status(503));
+        }
         let hook = rig.webhook("standard", &["Project:Created"], json!({})).await;
+        let started = Instant::now();
         for i in 0..10 {
             rig.project(&format!("B{i}")).await;
         }
-        rig.rx.wait_for(10, WAIT).await;
-        rig.rx.reply_with(Reply::ok());
-        let started = Instant::now();
         eventually("every delivery succeeds", WAIT, || async {
             let d = rig.deliveries(&hook).await;
             (d.len() == 10 && d.iter().all(|d| d["status"] == "succeeded")).then_some(())
         })
         .await;
         assert!(started.elapsed() < WAIT, "drained in {:?}", started.elapsed());
+        assert_eq!(
+            rig.rx.requests().len(),
+            20,
+            "ten refused attempts and ten accepted"
+        );
     }
 );
 

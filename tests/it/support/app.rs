@@ -63,37 +63,47 @@ impl Drop for TestSchema {
     fn drop(&mut self) {
         let (url, name) = (self.url.clone(), self.name.clone());
         // Drop runs on the test's runtime, which must not be blocked on from inside: the
-        // statement runs on a thread with a runtime of its own. A server still finishing a
-        // statement in the schema makes it wait (at most `lock_timeout`); a failure only
-        // leaves the schema behind.
+        // statements run on a thread with a runtime of its own. A failure only leaves the
+        // schema behind.
         let dropped = std::thread::spawn(move || -> Result<(), sqlx::Error> {
-            use sqlx::Connection;
             let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()?;
-            rt.block_on(async {
-                let mut c = sqlx::PgConnection::connect(&url).await?;
-                // The test's own server may still hold a transaction open (its task cannot
-                // run while this drop holds the test's runtime), which would hold the drop
-                // up until `lock_timeout`: its connections carry the schema's name as their
-                // `application_name`, so end them first.
-                sqlx::query(
-                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
-                     WHERE application_name = $1 AND pid <> pg_backend_pid()",
-                )
-                .bind(&name)
-                .execute(&mut c)
-                .await?;
-                sqlx::query("SET lock_timeout = '10s'").execute(&mut c).await?;
-                sqlx::query(&format!("DROP SCHEMA IF EXISTS \"{name}\" CASCADE"))
-                    .execute(&mut c)
-                    .await?;
-                c.close().await
-            })
+            rt.block_on(drop_schema(&url, &name))
         })
         .join();
         if let Ok(Err(e)) = dropped {
             eprintln!("test schema {} left behind: {e}", self.name);
+        }
+    }
+}
+
+/// Drops schema `name`, ending the connections that work in it first. The test's server
+/// may still hold a transaction open (a current-thread test runtime cannot run it while
+/// the guard's drop waits), and a server still shutting down on a multi-thread runtime
+/// reconnects and can deadlock with `DROP SCHEMA … CASCADE` (which locks table after
+/// table): its connections carry the schema's name as their `application_name`, so each
+/// try ends them and drops with a short `lock_timeout`, for up to a minute.
+async fn drop_schema(url: &str, name: &str) -> Result<(), sqlx::Error> {
+    use sqlx::Connection;
+    let mut c = sqlx::PgConnection::connect(url).await?;
+    sqlx::query("SET lock_timeout = '2s'").execute(&mut c).await?;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        sqlx::query(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+             WHERE application_name = $1 AND pid <> pg_backend_pid()",
+        )
+        .bind(name)
+        .execute(&mut c)
+        .await?;
+        match sqlx::query(&format!("DROP SCHEMA IF EXISTS \"{name}\" CASCADE"))
+            .execute(&mut c)
+            .await
+        {
+            Ok(_) => return c.close().await,
+            Err(e) if std::time::Instant::now() >= deadline => return Err(e),
+            Err(_) => tokio::time::sleep(std::time::Duration::from_millis(100)).await,
         }
     }
 }
