@@ -92,6 +92,11 @@ impl PgStore {
     /// Connects, creates `schema` if given and missing, and migrates.
     pub async fn open(url: &str, schema: Option<&str>) -> StoreResult<Self> {
         let mut opts = PgConnectOptions::from_str(url)?;
+        if opts.get_application_name().is_none() {
+            // Operators find Herald's sessions in `pg_stat_activity` (and its log lines
+            // with `%a`) by name; a URL's own `application_name` wins.
+            opts = opts.application_name("herald");
+        }
         if let Some(s) = schema {
             // The schema name was validated at config load (a-z, 0-9, _), so quoting is safe.
             let admin = PgPoolOptions::new()

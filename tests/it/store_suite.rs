@@ -8,6 +8,7 @@ use uuid::Uuid;
 
 use crate::both;
 use crate::support::TestApp;
+use herald::config::DatabaseConfig;
 
 fn config(url: &str) -> WebhookConfig {
     WebhookConfig {
@@ -166,3 +167,37 @@ both!(ui_sessions_expire_and_end, |app: TestApp| async move {
     assert!(!s.delete_ui_session("live").await.unwrap());
     assert!(s.ui_session("live", 0).await.unwrap().is_none());
 });
+
+/// Operators find Herald's PostgreSQL sessions by name unless the URL names them itself
+/// (the other tests' URLs do: `tagged_url`).
+#[tokio::test]
+async fn postgres_sessions_are_named_herald() {
+    let Some(url) = crate::support::app::postgres_url() else {
+        eprintln!("HERALD_TEST_POSTGRES_URL is not set: skipping");
+        return;
+    };
+    let app = TestApp::spawn_with(
+        crate::support::Backend::Postgres,
+        &[("HERALD_DATABASE_URL", &url)],
+    )
+    .await
+    .expect("PostgreSQL is configured");
+    let sql = |name: &str| {
+        format!(
+            "SELECT COUNT(*) FROM pg_stat_activity WHERE application_name = '{name}' \
+             AND query NOT LIKE '%pg_stat_activity%' AND datname = current_database()"
+        )
+    };
+    assert!(
+        app.db_count(&sql("herald")).await >= 1,
+        "Herald's pool keeps a session named herald"
+    );
+    let tagged = TestApp::spawn(crate::support::Backend::Postgres).await.unwrap();
+    let DatabaseConfig::Postgres { schema: Some(s), .. } = &tagged.settings.database else {
+        panic!("tests run in a schema of their own");
+    };
+    assert!(
+        tagged.db_count(&sql(s)).await >= 1,
+        "a URL's application_name wins"
+    );
+}
