@@ -11,7 +11,7 @@ use std::time::Duration;
 use futures::StreamExt;
 use serde_json::json;
 
-use crate::support::app::{postgres_url, tagged_url, TestSchema};
+use crate::support::app::{postgres_url, TestSchema};
 use crate::support::hooks::eventually;
 use crate::support::{Reply, TestReceiver};
 
@@ -228,11 +228,7 @@ async fn kill_9_and_restart_loses_nothing_on_postgres() {
         return;
     };
     let schema = TestSchema::new(&url);
-    crash_and_restart(vec![
-        ("HERALD_DATABASE_URL".into(), tagged_url(&url, &schema.name)),
-        ("HERALD_DATABASE_SCHEMA".into(), schema.name.clone()),
-    ])
-    .await;
+    crash_and_restart(schema.env()).await;
 }
 
 /// Two nodes share one PostgreSQL queue; one is killed; the other finishes its work, and no
@@ -247,11 +243,8 @@ async fn two_nodes_share_the_queue_and_survive_a_kill() {
     let schema = TestSchema::new(&url);
     let dir = tempfile::tempdir().unwrap();
     let (rx, ca) = receivers(dir.path(), Duration::from_secs(1)).await;
-    let env = vec![
-        ("HERALD_DATABASE_URL".into(), tagged_url(&url, &schema.name)),
-        ("HERALD_DATABASE_SCHEMA".into(), schema.name.clone()),
-        ("HERALD_EXTRA_CA_FILE".into(), ca),
-    ];
+    let mut env = schema.env();
+    env.push(("HERALD_EXTRA_CA_FILE".into(), ca));
     let client = reqwest::Client::new();
     let mut a = Node::start(dir.path(), &env, "node-a.log");
     let token = a.token.clone().expect("first start prints a token");

@@ -30,11 +30,18 @@ pub fn unique_schema() -> String {
     format!("t_{}", uuid::Uuid::new_v4().simple())
 }
 
-/// `url` with `application_name` set to `schema`, so [`TestSchema`] can find (and end)
-/// the connections of the test that works in it.
-pub fn tagged_url(url: &str, schema: &str) -> String {
+/// `HERALD_DATABASE_URL` and `HERALD_DATABASE_SCHEMA` for `schema` at `url`. The URL sets
+/// `application_name` to the schema's name, so [`TestSchema`] can find (and end) the
+/// connections of the test that works in it.
+fn schema_env(url: &str, schema: &str) -> Vec<(String, String)> {
     let sep = if url.contains('?') { '&' } else { '?' };
-    format!("{url}{sep}application_name={schema}")
+    vec![
+        (
+            "HERALD_DATABASE_URL".into(),
+            format!("{url}{sep}application_name={schema}"),
+        ),
+        ("HERALD_DATABASE_SCHEMA".into(), schema.to_owned()),
+    ]
 }
 
 /// A test's PostgreSQL schema, dropped with everything in it when the guard goes, so
@@ -48,6 +55,11 @@ impl TestSchema {
     /// A fresh name in the database at `url` (Herald creates the schema on start).
     pub fn new(url: &str) -> Self {
         Self::adopt(url, &unique_schema())
+    }
+
+    /// The settings that point a Herald at this schema, its sessions named after it.
+    pub fn env(&self) -> Vec<(String, String)> {
+        schema_env(&self.url, &self.name)
     }
 
     /// Takes charge of dropping `name`.
@@ -128,9 +140,7 @@ pub fn test_settings(
             eprintln!("HERALD_TEST_POSTGRES_URL is not set: skipping the PostgreSQL variant");
             return None;
         };
-        let schema = unique_schema();
-        env.push(("HERALD_DATABASE_URL".into(), tagged_url(&url, &schema)));
-        env.push(("HERALD_DATABASE_SCHEMA".into(), schema));
+        env.extend(schema_env(&url, &unique_schema()));
     }
     for (k, v) in extra_env {
         env.retain(|(name, _)| name != k);
