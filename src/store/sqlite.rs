@@ -83,7 +83,7 @@ pub struct SqliteStore {
     /// instead of behind every queued request — long enough waits there let leases expire
     /// and deliveries be sent twice. Tracker changes queue in `changes` instead.
     pub(crate) change_turns: Arc<tokio::sync::Semaphore>,
-    /// Tracker changes go to the writer thread (see `group_commit.rs`); `None` in the
+    /// Tracker changes go to the writer task (see `group_commit.rs`); `None` in the
     /// task's own copy of the store.
     pub(crate) changes: Option<ChangeQueue>,
     /// Keeps the background WAL checkpoints running while any clone of the store lives.
@@ -149,7 +149,7 @@ impl SqliteStore {
             change_turns: Arc::new(tokio::sync::Semaphore::new(CHANGE_TURNS)),
         };
         let (writer, hub) = (store.writer.clone(), Arc::clone(&store.hub));
-        store.changes = Some(group_commit::start(store.clone(), writer, hub).map_err(sqlx::Error::Io)?);
+        store.changes = Some(group_commit::start(store.clone(), writer, hub));
         Ok(store)
     }
 
@@ -174,14 +174,14 @@ impl SqliteStore {
         Some(&self.subscribers)
     }
 
-    /// Runs a tracker change on the writer thread (see `group_commit.rs`): in a savepoint
+    /// Runs a tracker change on the writer task (see `group_commit.rs`): in a savepoint
     /// of the open batch, rolled back alone when the change fails or turns out to change
     /// nothing; answered once the batch is durable.
     pub(crate) async fn run_change(&self, req: ChangeRequest) -> StoreResult<ChangeOutcome> {
         match &self.changes {
             Some(queue) => queue.apply(req).await,
             None => Err(StoreError::CommitFailed(
-                "changes are written by the writer thread".into(),
+                "changes are written by the writer task".into(),
             )),
         }
     }

@@ -25,7 +25,7 @@ use crate::record::now_ns;
 use crate::sinkctl::{Sink, SinkSpec};
 
 use super::common::collect_within;
-use super::{rig, round, Ctx, Outcome, Plot, RigSpec};
+use super::{rig, round, shown, Ctx, Outcome, Plot, RigSpec};
 
 /// One size's results.
 struct Level {
@@ -66,6 +66,7 @@ pub async fn run(ctx: &Ctx) -> anyhow::Result<Outcome> {
         0.0
     };
     out.metric("drain_ratio_largest_over_smallest", round(ratio));
+    let flat_enough = |r: f64| r >= 0.9;
     out.rule(
         &format!(
             "backlog drain at {} ≥ 0.9 × at {}",
@@ -73,10 +74,12 @@ pub async fn run(ctx: &Ctx) -> anyhow::Result<Outcome> {
             label(small.size)
         ),
         format!(
-            "{:.0}/s vs {:.0}/s = {ratio:.2} ×",
-            large.drain.per_sec, small.drain.per_sec
+            "{:.0}/s vs {:.0}/s = {} ×",
+            large.drain.per_sec,
+            small.drain.per_sec,
+            shown(ratio, 2, flat_enough)
         ),
-        ratio >= 0.9,
+        flat_enough(ratio),
     );
     out.rule(
         &format!("backlog RSS ≤ 150 MiB with {} queued", label(large.size)),

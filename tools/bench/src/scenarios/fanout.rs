@@ -13,7 +13,7 @@ use crate::sinkctl::{Sink, SinkSpec};
 use super::common::{
     check_window, collect, max_rate_budget, report_analysis, report_drive, PER_HOOK_CONCURRENCY,
 };
-use super::{rig, round, Ctx, Outcome, RigSpec};
+use super::{rig, round, shown, Ctx, Outcome, RigSpec};
 
 /// Webhooks per change.
 pub const HOOKS: u32 = 10;
@@ -94,13 +94,19 @@ pub async fn run(ctx: &mut Ctx, postgres: bool) -> anyhow::Result<Outcome> {
     } else {
         (15_000.0, "fanout ≥ 15,000 deliveries/s")
     };
+    let fast_enough = |rate: f64| rate >= floor;
     out.rule(
         label,
-        format!("{:.0}/s", a.throughput.per_sec),
-        a.throughput.per_sec >= floor,
+        format!("{}/s", shown(a.throughput.per_sec, 0, fast_enough)),
+        fast_enough(a.throughput.per_sec),
     );
     if !postgres {
-        out.rule("fanout ≥ 0.35 × baseline", format!("{ratio:.2} ×"), ratio >= 0.35);
+        let near_enough = |r: f64| r >= 0.35;
+        out.rule(
+            "fanout ≥ 0.35 × baseline",
+            format!("{} ×", shown(ratio, 2, near_enough)),
+            near_enough(ratio),
+        );
         ctx.fanout_rate = Some(a.throughput.per_sec);
     }
     out.zero_lost(a.lost, a.expected);

@@ -199,6 +199,18 @@ pub fn round(x: f64) -> Value {
     serde_json::Number::from_f64(r).map_or(Value::Null, Value::Number)
 }
 
+/// `x` with `decimals` decimals, or with more where rounding would show a value that
+/// contradicts the verdict `ok` gives for `x` itself: run P's fan-out, a hair under
+/// 15,000 deliveries/s, was printed as "15000/s" next to "missed". Widened until the
+/// printed value tells the same story (14,999.6 → "14999.6").
+pub fn shown(x: f64, decimals: usize, ok: impl Fn(f64) -> bool) -> String {
+    let verdict = ok(x);
+    (decimals..decimals + 8)
+        .map(|d| format!("{x:.d$}"))
+        .find(|s| s.parse::<f64>().is_ok_and(|v| ok(v) == verdict))
+        .unwrap_or_else(|| x.to_string())
+}
+
 /// Serializes `(key, value)` pairs as a JSON object, keeping their order.
 fn ordered_map<S: serde::Serializer>(pairs: &[(String, Value)], s: S) -> Result<S::Ok, S::Error> {
     let mut map = s.serialize_map(Some(pairs.len()))?;
@@ -206,4 +218,25 @@ fn ordered_map<S: serde::Serializer>(pairs: &[(String, Value)], s: S) -> Result<
         map.serialize_entry(k, v)?;
     }
     map.end()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::shown;
+
+    #[test]
+    fn a_shown_value_never_contradicts_its_verdict() {
+        let fast = |r: f64| r >= 15_000.0;
+        assert_eq!(shown(14_999.6, 0, fast), "14999.6");
+        assert_eq!(shown(14_999.96, 0, fast), "14999.96");
+        assert_eq!(shown(15_000.4, 0, fast), "15000");
+        assert_eq!(shown(12_345.6, 0, fast), "12346");
+        let flat = |r: f64| r >= 0.9;
+        // "0.90" and "0.900" both read as met.
+        assert_eq!(shown(0.8996, 2, flat), "0.8996");
+        assert_eq!(shown(0.91, 2, flat), "0.91");
+        let quick = |ms: f64| ms <= 25.0;
+        assert_eq!(shown(25.004, 2, quick), "25.004");
+        assert_eq!(shown(3.62, 2, quick), "3.62");
+    }
 }

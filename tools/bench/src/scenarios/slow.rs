@@ -9,7 +9,7 @@ use crate::herald::ServeOptions;
 use crate::sinkctl::{Sink, SinkSpec};
 
 use super::common::{check_window, collect, max_rate_budget, report_analysis, report_drive};
-use super::{rig, round, Ctx, Outcome, RigSpec};
+use super::{rig, round, shown, Ctx, Outcome, RigSpec};
 
 /// Healthy webhooks (`/hook/0…8`); `/hook/9` is the slow one.
 pub const HEALTHY: u32 = 9;
@@ -58,10 +58,15 @@ pub async fn run(ctx: &Ctx) -> anyhow::Result<Outcome> {
         Some(fanout) if fanout > 0.0 => {
             let ratio = a.throughput.per_sec / fanout;
             out.metric("healthy_over_fanout", round(ratio));
+            let near_enough = |r: f64| r >= 0.9;
             out.rule(
                 "slow-endpoint healthy throughput ≥ 0.9 × fanout",
-                format!("{:.0}/s vs {fanout:.0}/s = {ratio:.2} ×", a.throughput.per_sec),
-                ratio >= 0.9,
+                format!(
+                    "{:.0}/s vs {fanout:.0}/s = {} ×",
+                    a.throughput.per_sec,
+                    shown(ratio, 2, near_enough)
+                ),
+                near_enough(ratio),
             );
         }
         _ => out
