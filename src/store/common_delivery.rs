@@ -112,6 +112,7 @@ macro_rules! impl_delivery_store {
             }
 
             crate::store::common_fanout::fanout_fns!($store);
+            crate::store::common_event_tail::event_tail_fns!($store);
 
             /// Cancels the pending deliveries of one webhook (or of every webhook of the
             /// tenant), in the caller's transaction: their webhook is being deleted.

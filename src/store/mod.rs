@@ -10,6 +10,7 @@ mod common_delivery;
 mod common_delivery_log;
 mod common_delivery_record;
 mod common_directory;
+mod common_event_tail;
 mod common_fanout;
 mod common_locks;
 mod common_positions;
