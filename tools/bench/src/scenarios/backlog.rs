@@ -25,7 +25,7 @@ use crate::record::now_ns;
 use crate::sinkctl::{Sink, SinkSpec};
 
 use super::common::collect_within;
-use super::{rig, round, shown, Ctx, Outcome, Plot, RigSpec};
+use super::{rig, round, Ctx, Outcome, Plot, RigSpec};
 
 /// One size's results.
 struct Level {
@@ -66,20 +66,17 @@ pub async fn run(ctx: &Ctx) -> anyhow::Result<Outcome> {
         0.0
     };
     out.metric("drain_ratio_largest_over_smallest", round(ratio));
-    let flat_enough = |r: f64| r >= 0.9;
-    out.rule(
+    let (large_rate, small_rate) = (large.drain.per_sec, small.drain.per_sec);
+    out.judge(
         &format!(
             "backlog drain at {} ≥ 0.9 × at {}",
             label(large.size),
             label(small.size)
         ),
-        format!(
-            "{:.0}/s vs {:.0}/s = {} ×",
-            large.drain.per_sec,
-            small.drain.per_sec,
-            shown(ratio, 2, flat_enough)
-        ),
-        flat_enough(ratio),
+        ratio,
+        2,
+        |r| r >= 0.9,
+        |v| format!("{large_rate:.0}/s vs {small_rate:.0}/s = {v} ×"),
     );
     out.rule(
         &format!("backlog RSS ≤ 150 MiB with {} queued", label(large.size)),

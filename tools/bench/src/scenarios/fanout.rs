@@ -13,7 +13,7 @@ use crate::sinkctl::{Sink, SinkSpec};
 use super::common::{
     check_window, collect, max_rate_budget, report_analysis, report_drive, PER_HOOK_CONCURRENCY,
 };
-use super::{rig, round, shown, Ctx, Outcome, RigSpec};
+use super::{rig, round, Ctx, Outcome, RigSpec};
 
 /// Webhooks per change.
 pub const HOOKS: u32 = 10;
@@ -94,18 +94,20 @@ pub async fn run(ctx: &mut Ctx, postgres: bool) -> anyhow::Result<Outcome> {
     } else {
         (15_000.0, "fanout ≥ 15,000 deliveries/s")
     };
-    let fast_enough = |rate: f64| rate >= floor;
-    out.rule(
+    out.judge(
         label,
-        format!("{}/s", shown(a.throughput.per_sec, 0, fast_enough)),
-        fast_enough(a.throughput.per_sec),
+        a.throughput.per_sec,
+        0,
+        |r| r >= floor,
+        |v| format!("{v}/s"),
     );
     if !postgres {
-        let near_enough = |r: f64| r >= 0.35;
-        out.rule(
+        out.judge(
             "fanout ≥ 0.35 × baseline",
-            format!("{} ×", shown(ratio, 2, near_enough)),
-            near_enough(ratio),
+            ratio,
+            2,
+            |r| r >= 0.35,
+            |v| format!("{v} ×"),
         );
         ctx.fanout_rate = Some(a.throughput.per_sec);
     }

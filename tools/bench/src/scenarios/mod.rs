@@ -179,6 +179,20 @@ impl Outcome {
         });
     }
 
+    /// Adds a budget line whose verdict is `ok(value)`, with `value` printed by `shown` (so
+    /// the two cannot disagree) inside `describe`'s text, e.g. `|v| format!("{v} ms")`.
+    pub fn judge(
+        &mut self,
+        rule: &str,
+        value: f64,
+        decimals: usize,
+        ok: impl Fn(f64) -> bool,
+        describe: impl FnOnce(&str) -> String,
+    ) {
+        let measured = describe(&shown(value, decimals, &ok));
+        self.rule(rule, measured, ok(value));
+    }
+
     /// Adds the "zero lost deliveries" line for this scenario.
     pub fn zero_lost(&mut self, lost: u64, expected: u64) {
         self.rule(
@@ -203,7 +217,7 @@ pub fn round(x: f64) -> Value {
 /// contradicts the verdict `ok` gives for `x` itself: run P's fan-out, a hair under
 /// 15,000 deliveries/s, was printed as "15000/s" next to "missed". Widened until the
 /// printed value tells the same story (14,999.6 → "14999.6").
-pub fn shown(x: f64, decimals: usize, ok: impl Fn(f64) -> bool) -> String {
+fn shown(x: f64, decimals: usize, ok: impl Fn(f64) -> bool) -> String {
     let verdict = ok(x);
     (decimals..decimals + 8)
         .map(|d| format!("{x:.d$}"))
@@ -222,7 +236,28 @@ fn ordered_map<S: serde::Serializer>(pairs: &[(String, Value)], s: S) -> Result<
 
 #[cfg(test)]
 mod tests {
-    use super::shown;
+    use super::{shown, Outcome};
+
+    #[test]
+    fn a_judged_line_prints_its_value_as_its_verdict_reads_it() {
+        let mut o = Outcome::new("fanout");
+        o.judge(
+            "fanout ≥ 15,000 deliveries/s",
+            14_999.6,
+            0,
+            |r| r >= 15_000.0,
+            |v| format!("{v}/s"),
+        );
+        o.judge(
+            "steady p99 ≤ 25 ms",
+            3.621,
+            2,
+            |v| v <= 25.0,
+            |v| format!("{v} ms"),
+        );
+        let lines: Vec<_> = o.budget.iter().map(|b| (b.measured.as_str(), b.met)).collect();
+        assert_eq!(lines, [("14999.6/s", false), ("3.62 ms", true)]);
+    }
 
     #[test]
     fn a_shown_value_never_contradicts_its_verdict() {

@@ -9,7 +9,7 @@ use crate::herald::ServeOptions;
 use crate::sinkctl::{Sink, SinkSpec};
 
 use super::common::{check_window, collect, max_rate_budget, report_analysis, report_drive};
-use super::{rig, round, shown, Ctx, Outcome, RigSpec};
+use super::{rig, round, Ctx, Outcome, RigSpec};
 
 /// Healthy webhooks (`/hook/0…8`); `/hook/9` is the slow one.
 pub const HEALTHY: u32 = 9;
@@ -68,15 +68,13 @@ pub async fn run(ctx: &Ctx) -> anyhow::Result<Outcome> {
                 a.throughput.per_sec / f64::from(HEALTHY),
                 fanout / f64::from(super::fanout::HOOKS),
             ));
-            let near_enough = |r: f64| r >= 0.9;
-            out.rule(
+            let healthy = a.throughput.per_sec;
+            out.judge(
                 "slow-endpoint healthy throughput ≥ 0.9 × fanout",
-                format!(
-                    "{:.0}/s vs {fanout:.0}/s = {} ×",
-                    a.throughput.per_sec,
-                    shown(ratio, 2, near_enough)
-                ),
-                near_enough(ratio),
+                ratio,
+                2,
+                |r| r >= 0.9,
+                |v| format!("{healthy:.0}/s vs {fanout:.0}/s = {v} ×"),
             );
         }
         _ => out

@@ -10,7 +10,7 @@ use crate::metrics::{latency_buckets, per_second};
 use crate::sinkctl::{Sink, SinkSpec};
 
 use super::common::{report_analysis, report_drive};
-use super::{rig, shown, Ctx, Outcome, Plot, RigSpec};
+use super::{rig, Ctx, Outcome, Plot, RigSpec};
 
 /// Changes per second.
 pub const RATE: u64 = 1_000;
@@ -58,15 +58,19 @@ pub async fn run(ctx: &Ctx) -> anyhow::Result<Outcome> {
     }
     match a.latency {
         Some(l) => {
-            out.rule(
+            out.judge(
                 "steady p50 ≤ 5 ms",
-                format!("{} ms", shown(l.p50_ms, 2, |v| v <= 5.0)),
-                l.p50_ms <= 5.0,
+                l.p50_ms,
+                2,
+                |v| v <= 5.0,
+                |v| format!("{v} ms"),
             );
-            out.rule(
+            out.judge(
                 "steady p99 ≤ 25 ms",
-                format!("{} ms", shown(l.p99_ms, 2, |v| v <= 25.0)),
-                l.p99_ms <= 25.0,
+                l.p99_ms,
+                2,
+                |v| v <= 25.0,
+                |v| format!("{v} ms"),
             );
         }
         None => {
