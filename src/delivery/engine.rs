@@ -107,6 +107,10 @@ pub(crate) struct Inner {
     lane_wait: AtomicUsize,
     pub(crate) hard_stop: CancellationToken,
     cache: Mutex<HashMap<Uuid, (i64, Cached)>>,
+    /// The runtime attempts run on. Fresh deliveries are handed over from SQLite's
+    /// writer thread, which runs a runtime of its own (`group_commit.rs`): attempts
+    /// spawned there would compete with the writer instead of running on the workers.
+    runtime: tokio::runtime::Handle,
 }
 
 /// Handle to the engine; cheap to clone (API handlers hold one).
@@ -180,6 +184,7 @@ impl DeliveryEngine {
                 lane_wait: AtomicUsize::new(0),
                 hard_stop: CancellationToken::new(),
                 cache: Mutex::new(HashMap::new()),
+                runtime: tokio::runtime::Handle::current(),
             }),
         })
     }
@@ -308,7 +313,9 @@ impl DeliveryEngine {
     /// Spawns jobs the lanes already marked as running.
     pub(crate) fn submit_started(&self, jobs: Vec<DeliveryJob>) {
         for job in jobs {
-            tokio::spawn(super::attempt::run(Arc::clone(&self.inner), job));
+            self.inner
+                .runtime
+                .spawn(super::attempt::run(Arc::clone(&self.inner), job));
         }
     }
 

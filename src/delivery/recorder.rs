@@ -2,7 +2,9 @@
 //! a batch is written when it reaches [`MAX_BATCH`] records or [`MAX_DELAY`] after its
 //! first one, whichever comes first. A durable commit costs ~200 µs, so one per attempt
 //! would cap a node at a few thousand attempts per second; batching also funnels SQLite's
-//! single writer through one task instead of having workers contend for its lock.
+//! single writer through one task instead of having workers contend for its lock. On
+//! SQLite a batch is handed to the writer task and written inside its open batch of
+//! changes (`store/group_commit.rs`).
 //!
 //! Backpressure: at most [`MAX_UNWRITTEN`] finished attempts wait to be written; the next
 //! one waits, holding its lane slot, until a batch is written. Without it a database slower

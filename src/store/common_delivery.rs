@@ -114,6 +114,19 @@ macro_rules! impl_delivery_store {
             crate::store::common_fanout::fanout_fns!($store);
             crate::store::common_event_tail::event_tail_fns!($store);
 
+            /// Writes a batch of finished attempts, their deliveries' new states and their
+            /// webhooks' status on `c`, in the caller's transaction (the backend's
+            /// `write_attempts` decides which); returns the webhooks the batch disabled.
+            pub(crate) async fn record_in(c: &mut Conn, store: &$store, records: &[AttemptRecord], auto: AutoDisable, now: i64) -> StoreResult<Vec<Uuid>> {
+                super::delivery_record::insert_attempts(&mut *c, records).await?;
+                super::delivery_record::update_deliveries(&mut *c, records, now).await?;
+                let disabled = super::delivery_record::update_webhooks(&mut *c, records, auto, now).await?;
+                if !disabled.is_empty() {
+                    store.forget_subscribers();
+                }
+                Ok(disabled)
+            }
+
             /// Cancels the pending deliveries of one webhook (or of every webhook of the
             /// tenant), in the caller's transaction: their webhook is being deleted.
             ///
@@ -207,15 +220,7 @@ macro_rules! impl_delivery_store {
                     if records.is_empty() {
                         return Ok(Vec::new());
                     }
-                    let mut tx = self.writer.begin().await?;
-                    super::delivery_record::insert_attempts(&mut tx, records).await?;
-                    super::delivery_record::update_deliveries(&mut tx, records, now).await?;
-                    let disabled = super::delivery_record::update_webhooks(&mut tx, records, auto, now).await?;
-                    if !disabled.is_empty() {
-                        self.forget_subscribers();
-                    }
-                    tx.commit().await?;
-                    Ok(disabled)
+                    self.write_attempts(records, auto, now).await
                 }
 
                 async fn release_leases(&self, leases: &[(Uuid, String)]) -> StoreResult<u64> {

@@ -20,8 +20,8 @@ use super::common_directory::impl_directory_store;
 use super::common_tracker::impl_tracker_store;
 use super::ui_sessions::impl_ui_session_store;
 use super::{
-    migrator, ChangeOp, ChangeOutcome, ChangeRequest, ChangeStep, DeliveryHub, Finish, Store, StoreError,
-    StoreResult,
+    migrator, AttemptRecord, AutoDisable, ChangeOp, ChangeOutcome, ChangeRequest, ChangeStep, DeliveryHub,
+    Finish, Store, StoreError, StoreResult,
 };
 use crate::domain::event_type::EntityKind;
 
@@ -181,6 +181,20 @@ impl PgStore {
                 "a change in a transaction asked to run again".into(),
             )),
         }
+    }
+
+    /// Records attempt outcomes in a transaction of their own: the recorder runs several
+    /// at once on PostgreSQL (`recorder.rs`).
+    pub(crate) async fn write_attempts(
+        &self,
+        records: &[AttemptRecord],
+        auto: AutoDisable,
+        now: i64,
+    ) -> StoreResult<Vec<uuid::Uuid>> {
+        let mut tx = self.writer.begin().await?;
+        let disabled = delivery_impl::record_in(&mut tx, self, records, auto, now).await?;
+        tx.commit().await?;
+        Ok(disabled)
     }
 
     /// No turns: PostgreSQL has many writers and row locks.

@@ -664,6 +664,62 @@ both!(event_log_pages_and_filters, |app: TestApp| async move {
 /// bench's `steady` scenario, 1,000 changes/s offered, once sent 696 duplicates that way).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn engine_writes_wait_behind_a_few_changes_not_the_whole_queue() {
+    engine_write_waits_behind_a_few_changes(async |app: &TestApp| {
+        app.store
+            .release_leases(&[(uuid::Uuid::nil(), "no-such-lease".into())])
+            .await
+            .unwrap();
+    })
+    .await;
+}
+
+/// Attempt outcomes are written by the writer task itself, inside its open batch: they
+/// go ahead of the changes queued before them, and are answered once durable.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn attempt_outcomes_go_ahead_of_queued_changes() {
+    use herald::store::{AttemptRecord, AutoDisable, NextState};
+    let id = uuid::Uuid::now_v7();
+    engine_write_waits_behind_a_few_changes(async move |app: &TestApp| {
+        let record = AttemptRecord {
+            delivery_id: id,
+            webhook_id: uuid::Uuid::nil(),
+            lease_token: "t".into(),
+            number: 1,
+            tries: 1,
+            started_at: 1,
+            duration_ms: 1,
+            request_headers: "[]".into(),
+            status_code: Some(200),
+            response_headers: Some("[]".into()),
+            response_body: None,
+            response_truncated: false,
+            error_kind: None,
+            error: None,
+            next: NextState::Succeeded,
+            disable_reason: None,
+        };
+        let auto = AutoDisable {
+            failures: 100,
+            after_ms: 1,
+        };
+        let disabled = app.store.record_attempts(&[record], auto, 2).await.unwrap();
+        assert!(disabled.is_empty());
+        // Answered means committed: a reader of its own sees the attempt.
+        let opts = sqlx::sqlite::SqliteConnectOptions::new().filename(app.sqlite_path().unwrap());
+        let mut reader: sqlx::SqliteConnection = sqlx::Connection::connect_with(&opts).await.unwrap();
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM delivery_attempts WHERE delivery_id = $1")
+            .bind(id.to_string())
+            .fetch_one(&mut reader)
+            .await
+            .unwrap();
+        assert_eq!(n, 1, "the attempt is durable once answered");
+    })
+    .await;
+}
+
+/// Queues 150 changes of one project, and once they flow runs `write`: at most three
+/// batches of changes may commit while it waits.
+async fn engine_write_waits_behind_a_few_changes(write: impl AsyncFnOnce(&TestApp)) {
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::sync::Arc;
     let Some(app) = TestApp::spawn(crate::support::Backend::Sqlite).await else {
@@ -692,7 +748,7 @@ async fn engine_writes_wait_behind_a_few_changes_not_the_whole_queue() {
     }
     // Count what is committed (a reader of its own: WAL readers never wait for the
     // writer), not what was answered: answers still on their way to a loaded test
-    // process would count as written during the release.
+    // process would count as written during the write.
     let opts = sqlx::sqlite::SqliteConnectOptions::new().filename(app.sqlite_path().unwrap());
     let mut reader: sqlx::SqliteConnection = sqlx::Connection::connect_with(&opts).await.unwrap();
     let mut committed = async || -> i64 {
@@ -702,20 +758,17 @@ async fn engine_writes_wait_behind_a_few_changes_not_the_whole_queue() {
             .unwrap()
     };
     let before = committed().await;
-    app.store
-        .release_leases(&[(uuid::Uuid::nil(), "no-such-lease".into())])
-        .await
-        .unwrap();
+    write(&app).await;
     let ahead = committed().await - before;
     for c in calls {
         c.await.unwrap();
     }
     // At most three batches of 16 (the writer's cap, `MAX_GROUP`): the one holding the
-    // writer when the release queued, perhaps the next, and one more of slack for a
+    // writer when the write queued, perhaps the next, and one more of slack for a
     // loaded machine. Not the rest of the queue (over a hundred).
     assert!(
         ahead <= 48,
-        "{ahead} of {} queued changes were written before one lease release",
+        "{ahead} of {} queued changes were written before one engine write",
         CHANGES as i64 + 1 - before
     );
 }
