@@ -80,10 +80,6 @@ impl Written for Signals {
         self.watchers.fire(delivered);
     }
 
-    fn released(&self) {
-        self.wake.notify_one();
-    }
-
     fn write_failed(&self, given_up: bool) {
         self.metrics.record_failed(given_up);
     }

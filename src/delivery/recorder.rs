@@ -50,8 +50,6 @@ pub enum Msg {
 pub trait Written: Send + Sync {
     /// The earliest retry scheduled by the batch, and the webhooks it disabled.
     fn written(&self, earliest_retry: Option<i64>, disabled: &[Uuid], delivered: &[Uuid]);
-    /// Leases were given back: the work is claimable again.
-    fn released(&self);
     /// Writing a batch failed; `given_up` when the batch will not be tried again.
     fn write_failed(&self, given_up: bool);
 }
@@ -202,9 +200,15 @@ async fn write(
         attempts.clear();
     }
     if !releases.is_empty() {
-        match store.release_leases(releases).await {
-            Ok(_) => events.released(),
-            Err(e) => tracing::warn!(error = %e, "releasing leases failed; they will expire instead"),
+        // The claim loop is not woken for them: every lease given back here belongs to a
+        // job its full lane turned away, one that waited there too long, or a webhook
+        // that was disabled or deleted — none this node could start now. Waking it ran a
+        // claim per batch that read past every such row (the `slow-endpoint` bench: ~12
+        // claims a second over its dead endpoint's growing backlog, holding the writer
+        // 40–80 % of the time). The lane's own wake-up (`lane_wait`) and the poll pick
+        // them up; on PostgreSQL the release notifies the other nodes.
+        if let Err(e) = store.release_leases(releases).await {
+            tracing::warn!(error = %e, "releasing leases failed; they will expire instead");
         }
         releases.clear();
     }
@@ -253,7 +257,6 @@ mod tests {
     struct Quiet;
     impl Written for Quiet {
         fn written(&self, _: Option<i64>, _: &[Uuid], _: &[Uuid]) {}
-        fn released(&self) {}
         fn write_failed(&self, _: bool) {}
     }
 

@@ -127,6 +127,29 @@ macro_rules! impl_delivery_store {
                 Ok(disabled)
             }
 
+            /// Gives `leases` back on `c`, in the caller's transaction (the backend's
+            /// `write_releases` decides which), and tells other nodes there is work;
+            /// returns how many rows were released.
+            pub(crate) async fn release_in(c: &mut Conn, store: &$store, leases: &[(Uuid, String)]) -> StoreResult<u64> {
+                let mut n = 0;
+                for chunk in leases.chunks(200) {
+                    let sql = format!(
+                        "UPDATE deliveries SET lease_token = NULL, lease_until = NULL FROM (VALUES {}) AS v \
+                         WHERE deliveries.id = v.column1 AND deliveries.lease_token = v.column2",
+                        leading_value_rows::<Db>(chunk.len(), 2)
+                    );
+                    let mut q = sqlx::query::<Db>(&sql);
+                    for (id, token) in chunk {
+                        q = q.bind(id.to_string()).bind(token.as_str());
+                    }
+                    n += q.execute(&mut *c).await?.rows_affected();
+                }
+                if n > 0 {
+                    store.notify_work(&mut *c).await?;
+                }
+                Ok(n)
+            }
+
             /// Cancels the pending deliveries of one webhook (or of every webhook of the
             /// tenant), in the caller's transaction: their webhook is being deleted.
             ///
@@ -224,25 +247,10 @@ macro_rules! impl_delivery_store {
                 }
 
                 async fn release_leases(&self, leases: &[(Uuid, String)]) -> StoreResult<u64> {
-                    let mut n = 0;
-                    let mut tx = self.writer.begin().await?;
-                    for chunk in leases.chunks(200) {
-                        let sql = format!(
-                            "UPDATE deliveries SET lease_token = NULL, lease_until = NULL FROM (VALUES {}) AS v \
-                             WHERE deliveries.id = v.column1 AND deliveries.lease_token = v.column2",
-                            leading_value_rows::<Db>(chunk.len(), 2)
-                        );
-                        let mut q = sqlx::query::<Db>(&sql);
-                        for (id, token) in chunk {
-                            q = q.bind(id.to_string()).bind(token.as_str());
-                        }
-                        n += q.execute(&mut *tx).await?.rows_affected();
+                    if leases.is_empty() {
+                        return Ok(0);
                     }
-                    if n > 0 {
-                        self.notify_work(&mut tx).await?;
-                    }
-                    tx.commit().await?;
-                    Ok(n)
+                    self.write_releases(leases).await
                 }
 
                 async fn listen_for_work(&self, wake: Arc<tokio::sync::Notify>, stop: tokio_util::sync::CancellationToken) {

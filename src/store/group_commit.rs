@@ -41,6 +41,7 @@
 //! change itself is applied or not as a whole, and its deliveries are handed over by the
 //! commit like any other.
 
+use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 
@@ -73,29 +74,70 @@ pub(crate) struct Queued {
     answer: oneshot::Sender<StoreResult<ChangeOutcome>>,
 }
 
-/// A batch of finished delivery attempts (the recorder's) and where its answer goes: the
-/// webhooks it disabled, once durable.
-pub(crate) struct Outcomes {
-    records: Vec<AttemptRecord>,
-    auto: AutoDisable,
-    now: i64,
-    answer: Recorded,
+/// A write of the delivery engine's, taken ahead of queued changes, and where its answer
+/// goes once durable.
+pub(crate) enum EngineWrite {
+    /// A batch of finished attempts (the recorder's); answered with the webhooks it
+    /// disabled.
+    Outcomes {
+        records: Vec<AttemptRecord>,
+        auto: AutoDisable,
+        now: i64,
+        answer: oneshot::Sender<StoreResult<Vec<Uuid>>>,
+    },
+    /// Leases given back (jobs a full lane turned away, a stopping engine's); answered
+    /// with how many rows were released.
+    Release {
+        leases: Vec<(Uuid, String)>,
+        answer: oneshot::Sender<StoreResult<u64>>,
+    },
 }
 
-/// Where an outcome batch's answer goes: the webhooks it disabled, or why it failed.
-type Recorded = oneshot::Sender<StoreResult<Vec<Uuid>>>;
+/// What an engine write did, kept until its batch is durable.
+enum Done {
+    Outcomes(oneshot::Sender<StoreResult<Vec<Uuid>>>, Vec<Uuid>),
+    Release(oneshot::Sender<StoreResult<u64>>, u64),
+}
+
+impl Done {
+    fn answer(self, committed: Result<(), &str>) {
+        let failed = |why: &str| StoreError::CommitFailed(why.to_owned());
+        match self {
+            Done::Outcomes(answer, disabled) => {
+                let _ = answer.send(committed.map(|()| disabled).map_err(failed));
+            }
+            Done::Release(answer, n) => {
+                let _ = answer.send(committed.map(|()| n).map_err(failed));
+            }
+        }
+    }
+}
+
+impl EngineWrite {
+    /// Answers with `e`: the write did not happen.
+    fn refuse(self, e: StoreError) {
+        match self {
+            EngineWrite::Outcomes { answer, .. } => {
+                let _ = answer.send(Err(e));
+            }
+            EngineWrite::Release { answer, .. } => {
+                let _ = answer.send(Err(e));
+            }
+        }
+    }
+}
 
 /// One item of a batch.
 enum Work {
     Change(Queued),
-    Outcomes(Outcomes),
+    Engine(EngineWrite),
 }
 
 /// The handle every clone of the store shares; the task ends when the last one is dropped.
 #[derive(Debug, Clone)]
 pub(crate) struct ChangeQueue {
     tx: mpsc::UnboundedSender<Queued>,
-    outcomes: mpsc::UnboundedSender<Outcomes>,
+    engine: mpsc::UnboundedSender<EngineWrite>,
 }
 
 fn stopped() -> StoreError {
@@ -119,13 +161,23 @@ impl ChangeQueue {
         now: i64,
     ) -> StoreResult<Vec<Uuid>> {
         let (answer, rx) = oneshot::channel();
-        self.outcomes
-            .send(Outcomes {
+        self.engine
+            .send(EngineWrite::Outcomes {
                 records,
                 auto,
                 now,
                 answer,
             })
+            .map_err(|_| stopped())?;
+        rx.await.map_err(|_| stopped())?
+    }
+
+    /// Queues lease releases ahead of every queued change and waits until they are
+    /// durable; returns how many rows were released.
+    pub(crate) async fn release(&self, leases: Vec<(Uuid, String)>) -> StoreResult<u64> {
+        let (answer, rx) = oneshot::channel();
+        self.engine
+            .send(EngineWrite::Release { leases, answer })
             .map_err(|_| stopped())?;
         rx.await.map_err(|_| stopped())?
     }
@@ -151,6 +203,14 @@ pub(crate) trait ChangeWriter: Send + Sync + 'static {
         auto: AutoDisable,
         now: i64,
     ) -> futures_util::future::BoxFuture<'a, StoreResult<Vec<Uuid>>>;
+
+    /// Gives `leases` back on `tx`, inside the `change` savepoint; returns how many rows
+    /// were released.
+    fn release<'a>(
+        &'a self,
+        tx: &'a mut Transaction<'static, Sqlite>,
+        leases: &'a [(Uuid, String)],
+    ) -> futures_util::future::BoxFuture<'a, StoreResult<u64>>;
 }
 
 /// Starts the writer task for `store` on its own thread, writing through `pool` (the one
@@ -162,10 +222,10 @@ pub(crate) fn start<W: ChangeWriter>(
     hub: Arc<DeliveryHub>,
 ) -> std::io::Result<ChangeQueue> {
     let (tx, rx) = mpsc::unbounded_channel::<Queued>();
-    let (outcomes, orx) = mpsc::unbounded_channel::<Outcomes>();
+    let (engine, erx) = mpsc::unbounded_channel::<EngineWrite>();
     let mut queues = Queues {
         changes: rx,
-        outcomes: orx,
+        engine: erx,
     };
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -174,7 +234,7 @@ pub(crate) fn start<W: ChangeWriter>(
         loop {
             let first = tokio::select! {
                 biased;
-                Some(o) = queues.outcomes.recv() => Work::Outcomes(o),
+                Some(w) = queues.engine.recv() => Work::Engine(w),
                 Some(c) = queues.changes.recv() => Work::Change(c),
                 else => break,
             };
@@ -184,21 +244,21 @@ pub(crate) fn start<W: ChangeWriter>(
     std::thread::Builder::new()
         .name("herald-writer".into())
         .spawn(move || runtime.block_on(task))?;
-    Ok(ChangeQueue { tx, outcomes })
+    Ok(ChangeQueue { tx, engine })
 }
 
 /// The writer task's two inboxes.
 struct Queues {
     changes: mpsc::UnboundedReceiver<Queued>,
-    outcomes: mpsc::UnboundedReceiver<Outcomes>,
+    engine: mpsc::UnboundedReceiver<EngineWrite>,
 }
 
 impl Queues {
-    /// The next item already queued, outcomes first: the delivery engine's records must
-    /// not wait behind a queue of changes (a long wait lets leases expire).
+    /// The next item already queued, the engine's first: its writes must not wait
+    /// behind a queue of changes (a long wait lets leases expire).
     fn next_queued(&mut self) -> Option<Work> {
-        if let Ok(o) = self.outcomes.try_recv() {
-            return Some(Work::Outcomes(o));
+        if let Ok(w) = self.engine.try_recv() {
+            return Some(Work::Engine(w));
         }
         self.changes.try_recv().ok().map(Work::Change)
     }
@@ -208,7 +268,7 @@ impl Queues {
 #[derive(Default)]
 struct Owed {
     answers: Vec<(oneshot::Sender<StoreResult<ChangeOutcome>>, ChangeOutcome)>,
-    recorded: Vec<(Recorded, Vec<Uuid>)>,
+    engine: Vec<Done>,
     jobs: Vec<DeliveryJob>,
     claimable: bool,
 }
@@ -244,7 +304,7 @@ async fn write_batch<W: ChangeWriter>(
         }
         let step = match work {
             Work::Change(q) => change(store, &mut tx, q, &mut owed).await,
-            Work::Outcomes(o) => outcomes(store, &mut tx, o, &mut owed).await,
+            Work::Engine(w) => engine_write(store, &mut tx, w, &mut owed).await,
         };
         if let Err(why) = step {
             broken = Some(why);
@@ -269,18 +329,18 @@ async fn write_batch<W: ChangeWriter>(
             for (answer, outcome) in owed.answers {
                 let _ = answer.send(Ok(outcome));
             }
-            for (answer, disabled) in owed.recorded {
-                let _ = answer.send(Ok(disabled));
+            for done in owed.engine {
+                done.answer(Ok(()));
             }
             hub.hand_off(owed.jobs, owed.claimable);
         }
         Err(why) => {
-            tracing::error!(error = %why, changes = owed.answers.len(), outcome_batches = owed.recorded.len(), "a batch of changes was not committed");
+            tracing::error!(error = %why, changes = owed.answers.len(), engine_writes = owed.engine.len(), "a batch of changes was not committed");
             for (answer, _) in owed.answers {
                 let _ = answer.send(Err(StoreError::CommitFailed(why.clone())));
             }
-            for (answer, _) in owed.recorded {
-                let _ = answer.send(Err(StoreError::CommitFailed(why.clone())));
+            for done in owed.engine {
+                done.answer(Err(&why));
             }
         }
     }
@@ -292,9 +352,7 @@ fn refuse(work: Work, e: StoreError) {
         Work::Change(q) => {
             let _ = q.answer.send(Err(e));
         }
-        Work::Outcomes(o) => {
-            let _ = o.answer.send(Err(e));
-        }
+        Work::Engine(w) => w.refuse(e),
     }
 }
 
@@ -348,38 +406,62 @@ async fn change<W: ChangeWriter>(
     Ok(())
 }
 
-/// Writes one batch of attempt outcomes in the open `change` savepoint, like a change:
-/// kept and answered after commit, or rolled back alone and answered with the error.
-async fn outcomes<W: ChangeWriter>(
+/// Runs one engine write in the open `change` savepoint, like a change: kept and answered
+/// after commit, or rolled back alone and answered with the error. `Err` when the
+/// transaction can no longer be used (the write itself was answered).
+async fn engine_write<W: ChangeWriter>(
     store: &W,
     tx: &mut Transaction<'static, Sqlite>,
-    o: Outcomes,
+    w: EngineWrite,
     owed: &mut Owed,
 ) -> Result<(), String> {
-    let run = AssertUnwindSafe(store.record(tx, &o.records, o.auto, o.now)).catch_unwind();
-    let result = match run.await {
-        Ok(r) => r,
-        Err(_) => {
-            tracing::error!("recording attempt outcomes panicked; they were rolled back");
-            Err(StoreError::CommitFailed("recording outcomes failed".into()))
+    match w {
+        EngineWrite::Outcomes {
+            records,
+            auto,
+            now,
+            answer,
+        } => {
+            let result = guarded(store.record(tx, &records, auto, now)).await;
+            settle(tx, result, answer, owed, Done::Outcomes).await
         }
-    };
-    match result {
-        Ok(disabled) => {
-            if let Err(e) = tx.execute(RELEASE_AND_NEXT).await {
-                let _ = o.answer.send(Err(e.into()));
-                return Err("releasing a savepoint failed".to_owned());
-            }
-            owed.recorded.push((o.answer, disabled));
-            Ok(())
-        }
-        Err(e) => {
-            if let Err(e) = tx.execute("ROLLBACK TO change").await {
-                let _ = o.answer.send(Err(e.into()));
-                return Err("rolling back to a savepoint failed".to_owned());
-            }
-            let _ = o.answer.send(Err(e));
-            Ok(())
+        EngineWrite::Release { leases, answer } => {
+            let result = guarded(store.release(tx, &leases)).await;
+            settle(tx, result, answer, owed, Done::Release).await
         }
     }
+}
+
+/// `write`'s result, with a panic turned into an error (the batch goes on without it).
+async fn guarded<T>(write: impl Future<Output = StoreResult<T>>) -> StoreResult<T> {
+    AssertUnwindSafe(write).catch_unwind().await.unwrap_or_else(|_| {
+        tracing::error!("a delivery engine write panicked; it was rolled back");
+        Err(StoreError::CommitFailed("the write failed".into()))
+    })
+}
+
+/// Keeps a successful engine write (answered after commit) or rolls it back to its
+/// savepoint and answers with the error now.
+async fn settle<T>(
+    tx: &mut Transaction<'static, Sqlite>,
+    result: StoreResult<T>,
+    answer: oneshot::Sender<StoreResult<T>>,
+    owed: &mut Owed,
+    done: fn(oneshot::Sender<StoreResult<T>>, T) -> Done,
+) -> Result<(), String> {
+    let (sql, broken) = match &result {
+        Ok(_) => (RELEASE_AND_NEXT, "releasing a savepoint failed"),
+        Err(_) => ("ROLLBACK TO change", "rolling back to a savepoint failed"),
+    };
+    if let Err(e) = tx.execute(sql).await {
+        let _ = answer.send(Err(e.into()));
+        return Err(broken.to_owned());
+    }
+    match result {
+        Ok(value) => owed.engine.push(done(answer, value)),
+        Err(e) => {
+            let _ = answer.send(Err(e));
+        }
+    }
+    Ok(())
 }

@@ -197,6 +197,14 @@ impl PgStore {
         Ok(disabled)
     }
 
+    /// Gives leases back in a transaction of their own.
+    pub(crate) async fn write_releases(&self, leases: &[(uuid::Uuid, String)]) -> StoreResult<u64> {
+        let mut tx = self.writer.begin().await?;
+        let n = delivery_impl::release_in(&mut tx, self, leases).await?;
+        tx.commit().await?;
+        Ok(n)
+    }
+
     /// No turns: PostgreSQL has many writers and row locks.
     pub(crate) async fn change_turn(&self) -> StoreResult<Option<tokio::sync::SemaphorePermit<'_>>> {
         Ok(None)

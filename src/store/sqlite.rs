@@ -210,6 +210,22 @@ impl SqliteStore {
         }
     }
 
+    /// Gives leases back on the writer task, like outcomes (`write_attempts`): the
+    /// `slow-endpoint` bench gives back every job its dead endpoint's full lane turns
+    /// away (a tenth of all deliveries), and each of those writes taking the writer
+    /// connection in turns with the task cost the writer its hand-over.
+    pub(crate) async fn write_releases(&self, leases: &[(uuid::Uuid, String)]) -> StoreResult<u64> {
+        match &self.changes {
+            Some(queue) => queue.release(leases.to_vec()).await,
+            None => {
+                let mut tx = self.writer.begin().await?;
+                let n = delivery_impl::release_in(&mut tx, self, leases).await?;
+                tx.commit().await?;
+                Ok(n)
+            }
+        }
+    }
+
     /// Waits for an ingested event's turn at the writer (see `change_turns`).
     pub(crate) async fn change_turn(&self) -> StoreResult<Option<tokio::sync::SemaphorePermit<'_>>> {
         let permit = self
@@ -253,6 +269,14 @@ impl ChangeWriter for SqliteStore {
         now: i64,
     ) -> futures_util::future::BoxFuture<'a, StoreResult<Vec<uuid::Uuid>>> {
         Box::pin(delivery_impl::record_in(tx, self, records, auto, now))
+    }
+
+    fn release<'a>(
+        &'a self,
+        tx: &'a mut sqlx::Transaction<'static, sqlx::Sqlite>,
+        leases: &'a [(uuid::Uuid, String)],
+    ) -> futures_util::future::BoxFuture<'a, StoreResult<u64>> {
+        Box::pin(delivery_impl::release_in(tx, self, leases))
     }
 }
 
