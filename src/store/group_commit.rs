@@ -18,15 +18,15 @@
 //! means "durable"; a change that fails, or changes nothing, is rolled back to its
 //! savepoint and answered at once.
 //!
-//! Attempt outcomes (the recorder's batches) are written by this task too, in the open
-//! batch, each in a savepoint like a change, and taken ahead of every queued change, so
-//! they wait behind at most the batch being written. They used to take the writer
-//! connection in turns with the task; each hand-over (the connection back to the pool,
-//! which pings it on release, then the waiting task woken) left the writer idle, and an
-//! outcome batch of its own cost twice the writer time it costs inside a change batch
-//! (fan-out bench: 25 % of the writer's time against 12 %). The engine's other writes
-//! (claims, lease releases) still queue for the writer connection itself and wait behind
-//! at most one batch.
+//! The delivery engine's outcome batches and lease releases are written by this task too
+//! ([`EngineWrite`]), in the open batch, each in a savepoint like a change, and taken
+//! ahead of every queued change, so they wait behind at most the batch being written.
+//! They used to take the writer connection in turns with the task; each hand-over (the
+//! connection back to the pool, which pings it on release, then the waiting task woken)
+//! left the writer idle, and an outcome batch of its own cost twice the writer time it
+//! costs inside a change batch (fan-out bench: 25 % of the writer's time against 12 %).
+//! Claims still queue for the writer connection itself and wait behind at most one
+//! batch.
 //!
 //! The task runs on a thread of its own with a single-threaded runtime. Why: each change
 //! is a few round trips to SQLite's connection thread, and every answer has to wake the

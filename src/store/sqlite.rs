@@ -179,12 +179,15 @@ impl SqliteStore {
     /// of the open batch, rolled back alone when the change fails or turns out to change
     /// nothing; answered once the batch is durable.
     pub(crate) async fn run_change(&self, req: ChangeRequest) -> StoreResult<ChangeOutcome> {
-        match &self.changes {
-            Some(queue) => queue.apply(req).await,
-            None => Err(StoreError::CommitFailed(
-                "changes are written by the writer task".into(),
-            )),
-        }
+        self.writer_task()?.apply(req).await
+    }
+
+    /// The writer task's queue. The task's own copy of the store has none: a write it
+    /// queued there would wait for itself (it holds the writer connection).
+    fn writer_task(&self) -> StoreResult<&ChangeQueue> {
+        self.changes
+            .as_ref()
+            .ok_or_else(|| StoreError::CommitFailed("writes of this kind are made by the writer task".into()))
     }
 
     /// Records attempt outcomes on the writer task, ahead of queued changes and in the
@@ -199,15 +202,7 @@ impl SqliteStore {
         auto: AutoDisable,
         now: i64,
     ) -> StoreResult<Vec<uuid::Uuid>> {
-        match &self.changes {
-            Some(queue) => queue.record(records.to_vec(), auto, now).await,
-            None => {
-                let mut tx = self.writer.begin().await?;
-                let disabled = delivery_impl::record_in(&mut tx, self, records, auto, now).await?;
-                tx.commit().await?;
-                Ok(disabled)
-            }
-        }
+        self.writer_task()?.record(records.to_vec(), auto, now).await
     }
 
     /// Gives leases back on the writer task, like outcomes (`write_attempts`): the
@@ -215,15 +210,7 @@ impl SqliteStore {
     /// away (a tenth of all deliveries), and each of those writes taking the writer
     /// connection in turns with the task cost the writer its hand-over.
     pub(crate) async fn write_releases(&self, leases: &[(uuid::Uuid, String)]) -> StoreResult<u64> {
-        match &self.changes {
-            Some(queue) => queue.release(leases.to_vec()).await,
-            None => {
-                let mut tx = self.writer.begin().await?;
-                let n = delivery_impl::release_in(&mut tx, self, leases).await?;
-                tx.commit().await?;
-                Ok(n)
-            }
-        }
+        self.writer_task()?.release(leases.to_vec()).await
     }
 
     /// Waits for an ingested event's turn at the writer (see `change_turns`).
