@@ -364,14 +364,7 @@ async fn change<W: ChangeWriter>(
     q: Queued,
     owed: &mut Owed,
 ) -> Result<(), String> {
-    let run = AssertUnwindSafe(store.apply(tx, &q.req, RELEASE_AND_NEXT)).catch_unwind();
-    let result = match run.await {
-        Ok(r) => r,
-        Err(_) => {
-            tracing::error!("a tracker change panicked; it was rolled back");
-            Err(StoreError::CommitFailed("the change failed".into()))
-        }
-    };
+    let result = guarded(store.apply(tx, &q.req, RELEASE_AND_NEXT)).await;
     let undone = match result {
         Ok(ChangeStep::Keep {
             outcome,
@@ -432,10 +425,11 @@ async fn engine_write<W: ChangeWriter>(
     }
 }
 
-/// `write`'s result, with a panic turned into an error (the batch goes on without it).
+/// `write`'s result, with a panic turned into an error: the write is rolled back to its
+/// savepoint and the batch goes on without it.
 async fn guarded<T>(write: impl Future<Output = StoreResult<T>>) -> StoreResult<T> {
     AssertUnwindSafe(write).catch_unwind().await.unwrap_or_else(|_| {
-        tracing::error!("a delivery engine write panicked; it was rolled back");
+        tracing::error!("a write on the writer task panicked; it was rolled back");
         Err(StoreError::CommitFailed("the write failed".into()))
     })
 }
