@@ -138,13 +138,13 @@ async fn run(
             writing.join_next().await;
         }
         let (store, events) = (Arc::clone(&store), Arc::clone(&events));
-        let (mut batch, mut released, written) = (
+        let (batch, mut released, written) = (
             std::mem::replace(&mut attempts, Vec::with_capacity(MAX_BATCH)),
             std::mem::take(&mut releases),
             std::mem::replace(&mut permits, Vec::with_capacity(MAX_BATCH)),
         );
         writing.spawn(async move {
-            write(store.as_ref(), auto, events.as_ref(), &mut batch, &mut released).await;
+            write(store.as_ref(), auto, events.as_ref(), batch.into(), &mut released).await;
             drop(written);
         });
         if !flushes.is_empty() {
@@ -161,7 +161,7 @@ async fn write(
     store: &dyn Store,
     auto: AutoDisable,
     events: &dyn Written,
-    attempts: &mut Vec<AttemptRecord>,
+    attempts: Arc<[AttemptRecord]>,
     releases: &mut Vec<(Uuid, String)>,
 ) {
     if !attempts.is_empty() {
@@ -170,7 +170,7 @@ async fn write(
         // (at-least-once holds).
         let mut disabled = None;
         for backoff in [10, 100, 1000, 0] {
-            match store.record_attempts(attempts, auto, now_ms()).await {
+            match store.record_attempts(Arc::clone(&attempts), auto, now_ms()).await {
                 Ok(d) => {
                     disabled = Some(d);
                     break;
@@ -197,7 +197,6 @@ async fn write(
             let ids: Vec<Uuid> = attempts.iter().map(|a| a.delivery_id).collect();
             events.written(earliest, &disabled, &ids);
         }
-        attempts.clear();
     }
     if !releases.is_empty() {
         // The claim loop is not woken for them: every lease given back here belongs to a

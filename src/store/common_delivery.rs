@@ -239,7 +239,7 @@ macro_rules! impl_delivery_store {
                     Ok(jobs)
                 }
 
-                async fn record_attempts(&self, records: &[AttemptRecord], auto: AutoDisable, now: i64) -> StoreResult<Vec<Uuid>> {
+                async fn record_attempts(&self, records: Arc<[AttemptRecord]>, auto: AutoDisable, now: i64) -> StoreResult<Vec<Uuid>> {
                     if records.is_empty() {
                         return Ok(Vec::new());
                     }

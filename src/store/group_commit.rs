@@ -80,7 +80,7 @@ pub(crate) enum EngineWrite {
     /// A batch of finished attempts (the recorder's); answered with the webhooks it
     /// disabled.
     Outcomes {
-        records: Vec<AttemptRecord>,
+        records: Arc<[AttemptRecord]>,
         auto: AutoDisable,
         now: i64,
         answer: oneshot::Sender<StoreResult<Vec<Uuid>>>,
@@ -156,7 +156,7 @@ impl ChangeQueue {
     /// is durable; returns the webhooks it disabled.
     pub(crate) async fn record(
         &self,
-        records: Vec<AttemptRecord>,
+        records: Arc<[AttemptRecord]>,
         auto: AutoDisable,
         now: i64,
     ) -> StoreResult<Vec<Uuid>> {

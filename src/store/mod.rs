@@ -244,10 +244,12 @@ pub trait DeliveryStore: Send + Sync {
     /// next delivery once every earlier one is settled.
     async fn claim_due(&self, req: &ClaimRequest) -> StoreResult<Vec<DeliveryJob>>;
     /// Writes a batch of finished attempts, the deliveries' new states and the webhooks'
-    /// status in one transaction; returns the webhooks this batch disabled.
+    /// status in one transaction; returns the webhooks this batch disabled. Shared, not
+    /// borrowed: on SQLite the batch goes to the writer task without a copy, and the
+    /// recorder keeps it for retries.
     async fn record_attempts(
         &self,
-        records: &[AttemptRecord],
+        records: Arc<[AttemptRecord]>,
         auto: AutoDisable,
         now: i64,
     ) -> StoreResult<Vec<Uuid>>;

@@ -187,12 +187,12 @@ impl PgStore {
     /// at once on PostgreSQL (`recorder.rs`).
     pub(crate) async fn write_attempts(
         &self,
-        records: &[AttemptRecord],
+        records: Arc<[AttemptRecord]>,
         auto: AutoDisable,
         now: i64,
     ) -> StoreResult<Vec<uuid::Uuid>> {
         let mut tx = self.writer.begin().await?;
-        let disabled = delivery_impl::record_in(&mut tx, self, records, auto, now).await?;
+        let disabled = delivery_impl::record_in(&mut tx, self, &records, auto, now).await?;
         tx.commit().await?;
         Ok(disabled)
     }

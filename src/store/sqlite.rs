@@ -198,11 +198,11 @@ impl SqliteStore {
     /// the time while the recorder held it only 26 %.
     pub(crate) async fn write_attempts(
         &self,
-        records: &[AttemptRecord],
+        records: Arc<[AttemptRecord]>,
         auto: AutoDisable,
         now: i64,
     ) -> StoreResult<Vec<uuid::Uuid>> {
-        self.writer_task()?.record(records.to_vec(), auto, now).await
+        self.writer_task()?.record(records, auto, now).await
     }
 
     /// Gives leases back on the writer task, like outcomes (`write_attempts`): the

@@ -702,7 +702,11 @@ async fn attempt_outcomes_go_ahead_of_queued_changes() {
             failures: 100,
             after_ms: 1,
         };
-        let disabled = app.store.record_attempts(&[record], auto, 2).await.unwrap();
+        let disabled = app
+            .store
+            .record_attempts(std::sync::Arc::new([record]), auto, 2)
+            .await
+            .unwrap();
         assert!(disabled.is_empty());
         // Answered means committed: a reader of its own sees the attempt.
         let opts = sqlx::sqlite::SqliteConnectOptions::new().filename(app.sqlite_path().unwrap());
