@@ -123,6 +123,10 @@ impl FreshSink for DeliveryEngine {
     fn wake(&self) {
         DeliveryEngine::wake(self);
     }
+
+    fn full(&self) -> Vec<Uuid> {
+        self.inner.signals.lanes.full()
+    }
 }
 
 impl DeliveryEngine {

@@ -6,9 +6,11 @@
 //! long in a lane is given back instead (another node, or this one, claims it again), so
 //! no delivery is ever attempted by two nodes at once.
 //!
-//! A lane holds at most [`MAX_QUEUED_PER_LANE`] jobs; jobs beyond it are given back the
-//! same way, so an endpoint that stopped answering costs bounded memory however long it
-//! stays down (its deliveries wait in the database, not here).
+//! A lane holds at most [`MAX_QUEUED_PER_LANE`] jobs, so an endpoint that stopped answering
+//! costs bounded memory however long it stays down (its deliveries wait in the database,
+//! not here): fan-out writes a full lane's new deliveries unleased ([`Lanes::full`]), and
+//! jobs that arrive beyond the cap all the same (planned while the lane filled up) are
+//! given back the same way.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -164,6 +166,17 @@ impl Lanes {
             self.idle.notify_waiters();
         }
         out
+    }
+
+    /// Webhooks whose lane is full ([`MAX_QUEUED_PER_LANE`]): [`Lanes::push`] would give
+    /// their jobs back, so fan-out does not lease them in the first place.
+    pub fn full(&self) -> Vec<Uuid> {
+        let s = self.lock();
+        s.lanes
+            .iter()
+            .filter(|(_, l)| l.queue.len() >= MAX_QUEUED_PER_LANE)
+            .map(|(w, _)| *w)
+            .collect()
     }
 
     /// Attempts running plus jobs queued.

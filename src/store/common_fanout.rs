@@ -22,6 +22,9 @@ macro_rules! fanout_fns {
                 headers: Vec<(String, String)>,
                 /// Leased rows become jobs handed to this node's engine.
                 lease: Option<Lease>,
+                /// Unleased only because this node's queue for the webhook is full: nobody
+                /// is woken for it (a claim takes it once the queue has room).
+                held_back: bool,
             }
 
             /// One shared body to insert: its format, text and stand-in ids.
@@ -68,7 +71,7 @@ macro_rules! fanout_fns {
             /// Rows per delivery `INSERT` statement.
             const INSERT_CHUNK: usize = 40;
 
-            fn rows_to_insert(subs: &[Subscriber], planned: Vec<Planned>, lease: Option<&Lease>) -> StoreResult<Vec<RowToInsert>> {
+            fn rows_to_insert(subs: &[Subscriber], planned: Vec<Planned>, fresh: Option<&crate::store::FreshLease>) -> StoreResult<Vec<RowToInsert>> {
                 let mut rows = Vec::with_capacity(planned.len());
                 for p in planned {
                     let body = String::from_utf8(p.rendered.body).map_err(|e| corrupt("rendered body", e))?;
@@ -77,16 +80,20 @@ macro_rules! fanout_fns {
                     let encoded = fanout::encode_headers(headers.iter().map(|(n, v)| (n.as_str(), v.as_str())));
                     // Per-entity ordered deliveries are never handed over directly: a claim
                     // checks that no earlier delivery of the same entity is pending.
+                    let target = Arc::clone(&subs[p.subscriber].target);
+                    let lease = fresh.and_then(|f| f.for_webhook(target.webhook_id));
+                    let held_back = fresh.is_some() && lease.is_none();
                     let lease = lease.filter(|_| p.entity_key.is_none()).cloned();
                     rows.push(RowToInsert {
                         id: p.delivery_id,
-                        target: Arc::clone(&subs[p.subscriber].target),
+                        target,
                         key: p.entity_key,
                         body,
                         shared: p.shared,
                         encoded,
                         headers,
                         lease,
+                        held_back,
                     });
                 }
                 Ok(rows)
@@ -222,7 +229,10 @@ macro_rules! fanout_fns {
             }
 
             /// The jobs to hand over, and whether claimable rows were written (others are
-            /// told: `NOTIFY` on PostgreSQL). `committed`: the rows are durable already, so a
+            /// told: `NOTIFY` on PostgreSQL). Rows held back for a full queue do not count:
+            /// this node takes them when its queue has room, and other nodes at their poll —
+            /// a `NOTIFY` per change for an endpoint that stopped answering would wake every
+            /// node to find nothing it may start sooner than its poll would. `committed`: the rows are durable already, so a
             /// failed `NOTIFY` must not report the change failed; it is logged, and the
             /// nodes' poll finds the rows instead.
             async fn finish_fanout(
@@ -233,9 +243,8 @@ macro_rules! fanout_fns {
                 event_type: &str,
                 committed: bool,
             ) -> StoreResult<(Vec<DeliveryJob>, bool)> {
-                let n = rows.len();
+                let claimable = rows.iter().any(|r| r.lease.is_none() && !r.held_back);
                 let jobs = jobs_of(rows, tenant_id, event_type);
-                let claimable = jobs.len() < n;
                 if claimable {
                     match store.notify_work(&mut *c).await {
                         Err(e) if committed => {

@@ -13,6 +13,8 @@ use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
+use uuid::Uuid;
+
 use super::delivery_model::{DeliveryJob, Lease};
 
 /// Receives deliveries this node just created and leased to itself.
@@ -21,6 +23,25 @@ pub trait FreshSink: Send + Sync {
     fn hand_off(&self, jobs: Vec<DeliveryJob>);
     /// Claimable (unleased) work was committed: look for it now.
     fn wake(&self);
+    /// Webhooks that would turn fresh jobs away now (their queue is full: an endpoint
+    /// that stopped answering). Their new rows are written unleased instead of leased
+    /// and handed over only to be given back — one more write per delivery, a tenth of
+    /// all writes in the `slow-endpoint` bench — and a claim takes them once there is room.
+    fn full(&self) -> Vec<Uuid>;
+}
+
+/// The lease for rows created now, and the webhooks whose rows go without one.
+#[derive(Debug, Clone)]
+pub struct FreshLease {
+    lease: Lease,
+    full: Vec<Uuid>,
+}
+
+impl FreshLease {
+    /// The lease for a new row of `webhook`, unless its queue is full.
+    pub fn for_webhook(&self, webhook: Uuid) -> Option<&Lease> {
+        (!self.full.contains(&webhook)).then_some(&self.lease)
+    }
 }
 
 struct Attached {
@@ -100,11 +121,18 @@ impl DeliveryHub {
     }
 
     /// A lease for rows created now, if an engine is attached to take them.
-    pub fn fresh_lease(&self, now: i64) -> Option<Lease> {
-        let lease_ms = self.attached.read().ok()?.as_ref()?.lease_ms;
-        Some(Lease {
-            token: self.new_token(),
-            until: now.saturating_add(lease_ms),
+    pub fn fresh_lease(&self, now: i64) -> Option<FreshLease> {
+        let (lease_ms, full) = {
+            let attached = self.attached.read().ok()?;
+            let a = attached.as_ref()?;
+            (a.lease_ms, a.sink.full())
+        };
+        Some(FreshLease {
+            lease: Lease {
+                token: self.new_token(),
+                until: now.saturating_add(lease_ms),
+            },
+            full,
         })
     }
 

@@ -34,7 +34,7 @@ use uuid::Uuid;
 
 use crate::config::DatabaseConfig;
 pub use delivery_model::*;
-pub use hub::{DeliveryHub, FreshSink};
+pub use hub::{DeliveryHub, FreshLease, FreshSink};
 pub use model::*;
 pub use tracker_model::*;
 pub use ui_sessions::{NewUiSession, UiSessionRecord};

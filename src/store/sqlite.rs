@@ -205,10 +205,11 @@ impl SqliteStore {
         self.writer_task()?.record(records, auto, now).await
     }
 
-    /// Gives leases back on the writer task, like outcomes (`write_attempts`): the
-    /// `slow-endpoint` bench gives back every job its dead endpoint's full lane turns
-    /// away (a tenth of all deliveries), and each of those writes taking the writer
-    /// connection in turns with the task cost the writer its hand-over.
+    /// Gives leases back on the writer task, like outcomes (`write_attempts`): each
+    /// release taking the writer connection in turns with the task cost the writer its
+    /// hand-over (measured when the `slow-endpoint` bench still gave back every job of its
+    /// dead endpoint's full lane, a tenth of all deliveries; fan-out now writes those
+    /// unleased, see `FreshSink::full`).
     pub(crate) async fn write_releases(&self, leases: &[(uuid::Uuid, String)]) -> StoreResult<u64> {
         self.writer_task()?.release(leases.to_vec()).await
     }

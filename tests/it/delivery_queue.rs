@@ -173,6 +173,65 @@ async fn a_dead_endpoint_does_not_hold_up_a_healthy_one() {
     }
 }
 
+/// Once a dead endpoint's lane is full, its new deliveries are written unleased instead of
+/// leased, handed over and given back (a write per delivery): they are claimable the
+/// moment their change is answered, and the engine's own claims skip them (its lane is
+/// saturated) until the lane has room.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_lane_leaves_new_work_unleased_in_the_database() {
+    use futures::{stream, StreamExt};
+    for backend in [Backend::Sqlite, Backend::Postgres] {
+        let env = [
+            ("HERALD_PER_WEBHOOK_CONCURRENCY", "1"),
+            ("HERALD_REQUEST_TIMEOUT_SECS", "30"),
+        ];
+        let Some(rig) = rig(backend, &env).await else {
+            continue;
+        };
+        rig.rx.reply_with(Reply::never());
+        rig.webhook("standard", &["Project:Created"], json!({})).await;
+        // One attempt runs (and hangs), the lane queues the next ones up to its cap.
+        let fill = 1 + herald::delivery::worker::MAX_QUEUED_PER_LANE;
+        stream::iter(0..fill)
+            .for_each_concurrent(16, |i| {
+                let rig = &rig;
+                async move {
+                    rig.project(&format!("FULL{i}")).await;
+                }
+            })
+            .await;
+        rig.rx.wait_for(1, WAIT).await;
+        let claim = |n: &str| herald::store::ClaimRequest {
+            token: format!("test.{n}"),
+            lease_until: i64::MAX,
+            now: herald::timefmt::now_ms(),
+            limit: 100,
+            per_webhook: 100,
+            exclude: Vec::new(),
+        };
+        let store = rig.app.store.clone();
+        assert!(
+            store.claim_due(&claim("before")).await.unwrap().is_empty(),
+            "{backend:?}: everything so far is leased to the lane"
+        );
+        for i in 0..3 {
+            let p = rig.project(&format!("OVER{i}")).await;
+            let claimed = store.claim_due(&claim(&i.to_string())).await.unwrap();
+            assert_eq!(
+                claimed.len(),
+                1,
+                "{backend:?}: the delivery of {} was claimable as soon as it was answered",
+                p["key"]
+            );
+        }
+        assert_eq!(
+            rig.rx.requests().len(),
+            1,
+            "{backend:?}: still the one hung attempt"
+        );
+    }
+}
+
 rig_test!(
     per_entity_ordering_holds_under_retries,
     &[("HERALD_RETRY_SCHEDULE", "100ms,100ms,100ms")],

@@ -104,3 +104,22 @@ fn a_full_lane_gives_new_jobs_back_and_other_lanes_still_queue() {
     assert!(given_back.is_empty(), "another webhook's lane has room");
     assert_eq!(lanes.load(), MAX_QUEUED_PER_LANE + 3);
 }
+
+#[test]
+fn a_lane_is_full_until_one_of_its_jobs_starts() {
+    let lanes = Lanes::new(1, 8);
+    let t = target();
+    let (started, _) = lanes.push(jobs(&t, MAX_QUEUED_PER_LANE));
+    assert!(
+        lanes.full().is_empty(),
+        "one job started: the queue holds one less than the cap"
+    );
+    lanes.push(jobs(&t, 1));
+    assert_eq!(lanes.full(), vec![t.webhook_id]);
+    let other = Arc::new(TargetRow::example());
+    lanes.push(jobs(&other, 2));
+    assert_eq!(lanes.full(), vec![t.webhook_id], "another webhook's lane is not full");
+    let next = lanes.finish(t.webhook_id, started[0].id);
+    assert_eq!(next.len(), 1);
+    assert!(lanes.full().is_empty(), "the next job started and made room");
+}
