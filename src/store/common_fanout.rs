@@ -230,11 +230,12 @@ macro_rules! fanout_fns {
 
             /// The jobs to hand over, and whether claimable rows were written (others are
             /// told: `NOTIFY` on PostgreSQL). Rows held back for a full queue do not count:
-            /// this node takes them when its queue has room, and other nodes at their poll —
-            /// a `NOTIFY` per change for an endpoint that stopped answering would wake every
-            /// node to find nothing it may start sooner than its poll would. `committed`: the rows are durable already, so a
-            /// failed `NOTIFY` must not report the change failed; it is logged, and the
-            /// nodes' poll finds the rows instead.
+            /// this node takes them when its queue has room, other nodes at their poll — a
+            /// `NOTIFY` per change to an endpoint that stopped answering would wake every
+            /// node for work none of them can start sooner than its poll would.
+            /// `committed`: the rows are durable already, so a failed `NOTIFY` must not
+            /// report the change failed; it is logged, and the nodes' poll finds the rows
+            /// instead.
             async fn finish_fanout(
                 c: &mut Conn,
                 store: &$store,
