@@ -118,7 +118,11 @@ fn a_lane_is_full_until_one_of_its_jobs_starts() {
     assert_eq!(lanes.full(), vec![t.webhook_id]);
     let other = Arc::new(TargetRow::example());
     lanes.push(jobs(&other, 2));
-    assert_eq!(lanes.full(), vec![t.webhook_id], "another webhook's lane is not full");
+    assert_eq!(
+        lanes.full(),
+        vec![t.webhook_id],
+        "another webhook's lane is not full"
+    );
     let next = lanes.finish(t.webhook_id, started[0].id);
     assert_eq!(next.len(), 1);
     assert!(lanes.full().is_empty(), "the next job started and made room");
