@@ -124,8 +124,8 @@ impl FreshSink for DeliveryEngine {
         DeliveryEngine::wake(self);
     }
 
-    fn full(&self) -> Vec<Uuid> {
-        self.inner.signals.lanes.full()
+    fn full(&self, webhooks: &mut dyn Iterator<Item = Uuid>) -> Vec<Uuid> {
+        self.inner.signals.lanes.full(webhooks)
     }
 }
 

@@ -168,14 +168,18 @@ impl Lanes {
         out
     }
 
-    /// Webhooks whose lane is full ([`MAX_QUEUED_PER_LANE`]): [`Lanes::push`] would give
-    /// their jobs back, so fan-out does not lease them in the first place.
-    pub fn full(&self) -> Vec<Uuid> {
+    /// Those of `webhooks` whose lane is full ([`MAX_QUEUED_PER_LANE`]): [`Lanes::push`]
+    /// would give their jobs back, so fan-out does not lease them in the first place.
+    /// Looks up only the webhooks asked about: fan-out asks once per event, with the lock
+    /// the attempts also take.
+    pub fn full(&self, webhooks: &mut dyn Iterator<Item = Uuid>) -> Vec<Uuid> {
         let s = self.lock();
-        s.lanes
-            .iter()
-            .filter(|(_, l)| l.queue.len() >= MAX_QUEUED_PER_LANE)
-            .map(|(w, _)| *w)
+        webhooks
+            .filter(|w| {
+                s.lanes
+                    .get(w)
+                    .is_some_and(|l| l.queue.len() >= MAX_QUEUED_PER_LANE)
+            })
             .collect()
     }
 

@@ -191,7 +191,7 @@ macro_rules! fanout_fns {
                     return Ok((Vec::new(), Vec::new(), now));
                 }
                 let plan = fanout::plan(event, &subs, &store.hub.public_base_url());
-                let lease = store.hub.fresh_lease(now);
+                let lease = store.hub.fresh_lease(now, &mut plan.deliveries.iter().map(|p| subs[p.subscriber].target.webhook_id));
                 Ok((rows_to_insert(&subs, plan.deliveries, lease.as_ref())?, bodies_to_insert(plan.bodies)?, now))
             }
 

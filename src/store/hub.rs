@@ -23,11 +23,12 @@ pub trait FreshSink: Send + Sync {
     fn hand_off(&self, jobs: Vec<DeliveryJob>);
     /// Claimable (unleased) work was committed: look for it now.
     fn wake(&self);
-    /// Webhooks that would turn fresh jobs away now (their queue is full: an endpoint
-    /// that stopped answering). Their new rows are written unleased instead of leased
-    /// and handed over only to be given back — one more write per delivery, a tenth of
-    /// all writes in the `slow-endpoint` bench — and a claim takes them once there is room.
-    fn full(&self) -> Vec<Uuid>;
+    /// Those of `webhooks` that would turn fresh jobs away now (their queue is full: an
+    /// endpoint that stopped answering). Their new rows are written unleased instead of
+    /// leased and handed over only to be given back — one more write per delivery, a
+    /// tenth of all writes in the `slow-endpoint` bench — and a claim takes them once
+    /// there is room. Asked once per event, about that event's webhooks only.
+    fn full(&self, webhooks: &mut dyn Iterator<Item = Uuid>) -> Vec<Uuid>;
 }
 
 /// The lease for rows created now, and the webhooks whose rows go without one.
@@ -120,12 +121,12 @@ impl DeliveryHub {
         format!("{}.{n}", self.node)
     }
 
-    /// A lease for rows created now, if an engine is attached to take them.
-    pub fn fresh_lease(&self, now: i64) -> Option<FreshLease> {
+    /// A lease for rows created now for `webhooks`, if an engine is attached to take them.
+    pub fn fresh_lease(&self, now: i64, webhooks: &mut dyn Iterator<Item = Uuid>) -> Option<FreshLease> {
         let (lease_ms, full) = {
             let attached = self.attached.read().ok()?;
             let a = attached.as_ref()?;
-            (a.lease_ms, a.sink.full())
+            (a.lease_ms, a.sink.full(webhooks))
         };
         Some(FreshLease {
             lease: Lease {
