@@ -7,15 +7,16 @@
 //! can switch keys at their own pace (the spec's verifiers accept any listed signature).
 //!
 //! Pure and allocation-light: signing runs once per attempt on the delivery hot path, so the
-//! keyed HMAC state is prepared once per secret and cloned per signature.
+//! HMAC key is prepared once per secret. The MAC is ring's (already linked for TLS): its
+//! assembly SHA-256 is about twice as fast as the portable code of the `sha2` crate on CPUs
+//! without SHA extensions, and signing hashes every body Herald sends.
 
 use std::fmt;
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
-use hmac::{Hmac, Mac};
 use rand::RngCore;
-use sha2::Sha256;
+use ring::hmac;
 
 /// The prefix every Standard Webhooks secret carries, so it is recognisable in config and logs.
 pub const SECRET_PREFIX: &str = "whsec_";
@@ -51,8 +52,8 @@ pub enum SecretError {
 pub struct SigningSecret {
     /// The full `whsec_…` text, kept for storage and one-time display.
     text: String,
-    /// HMAC state already keyed with the decoded bytes; cloned for each signature.
-    mac: Hmac<Sha256>,
+    /// HMAC-SHA256 key prepared from the decoded bytes, reused for each signature.
+    key: hmac::Key,
 }
 
 impl SigningSecret {
@@ -76,11 +77,10 @@ impl SigningSecret {
     }
 
     fn from_parts(text: String, key: &[u8]) -> Self {
-        // HMAC accepts keys of any length, so this cannot fail; the fallback keeps the
-        // "no unwrap" rule without an unreachable panic path.
-        let mac = <Hmac<Sha256> as Mac>::new_from_slice(key)
-            .unwrap_or_else(|_| <Hmac<Sha256> as Mac>::new(&Default::default()));
-        Self { text, mac }
+        Self {
+            text,
+            key: hmac::Key::new(hmac::HMAC_SHA256, key),
+        }
     }
 
     /// The `whsec_…` text, for encrypting into storage or showing once on creation.
@@ -111,13 +111,13 @@ impl Eq for SigningSecret {}
 /// `msg_id` is the delivery id (stable across retries), `timestamp_secs` the Unix time of this
 /// attempt (fresh per attempt, so receivers can reject replays), `body` the exact bytes sent.
 pub fn sign(secret: &SigningSecret, msg_id: &str, timestamp_secs: i64, body: &[u8]) -> String {
-    let mut mac = secret.mac.clone();
+    let mut mac = hmac::Context::with_key(&secret.key);
     mac.update(msg_id.as_bytes());
     mac.update(b".");
     mac.update(timestamp_secs.to_string().as_bytes());
     mac.update(b".");
     mac.update(body);
-    let digest = mac.finalize().into_bytes();
+    let digest = mac.sign();
     let mut out = String::with_capacity(3 + 44);
     out.push_str("v1,");
     STANDARD.encode_string(digest, &mut out);
