@@ -307,6 +307,28 @@ mod tests {
             .join("\n")
     }
 
+    /// The bundled SQLite is built as `.cargo/config.toml` asks: without the process-wide
+    /// mutexes every connection thread queued for (BENCHMARKS.md, runs V and W). Fails if
+    /// that file or its variable stops reaching libsqlite3-sys's build, e.g. after an
+    /// upgrade that reads other flags.
+    #[tokio::test]
+    async fn sqlite_is_built_without_its_global_mutexes() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("herald.db")).await.unwrap();
+        let options: Vec<String> = sqlx::query_scalar("PRAGMA compile_options")
+            .fetch_all(&store.pool)
+            .await
+            .unwrap();
+        assert!(options.iter().any(|o| o == "DEFAULT_MEMSTATUS=0"), "{options:?}");
+        assert!(
+            !options.iter().any(|o| o == "ENABLE_MEMORY_MANAGEMENT"),
+            "{options:?}"
+        );
+        // The options libsqlite3-sys sets itself still apply (a sign the variable was
+        // added to its flags, not used instead of them).
+        assert!(options.iter().any(|o| o == "DEFAULT_FOREIGN_KEYS"), "{options:?}");
+    }
+
     /// Claims, cancellations and the queue gauges read deliveries through the partial
     /// indexes of free and held rows only: a plan that scans `deliveries` would step over
     /// every row in flight (thousands under load).
