@@ -319,14 +319,12 @@ mod tests {
             .fetch_all(&store.pool)
             .await
             .unwrap();
-        assert!(options.iter().any(|o| o == "DEFAULT_MEMSTATUS=0"), "{options:?}");
-        assert!(
-            !options.iter().any(|o| o == "ENABLE_MEMORY_MANAGEMENT"),
-            "{options:?}"
-        );
+        let has = |option: &str| options.iter().any(|o| o == option);
+        assert!(has("DEFAULT_MEMSTATUS=0"), "{options:?}");
+        assert!(!has("ENABLE_MEMORY_MANAGEMENT"), "{options:?}");
         // The options libsqlite3-sys sets itself still apply (a sign the variable was
         // added to its flags, not used instead of them).
-        assert!(options.iter().any(|o| o == "DEFAULT_FOREIGN_KEYS"), "{options:?}");
+        assert!(has("DEFAULT_FOREIGN_KEYS"), "{options:?}");
     }
 
     /// Claims, cancellations and the queue gauges read deliveries through the partial

@@ -25,7 +25,7 @@ use crate::record::now_ns;
 use crate::sinkctl::{Sink, SinkSpec};
 
 use super::common::collect_within;
-use super::{rig, round, Ctx, Outcome, Plot, RigSpec};
+use super::{rig, round, BudgetLine, Ctx, Outcome, Plot, RigSpec};
 
 /// One size's results.
 struct Level {
@@ -53,30 +53,50 @@ pub async fn run(ctx: &Ctx) -> anyhow::Result<Outcome> {
         y_label: "RSS (MiB)".into(),
         series: Vec::new(),
     };
-    for size in [top / 100, top / 10, top] {
-        let level = one_level(ctx, size, &mut out, &mut throughput, &mut rss_plot).await?;
+    let smallest = top / 100;
+    let mut small_runs = Vec::new();
+    for repeat in 1..=SMALLEST_REPEATS {
+        let tag = match repeat {
+            1 => label(smallest),
+            n => format!("{}_repeat{n}", label(smallest)),
+        };
+        let lines_before = out.budget.len();
+        small_runs.push(one_level(ctx, smallest, &tag, &mut out, &mut throughput, &mut rss_plot).await?);
+        if repeat > 1 {
+            fold_repeat_lines(&mut out.budget, lines_before);
+        }
+    }
+    let rates: Vec<f64> = small_runs.iter().map(|l| l.drain.per_sec).collect();
+    let small_rate = median(&rates);
+    out.metric(
+        &format!("{}_drain_median_per_sec", label(smallest)),
+        round(small_rate),
+    );
+    for size in [top / 10, top] {
+        let tag = label(size);
+        let level = one_level(ctx, size, &tag, &mut out, &mut throughput, &mut rss_plot).await?;
         levels.push(level);
     }
     out.plots.push(throughput);
     out.plots.push(rss_plot);
-    let (small, large) = (&levels[0], &levels[levels.len() - 1]);
-    let ratio = if small.drain.per_sec > 0.0 {
-        large.drain.per_sec / small.drain.per_sec
+    let large = &levels[levels.len() - 1];
+    let ratio = if small_rate > 0.0 {
+        large.drain.per_sec / small_rate
     } else {
         0.0
     };
     out.metric("drain_ratio_largest_over_smallest", round(ratio));
-    let (large_rate, small_rate) = (large.drain.per_sec, small.drain.per_sec);
+    let large_rate = large.drain.per_sec;
     out.judge(
         &format!(
             "backlog drain at {} ≥ 0.9 × at {}",
             label(large.size),
-            label(small.size)
+            label(smallest)
         ),
         ratio,
         2,
         |r| r >= 0.9,
-        |v| format!("{large_rate:.0}/s vs {small_rate:.0}/s = {v} ×"),
+        |v| format!("{large_rate:.0}/s vs {small_rate:.0}/s (median of {SMALLEST_REPEATS}) = {v} ×"),
     );
     out.rule(
         &format!("backlog RSS ≤ 150 MiB with {} queued", label(large.size)),
@@ -84,6 +104,55 @@ pub async fn run(ctx: &Ctx) -> anyhow::Result<Outcome> {
         large.drain_rss_mib > 0.0 && large.drain_rss_mib <= 150.0,
     );
     Ok(out)
+}
+
+/// How many times the smallest level is queued and drained. Why: at 10k its drain takes
+/// under half a second, so one sample is at the mercy of whatever else the shared machine
+/// did in that half second — measured: 22.5k–28.0k/s across four runs of the same binary
+/// within ten minutes, while the 1M drain (40 s) stayed within 24.5–24.8k/s, so the
+/// budget line swung between 0.87 × and 1.09 × on noise alone. The median of three is
+/// the rate the line compares against; every drain is reported.
+const SMALLEST_REPEATS: usize = 3;
+
+/// The middle value of `xs` (the mean of the middle two for an even count; 0 when empty).
+fn median(xs: &[f64]) -> f64 {
+    let mut v = xs.to_vec();
+    v.sort_by(f64::total_cmp);
+    match v.len() {
+        0 => 0.0,
+        n if n % 2 == 1 => v[n / 2],
+        n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
+    }
+}
+
+/// Folds the budget lines a repeat of the smallest level added (from `from` on) into the
+/// first drain's lines of the same kind, so the table keeps one "everything delivered"
+/// line per size: met only if every drain met it, with each miss's measurement kept.
+fn fold_repeat_lines(budget: &mut Vec<BudgetLine>, from: usize) {
+    let added: Vec<BudgetLine> = budget.drain(from..).collect();
+    for line in added {
+        let kind = line.rule.split_once(": ").map_or(line.rule.as_str(), |(_, k)| k);
+        let first = budget
+            .iter_mut()
+            .find(|l| l.rule.split_once(": ").is_some_and(|(_, k)| k == kind));
+        match first {
+            Some(first) => {
+                if !line.met {
+                    first.measured = format!("{}; repeat: {}", first.measured, line.measured);
+                }
+                first.met &= line.met;
+            }
+            None => budget.push(line),
+        }
+    }
+}
+
+/// A plot's legend for a level's `tag`: `10k queued`, `10k queued (repeat 2)`.
+fn series_label(tag: &str) -> String {
+    match tag.split_once("_repeat") {
+        Some((size, n)) => format!("{size} queued (repeat {n})"),
+        None => format!("{tag} queued"),
+    }
 }
 
 /// `10k`, `100k`, `1M`…
@@ -98,11 +167,11 @@ fn label(n: u64) -> String {
 async fn one_level(
     ctx: &Ctx,
     size: u64,
+    tag: &str,
     out: &mut Outcome,
     throughput: &mut Plot,
     rss_plot: &mut Plot,
 ) -> anyhow::Result<Level> {
-    let tag = label(size);
     let sink = Sink::spawn(&SinkSpec {
         tls: true,
         down: true,
@@ -224,10 +293,10 @@ async fn one_level(
     }
     throughput
         .series
-        .push((format!("{tag} queued"), per_second(&a.ok_times_ns, up_ns)));
+        .push((series_label(tag), per_second(&a.ok_times_ns, up_ns)));
     let secs = |ns: u64| ns.saturating_sub(up_ns) as f64 / 1e9;
     rss_plot.series.push((
-        format!("{tag} queued"),
+        series_label(tag),
         rss.points()
             .iter()
             .map(|&(t, kib)| (secs(t), kib as f64 / 1024.0))
@@ -238,4 +307,63 @@ async fn one_level(
         drain,
         drain_rss_mib,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn line(rule: &str, measured: &str, met: bool) -> BudgetLine {
+        BudgetLine {
+            rule: rule.to_owned(),
+            measured: measured.to_owned(),
+            met,
+        }
+    }
+
+    #[test]
+    fn the_median_is_the_middle_drain_not_the_mean() {
+        assert_eq!(median(&[28_000.0, 22_000.0, 24_000.0]), 24_000.0);
+        assert_eq!(median(&[1.0, 3.0]), 2.0);
+        assert_eq!(median(&[]), 0.0);
+    }
+
+    #[test]
+    fn repeats_fold_into_the_first_drains_line_and_a_miss_is_kept() {
+        let mut budget = vec![line(
+            "backlog 10k: everything delivered (zero lost)",
+            "0 lost of 10000",
+            true,
+        )];
+        budget.push(line(
+            "backlog 10k_repeat2: everything delivered (zero lost)",
+            "0 lost of 10000",
+            true,
+        ));
+        fold_repeat_lines(&mut budget, 1);
+        assert_eq!(budget.len(), 1);
+        assert!(budget[0].met);
+        assert_eq!(budget[0].measured, "0 lost of 10000");
+
+        budget.push(line(
+            "backlog 10k_repeat3: everything delivered (zero lost)",
+            "9990 of 10000 within 90 s",
+            false,
+        ));
+        fold_repeat_lines(&mut budget, 1);
+        assert_eq!(budget.len(), 1);
+        assert!(!budget[0].met);
+        assert_eq!(budget[0].rule, "backlog 10k: everything delivered (zero lost)");
+        assert!(
+            budget[0].measured.contains("repeat: 9990 of 10000 within 90 s"),
+            "{}",
+            budget[0].measured
+        );
+    }
+
+    #[test]
+    fn repeat_drains_are_named_as_repeats_in_the_plots() {
+        assert_eq!(series_label("10k"), "10k queued");
+        assert_eq!(series_label("10k_repeat2"), "10k queued (repeat 2)");
+    }
 }
