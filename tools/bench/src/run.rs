@@ -36,7 +36,7 @@ pub struct RunArgs {
     /// Seconds of `steady` [default: 30].
     #[arg(long)]
     duration: Option<u64>,
-    /// Largest backlog in deliveries; also ÷10 and ÷100 are measured [default: 1000000].
+    /// Largest backlog in deliveries; also ÷10 and ÷100 (three times) are measured [default: 1000000].
     #[arg(long)]
     backlog: Option<u64>,
     /// Webhooks each change fans out to in `backlog`.
