@@ -30,7 +30,8 @@ pub struct RunArgs {
     /// Least changes in fanout / slow-endpoint / retry-storm [default: 20000].
     #[arg(long)]
     changes: Option<u64>,
-    /// Least seconds those scenarios keep changing (throughput window) [default: 25].
+    /// Least seconds those scenarios keep changing (throughput window), and the baseline
+    /// keeps posting [default: 25].
     #[arg(long)]
     min_drive: Option<u64>,
     /// Seconds of `steady` [default: 30].

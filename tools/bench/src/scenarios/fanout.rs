@@ -70,18 +70,29 @@ pub async fn run(ctx: &mut Ctx, postgres: bool) -> anyhow::Result<Outcome> {
         0 => k.changes,
         n => n,
     };
-    let (base, base_errors) = baseline::run(
+    let baseline = baseline::run(
         &sink,
         &BaselineSpec {
             changes,
             hooks: HOOKS,
             per_hook_concurrency: PER_HOOK_CONCURRENCY,
             template,
+            min_time: k.min_drive,
         },
     )
     .await?;
+    let base = &baseline.analysis;
     out.metric("baseline_deliveries_per_sec", round(base.throughput.per_sec));
-    out.metric("baseline_errors", base_errors);
+    out.metric("baseline_window_secs", round(base.throughput.window_secs));
+    out.metric("baseline_rounds", baseline.round_rates.len());
+    out.metric("baseline_round_rates", rates_text(&baseline.round_rates));
+    out.metric("baseline_errors", baseline.errors);
+    if base.lost > 0 || base.duplicates > 0 {
+        out.notes.push(format!(
+            "baseline: {} lost and {} duplicates of {} (the sink or the client misbehaved)",
+            base.lost, base.duplicates, base.expected
+        ));
+    }
     let ratio = if base.throughput.per_sec > 0.0 {
         a.throughput.per_sec / base.throughput.per_sec
     } else {
@@ -151,23 +162,22 @@ pub async fn baseline_only(ctx: &Ctx) -> anyhow::Result<Outcome> {
         ..SinkSpec::default()
     })
     .await?;
-    let (base, errors) = baseline::run(
+    let baseline = baseline::run(
         &sink,
         &BaselineSpec {
             changes: ctx.knobs.changes,
             hooks: HOOKS,
             per_hook_concurrency: PER_HOOK_CONCURRENCY,
             template: Template::synthetic(),
+            min_time: ctx.knobs.min_drive,
         },
     )
     .await?;
-    // Latency means nothing here: the bare client has no API call to measure from.
-    let base = crate::metrics::Analysis {
-        latency: None,
-        ..base
-    };
-    report_analysis(&mut out, &base);
-    out.metric("baseline_errors", errors);
+    let base = &baseline.analysis;
+    report_analysis(&mut out, base);
+    out.metric("rounds", baseline.round_rates.len());
+    out.metric("round_rates", rates_text(&baseline.round_rates));
+    out.metric("baseline_errors", baseline.errors);
     if let Some(pid) = sink.pid() {
         if let Ok(s) = crate::procstat::sample(pid) {
             out.metric("sink_cpu_secs", round(s.cpu_secs));
@@ -175,4 +185,13 @@ pub async fn baseline_only(ctx: &Ctx) -> anyhow::Result<Outcome> {
     }
     out.zero_lost(base.lost, base.expected);
     Ok(out)
+}
+
+/// Round rates for the report, e.g. `62667/s, 64427/s`.
+fn rates_text(rates: &[f64]) -> String {
+    rates
+        .iter()
+        .map(|r| format!("{r:.0}/s"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
