@@ -25,13 +25,16 @@ use crate::record::now_ns;
 use crate::sinkctl::{Sink, SinkSpec};
 
 use super::common::collect_within;
-use super::{rig, round, BudgetLine, Ctx, Outcome, Plot, RigSpec};
+use super::{rig, round, zero_lost_line, BudgetLine, Ctx, Outcome, Plot, RigSpec};
 
 /// One size's results.
 struct Level {
     size: u64,
     drain: Throughput,
     drain_rss_mib: f64,
+    /// Its "everything delivered" budget line, added by the caller: the smallest size's
+    /// drains share one.
+    delivered: BudgetLine,
 }
 
 /// Runs the scenario.
@@ -60,12 +63,11 @@ pub async fn run(ctx: &Ctx) -> anyhow::Result<Outcome> {
             1 => label(smallest),
             n => format!("{}_repeat{n}", label(smallest)),
         };
-        let lines_before = out.budget.len();
         small_runs.push(one_level(ctx, smallest, &tag, &mut out, &mut throughput, &mut rss_plot).await?);
-        if repeat > 1 {
-            fold_repeat_lines(&mut out.budget, lines_before);
-        }
     }
+    out.budget.push(all_delivered(
+        small_runs.iter().map(|l| l.delivered.clone()).collect(),
+    ));
     let rates: Vec<f64> = small_runs.iter().map(|l| l.drain.per_sec).collect();
     let small_rate = median(&rates);
     out.metric(
@@ -75,6 +77,7 @@ pub async fn run(ctx: &Ctx) -> anyhow::Result<Outcome> {
     for size in [top / 10, top] {
         let tag = label(size);
         let level = one_level(ctx, size, &tag, &mut out, &mut throughput, &mut rss_plot).await?;
+        out.budget.push(level.delivered.clone());
         levels.push(level);
     }
     out.plots.push(throughput);
@@ -125,26 +128,20 @@ fn median(xs: &[f64]) -> f64 {
     }
 }
 
-/// Folds the budget lines a repeat of the smallest level added (from `from` on) into the
-/// first drain's lines of the same kind, so the table keeps one "everything delivered"
-/// line per size: met only if every drain met it, with each miss's measurement kept.
-fn fold_repeat_lines(budget: &mut Vec<BudgetLine>, from: usize) {
-    let added: Vec<BudgetLine> = budget.drain(from..).collect();
-    for line in added {
-        let kind = line.rule.split_once(": ").map_or(line.rule.as_str(), |(_, k)| k);
-        let first = budget
-            .iter_mut()
-            .find(|l| l.rule.split_once(": ").is_some_and(|(_, k)| k == kind));
-        match first {
-            Some(first) => {
-                if !line.met {
-                    first.measured = format!("{}; repeat: {}", first.measured, line.measured);
-                }
-                first.met &= line.met;
-            }
-            None => budget.push(line),
+/// The smallest size's drains as one "everything delivered" line: the first drain's,
+/// met only if every drain met it, with each miss's measurement kept.
+fn all_delivered(lines: Vec<BudgetLine>) -> BudgetLine {
+    let mut lines = lines.into_iter();
+    let Some(mut first) = lines.next() else {
+        return zero_lost_line("backlog: everything delivered (zero lost)", 0, 0);
+    };
+    for line in lines {
+        if !line.met {
+            first.measured = format!("{}; repeat: {}", first.measured, line.measured);
         }
+        first.met &= line.met;
     }
+    first
 }
 
 /// A plot's legend for a level's `tag`: `10k queued`, `10k queued (repeat 2)`.
@@ -267,7 +264,8 @@ async fn one_level(
         );
     }
     let waited = Duration::from_nanos(now_ns().saturating_sub(up_ns));
-    if a.lost > 0 && waited >= ctx.knobs.drain_cap {
+    let rule = format!("backlog {}: everything delivered (zero lost)", label(size));
+    let delivered = if a.lost > 0 && waited >= ctx.knobs.drain_cap {
         out.notes.push(format!(
             "{tag}: not drained within the {} s cap ({} of {} delivered); the rest were still \
              queued in Herald, so they are undelivered rather than known lost",
@@ -275,22 +273,19 @@ async fn one_level(
             a.delivered,
             a.expected
         ));
-        out.rule(
-            &format!("backlog {tag}: everything delivered (zero lost)"),
-            format!(
+        BudgetLine {
+            rule,
+            measured: format!(
                 "{} of {} within {} s",
                 a.delivered,
                 a.expected,
                 ctx.knobs.drain_cap.as_secs()
             ),
-            false,
-        );
-    } else {
-        out.zero_lost(a.lost, a.expected);
-        if let Some(r) = out.budget.last_mut() {
-            r.rule = format!("backlog {tag}: everything delivered (zero lost)");
+            met: false,
         }
-    }
+    } else {
+        zero_lost_line(&rule, a.lost, a.expected)
+    };
     throughput
         .series
         .push((series_label(tag), per_second(&a.ok_times_ns, up_ns)));
@@ -306,6 +301,7 @@ async fn one_level(
         size,
         drain,
         drain_rss_mib,
+        delivered,
     })
 }
 
@@ -330,35 +326,27 @@ mod tests {
 
     #[test]
     fn repeats_fold_into_the_first_drains_line_and_a_miss_is_kept() {
-        let mut budget = vec![line(
-            "backlog 10k: everything delivered (zero lost)",
-            "0 lost of 10000",
-            true,
-        )];
-        budget.push(line(
-            "backlog 10k_repeat2: everything delivered (zero lost)",
-            "0 lost of 10000",
-            true,
-        ));
-        fold_repeat_lines(&mut budget, 1);
-        assert_eq!(budget.len(), 1);
-        assert!(budget[0].met);
-        assert_eq!(budget[0].measured, "0 lost of 10000");
+        let rule = "backlog 10k: everything delivered (zero lost)";
+        let ok = all_delivered(vec![
+            line(rule, "0 lost of 10000", true),
+            line(rule, "0 lost of 10000", true),
+        ]);
+        assert!(ok.met);
+        assert_eq!(ok.measured, "0 lost of 10000");
 
-        budget.push(line(
-            "backlog 10k_repeat3: everything delivered (zero lost)",
-            "9990 of 10000 within 90 s",
-            false,
-        ));
-        fold_repeat_lines(&mut budget, 1);
-        assert_eq!(budget.len(), 1);
-        assert!(!budget[0].met);
-        assert_eq!(budget[0].rule, "backlog 10k: everything delivered (zero lost)");
+        let missed = all_delivered(vec![
+            line(rule, "0 lost of 10000", true),
+            line(rule, "0 lost of 10000", true),
+            line(rule, "9990 of 10000 within 90 s", false),
+        ]);
+        assert!(!missed.met);
+        assert_eq!(missed.rule, "backlog 10k: everything delivered (zero lost)");
         assert!(
-            budget[0].measured.contains("repeat: 9990 of 10000 within 90 s"),
+            missed.measured.contains("repeat: 9990 of 10000 within 90 s"),
             "{}",
-            budget[0].measured
+            missed.measured
         );
+        assert!(!all_delivered(Vec::new()).met);
     }
 
     #[test]

@@ -195,11 +195,22 @@ impl Outcome {
 
     /// Adds the "zero lost deliveries" line for this scenario.
     pub fn zero_lost(&mut self, lost: u64, expected: u64) {
-        self.rule(
+        let line = zero_lost_line(
             &format!("{}: zero lost deliveries", self.scenario),
-            format!("{lost} lost of {expected}"),
-            lost == 0 && expected > 0,
+            lost,
+            expected,
         );
+        self.budget.push(line);
+    }
+}
+
+/// A "nothing lost" budget line named `rule`: met when something was expected and
+/// nothing of it was lost.
+pub fn zero_lost_line(rule: &str, lost: u64, expected: u64) -> BudgetLine {
+    BudgetLine {
+        rule: rule.to_owned(),
+        measured: format!("{lost} lost of {expected}"),
+        met: lost == 0 && expected > 0,
     }
 }
 
