@@ -1,39 +1,60 @@
 //! The HTTP client deliveries go out on, built once per process and shared.
 //!
 //! What it guarantees, and why:
-//! - **Only checked addresses are connected to.** A custom resolver ([`reqwest::dns::Resolve`])
-//!   resolves the host, drops every address the [`Policy`] refuses and hands reqwest only the
-//!   rest, so the socket connects to exactly the address that was checked — a DNS answer that
-//!   changes between "check" and "connect" (rebinding) cannot slip through. reqwest skips the
-//!   resolver for IP-literal hosts, so [`check_url`] (or [`DeliveryClient::request`], which
-//!   calls it) must vet those before sending.
+//! - **Only checked addresses are connected to.** A custom resolver resolves the host, drops
+//!   every address the [`Policy`] refuses and hands the connector only the rest, so the
+//!   socket connects to exactly the address that was checked — a DNS answer that changes
+//!   between "check" and "connect" (rebinding) cannot slip through. The connector skips the
+//!   resolver for IP-literal hosts, so [`DeliveryClient::send`] vets those itself
+//!   ([`check_url`]) before sending.
 //! - **Redirects are not followed**: a 3xx is returned as the attempt's outcome, since a
 //!   redirect could point anywhere, including at an address the policy refuses.
-//! - **No proxies from the environment**: `HTTPS_PROXY` would move the connect (and the
-//!   address check) to the proxy.
+//! - **No proxies**: `HTTPS_PROXY` would move the connect (and the address check) to the
+//!   proxy.
 //! - **HTTP/1.1 keep-alive pools**, large enough for ~64 concurrent requests per receiver: a
 //!   fresh TLS handshake per request costs ~10× the CPU of a reused connection.
-//! - **rustls** with the webpki roots plus an operator's extra CAs (`extra_ca_file`).
+//! - **rustls** (ring) with the webpki roots plus an operator's extra CAs (`extra_ca_file`).
+//! - **One deadline per attempt**, from connect to the last byte of the response body, and a
+//!   shorter one for TCP connect plus TLS handshake.
 //! - **No client-level retries**: every attempt is decided and logged by the delivery engine.
 //!
-//! Failures are turned into an [`ErrorKind`] value by [`classify_error`], for the attempt log
-//! and the retry rules.
+//! Built on hyper's pooled client directly rather than reqwest: reqwest's redirect layer
+//! turns every request's URI back into a string and parses it as a URL (even with
+//! redirects off), and its request, retry and response wrappers add more per-request work;
+//! together ~5 % of Herald's CPU in the fan-out bench (BENCHMARKS.md). A webhook's URL is
+//! parsed once, into a [`Target`].
+//!
+//! Failures are turned into an [`ErrorKind`] value (the `classify` module), for the
+//! attempt log and the retry rules.
 
+use std::future::Future;
 use std::io;
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
-use reqwest::dns::{Addrs, Name, Resolve, Resolving};
+use bytes::Bytes;
+use http::{HeaderMap, Method, Request, Uri};
+use http_body_util::Full;
+use hyper_rustls::{HttpsConnector, MaybeHttpsStream};
+use hyper_util::client::legacy::connect::dns::Name;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use tokio::net::TcpStream;
+use tokio::time::Instant;
+use url::Url;
 
 use super::ssrf::{Policy, Refusal};
 
 mod body;
 mod classify;
 
-pub use body::{read_body_capped, CappedBody, MAX_DRAINED_BODY, MAX_KEPT_BODY};
-pub use classify::{classify_error, ErrorKind, TlsProblem};
+pub use body::{CappedBody, MAX_DRAINED_BODY, MAX_KEPT_BODY};
+pub use classify::{ErrorKind, TlsProblem};
 
 /// `User-Agent` on every delivery (design §3).
 pub const USER_AGENT: &str = concat!("Herald/", env!("CARGO_PKG_VERSION"));
@@ -79,56 +100,56 @@ pub enum ClientBuildError {
         /// The I/O failure.
         source: io::Error,
     },
-    /// `extra_ca_file` is not PEM, or holds no certificate.
+    /// `extra_ca_file` is not PEM, or holds no certificate rustls can use.
     #[error("extra_ca_file {path} holds no valid PEM certificate")]
     BadCa {
         /// The configured path.
         path: PathBuf,
     },
-    /// reqwest rejected the configuration (e.g. a CA certificate rustls cannot use).
+    /// rustls refused the TLS configuration.
     #[error("cannot build the delivery HTTP client: {0}")]
-    Build(#[source] reqwest::Error),
+    Build(#[source] rustls::Error),
 }
 
-/// Builds the shared delivery client. Prefer [`DeliveryClient`], which also vets IP-literal
-/// URLs; use this directly only together with [`check_url`].
-pub fn build_client(config: &ClientConfig) -> Result<reqwest::Client, ClientBuildError> {
-    let mut builder = reqwest::Client::builder()
-        .use_rustls_tls()
-        .https_only(true)
-        .http1_only()
-        .no_proxy()
-        .redirect(reqwest::redirect::Policy::none())
-        .retry(reqwest::retry::never())
-        .referer(false)
-        .user_agent(USER_AGENT)
-        .connect_timeout(config.connect_timeout)
-        .timeout(config.timeout)
-        .pool_max_idle_per_host(config.pool_max_idle_per_host)
-        .pool_idle_timeout(config.pool_idle_timeout)
-        .tcp_nodelay(true)
-        .dns_resolver(Arc::new(PolicyResolver {
-            policy: Arc::new(config.policy.clone()),
-        }));
-    if let Some(path) = &config.extra_ca_file {
-        let pem = std::fs::read(path).map_err(|source| ClientBuildError::ReadCa {
-            path: path.clone(),
-            source,
-        })?;
-        let certs = reqwest::Certificate::from_pem_bundle(&pem)
-            .ok()
-            .filter(|certs| !certs.is_empty())
-            .ok_or_else(|| ClientBuildError::BadCa { path: path.clone() })?;
-        for cert in certs {
-            builder = builder.add_root_certificate(cert);
-        }
+/// A webhook's URL, parsed once for sending: the URL (for the address check) and the URI
+/// hyper sends to. Built when a webhook's configuration is prepared, not per attempt.
+#[derive(Debug, Clone)]
+pub struct Target {
+    url: Url,
+    uri: Uri,
+}
+
+impl Target {
+    /// Parses `url` into the form hyper sends to; fails only for URLs hyper cannot address
+    /// (a checked webhook URL always can).
+    pub fn new(url: Url) -> Result<Self, String> {
+        let uri = url
+            .as_str()
+            .parse::<Uri>()
+            .map_err(|e| format!("URL cannot be sent to: {e}"))?;
+        Ok(Self { url, uri })
     }
-    builder.build().map_err(ClientBuildError::Build)
+
+    /// The URL as parsed.
+    pub fn url(&self) -> &Url {
+        &self.url
+    }
+}
+
+/// What a receiver answered: status, headers and as much of the body as is kept.
+#[derive(Debug)]
+pub struct Received {
+    /// The HTTP status code.
+    pub status: u16,
+    /// The response headers.
+    pub headers: HeaderMap,
+    /// The body, read up to the caps.
+    pub body: CappedBody,
 }
 
 /// Refuses a URL whose host is an IP literal the policy refuses. Host names pass here; the
 /// client's resolver checks the addresses they resolve to at connect time.
-pub fn check_url(url: &reqwest::Url, policy: &Policy) -> Result<(), Refusal> {
+pub fn check_url(url: &Url, policy: &Policy) -> Result<(), Refusal> {
     let host = url.host_str().unwrap_or_default();
     let literal = host
         .strip_prefix('[')
@@ -140,36 +161,147 @@ pub fn check_url(url: &reqwest::Url, policy: &Policy) -> Result<(), Refusal> {
     }
 }
 
-/// The delivery client plus its policy: the safe front door, which checks IP-literal URLs
-/// before handing out a request builder. Cheap to clone (shares one connection pool).
+type Connector = TimedConnect<HttpsConnector<HttpConnector<PolicyResolver>>>;
+
+/// The delivery client plus its policy and deadline. Cheap to clone (shares one
+/// connection pool).
 #[derive(Debug, Clone)]
 pub struct DeliveryClient {
-    http: reqwest::Client,
+    http: Client<Connector, Full<Bytes>>,
     policy: Arc<Policy>,
+    timeout: Duration,
 }
 
 impl DeliveryClient {
-    /// Builds the client from `config` (see [`build_client`]).
+    /// Builds the client from `config`: TLS roots, resolver, timeouts and pool.
     pub fn new(config: &ClientConfig) -> Result<Self, ClientBuildError> {
+        let policy = Arc::new(config.policy.clone());
+        let mut http = HttpConnector::new_with_resolver(PolicyResolver {
+            policy: Arc::clone(&policy),
+        });
+        // The https connector below wraps this one; it refuses plain-http URIs itself.
+        http.enforce_http(false);
+        http.set_nodelay(true);
+        let https = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config(tls_config(config)?)
+            .https_only()
+            .enable_http1()
+            .wrap_connector(http);
+        let connector = TimedConnect {
+            inner: https,
+            limit: config.connect_timeout,
+        };
+        let http = Client::builder(TokioExecutor::new())
+            .pool_timer(TokioTimer::new())
+            .pool_max_idle_per_host(config.pool_max_idle_per_host)
+            .pool_idle_timeout(config.pool_idle_timeout)
+            .build(connector);
         Ok(Self {
-            http: build_client(config)?,
-            policy: Arc::new(config.policy.clone()),
+            http,
+            policy,
+            timeout: config.timeout,
         })
     }
 
-    /// A request to `url`, or the refusal if its host is a refused IP literal.
-    pub fn request(
+    /// Sends one request to `target` and reads the response (body capped), all within the
+    /// total timeout. A refused IP literal is refused here, before any socket opens; a
+    /// refused host name by the resolver. Every failure is an [`ErrorKind`]; a body that
+    /// breaks off after the status arrived is recorded in [`CappedBody::error`] instead.
+    pub async fn send(
         &self,
-        method: reqwest::Method,
-        url: reqwest::Url,
-    ) -> Result<reqwest::RequestBuilder, Refusal> {
-        check_url(&url, &self.policy)?;
-        Ok(self.http.request(method, url))
+        method: Method,
+        target: &Target,
+        headers: HeaderMap,
+        body: Bytes,
+    ) -> Result<Received, ErrorKind> {
+        check_url(&target.url, &self.policy).map_err(ErrorKind::Refused)?;
+        let mut request = Request::new(Full::new(body));
+        *request.method_mut() = method;
+        *request.uri_mut() = target.uri.clone();
+        *request.headers_mut() = headers;
+        let deadline = Instant::now() + self.timeout;
+        let response = match tokio::time::timeout_at(deadline, self.http.request(request)).await {
+            Ok(Ok(response)) => response,
+            Ok(Err(e)) => return Err(classify::classify_error(&e)),
+            Err(_elapsed) => return Err(ErrorKind::Timeout),
+        };
+        let (parts, incoming) = response.into_parts();
+        Ok(Received {
+            status: parts.status.as_u16(),
+            headers: parts.headers,
+            body: body::read_capped(incoming, deadline).await,
+        })
     }
 
     /// The address policy in force.
     pub fn policy(&self) -> &Policy {
         &self.policy
+    }
+}
+
+/// rustls with the ring provider, the webpki roots and the operator's extra CAs.
+fn tls_config(config: &ClientConfig) -> Result<rustls::ClientConfig, ClientBuildError> {
+    let mut roots = rustls::RootCertStore::empty();
+    roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+    if let Some(path) = &config.extra_ca_file {
+        let pem = std::fs::read(path).map_err(|source| ClientBuildError::ReadCa {
+            path: path.clone(),
+            source,
+        })?;
+        let bad = || ClientBuildError::BadCa { path: path.clone() };
+        let certs = rustls_pemfile::certs(&mut pem.as_slice())
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|_| bad())?;
+        let (added, _ignored) = roots.add_parsable_certificates(certs);
+        if added == 0 {
+            return Err(bad());
+        }
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    Ok(rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(ClientBuildError::Build)?
+        .with_root_certificates(roots)
+        .with_no_client_auth())
+}
+
+/// Bounds TCP connect plus TLS handshake by `limit` (hyper's own connect timeout covers
+/// only the TCP part). A timeout is an `io::ErrorKind::TimedOut`, classified as
+/// [`ErrorKind::Timeout`].
+#[derive(Debug, Clone)]
+struct TimedConnect<C> {
+    inner: C,
+    limit: Duration,
+}
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+type Stream = MaybeHttpsStream<TokioIo<TcpStream>>;
+
+impl<C> tower::Service<Uri> for TimedConnect<C>
+where
+    C: tower::Service<Uri, Response = Stream, Error = BoxError>,
+    C::Future: Send + 'static,
+{
+    type Response = Stream;
+    type Error = BoxError;
+    type Future = Pin<Box<dyn Future<Output = Result<Stream, BoxError>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, uri: Uri) -> Self::Future {
+        let (connect, limit) = (self.inner.call(uri), self.limit);
+        Box::pin(async move {
+            match tokio::time::timeout(limit, connect).await {
+                Ok(done) => done,
+                Err(_) => Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    format!("connect and TLS handshake took longer than {limit:?}"),
+                )
+                .into()),
+            }
+        })
     }
 }
 
@@ -199,12 +331,21 @@ impl std::fmt::Display for HostRefused {
 impl std::error::Error for HostRefused {}
 
 /// Resolves with the system resolver, keeping only addresses the policy allows.
+#[derive(Debug, Clone)]
 struct PolicyResolver {
     policy: Arc<Policy>,
 }
 
-impl Resolve for PolicyResolver {
-    fn resolve(&self, name: Name) -> Resolving {
+impl tower::Service<Name> for PolicyResolver {
+    type Response = std::vec::IntoIter<SocketAddr>;
+    type Error = BoxError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, BoxError>> + Send>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, name: Name) -> Self::Future {
         let policy = Arc::clone(&self.policy);
         let host = name.as_str().to_owned();
         Box::pin(async move {
@@ -217,16 +358,14 @@ impl Resolve for PolicyResolver {
                 }
             }
             if !allowed.is_empty() {
-                let addrs: Addrs = Box::new(allowed.into_iter());
-                return Ok(addrs);
+                return Ok(allowed.into_iter());
             }
             if refusals.is_empty() {
                 let msg = format!("{host} resolved to no addresses");
                 return Err(io::Error::new(io::ErrorKind::NotFound, msg).into());
             }
-            // Boxed directly (not `Box::new(..).into()`, which would box the box) so
-            // `classify_error` can downcast to it.
-            Err(HostRefused { host, refusals }.into())
+            // Boxed directly so `classify_error` can downcast to it.
+            Err(Box::new(HostRefused { host, refusals }) as BoxError)
         })
     }
 }
@@ -235,8 +374,20 @@ impl Resolve for PolicyResolver {
 mod tests {
     use super::*;
 
-    fn url(s: &str) -> reqwest::Url {
+    fn url(s: &str) -> Url {
         s.parse().unwrap()
+    }
+
+    #[test]
+    fn targets_keep_the_url_and_address_the_same_resource() {
+        for raw in [
+            "https://example.com/hook?a=1&b=%20",
+            "https://[2001:db8::1]:8443/x",
+            "https://2130706433/",
+        ] {
+            let t = Target::new(url(raw)).unwrap();
+            assert_eq!(t.url().as_str(), t.uri.to_string(), "{raw}");
+        }
     }
 
     #[test]
@@ -283,7 +434,7 @@ mod tests {
             ..ClientConfig::default()
         };
         assert!(matches!(
-            build_client(&missing),
+            DeliveryClient::new(&missing),
             Err(ClientBuildError::ReadCa { .. })
         ));
         let file = tempfile::NamedTempFile::new().unwrap();
@@ -292,7 +443,7 @@ mod tests {
             extra_ca_file: Some(file.path().into()),
             ..ClientConfig::default()
         };
-        let err = build_client(&empty).unwrap_err();
+        let err = DeliveryClient::new(&empty).unwrap_err();
         assert!(err.to_string().contains("no valid PEM certificate"), "{err}");
     }
 }

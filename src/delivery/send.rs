@@ -6,10 +6,11 @@
 
 use std::time::Instant;
 
-use reqwest::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_TYPE};
-use reqwest::{Method, Url};
+use http::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_TYPE, USER_AGENT as USER_AGENT_HEADER};
+use http::Method;
+use url::Url;
 
-use super::client::{classify_error, read_body_capped, DeliveryClient, ErrorKind, USER_AGENT};
+use super::client::{DeliveryClient, ErrorKind, Target, USER_AGENT};
 use super::outcome::{Reply, Response, Sent};
 use crate::crypto::MasterKey;
 use crate::domain::webhook::{HttpVerb, MASK};
@@ -23,7 +24,7 @@ const MAX_LOGGED_HEADERS: usize = 64;
 /// A webhook's target made ready to send to: URL parsed, secrets and secured header
 /// values opened. Built once per webhook configuration and cached by the worker.
 pub struct Prepared {
-    url: Url,
+    target: Target,
     method: Method,
     secret: SigningSecret,
     previous: Option<(SigningSecret, i64)>,
@@ -35,6 +36,7 @@ pub struct Prepared {
 /// as the attempt's error, never with the value that failed.
 pub fn prepare(target: &TargetRow, key: &MasterKey) -> Result<Prepared, String> {
     let url = Url::parse(&target.url).map_err(|e| format!("stored URL is invalid: {e}"))?;
+    let url = Target::new(url).map_err(|e| format!("stored URL is invalid: {e}"))?;
     let open_secret = |sealed: &str| {
         key.open(sealed)
             .ok()
@@ -64,7 +66,7 @@ pub fn prepare(target: &TargetRow, key: &MasterKey) -> Result<Prepared, String> 
         custom.push((h.name, name, value, h.secured));
     }
     Ok(Prepared {
-        url,
+        target: url,
         method: match target.http_verb {
             HttpVerb::Post => Method::POST,
             HttpVerb::Put => Method::PUT,
@@ -110,6 +112,7 @@ async fn attempt(client: &DeliveryClient, p: &Prepared, job: &DeliveryJob, now: 
     let mut headers = HeaderMap::with_capacity(8 + job.format_headers.len() + p.custom.len());
     let mut logged: Vec<(&str, String)> = Vec::with_capacity(headers.capacity());
     headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    headers.insert(USER_AGENT_HEADER, HeaderValue::from_static(USER_AGENT));
     logged.push(("Content-Type", "application/json".into()));
     logged.push(("Content-Length", job.body.len().to_string()));
     logged.push(("User-Agent", USER_AGENT.into()));
@@ -146,15 +149,14 @@ async fn attempt(client: &DeliveryClient, p: &Prepared, job: &DeliveryJob, now: 
     }
     let logged = serde_json::to_string(&logged).unwrap_or_else(|_| "[]".into());
 
-    let request = match client.request(p.method.clone(), p.url.clone()) {
-        Ok(r) => r,
-        Err(refusal) => return (logged, Reply::Failed(ErrorKind::Refused(refusal))),
-    };
-    let reply = match request.headers(headers).body(job.body.clone()).send().await {
-        Ok(response) => {
-            let status = response.status().as_u16();
-            let headers = response
-                .headers()
+    let reply = match client
+        .send(p.method.clone(), &p.target, headers, job.body.clone())
+        .await
+    {
+        Ok(received) => Reply::Response(Response {
+            status: received.status,
+            headers: received
+                .headers
                 .iter()
                 .take(MAX_LOGGED_HEADERS)
                 .map(|(n, v)| {
@@ -163,15 +165,10 @@ async fn attempt(client: &DeliveryClient, p: &Prepared, job: &DeliveryJob, now: 
                         String::from_utf8_lossy(v.as_bytes()).into_owned(),
                     )
                 })
-                .collect();
-            let body = read_body_capped(response).await;
-            Reply::Response(Response {
-                status,
-                headers,
-                body,
-            })
-        }
-        Err(e) => Reply::Failed(classify_error(&e)),
+                .collect(),
+            body: received.body,
+        }),
+        Err(kind) => Reply::Failed(kind),
     };
     (logged, reply)
 }

@@ -2,8 +2,8 @@
 //! reported against the field that caused it, and turned into a [`WebhookSpec`] that the
 //! rest of Herald can trust (HTTPS URL, safe headers, known event types the format can carry).
 
-use reqwest::Url;
 use serde::{Deserialize, Serialize};
+use url::Url;
 
 use super::event_type::EventType;
 use crate::formats::Format;

@@ -1,6 +1,10 @@
 //! Reading a receiver's response body without trusting its size: the attempt log keeps the
 //! first 64 KiB, and a receiver streaming gigabytes cannot tie up a worker or its memory.
 
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+use tokio::time::Instant;
+
 use super::classify::{classify_error, ErrorKind};
 
 /// Bytes of a response body kept for the attempt log.
@@ -23,32 +27,38 @@ pub struct CappedBody {
     pub error: Option<ErrorKind>,
 }
 
-/// Reads `response`'s body, keeping the first [`MAX_KEPT_BODY`] bytes and reading no more
-/// than [`MAX_DRAINED_BODY`] in total. Never fails: a broken body is recorded, not raised,
-/// because the response status already decided the attempt.
-pub async fn read_body_capped(mut response: reqwest::Response) -> CappedBody {
+/// Reads `body`, keeping the first [`MAX_KEPT_BODY`] bytes and reading no more than
+/// [`MAX_DRAINED_BODY`] in total, until `deadline` (the attempt's). Never fails: a broken
+/// or late body is recorded, not raised, because the response status already decided the
+/// attempt.
+pub(super) async fn read_capped(mut incoming: Incoming, deadline: Instant) -> CappedBody {
     let mut body = CappedBody::default();
     let mut read = 0usize;
     loop {
-        match response.chunk().await {
-            Ok(Some(chunk)) => {
-                read = read.saturating_add(chunk.len());
-                let room = MAX_KEPT_BODY - body.bytes.len();
-                body.bytes.extend_from_slice(&chunk[..chunk.len().min(room)]);
-                if chunk.len() > room {
-                    body.truncated = true;
-                }
-                if read >= MAX_DRAINED_BODY {
-                    // Whatever remains is unknown; assume more and stop reading.
-                    body.truncated = true;
-                    return body;
-                }
+        let frame = match tokio::time::timeout_at(deadline, incoming.frame()).await {
+            Err(_elapsed) => {
+                body.error = Some(ErrorKind::Timeout);
+                return body;
             }
             Ok(None) => return body,
-            Err(err) => {
+            Ok(Some(Err(err))) => {
                 body.error = Some(classify_error(&err));
                 return body;
             }
+            Ok(Some(Ok(frame))) => frame,
+        };
+        // Trailers carry nothing the log keeps.
+        let Ok(chunk) = frame.into_data() else { continue };
+        read = read.saturating_add(chunk.len());
+        let room = MAX_KEPT_BODY - body.bytes.len();
+        body.bytes.extend_from_slice(&chunk[..chunk.len().min(room)]);
+        if chunk.len() > room {
+            body.truncated = true;
+        }
+        if read >= MAX_DRAINED_BODY {
+            // Whatever remains is unknown; assume more and stop reading.
+            body.truncated = true;
+            return body;
         }
     }
 }

@@ -1,7 +1,7 @@
-//! Turning a `reqwest::Error` into what the attempt log and the retry rules need: a small,
-//! stable kind plus a human explanation. reqwest reports most failures as "error sending
-//! request"; the useful part (a policy refusal, a certificate problem, `ECONNREFUSED`) sits
-//! further down the error's source chain, so we walk it.
+//! Turning a failed request into what the attempt log and the retry rules need: a small,
+//! stable kind plus a human explanation. hyper reports most failures as "client error
+//! (Connect)" or "error reading a body"; the useful part (a policy refusal, a certificate
+//! problem, `ECONNREFUSED`) sits further down the error's source chain, so we walk it.
 
 use std::error::Error as StdError;
 use std::fmt;
@@ -27,7 +27,8 @@ pub enum ErrorKind {
     Tls(TlsProblem),
     /// The target address is refused by the SSRF policy.
     Refused(Refusal),
-    /// reqwest reported a redirect error (redirects are not followed, so this is rare).
+    /// A redirect error. Redirects are not followed (a 3xx is the attempt's response), so
+    /// the client never reports this; kept because attempt logs and retry rules name it.
     Redirect,
     /// Anything else (a malformed response, a connection closed mid-response…).
     Other {
@@ -138,10 +139,10 @@ impl From<&rustls::Error> for TlsProblem {
     }
 }
 
-/// Classifies a failed request. Checks run from most to least specific: a policy refusal or
-/// a certificate problem explains a failure better than the generic "connect" flag reqwest
-/// also sets for them.
-pub fn classify_error(err: &reqwest::Error) -> ErrorKind {
+/// Classifies a failed request or body read. Checks run from most to least specific: a
+/// policy refusal or a certificate problem explains a failure better than the generic
+/// "connect" flag hyper also sets for them.
+pub(super) fn classify_error(err: &(dyn StdError + 'static)) -> ErrorKind {
     let chain = causes(err);
     if let Some(refused) = chain.iter().find_map(|e| e.downcast_ref::<HostRefused>()) {
         if let Some(first) = refused.refusals.first() {
@@ -160,14 +161,15 @@ pub fn classify_error(err: &reqwest::Error) -> ErrorKind {
             .filter_map(|e| e.downcast_ref::<io::Error>())
             .any(|e| e.kind() == kind)
     };
-    if err.is_timeout() || io_kind(io::ErrorKind::TimedOut) {
+    if io_kind(io::ErrorKind::TimedOut) {
         return ErrorKind::Timeout;
     }
-    if err.is_redirect() {
-        return ErrorKind::Redirect;
-    }
     let detail = describe(&chain);
-    if err.is_connect() {
+    let connect = chain.iter().any(|e| {
+        e.downcast_ref::<hyper_util::client::legacy::Error>()
+            .is_some_and(|e| e.is_connect())
+    });
+    if connect {
         ErrorKind::Connect { detail }
     } else {
         ErrorKind::Other { detail }
@@ -190,12 +192,11 @@ fn causes<'a>(err: &'a (dyn StdError + 'static)) -> Vec<&'a (dyn StdError + 'sta
     chain
 }
 
-/// The chain's messages below reqwest's "error sending request for url (…)", joined, minus
-/// hyper's generic wrappers and repeats: e.g. "tcp connect error: Connection refused (os
-/// error 111)".
+/// The chain's messages, joined, minus hyper's generic wrappers ("client error (Connect)")
+/// and repeats: e.g. "tcp connect error: Connection refused (os error 111)".
 fn describe(chain: &[&(dyn StdError + 'static)]) -> String {
     let mut parts: Vec<String> = Vec::new();
-    for e in chain.iter().skip(1) {
+    for e in chain {
         let msg = e.to_string();
         if msg.starts_with("client error (") || parts.iter().any(|p| p.contains(&msg)) {
             continue;

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::{HeaderMap, Method, StatusCode};
-use http_body_util::{BodyExt, Full};
+use http_body_util::{BodyExt, Either, Full};
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
@@ -67,6 +67,7 @@ pub struct Reply {
     body: Bytes,
     delay: Option<Duration>,
     never: bool,
+    stall_body: bool,
 }
 
 impl Reply {
@@ -78,6 +79,7 @@ impl Reply {
             body: Bytes::new(),
             delay: None,
             never: false,
+            stall_body: false,
         }
     }
 
@@ -103,6 +105,13 @@ impl Reply {
     /// Sets the response body.
     pub fn body(mut self, body: impl Into<Bytes>) -> Self {
         self.body = body.into();
+        self
+    }
+
+    /// Sends the status, headers and the body set so far, then never finishes the body
+    /// (until the receiver is dropped).
+    pub fn stall_body(mut self) -> Self {
+        self.stall_body = true;
         self
     }
 
@@ -302,7 +311,7 @@ async fn serve_connection(tcp: TcpStream, acceptor: TlsAcceptor, shared: Arc<Sha
 async fn handle(
     req: hyper::Request<Incoming>,
     shared: Arc<Shared>,
-) -> Result<hyper::Response<Full<Bytes>>, Infallible> {
+) -> Result<hyper::Response<Either<Full<Bytes>, Stalled>>, Infallible> {
     let received_at = Instant::now();
     let (parts, body) = req.into_parts();
     let id = parts
@@ -336,7 +345,12 @@ async fn handle(
     if let Some(delay) = reply.delay {
         tokio::time::sleep(delay).await;
     }
-    let mut response = hyper::Response::new(Full::new(reply.body));
+    let body = if reply.stall_body {
+        Either::Right(Stalled(Some(reply.body)))
+    } else {
+        Either::Left(Full::new(reply.body))
+    };
+    let mut response = hyper::Response::new(body);
     *response.status_mut() = reply.status;
     for (name, value) in &reply.headers {
         response.headers_mut().append(
@@ -345,6 +359,26 @@ async fn handle(
         );
     }
     Ok(response)
+}
+
+/// A body that yields its first bytes and then never ends (chunked, so the client keeps
+/// waiting for more).
+struct Stalled(Option<Bytes>);
+
+impl hyper::body::Body for Stalled {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Bytes>, Infallible>>> {
+        match self.0.take() {
+            Some(first) => std::task::Poll::Ready(Some(Ok(hyper::body::Frame::data(first)))),
+            // Never woken: the connection task is dropped when the receiver stops.
+            None => std::task::Poll::Pending,
+        }
+    }
 }
 
 /// Marks a `webhook-id` as being answered until dropped (also when the connection is
