@@ -67,11 +67,9 @@ macro_rules! change_fns {
                 } else {
                     Some((req.compute)(current.as_ref().map(|c| &c.data)).map_err(StoreError::Invalid)?)
                 };
-                let before_row = current.clone().map(|mut c| {
-                    if let Some(f) = &req.normalize {
-                        c.data = f(&c.data);
-                    }
-                    c
+                let before_row = current.as_ref().map(|c| match &req.normalize {
+                    Some(f) => c.with_data(f(&c.data)),
+                    None => c.clone(),
                 });
                 let project_id = match (req.kind, &parent) {
                     (EntityKind::Project, _) => current.as_ref().map(|c| c.id),
@@ -132,7 +130,7 @@ macro_rules! change_fns {
                         // row still has the version it was read with.
                         let project = req.kind == EntityKind::Project;
                         let bump = if project { ", version = version + 1" } else { "" };
-                        let mut row = current.clone().ok_or_else(|| corrupt("change", "no current row"))?;
+                        let cur = current.as_ref().ok_or_else(|| corrupt("change", "no current row"))?;
                         let mut args = vec![
                             SqlArg::Text(Some(to_json(&data))),
                             SqlArg::Real(position),
@@ -142,13 +140,13 @@ macro_rules! change_fns {
                             SqlArg::Int(Some(*id)),
                         ];
                         let sql = if optimistic {
-                            args.push(SqlArg::Int(Some(row.version)));
+                            args.push(SqlArg::Int(Some(cur.version)));
                             format!("UPDATE entities SET data = ?, position = ?, key = ?, updated_at = ?{bump} WHERE tenant_id = ? AND id = ? AND version = ?")
                         } else {
                             format!("UPDATE entities SET data = ?, position = ?, key = ?, updated_at = ?{bump} WHERE tenant_id = ? AND id = ?;")
                         };
                         deferred = Some(Deferred { sql, args });
-                        row.data = data;
+                        let mut row = cur.with_data(data);
                         row.position = position;
                         row.updated_at = req.now;
                         row.version += i64::from(project);
@@ -192,14 +190,16 @@ macro_rules! change_fns {
                 let mut project_ref = None;
                 let mut project_version = None;
                 if let (Some(pid), Some(_)) = (project_id, event_type) {
+                    let bumped;
                     let p = match (&req.op, &after_row) {
-                        (ChangeOp::Update { .. }, Some(a)) if req.kind == EntityKind::Project => a.clone(),
+                        (ChangeOp::Update { .. }, Some(a)) if req.kind == EntityKind::Project => a,
                         _ => {
                             let row = sqlx::query::<Db>(&format!(
                                 "UPDATE entities SET version = version + 1 WHERE tenant_id = $1 AND id = $2 RETURNING {ENTITY_COLUMNS}"
                             ))
                             .bind(t).bind(pid).fetch_one(&mut *tx).await?;
-                            entity_from_row(&row)?
+                            bumped = entity_from_row(&row)?;
+                            &bumped
                         }
                     };
                     project_version = Some(p.version);
