@@ -29,6 +29,18 @@ fn client_for(receiver: &TestReceiver, config: ClientConfig) -> DeliveryClient {
     .unwrap()
 }
 
+/// A trusting client whose whole attempt may take `limit`.
+fn with_attempt_limit(receiver: &TestReceiver, limit: Duration) -> DeliveryClient {
+    client_for(
+        receiver,
+        ClientConfig {
+            timeout: limit,
+            policy: allow_loopback(),
+            ..ClientConfig::default()
+        },
+    )
+}
+
 fn trusting(receiver: &TestReceiver) -> DeliveryClient {
     client_for(
         receiver,
@@ -182,14 +194,7 @@ async fn a_redirect_is_returned_not_followed() {
 async fn a_receiver_that_never_answers_times_out() {
     let receiver = TestReceiver::start().await;
     receiver.reply_with(Reply::never());
-    let client = client_for(
-        &receiver,
-        ClientConfig {
-            timeout: Duration::from_millis(300),
-            policy: allow_loopback(),
-            ..ClientConfig::default()
-        },
-    );
+    let client = with_attempt_limit(&receiver, Duration::from_millis(300));
     let started = Instant::now();
     let kind = post(&client, &receiver.url()).await.unwrap_err();
     assert_eq!(kind, ErrorKind::Timeout);
@@ -229,14 +234,7 @@ async fn a_stalled_tls_handshake_hits_the_connect_timeout() {
 async fn a_body_that_stalls_keeps_its_status_and_records_the_timeout() {
     let receiver = TestReceiver::start().await;
     receiver.reply_with(Reply::status(503).body("partial").stall_body());
-    let client = client_for(
-        &receiver,
-        ClientConfig {
-            timeout: Duration::from_millis(300),
-            policy: allow_loopback(),
-            ..ClientConfig::default()
-        },
-    );
+    let client = with_attempt_limit(&receiver, Duration::from_millis(300));
     let response = post(&client, &receiver.url()).await.unwrap();
     assert_eq!(response.status, 503);
     assert_eq!(response.body.bytes, b"partial");
