@@ -8,7 +8,6 @@ use std::time::Instant;
 
 use http::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_TYPE, USER_AGENT as USER_AGENT_HEADER};
 use http::Method;
-use url::Url;
 
 use super::client::{DeliveryClient, ErrorKind, Target, USER_AGENT};
 use super::outcome::{Reply, Response, Sent};
@@ -35,8 +34,7 @@ pub struct Prepared {
 /// Why a target could not be prepared (a corrupt row or a changed master key); recorded
 /// as the attempt's error, never with the value that failed.
 pub fn prepare(target: &TargetRow, key: &MasterKey) -> Result<Prepared, String> {
-    let url = Url::parse(&target.url).map_err(|e| format!("stored URL is invalid: {e}"))?;
-    let url = Target::new(url).map_err(|e| format!("stored URL is invalid: {e}"))?;
+    let url = Target::parse(&target.url).map_err(|e| format!("stored URL is invalid: {e}"))?;
     let open_secret = |sealed: &str| {
         key.open(sealed)
             .ok()

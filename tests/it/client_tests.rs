@@ -52,7 +52,7 @@ fn trusting(receiver: &TestReceiver) -> DeliveryClient {
 }
 
 fn target(url: &str) -> Target {
-    Target::new(url.parse().unwrap()).unwrap()
+    Target::parse(url).unwrap()
 }
 
 async fn post(client: &DeliveryClient, url: &str) -> Result<Received, ErrorKind> {
