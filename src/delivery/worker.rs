@@ -191,10 +191,24 @@ impl Lanes {
 
     /// How many more jobs a claim should fetch: enough to keep every slot busy for a
     /// while, not so many that they sit in lanes until their leases run short.
+    ///
+    /// Jobs queued in saturated lanes do not count: a claim skips those webhooks
+    /// ([`Lanes::saturated`]), so they never compete with what it fetches, and each lane
+    /// is bounded on its own ([`MAX_QUEUED_PER_LANE`]). Counting them let one endpoint
+    /// that stopped answering stop every claim on the node: its full lane alone was more
+    /// than twice the global cap, so retries, redeliveries and ordered deliveries of
+    /// every other webhook (all of which only a claim starts) waited until that lane
+    /// drained.
     pub fn room(&self) -> usize {
-        (self.global * 2).saturating_sub(self.load())
+        let s = self.lock();
+        let waiting: usize = s
+            .lanes
+            .values()
+            .map(|l| l.queue.len())
+            .filter(|&q| q < self.per_webhook)
+            .sum();
+        (self.global * 2).saturating_sub(s.running.len() + waiting)
     }
-
     /// Webhooks whose lane already has a full slot's worth queued: claims skip them.
     pub fn saturated(&self) -> Vec<Uuid> {
         let s = self.lock();

@@ -557,3 +557,58 @@ rig_test!(
         );
     }
 );
+
+/// A dead endpoint's queue does not stop the claims that start everything fan-out does
+/// not hand over (a retry, here): claims skip its saturated lane, so its queued jobs take
+/// none of the room a claim has. They used to count, and with more than twice the global
+/// cap queued behind the hung attempt the node claimed nothing until that lane drained.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_endpoints_queue_does_not_hold_up_another_webhooks_retry() {
+    for backend in [Backend::Sqlite, Backend::Postgres] {
+        let env = [
+            ("HERALD_PER_WEBHOOK_CONCURRENCY", "1"),
+            ("HERALD_GLOBAL_CONCURRENCY", "2"),
+            ("HERALD_REQUEST_TIMEOUT_SECS", "60"),
+            ("HERALD_RETRY_SCHEDULE", "50ms"),
+        ];
+        let Some(rig) = rig_with(backend, &env, 1).await else {
+            continue;
+        };
+        let dead = &rig.others[0];
+        dead.reply_with(Reply::never());
+        rig.webhook_to(&dead.url(), "standard", &["Project:Created"], json!({}))
+            .await;
+        let projects = {
+            let mut v = Vec::new();
+            for i in 0..6 {
+                v.push(rig.project(&format!("DEAD{i}")).await);
+            }
+            v
+        };
+        // One attempt hangs; five jobs queue behind it, more than twice the global cap.
+        assert_eq!(dead.wait_for(1, WAIT).await.len(), 1);
+        let healthy = rig.webhook("standard", &["Project:Updated"], json!({})).await;
+        rig.rx.enqueue(Reply::status(500));
+        rig.update(
+            &format!("/projects/{}", projects[0]["id"]),
+            json!({"name": "Renamed"}),
+        )
+        .await;
+        let got = rig.rx.wait_for(2, WAIT).await;
+        assert_eq!(
+            got.len(),
+            2,
+            "{backend:?}: the retry after the 500 was claimed while the dead lane was full"
+        );
+        eventually("the retried delivery recorded as succeeded", WAIT, || async {
+            let ds = rig.deliveries(&healthy).await;
+            (ds.len() == 1 && ds[0]["status"] == "succeeded").then_some(())
+        })
+        .await;
+        assert_eq!(
+            dead.requests().len(),
+            1,
+            "{backend:?}: still the one hung attempt"
+        );
+    }
+}

@@ -127,3 +127,26 @@ fn a_lane_is_full_until_one_of_its_jobs_starts() {
     assert_eq!(next.len(), 1);
     assert!(full().is_empty(), "the next job started and made room");
 }
+
+#[test]
+fn a_saturated_lane_leaves_room_for_claims_of_other_webhooks() {
+    let lanes = Lanes::new(2, 4);
+    let (dead, other) = (target(), target());
+    let (started, given_back) = lanes.push(jobs(&dead, MAX_QUEUED_PER_LANE));
+    assert_eq!((started.len(), given_back.len()), (2, 0));
+    assert_eq!(lanes.saturated(), vec![dead.webhook_id]);
+    assert_eq!(
+        lanes.room(),
+        4 * 2 - 2,
+        "the dead endpoint's queue is skipped by claims, so it takes no room; its running attempts do"
+    );
+    let (started, _) = lanes.push(jobs(&other, 3));
+    assert_eq!(started.len(), 2, "two global slots were left");
+    assert_eq!(lanes.room(), 8 - 4 - 1, "an unsaturated lane's queued job counts");
+    lanes.push(jobs(&other, 1));
+    assert_eq!(
+        lanes.room(),
+        8 - 4,
+        "once saturated, its queue is skipped by claims too"
+    );
+}
