@@ -32,6 +32,15 @@ struct Lane {
     in_ready: bool,
 }
 
+impl Lane {
+    /// A full slot's worth queued: claims skip this webhook, and its queue takes none of
+    /// a claim's room. One definition for both, so the room never counts jobs a claim
+    /// could not add to.
+    fn saturated(&self, per_webhook: usize) -> bool {
+        self.queue.len() >= per_webhook
+    }
+}
+
 #[derive(Default)]
 struct State {
     lanes: HashMap<Uuid, Lane>,
@@ -204,17 +213,18 @@ impl Lanes {
         let waiting: usize = s
             .lanes
             .values()
+            .filter(|l| !l.saturated(self.per_webhook))
             .map(|l| l.queue.len())
-            .filter(|&q| q < self.per_webhook)
             .sum();
         (self.global * 2).saturating_sub(s.running.len() + waiting)
     }
+
     /// Webhooks whose lane already has a full slot's worth queued: claims skip them.
     pub fn saturated(&self) -> Vec<Uuid> {
         let s = self.lock();
         s.lanes
             .iter()
-            .filter(|(_, l)| l.queue.len() >= self.per_webhook)
+            .filter(|(_, l)| l.saturated(self.per_webhook))
             .map(|(w, _)| *w)
             .collect()
     }
@@ -222,10 +232,7 @@ impl Lanes {
     /// How many webhooks [`Lanes::saturated`] would name (without listing them).
     pub fn saturated_count(&self) -> usize {
         let s = self.lock();
-        s.lanes
-            .values()
-            .filter(|l| l.queue.len() >= self.per_webhook)
-            .count()
+        s.lanes.values().filter(|l| l.saturated(self.per_webhook)).count()
     }
 
     /// Leases of the attempts running now.

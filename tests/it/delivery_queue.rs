@@ -578,22 +578,16 @@ async fn a_dead_endpoints_queue_does_not_hold_up_another_webhooks_retry() {
         dead.reply_with(Reply::never());
         rig.webhook_to(&dead.url(), "standard", &["Project:Created"], json!({}))
             .await;
-        let projects = {
-            let mut v = Vec::new();
-            for i in 0..6 {
-                v.push(rig.project(&format!("DEAD{i}")).await);
-            }
-            v
-        };
+        let first = rig.project("DEAD0").await;
+        for i in 1..6 {
+            rig.project(&format!("DEAD{i}")).await;
+        }
         // One attempt hangs; five jobs queue behind it, more than twice the global cap.
         assert_eq!(dead.wait_for(1, WAIT).await.len(), 1);
         let healthy = rig.webhook("standard", &["Project:Updated"], json!({})).await;
         rig.rx.enqueue(Reply::status(500));
-        rig.update(
-            &format!("/projects/{}", projects[0]["id"]),
-            json!({"name": "Renamed"}),
-        )
-        .await;
+        rig.update(&format!("/projects/{}", first["id"]), json!({"name": "Renamed"}))
+            .await;
         let got = rig.rx.wait_for(2, WAIT).await;
         assert_eq!(
             got.len(),
