@@ -4,43 +4,48 @@
 
 use std::sync::Arc;
 
+use super::client::ErrorKind;
 use super::engine::{DeliveryEngine, Inner};
 use super::outcome::{self, Reply};
 use super::send::send;
+use super::worker::Endpoint;
 use crate::store::DeliveryJob;
 use crate::timefmt::now_ms;
 
 /// Runs `job` (spawned by the engine), then starts whatever its lane slot frees up.
 pub(crate) async fn run(inner: Arc<Inner>, job: DeliveryJob) {
     let (webhook, id) = (job.target.webhook_id, job.id);
-    attempt(&inner, job).await;
-    let next = inner.signals.lanes.finish(webhook, id);
+    let endpoint = attempt(&inner, job).await;
+    let next = inner.signals.lanes.finish(webhook, id, endpoint);
     DeliveryEngine::after_finish(&inner);
     if !next.is_empty() {
         DeliveryEngine { inner }.submit_started(next);
     }
 }
 
-async fn attempt(inner: &Inner, job: DeliveryJob) {
+/// Attempts `job` and records the outcome; says what the attempt learnt about the endpoint.
+async fn attempt(inner: &Inner, job: DeliveryJob) -> Endpoint {
     if !inner.lease_ok(&job, now_ms()) {
         // Waited too long in its lane: give it back rather than risk an attempt that
         // outlives the lease (another node could then attempt it at the same time).
         tracing::debug!(delivery_id = %job.id, webhook_id = %job.target.webhook_id, "lease too short; released");
         inner.recorder.release(job.id, job.lease.token);
-        return;
+        return Endpoint::Untried;
     }
     let prepared = inner.prepared(&job.target);
     let sent = tokio::select! {
-        () = inner.hard_stop.cancelled() => return,
+        () = inner.hard_stop.cancelled() => return Endpoint::Untried,
         sent = send(&inner.client, prepared.as_ref().as_ref().map_err(String::as_str), &job) => sent,
     };
     let number = u32::try_from(job.tries + 1).unwrap_or(u32::MAX);
     let decision = outcome::decide(&inner.policy, number, &sent, rand::random());
     let result = outcome::label(&decision);
     let ok = matches!(sent.status(), Some(200..=299));
-    let error_kind = match &sent.reply {
-        Reply::Failed(kind) => Some(kind.as_str()),
-        Reply::Response(_) => None,
+    let (error_kind, endpoint) = match &sent.reply {
+        // A refused target was never contacted: that says nothing about the endpoint.
+        Reply::Failed(kind @ ErrorKind::Refused(_)) => (Some(kind.as_str()), Endpoint::Untried),
+        Reply::Failed(kind) => (Some(kind.as_str()), Endpoint::Silent),
+        Reply::Response(_) => (None, Endpoint::Answered),
     };
     inner.signals.metrics.attempt(
         job.tenant_id,
@@ -79,4 +84,5 @@ async fn attempt(inner: &Inner, job: DeliveryJob) {
     }
     let record = outcome::record(&job, sent, &decision);
     inner.recorder.attempt(record).await;
+    endpoint
 }

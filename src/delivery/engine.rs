@@ -357,8 +357,12 @@ impl DeliveryEngine {
     pub async fn render_metrics(&self) -> StoreResult<String> {
         let now = now_ms();
         let stats = self.inner.store.queue_stats(now).await?;
-        let load = self.inner.signals.lanes.load();
-        Ok(self.inner.signals.metrics.render(&stats, load, now))
+        let lanes = &self.inner.signals.lanes;
+        let node = super::metrics::NodeLanes {
+            in_flight: lanes.load(),
+            not_answering: lanes.silent_count(),
+        };
+        Ok(self.inner.signals.metrics.render(&stats, node, now))
     }
 
     /// Graceful stop: no new work, wait up to `grace` for running attempts, record what

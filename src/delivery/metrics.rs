@@ -17,7 +17,17 @@ const QUEUE_PENDING: &str = "herald_delivery_queue_pending";
 const QUEUE_DUE: &str = "herald_delivery_queue_due";
 const OLDEST_DUE: &str = "herald_delivery_oldest_due_age_seconds";
 const IN_FLIGHT: &str = "herald_delivery_in_flight";
+const SILENT: &str = "herald_delivery_webhooks_not_answering";
 const RECORD_FAILURES: &str = "herald_recorder_write_failures_total";
+
+/// This node's lanes, as `/metrics` reports them.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NodeLanes {
+    /// Attempts running plus jobs queued.
+    pub in_flight: usize,
+    /// Webhooks attempted one at a time because their endpoint stopped answering.
+    pub not_answering: usize,
+}
 
 static META: Metadata<'static> = Metadata::new(module_path!(), Level::INFO, None);
 
@@ -80,7 +90,7 @@ impl Metrics {
         use metrics::Unit;
         let d = |name: &'static str, unit: Option<Unit>, help: &'static str| match name {
             LATENCY => self.recorder.describe_histogram(name.into(), unit, help.into()),
-            QUEUE_PENDING | QUEUE_DUE | OLDEST_DUE | IN_FLIGHT => {
+            QUEUE_PENDING | QUEUE_DUE | OLDEST_DUE | IN_FLIGHT | SILENT => {
                 self.recorder.describe_gauge(name.into(), unit, help.into())
             }
             _ => self.recorder.describe_counter(name.into(), unit, help.into()),
@@ -118,6 +128,12 @@ impl Metrics {
             "How long the oldest due delivery has been waiting.",
         );
         d(IN_FLIGHT, None, "Attempts in flight or queued on this node.");
+        d(
+            SILENT,
+            None,
+            "Webhooks whose endpoint gave no answer to its last attempt on this node (timeout, \
+             refused or reset connection, TLS failure): attempted one at a time until it answers.",
+        );
         d(
             RECORD_FAILURES,
             None,
@@ -180,8 +196,9 @@ impl Metrics {
             .increment(n as u64);
     }
 
-    /// Renders everything, after refreshing the queue gauges from `stats`.
-    pub fn render(&self, stats: &QueueStats, in_flight: usize, now: i64) -> String {
+    /// Renders everything, after refreshing the queue gauges from `stats` and this node's
+    /// lanes.
+    pub fn render(&self, stats: &QueueStats, lanes: NodeLanes, now: i64) -> String {
         let gauge = |name: &'static str, v: f64| {
             self.recorder
                 .register_gauge(&Self::key(name, Vec::new()), &META)
@@ -195,7 +212,8 @@ impl Metrics {
                 .oldest_due_at
                 .map_or(0.0, |t| (now - t).max(0) as f64 / 1000.0),
         );
-        gauge(IN_FLIGHT, in_flight as f64);
+        gauge(IN_FLIGHT, lanes.in_flight as f64);
+        gauge(SILENT, lanes.not_answering as f64);
         self.handle.render()
     }
 }
@@ -216,7 +234,10 @@ mod tests {
                 due: 2,
                 oldest_due_at: Some(0),
             },
-            1,
+            NodeLanes {
+                in_flight: 1,
+                not_answering: 2,
+            },
             5_000,
         );
         for needle in [
@@ -226,6 +247,7 @@ mod tests {
             &format!("herald_webhook_failures_total{{tenant_id=\"1\",webhook_id=\"{w}\"}} 1"),
             "herald_delivery_queue_pending 3",
             "herald_delivery_oldest_due_age_seconds 5",
+            "herald_delivery_webhooks_not_answering 2",
             "herald_recorder_write_failures_total{then=\"given_up\"} 0",
             // Pre-registered series start at 0 rather than appearing on first use.
             "herald_delivery_attempts_total{result=\"gone\"} 0",
@@ -250,7 +272,7 @@ mod tests {
             due: 0,
             oldest_due_at: None,
         };
-        let text = m.render(&stats, 0, 0);
+        let text = m.render(&stats, NodeLanes::default(), 0);
         for needle in [
             "herald_delivery_attempts_total{result=\"succeeded\"} 3",
             "herald_delivery_attempts_total{result=\"refused\"} 1",

@@ -11,8 +11,14 @@
 //! not here): fan-out writes a full lane's new deliveries unleased ([`Lanes::full`]), and
 //! jobs that arrive beyond the cap all the same (planned while the lane filled up) are
 //! given back the same way.
+//!
+//! An endpoint that stops answering (no HTTP response: a timeout, a refused or reset
+//! connection, a failed handshake) gets one attempt at a time until an attempt is answered
+//! again ([`Endpoint`]). Each of its attempts holds a slot for up to the request timeout;
+//! at full concurrency a handful of dead endpoints (32 with the defaults) held every slot
+//! of the node, and each hung attempt only told us again what the first one had.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use tokio::sync::Notify;
@@ -24,6 +30,20 @@ use crate::store::DeliveryJob;
 /// otherwise pile up here for as long as it is down: the `slow-endpoint` bench's Herald
 /// peaked at ~140 MiB against ~77 MiB without the dead endpoint.
 pub const MAX_QUEUED_PER_LANE: usize = 1024;
+
+/// What a finished attempt learnt about its endpoint; it sets how many attempts the
+/// webhook's lane may run at once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Endpoint {
+    /// An HTTP response arrived, whatever its status: the lane runs at full concurrency.
+    Answered,
+    /// No response (timeout, connection refused or reset, TLS failure): the lane runs one
+    /// attempt at a time until one is answered.
+    Silent,
+    /// The job was not sent (its lease ran short, the node is stopping, the SSRF policy
+    /// refused the address): nothing learnt, nothing changes.
+    Untried,
+}
 
 #[derive(Default)]
 struct Lane {
@@ -50,6 +70,21 @@ struct State {
     running: HashMap<Uuid, String>,
     queued: usize,
     closed: bool,
+    /// Webhooks whose last attempt got no answer ([`Endpoint::Silent`]). Kept apart from
+    /// the lanes, which go when empty: the next job of a dead endpoint must still start
+    /// alone. Bounded by the node's webhooks.
+    silent: HashSet<Uuid>,
+}
+
+impl State {
+    /// Attempts `webhook`'s lane may run at once.
+    fn cap(&self, webhook: &Uuid, per_webhook: usize) -> usize {
+        if self.silent.contains(webhook) {
+            1
+        } else {
+            per_webhook
+        }
+    }
 }
 
 /// The lanes; see the module docs.
@@ -87,6 +122,7 @@ impl Lanes {
         let mut given_back = Vec::new();
         for job in jobs {
             let w = job.target.webhook_id;
+            let cap = s.cap(&w, self.per_webhook);
             let lane = s.lanes.entry(w).or_default();
             if lane.queue.len() >= MAX_QUEUED_PER_LANE {
                 given_back.push(job);
@@ -94,7 +130,7 @@ impl Lanes {
             }
             s.queued += 1;
             lane.queue.push_back(job);
-            if !lane.in_ready && lane.running < self.per_webhook {
+            if !lane.in_ready && lane.running < cap {
                 lane.in_ready = true;
                 s.ready.push_back(w);
             }
@@ -106,13 +142,19 @@ impl Lanes {
         let mut out = Vec::new();
         while s.running.len() < self.global {
             let Some(w) = s.ready.pop_front() else { break };
+            let cap = s.cap(&w, self.per_webhook);
             let Some(lane) = s.lanes.get_mut(&w) else { continue };
             lane.in_ready = false;
+            if lane.running >= cap {
+                // Its endpoint went silent while it waited for a turn; the finish that
+                // brings it under the cap puts it back.
+                continue;
+            }
             let Some(job) = lane.queue.pop_front() else {
                 continue;
             };
             lane.running += 1;
-            if !lane.queue.is_empty() && lane.running < self.per_webhook {
+            if !lane.queue.is_empty() && lane.running < cap {
                 lane.in_ready = true;
                 s.ready.push_back(w);
             }
@@ -123,15 +165,22 @@ impl Lanes {
         out
     }
 
-    /// Marks a started job finished; returns the jobs that can start now.
-    pub fn finish(&self, webhook: Uuid, id: Uuid) -> Vec<DeliveryJob> {
+    /// Marks a started job finished with what it learnt about its `endpoint`; returns the
+    /// jobs that can start now.
+    pub fn finish(&self, webhook: Uuid, id: Uuid, endpoint: Endpoint) -> Vec<DeliveryJob> {
         let mut s = self.lock();
         s.running.remove(&id);
+        let changed = match endpoint {
+            Endpoint::Answered => s.silent.remove(&webhook),
+            Endpoint::Silent => s.silent.insert(webhook),
+            Endpoint::Untried => false,
+        };
+        let cap = s.cap(&webhook, self.per_webhook);
         if let Some(lane) = s.lanes.get_mut(&webhook) {
             lane.running = lane.running.saturating_sub(1);
             if lane.queue.is_empty() && lane.running == 0 {
                 s.lanes.remove(&webhook);
-            } else if !lane.in_ready && !lane.queue.is_empty() {
+            } else if !lane.in_ready && !lane.queue.is_empty() && lane.running < cap {
                 lane.in_ready = true;
                 s.ready.push_back(webhook);
             }
@@ -144,12 +193,25 @@ impl Lanes {
         if s.running.is_empty() && s.queued == 0 {
             self.idle.notify_waiters();
         }
+        drop(s);
+        match (changed, endpoint) {
+            (true, Endpoint::Silent) => tracing::warn!(
+                webhook_id = %webhook,
+                "endpoint not answering; its deliveries are attempted one at a time until it answers"
+            ),
+            (true, Endpoint::Answered) => tracing::info!(
+                webhook_id = %webhook,
+                "endpoint answering again; its deliveries run at full concurrency"
+            ),
+            _ => {}
+        }
         next
     }
 
     /// Removes a webhook's queued jobs (it was disabled or deleted); returns them.
     pub fn drop_webhook(&self, webhook: Uuid) -> Vec<DeliveryJob> {
         let mut s = self.lock();
+        s.silent.remove(&webhook);
         let dropped: Vec<DeliveryJob> = match s.lanes.get_mut(&webhook) {
             Some(lane) => lane.queue.drain(..).collect(),
             None => Vec::new(),
@@ -196,6 +258,11 @@ impl Lanes {
     pub fn load(&self) -> usize {
         let s = self.lock();
         s.running.len() + s.queued
+    }
+
+    /// Webhooks whose last attempt got no answer, now attempted one at a time.
+    pub fn silent_count(&self) -> usize {
+        self.lock().silent.len()
     }
 
     /// How many more jobs a claim should fetch: enough to keep every slot busy for a

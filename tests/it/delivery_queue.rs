@@ -606,3 +606,70 @@ async fn a_dead_endpoints_queue_does_not_hold_up_another_webhooks_retry() {
         );
     }
 }
+
+/// An endpoint that stops answering gets one attempt at a time: each hung attempt holds a
+/// slot for the whole request timeout, and at full concurrency a few dead endpoints held
+/// every slot of the node. The first answer (any status) restores full concurrency.
+/// Lanes live in the engine, not the store, so SQLite covers it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_endpoint_that_stops_answering_gets_one_attempt_at_a_time_until_it_answers() {
+    const TIMEOUT: Duration = Duration::from_secs(1);
+    let env = [
+        ("HERALD_PER_WEBHOOK_CONCURRENCY", "4"),
+        ("HERALD_REQUEST_TIMEOUT_SECS", "1"),
+        ("HERALD_RETRY_SCHEDULE", "50ms"),
+    ];
+    let Some(rig) = rig_with(Backend::Sqlite, &env, 1).await else {
+        return;
+    };
+    let dead = &rig.others[0];
+    dead.reply_with(Reply::never());
+    let hook = rig
+        .webhook_to(&dead.url(), "standard", &["Project:Created"], json!({}))
+        .await;
+    for i in 0..8 {
+        rig.project(&format!("SILENT{i}")).await;
+    }
+    // Nothing known yet: four attempts at once, all of which hang.
+    let first = dead.wait_for(4, WAIT).await;
+    assert!(
+        first[3].received_at - first[0].received_at < TIMEOUT / 2,
+        "the first four started together"
+    );
+    // From the first timeouts on, the next attempt starts only when the one before gave
+    // up: a request timeout apart, never several at once (they all queued at the start).
+    let probes = dead.wait_for(7, WAIT).await;
+    for pair in probes[4..7].windows(2) {
+        let gap = pair[1].received_at - pair[0].received_at;
+        assert!(
+            gap >= TIMEOUT / 2,
+            "two attempts to the silent endpoint {gap:?} apart: {:?}",
+            probes
+                .iter()
+                .map(|r| r.received_at - probes[0].received_at)
+                .collect::<Vec<_>>()
+        );
+    }
+    let metric = |text: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix("herald_delivery_webhooks_not_answering "))
+            .map(str::to_owned)
+    };
+    let metrics = || async {
+        let r = rig.app.client.get(rig.app.url("/metrics")).send().await.unwrap();
+        r.text().await.unwrap()
+    };
+    assert_eq!(metric(&metrics().await).as_deref(), Some("1"));
+    // It answers again: everything pending goes through, and the gauge clears.
+    dead.reply_with(Reply::ok());
+    eventually(
+        "every delivery to the recovered endpoint succeeded",
+        WAIT,
+        || async {
+            let ds = rig.deliveries(&hook).await;
+            (ds.len() == 8 && ds.iter().all(|d| d["status"] == "succeeded")).then_some(())
+        },
+    )
+    .await;
+    assert_eq!(metric(&metrics().await).as_deref(), Some("0"));
+}

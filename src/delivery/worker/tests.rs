@@ -43,7 +43,7 @@ fn a_webhook_never_gets_more_than_its_share_and_others_still_start() {
         "claims skip a lane with a full queue"
     );
     // A finished fast job frees a slot; the next fast job takes it, not a third slow one.
-    let next = lanes.finish(fast.webhook_id, started_fast[0].id);
+    let next = lanes.finish(fast.webhook_id, started_fast[0].id, Endpoint::Answered);
     assert_eq!(next.len(), 1);
     assert_eq!(next[0].target.webhook_id, fast.webhook_id);
     assert_eq!(lanes.load(), 3 + 3);
@@ -58,7 +58,7 @@ fn lanes_take_turns() {
     let mut order = vec![first[0].target.webhook_id];
     let mut current = first[0].clone();
     for _ in 0..5 {
-        let next = lanes.finish(current.target.webhook_id, current.id);
+        let next = lanes.finish(current.target.webhook_id, current.id, Endpoint::Answered);
         current = next[0].clone();
         order.push(current.target.webhook_id);
     }
@@ -78,7 +78,9 @@ fn close_returns_queued_jobs_and_refuses_new_ones() {
     assert!(started.is_empty());
     assert_eq!(rejected.len(), 2);
     assert_eq!(lanes.running_leases().len(), 1);
-    assert!(lanes.finish(t.webhook_id, lanes.running_leases()[0].0).is_empty());
+    assert!(lanes
+        .finish(t.webhook_id, lanes.running_leases()[0].0, Endpoint::Answered)
+        .is_empty());
     assert_eq!(lanes.load(), 0);
 }
 
@@ -123,7 +125,7 @@ fn a_lane_is_full_until_one_of_its_jobs_starts() {
         lanes.full(&mut std::iter::once(other.webhook_id)).is_empty(),
         "only the webhooks asked about are looked up"
     );
-    let next = lanes.finish(t.webhook_id, started[0].id);
+    let next = lanes.finish(t.webhook_id, started[0].id, Endpoint::Answered);
     assert_eq!(next.len(), 1);
     assert!(full().is_empty(), "the next job started and made room");
 }
@@ -149,4 +151,76 @@ fn a_saturated_lane_leaves_room_for_claims_of_other_webhooks() {
         8 - 4,
         "once saturated, its queue is skipped by claims too"
     );
+}
+
+#[test]
+fn an_endpoint_that_stops_answering_gets_one_attempt_at_a_time_until_it_answers() {
+    let lanes = Lanes::new(4, 16);
+    let (dead, other) = (target(), target());
+    let (started, _) = lanes.push(jobs(&dead, 10));
+    assert_eq!(started.len(), 4, "full concurrency while nothing is known");
+    // The four hung attempts time out one after another: none frees a slot for the queue.
+    for (i, job) in started.iter().enumerate().take(3) {
+        let next = lanes.finish(dead.webhook_id, job.id, Endpoint::Silent);
+        assert!(next.is_empty(), "timeout {i}: still more running than one");
+    }
+    assert_eq!(lanes.silent_count(), 1);
+    let next = lanes.finish(dead.webhook_id, started[3].id, Endpoint::Silent);
+    assert_eq!(next.len(), 1, "the last one out lets exactly one probe start");
+    // Other webhooks are not affected.
+    let (started_other, _) = lanes.push(jobs(&other, 5));
+    assert_eq!(started_other.len(), 4);
+    // The lane empties and goes; the endpoint is still known to be silent.
+    let mut probe = next[0].clone();
+    for _ in 0..5 {
+        let next = lanes.finish(dead.webhook_id, probe.id, Endpoint::Silent);
+        assert_eq!(next.len(), 1, "one probe at a time");
+        probe = next[0].clone();
+    }
+    assert!(lanes
+        .finish(dead.webhook_id, probe.id, Endpoint::Silent)
+        .is_empty());
+    let (started, _) = lanes.push(jobs(&dead, 6));
+    assert_eq!(started.len(), 1, "a new job of a silent endpoint starts alone");
+    // An answer (any status) restores full concurrency at once.
+    let next = lanes.finish(dead.webhook_id, started[0].id, Endpoint::Answered);
+    assert_eq!(next.len(), 4);
+    assert!(next.iter().all(|j| j.target.webhook_id == dead.webhook_id));
+    assert_eq!(lanes.silent_count(), 0);
+}
+
+#[test]
+fn an_untried_job_changes_nothing_and_a_dropped_webhook_is_forgotten() {
+    let lanes = Lanes::new(3, 16);
+    let t = target();
+    let (started, _) = lanes.push(jobs(&t, 4));
+    assert!(lanes
+        .finish(t.webhook_id, started[0].id, Endpoint::Silent)
+        .is_empty());
+    let next = lanes.finish(t.webhook_id, started[1].id, Endpoint::Untried);
+    assert!(next.is_empty(), "still silent: one running is the cap");
+    assert_eq!(lanes.silent_count(), 1);
+    lanes.drop_webhook(t.webhook_id);
+    assert_eq!(lanes.silent_count(), 0, "re-enabled, it starts afresh");
+}
+
+#[test]
+fn a_lane_waiting_for_a_global_slot_respects_a_cap_lowered_meanwhile() {
+    let lanes = Lanes::new(3, 3);
+    let (t, other) = (target(), target());
+    let (started, _) = lanes.push(jobs(&t, 2));
+    assert_eq!(started.len(), 2);
+    let (started_other, _) = lanes.push(jobs(&other, 1));
+    assert_eq!(started_other.len(), 1, "the global cap is now full");
+    lanes.push(jobs(&t, 2));
+    // One of t's attempts times out: t may run one at a time, and still runs one.
+    let next = lanes.finish(t.webhook_id, started[0].id, Endpoint::Silent);
+    assert!(
+        next.is_empty(),
+        "t's turn in the queue must not start a second attempt"
+    );
+    let next = lanes.finish(other.webhook_id, started_other[0].id, Endpoint::Answered);
+    assert!(next.is_empty(), "a free global slot does not lift t's cap either");
+    let next = lanes.finish(t.webhook_id, started[1].id, Endpoint::Silent);
+    assert_eq!(next.len(), 1, "t's last attempt ended: the next starts");
 }
