@@ -239,17 +239,22 @@ impl Lanes {
         out
     }
 
-    /// Those of `webhooks` whose lane is full ([`MAX_QUEUED_PER_LANE`]): [`Lanes::push`]
-    /// would give their jobs back, so fan-out does not lease them in the first place.
+    /// Those of `webhooks` whose lane is full ([`MAX_QUEUED_PER_LANE`]) or whose endpoint
+    /// is silent: fan-out does not lease their new deliveries but leaves them in the
+    /// database. A full lane's [`Lanes::push`] would give the jobs back; a silent lane
+    /// starts one attempt per request timeout, so jobs handed to it would mostly sit until
+    /// their leases ran short and then be given back, a write each, over and over while the
+    /// endpoint stays down. Claims feed a silent lane instead, a few jobs at a time.
     /// Looks up only the webhooks asked about: fan-out asks once per event, with the lock
     /// the attempts also take.
     pub fn full(&self, webhooks: &mut dyn Iterator<Item = Uuid>) -> Vec<Uuid> {
         let s = self.lock();
         webhooks
             .filter(|w| {
-                s.lanes
-                    .get(w)
-                    .is_some_and(|l| l.queue.len() >= MAX_QUEUED_PER_LANE)
+                s.silent.contains(w)
+                    || s.lanes
+                        .get(w)
+                        .is_some_and(|l| l.queue.len() >= MAX_QUEUED_PER_LANE)
             })
             .collect()
     }

@@ -180,6 +180,11 @@ fn an_endpoint_that_stops_answering_gets_one_attempt_at_a_time_until_it_answers(
     assert!(lanes
         .finish(dead.webhook_id, probe.id, Endpoint::Silent)
         .is_empty());
+    assert_eq!(
+        lanes.full(&mut [dead.webhook_id, other.webhook_id].into_iter()),
+        vec![dead.webhook_id],
+        "fan-out leaves a silent endpoint's new deliveries to claims"
+    );
     let (started, _) = lanes.push(jobs(&dead, 6));
     assert_eq!(started.len(), 1, "a new job of a silent endpoint starts alone");
     // An answer (any status) restores full concurrency at once.
@@ -187,6 +192,7 @@ fn an_endpoint_that_stops_answering_gets_one_attempt_at_a_time_until_it_answers(
     assert_eq!(next.len(), 4);
     assert!(next.iter().all(|j| j.target.webhook_id == dead.webhook_id));
     assert_eq!(lanes.silent_count(), 0);
+    assert!(lanes.full(&mut std::iter::once(dead.webhook_id)).is_empty());
 }
 
 #[test]
