@@ -16,7 +16,14 @@ use crate::timefmt::now_ms;
 pub(crate) async fn run(inner: Arc<Inner>, job: DeliveryJob) {
     let (webhook, id) = (job.target.webhook_id, job.id);
     let endpoint = attempt(&inner, job).await;
-    let next = inner.signals.lanes.finish(webhook, id, endpoint);
+    let lanes = &inner.signals.lanes;
+    let recovered = endpoint == Endpoint::Answered && lanes.is_silent(webhook);
+    let next = lanes.finish(webhook, id, endpoint);
+    if recovered {
+        // Fan-out left its new deliveries to claims while it was silent: claim them now
+        // rather than at the next poll.
+        inner.signals.wake.notify_one();
+    }
     DeliveryEngine::after_finish(&inner);
     if !next.is_empty() {
         DeliveryEngine { inner }.submit_started(next);
@@ -42,7 +49,9 @@ async fn attempt(inner: &Inner, job: DeliveryJob) -> Endpoint {
     let result = outcome::label(&decision);
     let ok = matches!(sent.status(), Some(200..=299));
     let (error_kind, endpoint) = match &sent.reply {
-        // A refused target was never contacted: that says nothing about the endpoint.
+        // Nothing was sent (the webhook's headers or secret could not be prepared, the
+        // target was refused): that says nothing about the endpoint.
+        Reply::Failed(kind) if prepared.is_err() => (Some(kind.as_str()), Endpoint::Untried),
         Reply::Failed(kind @ ErrorKind::Refused(_)) => (Some(kind.as_str()), Endpoint::Untried),
         Reply::Failed(kind) => (Some(kind.as_str()), Endpoint::Silent),
         Reply::Response(_) => (None, Endpoint::Answered),

@@ -19,6 +19,7 @@
 //! of the node, and each hung attempt only told us again what the first one had.
 
 use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use tokio::sync::Notify;
@@ -50,14 +51,19 @@ struct Lane {
     queue: VecDeque<DeliveryJob>,
     running: usize,
     in_ready: bool,
+    /// The webhook was dropped (disabled, deleted) while attempts of its were running:
+    /// what those attempts learn about the endpoint no longer counts.
+    dropped: bool,
 }
 
 impl Lane {
-    /// A full slot's worth queued: claims skip this webhook, and its queue takes none of
-    /// a claim's room. One definition for both, so the room never counts jobs a claim
-    /// could not add to.
-    fn saturated(&self, per_webhook: usize) -> bool {
-        self.queue.len() >= per_webhook
+    /// As many queued as the lane may run at once (`cap`: [`State::cap`]): claims skip
+    /// this webhook, and its queue takes none of a claim's room. One definition for both,
+    /// so the room never counts jobs a claim could not add to. A silent endpoint's lane
+    /// (cap 1) is saturated with one job waiting: it starts one per request timeout, and
+    /// more would wait until their leases ran short and be given back.
+    fn saturated(&self, cap: usize) -> bool {
+        self.queue.len() >= cap
     }
 }
 
@@ -93,6 +99,9 @@ pub struct Lanes {
     global: usize,
     state: Mutex<State>,
     idle: Notify,
+    /// `State::silent`'s size, readable without the lock: [`Lanes::is_silent`] is asked
+    /// after every answered attempt, and almost always nothing is silent.
+    silent_len: AtomicUsize,
 }
 
 impl Lanes {
@@ -103,6 +112,7 @@ impl Lanes {
             global: global.max(1),
             state: Mutex::default(),
             idle: Notify::new(),
+            silent_len: AtomicUsize::new(0),
         }
     }
 
@@ -129,6 +139,7 @@ impl Lanes {
                 continue;
             }
             s.queued += 1;
+            lane.dropped = false;
             lane.queue.push_back(job);
             if !lane.in_ready && lane.running < cap {
                 lane.in_ready = true;
@@ -170,11 +181,14 @@ impl Lanes {
     pub fn finish(&self, webhook: Uuid, id: Uuid, endpoint: Endpoint) -> Vec<DeliveryJob> {
         let mut s = self.lock();
         s.running.remove(&id);
+        let dropped = s.lanes.get(&webhook).is_some_and(|l| l.dropped);
         let changed = match endpoint {
+            _ if dropped => false,
             Endpoint::Answered => s.silent.remove(&webhook),
             Endpoint::Silent => s.silent.insert(webhook),
             Endpoint::Untried => false,
         };
+        self.silent_len.store(s.silent.len(), Ordering::Relaxed);
         let cap = s.cap(&webhook, self.per_webhook);
         if let Some(lane) = s.lanes.get_mut(&webhook) {
             lane.running = lane.running.saturating_sub(1);
@@ -212,13 +226,18 @@ impl Lanes {
     pub fn drop_webhook(&self, webhook: Uuid) -> Vec<DeliveryJob> {
         let mut s = self.lock();
         s.silent.remove(&webhook);
+        self.silent_len.store(s.silent.len(), Ordering::Relaxed);
         let dropped: Vec<DeliveryJob> = match s.lanes.get_mut(&webhook) {
             Some(lane) => lane.queue.drain(..).collect(),
             None => Vec::new(),
         };
         s.queued -= dropped.len();
-        if s.lanes.get(&webhook).is_some_and(|l| l.running == 0) {
-            s.lanes.remove(&webhook);
+        match s.lanes.get_mut(&webhook) {
+            Some(lane) if lane.running == 0 => {
+                s.lanes.remove(&webhook);
+            }
+            Some(lane) => lane.dropped = true,
+            None => {}
         }
         dropped
     }
@@ -265,6 +284,11 @@ impl Lanes {
         s.running.len() + s.queued
     }
 
+    /// Whether `webhook`'s last attempt got no answer.
+    pub fn is_silent(&self, webhook: Uuid) -> bool {
+        self.silent_len.load(Ordering::Relaxed) > 0 && self.lock().silent.contains(&webhook)
+    }
+
     /// Webhooks whose last attempt got no answer, now attempted one at a time.
     pub fn silent_count(&self) -> usize {
         self.lock().silent.len()
@@ -284,19 +308,20 @@ impl Lanes {
         let s = self.lock();
         let waiting: usize = s
             .lanes
-            .values()
-            .filter(|l| !l.saturated(self.per_webhook))
-            .map(|l| l.queue.len())
+            .iter()
+            .filter(|(w, l)| !l.saturated(s.cap(w, self.per_webhook)))
+            .map(|(_, l)| l.queue.len())
             .sum();
         (self.global * 2).saturating_sub(s.running.len() + waiting)
     }
 
-    /// Webhooks whose lane already has a full slot's worth queued: claims skip them.
+    /// Webhooks whose lane already has as many queued as it may run at once: claims skip
+    /// them.
     pub fn saturated(&self) -> Vec<Uuid> {
         let s = self.lock();
         s.lanes
             .iter()
-            .filter(|(_, l)| l.saturated(self.per_webhook))
+            .filter(|(w, l)| l.saturated(s.cap(w, self.per_webhook)))
             .map(|(w, _)| *w)
             .collect()
     }
@@ -304,7 +329,10 @@ impl Lanes {
     /// How many webhooks [`Lanes::saturated`] would name (without listing them).
     pub fn saturated_count(&self) -> usize {
         let s = self.lock();
-        s.lanes.values().filter(|l| l.saturated(self.per_webhook)).count()
+        s.lanes
+            .iter()
+            .filter(|(w, l)| l.saturated(s.cap(w, self.per_webhook)))
+            .count()
     }
 
     /// Leases of the attempts running now.

@@ -295,7 +295,7 @@ macro_rules! impl_delivery_store {
                         .ok_or_else(|| corrupt("ping", "format rendered nothing"))?;
                     let id = planned.delivery_id;
                     let now = crate::timefmt::now_ms();
-                    let lease = self.hub.fresh_lease(now, &mut std::iter::once(webhook_id));
+                    let lease = self.hub.fresh_lease(now, &mut std::iter::once(webhook_id)).map(crate::store::FreshLease::for_every_webhook);
                     let rows = rows_to_insert(&[sub], vec![planned], lease.as_ref())?;
                     let (jobs, _) = write_rows(&mut tx, self, rows, &[], tenant_id, event, now).await?;
                     tx.commit().await?;

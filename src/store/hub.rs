@@ -24,7 +24,9 @@ pub trait FreshSink: Send + Sync {
     /// Claimable (unleased) work was committed: look for it now.
     fn wake(&self);
     /// Those of `webhooks` that would turn fresh jobs away now (their queue is full: an
-    /// endpoint that stopped answering). Their new rows are written unleased instead of
+    /// endpoint that stopped answering), or whose endpoint is silent (its lane starts one
+    /// attempt per request timeout, so fresh jobs would wait there until their leases ran
+    /// short). Their new rows are written unleased instead of
     /// leased and handed over only to be given back — one more write per delivery, a
     /// tenth of all writes in the `slow-endpoint` bench — and a claim takes them once
     /// there is room. Asked once per event, about that event's webhooks only.
@@ -42,6 +44,15 @@ impl FreshLease {
     /// The lease for a new row of `webhook`, unless its queue is full.
     pub fn for_webhook(&self, webhook: Uuid) -> Option<&Lease> {
         (!self.full.contains(&webhook)).then_some(&self.lease)
+    }
+
+    /// The same lease for every webhook, full or silent ones too. For a test ping: the
+    /// admin waits for its outcome, typically right after fixing the endpoint, and a ping
+    /// left to a claim would queue behind the webhook's earlier deliveries. A full lane
+    /// gives it back (released, claimed at the next poll), as before.
+    pub fn for_every_webhook(mut self) -> Self {
+        self.full.clear();
+        self
     }
 }
 

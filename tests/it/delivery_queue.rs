@@ -617,7 +617,9 @@ async fn an_endpoint_that_stops_answering_gets_one_attempt_at_a_time_until_it_an
     let env = [
         ("HERALD_PER_WEBHOOK_CONCURRENCY", "4"),
         ("HERALD_REQUEST_TIMEOUT_SECS", "1"),
-        ("HERALD_RETRY_SCHEDULE", "50ms"),
+        // Enough attempts that none gives up before the endpoint answers again, however
+        // the first attempts and the retries interleave in the lane.
+        ("HERALD_RETRY_SCHEDULE", "50ms,50ms,50ms,50ms,50ms,50ms,50ms,50ms"),
     ];
     let Some(rig) = rig_with(Backend::Sqlite, &env, 1).await else {
         return;
@@ -672,4 +674,51 @@ async fn an_endpoint_that_stops_answering_gets_one_attempt_at_a_time_until_it_an
     )
     .await;
     assert_eq!(metric(&metrics().await).as_deref(), Some("0"));
+}
+
+/// A test ping to a webhook whose endpoint went silent is attempted at once and answered
+/// with its outcome, like any ping: it is what an admin sends right after fixing the
+/// endpoint. (Fan-out leaves a silent endpoint's new deliveries to claims; a ping must
+/// not wait for one.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_test_ping_to_a_silent_endpoint_is_sent_at_once() {
+    let env = [
+        ("HERALD_REQUEST_TIMEOUT_SECS", "1"),
+        ("HERALD_RETRY_SCHEDULE", "1h"),
+    ];
+    let Some(rig) = rig_with(Backend::Sqlite, &env, 1).await else {
+        return;
+    };
+    let dead = &rig.others[0];
+    dead.reply_with(Reply::never());
+    let hook = rig
+        .webhook_to(&dead.url(), "standard", &["Project:Created"], json!({}))
+        .await;
+    rig.project("PINGED").await;
+    eventually(
+        "the first attempt timed out and the endpoint counts as silent",
+        WAIT,
+        || async {
+            let r = rig.app.client.get(rig.app.url("/metrics")).send().await.unwrap();
+            let text = r.text().await.unwrap();
+            text.contains("\nherald_delivery_webhooks_not_answering 1\n")
+                .then_some(())
+        },
+    )
+    .await;
+    dead.reply_with(Reply::ok());
+    let r = rig
+        .app
+        .call(
+            "POST",
+            &format!("{}/Webhooks/{}/test", crate::support::hooks::V1, id(&hook)),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(
+        r.json["data"]["attempts"][0]["statusCode"], 200,
+        "the ping was attempted while the request waited: {}",
+        r.text
+    );
 }

@@ -165,6 +165,7 @@ fn an_endpoint_that_stops_answering_gets_one_attempt_at_a_time_until_it_answers(
         assert!(next.is_empty(), "timeout {i}: still more running than one");
     }
     assert_eq!(lanes.silent_count(), 1);
+    assert!(lanes.is_silent(dead.webhook_id) && !lanes.is_silent(other.webhook_id));
     let next = lanes.finish(dead.webhook_id, started[3].id, Endpoint::Silent);
     assert_eq!(next.len(), 1, "the last one out lets exactly one probe start");
     // Other webhooks are not affected.
@@ -192,6 +193,7 @@ fn an_endpoint_that_stops_answering_gets_one_attempt_at_a_time_until_it_answers(
     assert_eq!(next.len(), 4);
     assert!(next.iter().all(|j| j.target.webhook_id == dead.webhook_id));
     assert_eq!(lanes.silent_count(), 0);
+    assert!(!lanes.is_silent(dead.webhook_id));
     assert!(lanes.full(&mut std::iter::once(dead.webhook_id)).is_empty());
 }
 
@@ -208,6 +210,40 @@ fn an_untried_job_changes_nothing_and_a_dropped_webhook_is_forgotten() {
     assert_eq!(lanes.silent_count(), 1);
     lanes.drop_webhook(t.webhook_id);
     assert_eq!(lanes.silent_count(), 0, "re-enabled, it starts afresh");
+    // The attempt still running when the webhook was dropped times out afterwards: that
+    // does not mark the dropped webhook silent again.
+    assert!(lanes
+        .finish(t.webhook_id, started[2].id, Endpoint::Silent)
+        .is_empty());
+    assert_eq!(lanes.silent_count(), 0);
+    let (started, _) = lanes.push(jobs(&t, 3));
+    assert_eq!(started.len(), 3, "re-enabled at full concurrency");
+}
+
+#[test]
+fn claims_skip_a_silent_lane_with_one_job_waiting() {
+    let lanes = Lanes::new(4, 16);
+    let (dead, other) = (target(), target());
+    let (started, _) = lanes.push(jobs(&dead, 1));
+    assert!(lanes
+        .finish(dead.webhook_id, started[0].id, Endpoint::Silent)
+        .is_empty());
+    let (probe, _) = lanes.push(jobs(&dead, 1));
+    assert_eq!(probe.len(), 1);
+    assert!(lanes.saturated().is_empty(), "nothing waits behind the probe");
+    lanes.push(jobs(&dead, 1));
+    lanes.push(jobs(&other, 1));
+    assert_eq!(
+        lanes.saturated(),
+        vec![dead.webhook_id],
+        "one job waiting is as many as a silent lane runs: claims skip it"
+    );
+    assert_eq!(lanes.saturated_count(), 1);
+    assert_eq!(
+        lanes.room(),
+        16 * 2 - 2,
+        "two running (the probe, other's job); the silent lane's waiting job takes no room"
+    );
 }
 
 #[test]
