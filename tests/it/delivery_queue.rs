@@ -621,14 +621,10 @@ async fn an_endpoint_that_stops_answering_gets_one_attempt_at_a_time_until_it_an
         // the first attempts and the retries interleave in the lane.
         ("HERALD_RETRY_SCHEDULE", "50ms,50ms,50ms,50ms,50ms,50ms,50ms,50ms"),
     ];
-    let Some(rig) = rig_with(Backend::Sqlite, &env, 1).await else {
+    let Some((rig, hook)) = silent_endpoint_rig(&env).await else {
         return;
     };
     let dead = &rig.others[0];
-    dead.reply_with(Reply::never());
-    let hook = rig
-        .webhook_to(&dead.url(), "standard", &["Project:Created"], json!({}))
-        .await;
     for i in 0..8 {
         rig.project(&format!("SILENT{i}")).await;
     }
@@ -652,16 +648,7 @@ async fn an_endpoint_that_stops_answering_gets_one_attempt_at_a_time_until_it_an
                 .collect::<Vec<_>>()
         );
     }
-    let metric = |text: &str| {
-        text.lines()
-            .find_map(|l| l.strip_prefix("herald_delivery_webhooks_not_answering "))
-            .map(str::to_owned)
-    };
-    let metrics = || async {
-        let r = rig.app.client.get(rig.app.url("/metrics")).send().await.unwrap();
-        r.text().await.unwrap()
-    };
-    assert_eq!(metric(&metrics().await).as_deref(), Some("1"));
+    assert_eq!(not_answering(&rig).await.as_deref(), Some("1"));
     // It answers again: everything pending goes through, and the gauge clears.
     dead.reply_with(Reply::ok());
     eventually(
@@ -673,7 +660,30 @@ async fn an_endpoint_that_stops_answering_gets_one_attempt_at_a_time_until_it_an
         },
     )
     .await;
-    assert_eq!(metric(&metrics().await).as_deref(), Some("0"));
+    assert_eq!(not_answering(&rig).await.as_deref(), Some("0"));
+}
+
+/// A SQLite rig with `env` whose second receiver never answers, and a webhook for
+/// `Project:Created` pointing at it.
+async fn silent_endpoint_rig(env: &[(&str, &str)]) -> Option<(Rig, Value)> {
+    let rig = rig_with(Backend::Sqlite, env, 1).await?;
+    let dead = &rig.others[0];
+    dead.reply_with(Reply::never());
+    let hook = rig
+        .webhook_to(&dead.url(), "standard", &["Project:Created"], json!({}))
+        .await;
+    Some((rig, hook))
+}
+
+/// `herald_delivery_webhooks_not_answering` as `/metrics` shows it now.
+async fn not_answering(rig: &Rig) -> Option<String> {
+    let r = rig.app.client.get(rig.app.url("/metrics")).send().await.unwrap();
+    r.text()
+        .await
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("herald_delivery_webhooks_not_answering "))
+        .map(str::to_owned)
 }
 
 /// A test ping to a webhook whose endpoint went silent is attempted at once and answered
@@ -686,24 +696,15 @@ async fn a_test_ping_to_a_silent_endpoint_is_sent_at_once() {
         ("HERALD_REQUEST_TIMEOUT_SECS", "1"),
         ("HERALD_RETRY_SCHEDULE", "1h"),
     ];
-    let Some(rig) = rig_with(Backend::Sqlite, &env, 1).await else {
+    let Some((rig, hook)) = silent_endpoint_rig(&env).await else {
         return;
     };
     let dead = &rig.others[0];
-    dead.reply_with(Reply::never());
-    let hook = rig
-        .webhook_to(&dead.url(), "standard", &["Project:Created"], json!({}))
-        .await;
     rig.project("PINGED").await;
     eventually(
         "the first attempt timed out and the endpoint counts as silent",
         WAIT,
-        || async {
-            let r = rig.app.client.get(rig.app.url("/metrics")).send().await.unwrap();
-            let text = r.text().await.unwrap();
-            text.contains("\nherald_delivery_webhooks_not_answering 1\n")
-                .then_some(())
-        },
+        || async { (not_answering(&rig).await.as_deref() == Some("1")).then_some(()) },
     )
     .await;
     dead.reply_with(Reply::ok());
