@@ -16,17 +16,15 @@ use crate::timefmt::now_ms;
 pub(crate) async fn run(inner: Arc<Inner>, job: DeliveryJob) {
     let (webhook, id) = (job.target.webhook_id, job.id);
     let endpoint = attempt(&inner, job).await;
-    let lanes = &inner.signals.lanes;
-    let recovered = endpoint == Endpoint::Answered && lanes.is_silent(webhook);
-    let next = lanes.finish(webhook, id, endpoint);
-    if recovered {
+    let finished = inner.signals.lanes.finish(webhook, id, endpoint);
+    if finished.recovered {
         // Fan-out left its new deliveries to claims while it was silent: claim them now
         // rather than at the next poll.
         inner.signals.wake.notify_one();
     }
     DeliveryEngine::after_finish(&inner);
-    if !next.is_empty() {
-        DeliveryEngine { inner }.submit_started(next);
+    if !finished.next.is_empty() {
+        DeliveryEngine { inner }.submit_started(finished.next);
     }
 }
 
@@ -51,8 +49,9 @@ async fn attempt(inner: &Inner, job: DeliveryJob) -> Endpoint {
     let (error_kind, endpoint) = match &sent.reply {
         // Nothing was sent (the webhook's headers or secret could not be prepared, the
         // target was refused): that says nothing about the endpoint.
-        Reply::Failed(kind) if prepared.is_err() => (Some(kind.as_str()), Endpoint::Untried),
-        Reply::Failed(kind @ ErrorKind::Refused(_)) => (Some(kind.as_str()), Endpoint::Untried),
+        Reply::Failed(kind) if prepared.is_err() || matches!(kind, ErrorKind::Refused(_)) => {
+            (Some(kind.as_str()), Endpoint::Untried)
+        }
         Reply::Failed(kind) => (Some(kind.as_str()), Endpoint::Silent),
         Reply::Response(_) => (None, Endpoint::Answered),
     };

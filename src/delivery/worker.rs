@@ -19,7 +19,6 @@
 //! of the node, and each hung attempt only told us again what the first one had.
 
 use std::collections::{HashMap, HashSet, VecDeque};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use tokio::sync::Notify;
@@ -99,9 +98,15 @@ pub struct Lanes {
     global: usize,
     state: Mutex<State>,
     idle: Notify,
-    /// `State::silent`'s size, readable without the lock: [`Lanes::is_silent`] is asked
-    /// after every answered attempt, and almost always nothing is silent.
-    silent_len: AtomicUsize,
+}
+
+/// What [`Lanes::finish`] did.
+pub struct Finished {
+    /// Jobs that can start now.
+    pub next: Vec<DeliveryJob>,
+    /// The attempt was the first answer from a silent endpoint: fan-out left that
+    /// webhook's new deliveries to claims meanwhile, so the claim loop should look now.
+    pub recovered: bool,
 }
 
 impl Lanes {
@@ -112,7 +117,6 @@ impl Lanes {
             global: global.max(1),
             state: Mutex::default(),
             idle: Notify::new(),
-            silent_len: AtomicUsize::new(0),
         }
     }
 
@@ -176,9 +180,8 @@ impl Lanes {
         out
     }
 
-    /// Marks a started job finished with what it learnt about its `endpoint`; returns the
-    /// jobs that can start now.
-    pub fn finish(&self, webhook: Uuid, id: Uuid, endpoint: Endpoint) -> Vec<DeliveryJob> {
+    /// Marks a started job finished with what it learnt about its `endpoint`.
+    pub fn finish(&self, webhook: Uuid, id: Uuid, endpoint: Endpoint) -> Finished {
         let mut s = self.lock();
         s.running.remove(&id);
         let dropped = s.lanes.get(&webhook).is_some_and(|l| l.dropped);
@@ -188,7 +191,6 @@ impl Lanes {
             Endpoint::Silent => s.silent.insert(webhook),
             Endpoint::Untried => false,
         };
-        self.silent_len.store(s.silent.len(), Ordering::Relaxed);
         let cap = s.cap(&webhook, self.per_webhook);
         if let Some(lane) = s.lanes.get_mut(&webhook) {
             lane.running = lane.running.saturating_sub(1);
@@ -219,14 +221,16 @@ impl Lanes {
             ),
             _ => {}
         }
-        next
+        Finished {
+            next,
+            recovered: changed && endpoint == Endpoint::Answered,
+        }
     }
 
     /// Removes a webhook's queued jobs (it was disabled or deleted); returns them.
     pub fn drop_webhook(&self, webhook: Uuid) -> Vec<DeliveryJob> {
         let mut s = self.lock();
         s.silent.remove(&webhook);
-        self.silent_len.store(s.silent.len(), Ordering::Relaxed);
         let dropped: Vec<DeliveryJob> = match s.lanes.get_mut(&webhook) {
             Some(lane) => lane.queue.drain(..).collect(),
             None => Vec::new(),
@@ -285,8 +289,9 @@ impl Lanes {
     }
 
     /// Whether `webhook`'s last attempt got no answer.
-    pub fn is_silent(&self, webhook: Uuid) -> bool {
-        self.silent_len.load(Ordering::Relaxed) > 0 && self.lock().silent.contains(&webhook)
+    #[cfg(test)]
+    fn is_silent(&self, webhook: Uuid) -> bool {
+        self.lock().silent.contains(&webhook)
     }
 
     /// Webhooks whose last attempt got no answer, now attempted one at a time.

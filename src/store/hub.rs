@@ -26,10 +26,10 @@ pub trait FreshSink: Send + Sync {
     /// Those of `webhooks` that would turn fresh jobs away now (their queue is full: an
     /// endpoint that stopped answering), or whose endpoint is silent (its lane starts one
     /// attempt per request timeout, so fresh jobs would wait there until their leases ran
-    /// short). Their new rows are written unleased instead of
-    /// leased and handed over only to be given back — one more write per delivery, a
-    /// tenth of all writes in the `slow-endpoint` bench — and a claim takes them once
-    /// there is room. Asked once per event, about that event's webhooks only.
+    /// short). Their new rows are written unleased instead of leased and handed over only
+    /// to be given back — one more write per delivery, a tenth of all writes in the
+    /// `slow-endpoint` bench — and a claim takes them once there is room. Asked once per
+    /// event, about that event's webhooks only.
     fn full(&self, webhooks: &mut dyn Iterator<Item = Uuid>) -> Vec<Uuid>;
 }
 

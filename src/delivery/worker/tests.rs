@@ -43,7 +43,9 @@ fn a_webhook_never_gets_more_than_its_share_and_others_still_start() {
         "claims skip a lane with a full queue"
     );
     // A finished fast job frees a slot; the next fast job takes it, not a third slow one.
-    let next = lanes.finish(fast.webhook_id, started_fast[0].id, Endpoint::Answered);
+    let next = lanes
+        .finish(fast.webhook_id, started_fast[0].id, Endpoint::Answered)
+        .next;
     assert_eq!(next.len(), 1);
     assert_eq!(next[0].target.webhook_id, fast.webhook_id);
     assert_eq!(lanes.load(), 3 + 3);
@@ -58,7 +60,9 @@ fn lanes_take_turns() {
     let mut order = vec![first[0].target.webhook_id];
     let mut current = first[0].clone();
     for _ in 0..5 {
-        let next = lanes.finish(current.target.webhook_id, current.id, Endpoint::Answered);
+        let next = lanes
+            .finish(current.target.webhook_id, current.id, Endpoint::Answered)
+            .next;
         current = next[0].clone();
         order.push(current.target.webhook_id);
     }
@@ -80,6 +84,7 @@ fn close_returns_queued_jobs_and_refuses_new_ones() {
     assert_eq!(lanes.running_leases().len(), 1);
     assert!(lanes
         .finish(t.webhook_id, lanes.running_leases()[0].0, Endpoint::Answered)
+        .next
         .is_empty());
     assert_eq!(lanes.load(), 0);
 }
@@ -125,7 +130,7 @@ fn a_lane_is_full_until_one_of_its_jobs_starts() {
         lanes.full(&mut std::iter::once(other.webhook_id)).is_empty(),
         "only the webhooks asked about are looked up"
     );
-    let next = lanes.finish(t.webhook_id, started[0].id, Endpoint::Answered);
+    let next = lanes.finish(t.webhook_id, started[0].id, Endpoint::Answered).next;
     assert_eq!(next.len(), 1);
     assert!(full().is_empty(), "the next job started and made room");
 }
@@ -161,12 +166,14 @@ fn an_endpoint_that_stops_answering_gets_one_attempt_at_a_time_until_it_answers(
     assert_eq!(started.len(), 4, "full concurrency while nothing is known");
     // The four hung attempts time out one after another: none frees a slot for the queue.
     for (i, job) in started.iter().enumerate().take(3) {
-        let next = lanes.finish(dead.webhook_id, job.id, Endpoint::Silent);
+        let next = lanes.finish(dead.webhook_id, job.id, Endpoint::Silent).next;
         assert!(next.is_empty(), "timeout {i}: still more running than one");
     }
     assert_eq!(lanes.silent_count(), 1);
     assert!(lanes.is_silent(dead.webhook_id) && !lanes.is_silent(other.webhook_id));
-    let next = lanes.finish(dead.webhook_id, started[3].id, Endpoint::Silent);
+    let next = lanes
+        .finish(dead.webhook_id, started[3].id, Endpoint::Silent)
+        .next;
     assert_eq!(next.len(), 1, "the last one out lets exactly one probe start");
     // Other webhooks are not affected.
     let (started_other, _) = lanes.push(jobs(&other, 5));
@@ -174,12 +181,13 @@ fn an_endpoint_that_stops_answering_gets_one_attempt_at_a_time_until_it_answers(
     // The lane empties and goes; the endpoint is still known to be silent.
     let mut probe = next[0].clone();
     for _ in 0..5 {
-        let next = lanes.finish(dead.webhook_id, probe.id, Endpoint::Silent);
+        let next = lanes.finish(dead.webhook_id, probe.id, Endpoint::Silent).next;
         assert_eq!(next.len(), 1, "one probe at a time");
         probe = next[0].clone();
     }
     assert!(lanes
         .finish(dead.webhook_id, probe.id, Endpoint::Silent)
+        .next
         .is_empty());
     assert_eq!(
         lanes.full(&mut [dead.webhook_id, other.webhook_id].into_iter()),
@@ -189,7 +197,9 @@ fn an_endpoint_that_stops_answering_gets_one_attempt_at_a_time_until_it_answers(
     let (started, _) = lanes.push(jobs(&dead, 6));
     assert_eq!(started.len(), 1, "a new job of a silent endpoint starts alone");
     // An answer (any status) restores full concurrency at once.
-    let next = lanes.finish(dead.webhook_id, started[0].id, Endpoint::Answered);
+    let finished = lanes.finish(dead.webhook_id, started[0].id, Endpoint::Answered);
+    assert!(finished.recovered, "the first answer wakes the claim loop");
+    let next = finished.next;
     assert_eq!(next.len(), 4);
     assert!(next.iter().all(|j| j.target.webhook_id == dead.webhook_id));
     assert_eq!(lanes.silent_count(), 0);
@@ -204,8 +214,9 @@ fn an_untried_job_changes_nothing_and_a_dropped_webhook_is_forgotten() {
     let (started, _) = lanes.push(jobs(&t, 4));
     assert!(lanes
         .finish(t.webhook_id, started[0].id, Endpoint::Silent)
+        .next
         .is_empty());
-    let next = lanes.finish(t.webhook_id, started[1].id, Endpoint::Untried);
+    let next = lanes.finish(t.webhook_id, started[1].id, Endpoint::Untried).next;
     assert!(next.is_empty(), "still silent: one running is the cap");
     assert_eq!(lanes.silent_count(), 1);
     lanes.drop_webhook(t.webhook_id);
@@ -214,6 +225,7 @@ fn an_untried_job_changes_nothing_and_a_dropped_webhook_is_forgotten() {
     // does not mark the dropped webhook silent again.
     assert!(lanes
         .finish(t.webhook_id, started[2].id, Endpoint::Silent)
+        .next
         .is_empty());
     assert_eq!(lanes.silent_count(), 0);
     let (started, _) = lanes.push(jobs(&t, 3));
@@ -227,6 +239,7 @@ fn claims_skip_a_silent_lane_with_one_job_waiting() {
     let (started, _) = lanes.push(jobs(&dead, 1));
     assert!(lanes
         .finish(dead.webhook_id, started[0].id, Endpoint::Silent)
+        .next
         .is_empty());
     let (probe, _) = lanes.push(jobs(&dead, 1));
     assert_eq!(probe.len(), 1);
@@ -256,13 +269,15 @@ fn a_lane_waiting_for_a_global_slot_respects_a_cap_lowered_meanwhile() {
     assert_eq!(started_other.len(), 1, "the global cap is now full");
     lanes.push(jobs(&t, 2));
     // One of t's attempts times out: t may run one at a time, and still runs one.
-    let next = lanes.finish(t.webhook_id, started[0].id, Endpoint::Silent);
+    let next = lanes.finish(t.webhook_id, started[0].id, Endpoint::Silent).next;
     assert!(
         next.is_empty(),
         "t's turn in the queue must not start a second attempt"
     );
-    let next = lanes.finish(other.webhook_id, started_other[0].id, Endpoint::Answered);
+    let next = lanes
+        .finish(other.webhook_id, started_other[0].id, Endpoint::Answered)
+        .next;
     assert!(next.is_empty(), "a free global slot does not lift t's cap either");
-    let next = lanes.finish(t.webhook_id, started[1].id, Endpoint::Silent);
+    let next = lanes.finish(t.webhook_id, started[1].id, Endpoint::Silent).next;
     assert_eq!(next.len(), 1, "t's last attempt ended: the next starts");
 }
