@@ -6,27 +6,37 @@
 use anyhow::Context;
 
 use crate::baseline::{self, BaselineSpec, Template};
-use crate::driver;
-use crate::herald::ServeOptions;
+use crate::driver::{self, Drive};
+use crate::herald::{HeraldSpec, ServeOptions};
+use crate::metrics::Analysis;
 use crate::sinkctl::{Sink, SinkSpec};
 
 use super::common::{
     check_window, collect, max_rate_budget, report_analysis, report_drive, PER_HOOK_CONCURRENCY,
 };
-use super::{rig, round, Ctx, Outcome, RigSpec};
+use super::rig::{Mark, Rig};
+use super::{rig, round, Ctx, Knobs, Outcome, RigSpec};
 
 /// Webhooks per change.
 pub const HOOKS: u32 = 10;
 
-/// Runs `fanout` on SQLite (or whatever the run's database is) or, with `postgres`, on
-/// the `--pg-url` database.
-pub async fn run(ctx: &mut Ctx, postgres: bool) -> anyhow::Result<Outcome> {
-    let name = if postgres { "fanout-pg" } else { "fanout" };
-    let mut out = Outcome::new(name);
-    let mut spec = ctx.herald.clone();
-    if postgres {
-        spec.database_url = Some(ctx.pg_url.clone().context("fanout-pg needs --pg-url")?);
-    }
+/// One fan-out pass: a sink, a Herald with [`HOOKS`] webhooks on it, changes at max rate,
+/// and what arrived. Also what `slow-endpoint` measures its reference with.
+pub struct Pass {
+    /// The sink every webhook points at.
+    pub sink: Sink,
+    /// The running Herald and its API.
+    pub rig: Rig,
+    /// Cost counters before the drive.
+    pub before: Mark,
+    /// The changes made.
+    pub drive: Drive,
+    /// What the sink received of them.
+    pub analysis: Analysis,
+}
+
+/// Runs one [`Pass`] on `spec`'s Herald; the caller stops its rig.
+pub async fn pass(spec: &HeraldSpec, k: &Knobs) -> anyhow::Result<Pass> {
     let sink = Sink::spawn(&SinkSpec {
         tls: true,
         ..SinkSpec::default()
@@ -34,7 +44,7 @@ pub async fn run(ctx: &mut Ctx, postgres: bool) -> anyhow::Result<Outcome> {
     .await?;
     let hooks: Vec<u32> = (0..HOOKS).collect();
     let rig = rig(
-        &spec,
+        spec,
         RigSpec {
             sinks: vec![&sink],
             hooks: hooks.iter().map(|&h| sink.url(h as usize)).collect(),
@@ -45,10 +55,34 @@ pub async fn run(ctx: &mut Ctx, postgres: bool) -> anyhow::Result<Outcome> {
     )
     .await?;
     let before = rig.mark().await?;
+    let drive = driver::max_rate(&rig.api, &rig.projects, k.api_concurrency, max_rate_budget(k)).await;
+    let analysis = collect(&sink, &drive, &hooks, std::time::Duration::from_secs(20)).await?;
+    Ok(Pass {
+        sink,
+        rig,
+        before,
+        drive,
+        analysis,
+    })
+}
+
+/// Runs `fanout` on SQLite (or whatever the run's database is) or, with `postgres`, on
+/// the `--pg-url` database.
+pub async fn run(ctx: &mut Ctx, postgres: bool) -> anyhow::Result<Outcome> {
+    let name = if postgres { "fanout-pg" } else { "fanout" };
+    let mut out = Outcome::new(name);
+    let mut spec = ctx.herald.clone();
+    if postgres {
+        spec.database_url = Some(ctx.pg_url.clone().context("fanout-pg needs --pg-url")?);
+    }
     let k = &ctx.knobs;
-    let budget = max_rate_budget(k);
-    let drive = driver::max_rate(&rig.api, &rig.projects, k.api_concurrency, budget).await;
-    let a = collect(&sink, &drive, &hooks, std::time::Duration::from_secs(20)).await?;
+    let Pass {
+        sink,
+        rig,
+        before,
+        drive,
+        analysis: a,
+    } = pass(&spec, k).await?;
     rig.usage(&mut out, before, a.delivered).await?;
     recorded(&mut out, &rig.api).await?;
     let sample = sink.sample().await?;

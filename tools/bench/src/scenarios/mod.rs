@@ -45,11 +45,12 @@ pub enum Scenario {
 }
 
 impl Scenario {
-    /// The scenarios `--suite` runs.
+    /// The scenarios `--suite` runs, `slow-endpoint` right after `fanout` (its line
+    /// compares with `fanout`'s pace).
     pub const SUITE: [Scenario; 7] = [
         Scenario::Fanout,
-        Scenario::Steady,
         Scenario::SlowEndpoint,
+        Scenario::Steady,
         Scenario::RetryStorm,
         Scenario::Backlog,
         Scenario::FanoutPg,
