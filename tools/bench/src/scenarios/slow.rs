@@ -91,6 +91,9 @@ pub async fn run(ctx: &Ctx) -> anyhow::Result<Outcome> {
             |r| r >= 0.9,
             |v| format!("{healthy:.0}/s vs {fanout:.0}/s = {v} ×"),
         );
+    } else {
+        out.notes
+            .push("no fanout pass delivered anything to compare with (see its losses)".into());
     }
     let lost = a.lost + after.analysis.lost;
     if after.analysis.lost > 0 {
