@@ -295,7 +295,11 @@ macro_rules! impl_delivery_store {
                         .ok_or_else(|| corrupt("ping", "format rendered nothing"))?;
                     let id = planned.delivery_id;
                     let now = crate::timefmt::now_ms();
-                    let lease = self.hub.fresh_lease(now, &mut std::iter::once(webhook_id)).map(crate::store::FreshLease::for_every_webhook);
+                    // Leased even to a full or silent lane (no webhook asked about): the
+                    // admin waits for the ping's outcome, typically right after fixing the
+                    // endpoint, and left to a claim it would queue behind the webhook's
+                    // earlier deliveries. A full lane gives it back, claimed at the next poll.
+                    let lease = self.hub.fresh_lease(now, &mut std::iter::empty());
                     let rows = rows_to_insert(&[sub], vec![planned], lease.as_ref())?;
                     let (jobs, _) = write_rows(&mut tx, self, rows, &[], tenant_id, event, now).await?;
                     tx.commit().await?;

@@ -45,15 +45,6 @@ impl FreshLease {
     pub fn for_webhook(&self, webhook: Uuid) -> Option<&Lease> {
         (!self.full.contains(&webhook)).then_some(&self.lease)
     }
-
-    /// The same lease for every webhook, full or silent ones too. For a test ping: the
-    /// admin waits for its outcome, typically right after fixing the endpoint, and a ping
-    /// left to a claim would queue behind the webhook's earlier deliveries. A full lane
-    /// gives it back (released, claimed at the next poll), as before.
-    pub fn for_every_webhook(mut self) -> Self {
-        self.full.clear();
-        self
-    }
 }
 
 struct Attached {
@@ -132,7 +123,8 @@ impl DeliveryHub {
         format!("{}.{n}", self.node)
     }
 
-    /// A lease for rows created now for `webhooks`, if an engine is attached to take them.
+    /// A lease for rows created now, if an engine is attached to take them; `webhooks` are
+    /// the ones whose lanes may be asked to turn their rows away ([`FreshSink::full`]).
     pub fn fresh_lease(&self, now: i64, webhooks: &mut dyn Iterator<Item = Uuid>) -> Option<FreshLease> {
         let (lease_ms, full) = {
             let attached = self.attached.read().ok()?;

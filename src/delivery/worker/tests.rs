@@ -10,6 +10,11 @@ fn target() -> Arc<TargetRow> {
     Arc::new(TargetRow::example())
 }
 
+/// Finishes `job` with no answer from its endpoint; returns the jobs that start now.
+fn times_out(lanes: &Lanes, job: &DeliveryJob) -> Vec<DeliveryJob> {
+    lanes.finish(job.target.webhook_id, job.id, Endpoint::Silent).next
+}
+
 fn jobs(t: &Arc<TargetRow>, n: usize) -> Vec<DeliveryJob> {
     (0..n)
         .map(|_| DeliveryJob {
@@ -166,14 +171,12 @@ fn an_endpoint_that_stops_answering_gets_one_attempt_at_a_time_until_it_answers(
     assert_eq!(started.len(), 4, "full concurrency while nothing is known");
     // The four hung attempts time out one after another: none frees a slot for the queue.
     for (i, job) in started.iter().enumerate().take(3) {
-        let next = lanes.finish(dead.webhook_id, job.id, Endpoint::Silent).next;
+        let next = times_out(&lanes, job);
         assert!(next.is_empty(), "timeout {i}: still more running than one");
     }
     assert_eq!(lanes.silent_count(), 1);
     assert!(lanes.is_silent(dead.webhook_id) && !lanes.is_silent(other.webhook_id));
-    let next = lanes
-        .finish(dead.webhook_id, started[3].id, Endpoint::Silent)
-        .next;
+    let next = times_out(&lanes, &started[3]);
     assert_eq!(next.len(), 1, "the last one out lets exactly one probe start");
     // Other webhooks are not affected.
     let (started_other, _) = lanes.push(jobs(&other, 5));
@@ -181,14 +184,11 @@ fn an_endpoint_that_stops_answering_gets_one_attempt_at_a_time_until_it_answers(
     // The lane empties and goes; the endpoint is still known to be silent.
     let mut probe = next[0].clone();
     for _ in 0..5 {
-        let next = lanes.finish(dead.webhook_id, probe.id, Endpoint::Silent).next;
+        let next = times_out(&lanes, &probe);
         assert_eq!(next.len(), 1, "one probe at a time");
         probe = next[0].clone();
     }
-    assert!(lanes
-        .finish(dead.webhook_id, probe.id, Endpoint::Silent)
-        .next
-        .is_empty());
+    assert!(times_out(&lanes, &probe).is_empty());
     assert_eq!(
         lanes.full(&mut [dead.webhook_id, other.webhook_id].into_iter()),
         vec![dead.webhook_id],
@@ -212,10 +212,7 @@ fn an_untried_job_changes_nothing_and_a_dropped_webhook_is_forgotten() {
     let lanes = Lanes::new(3, 16);
     let t = target();
     let (started, _) = lanes.push(jobs(&t, 4));
-    assert!(lanes
-        .finish(t.webhook_id, started[0].id, Endpoint::Silent)
-        .next
-        .is_empty());
+    assert!(times_out(&lanes, &started[0]).is_empty());
     let next = lanes.finish(t.webhook_id, started[1].id, Endpoint::Untried).next;
     assert!(next.is_empty(), "still silent: one running is the cap");
     assert_eq!(lanes.silent_count(), 1);
@@ -223,10 +220,7 @@ fn an_untried_job_changes_nothing_and_a_dropped_webhook_is_forgotten() {
     assert_eq!(lanes.silent_count(), 0, "re-enabled, it starts afresh");
     // The attempt still running when the webhook was dropped times out afterwards: that
     // does not mark the dropped webhook silent again.
-    assert!(lanes
-        .finish(t.webhook_id, started[2].id, Endpoint::Silent)
-        .next
-        .is_empty());
+    assert!(times_out(&lanes, &started[2]).is_empty());
     assert_eq!(lanes.silent_count(), 0);
     let (started, _) = lanes.push(jobs(&t, 3));
     assert_eq!(started.len(), 3, "re-enabled at full concurrency");
@@ -237,10 +231,7 @@ fn claims_skip_a_silent_lane_with_one_job_waiting() {
     let lanes = Lanes::new(4, 16);
     let (dead, other) = (target(), target());
     let (started, _) = lanes.push(jobs(&dead, 1));
-    assert!(lanes
-        .finish(dead.webhook_id, started[0].id, Endpoint::Silent)
-        .next
-        .is_empty());
+    assert!(times_out(&lanes, &started[0]).is_empty());
     let (probe, _) = lanes.push(jobs(&dead, 1));
     assert_eq!(probe.len(), 1);
     assert!(lanes.saturated().is_empty(), "nothing waits behind the probe");
@@ -269,7 +260,7 @@ fn a_lane_waiting_for_a_global_slot_respects_a_cap_lowered_meanwhile() {
     assert_eq!(started_other.len(), 1, "the global cap is now full");
     lanes.push(jobs(&t, 2));
     // One of t's attempts times out: t may run one at a time, and still runs one.
-    let next = lanes.finish(t.webhook_id, started[0].id, Endpoint::Silent).next;
+    let next = times_out(&lanes, &started[0]);
     assert!(
         next.is_empty(),
         "t's turn in the queue must not start a second attempt"
@@ -278,6 +269,6 @@ fn a_lane_waiting_for_a_global_slot_respects_a_cap_lowered_meanwhile() {
         .finish(other.webhook_id, started_other[0].id, Endpoint::Answered)
         .next;
     assert!(next.is_empty(), "a free global slot does not lift t's cap either");
-    let next = lanes.finish(t.webhook_id, started[1].id, Endpoint::Silent).next;
+    let next = times_out(&lanes, &started[1]);
     assert_eq!(next.len(), 1, "t's last attempt ended: the next starts");
 }
