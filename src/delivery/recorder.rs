@@ -1,6 +1,7 @@
 //! Batched writes: every finished attempt goes through one task that group-commits them —
-//! a batch is written when it reaches [`MAX_BATCH`] records or [`MAX_DELAY`] after its
-//! first one, whichever comes first. A durable commit costs ~200 µs, so one per attempt
+//! a batch is written when it reaches [`MAX_BATCH`] records ([`SINGLE_WRITER_MAX_BATCH`]
+//! on SQLite) or [`MAX_DELAY`] after its first one, whichever comes first. A durable
+//! commit costs ~200 µs, so one per attempt
 //! would cap a node at a few thousand attempts per second; batching also funnels SQLite's
 //! single writer through one task instead of having workers contend for its lock. On
 //! SQLite a batch is handed to the writer task and written inside its open batch of
@@ -23,8 +24,23 @@ use uuid::Uuid;
 use crate::store::{AttemptRecord, AutoDisable, NextState, Store};
 use crate::timefmt::now_ms;
 
-/// Most records in one transaction.
+/// Most records in one transaction on PostgreSQL, where several batches are written at
+/// once.
 pub const MAX_BATCH: usize = 256;
+/// Most records in one batch on SQLite. Why larger: there a batch is written inside the
+/// writer task's open batch of changes (`store/group_commit.rs`), one batch at a time, so
+/// the recorder wrote at most this many attempts per turn of the writer, however many
+/// had finished meanwhile. At 256, changes fanning out to 50 webhooks finished attempts
+/// faster than they were written: the unwritten ones reached [`MAX_UNWRITTEN`], attempts
+/// waited for room holding their lane slots, and deliveries ran at 10–14k/s of the
+/// 22–36k/s asked for, latency p99 18–25 s (`herald-bench --scenario fanout-wide`,
+/// interleaved runs; BENCHMARKS.md, "The recorder's batch on SQLite"). At 1,024 the same
+/// runs delivered what was asked for, 22.4k/s with p99 under 0.6 s, at two thirds of the
+/// CPU per delivery. The cap adds no wait: a batch still closes [`MAX_DELAY`] after its
+/// first attempt, and grows past 256 only when more finished meanwhile. Still one batch
+/// in flight, not two of 256 (which measured slower, 12.5–14.8k/s): batches written in
+/// order never set a webhook's last status back to an older attempt's.
+pub const SINGLE_WRITER_MAX_BATCH: usize = 1024;
 /// Longest a record waits for its batch to fill. Long enough that a busy node writes a
 /// few dozen batches a second rather than hundreds: every batch is a transaction of
 /// several statements plus one update per webhook it touched, and on SQLite all of them
@@ -32,7 +48,8 @@ pub const MAX_BATCH: usize = 256;
 /// spent half the writer's time on outcome batches at 5 ms). Short enough that a
 /// webhook's status is never visibly stale.
 pub const MAX_DELAY: Duration = Duration::from_millis(20);
-/// Most finished attempts waiting to be written: sixteen full batches (a few MiB).
+/// Most finished attempts waiting to be written: sixteen full PostgreSQL batches, four
+/// SQLite ones (a few MiB).
 pub const MAX_UNWRITTEN: usize = 16 * MAX_BATCH;
 
 /// What the recorder is asked to do.
@@ -106,10 +123,14 @@ async fn run(
     events: Arc<dyn Written>,
     mut rx: mpsc::UnboundedReceiver<Msg>,
 ) {
-    let writers = if store.single_writer() { 1 } else { PARALLEL_WRITES };
+    let (writers, max_batch) = if store.single_writer() {
+        (1, SINGLE_WRITER_MAX_BATCH)
+    } else {
+        (PARALLEL_WRITES, MAX_BATCH)
+    };
     let mut writing = tokio::task::JoinSet::new();
-    let mut attempts = Vec::with_capacity(MAX_BATCH);
-    let mut permits = Vec::with_capacity(MAX_BATCH);
+    let mut attempts = Vec::with_capacity(max_batch);
+    let mut permits = Vec::with_capacity(max_batch);
     let mut releases = Vec::new();
     let mut flushes = Vec::new();
     while let Some(first) = rx.recv().await {
@@ -126,7 +147,7 @@ async fn run(
                 None => {}
             }
             // A flush request ends the batch early: someone is waiting for it.
-            if attempts.len() >= MAX_BATCH || !flushes.is_empty() {
+            if attempts.len() >= max_batch || !flushes.is_empty() {
                 break;
             }
             match tokio::time::timeout_at(deadline, rx.recv()).await {
@@ -139,9 +160,9 @@ async fn run(
         }
         let (store, events) = (Arc::clone(&store), Arc::clone(&events));
         let (batch, mut released, written) = (
-            std::mem::replace(&mut attempts, Vec::with_capacity(MAX_BATCH)),
+            std::mem::replace(&mut attempts, Vec::with_capacity(max_batch)),
             std::mem::take(&mut releases),
-            std::mem::replace(&mut permits, Vec::with_capacity(MAX_BATCH)),
+            std::mem::replace(&mut permits, Vec::with_capacity(max_batch)),
         );
         writing.spawn(async move {
             write(store.as_ref(), auto, events.as_ref(), batch.into(), &mut released).await;
@@ -261,6 +282,60 @@ mod tests {
 
     fn record() -> AttemptRecord {
         AttemptRecord::sample(Uuid::new_v4(), 1, Some(200))
+    }
+
+    /// Counts the attempts of each written batch.
+    #[derive(Default)]
+    struct Batches(Mutex<Vec<usize>>);
+    impl Written for Batches {
+        fn written(&self, _: Option<i64>, _: &[Uuid], delivered: &[Uuid]) {
+            self.0.lock().unwrap().push(delivered.len());
+        }
+        fn write_failed(&self, _: bool) {}
+    }
+
+    /// On SQLite the attempts that finished while a batch was being written go into the
+    /// next batch together, not `MAX_BATCH` at a time: at one batch per turn of the
+    /// writer, slices of `MAX_BATCH` capped how many attempts a node could record.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_single_writer_takes_every_queued_attempt_into_its_next_batch() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("herald.db")).await.unwrap();
+        let held = store.writer.acquire().await.unwrap();
+        let auto = AutoDisable {
+            failures: 100,
+            after_ms: 1,
+        };
+        let batches = Arc::new(Batches::default());
+        let recorder = Recorder::start(
+            Arc::new(store.clone()),
+            auto,
+            Arc::clone(&batches) as Arc<dyn Written>,
+        );
+        // Three old-size batches, all of which fit one batch now and wait without
+        // blocking (the writer is held).
+        let n = 3 * MAX_BATCH;
+        const { assert!(3 * MAX_BATCH <= SINGLE_WRITER_MAX_BATCH) };
+        const { assert!(3 * MAX_BATCH <= MAX_UNWRITTEN) };
+        for _ in 0..n {
+            recorder.attempt(record()).await;
+        }
+        // The first batch (whatever arrived within `MAX_DELAY`) waits for the writer;
+        // everything else queues behind it and must go in one more batch.
+        drop(held);
+        tokio::time::timeout(Duration::from_secs(10), recorder.flush())
+            .await
+            .expect("the recorder writes once the writer is free");
+        let sizes = batches.0.lock().unwrap().clone();
+        assert_eq!(
+            sizes.iter().sum::<usize>(),
+            n,
+            "every attempt written once: {sizes:?}"
+        );
+        assert!(
+            sizes.len() <= 2,
+            "queued attempts were split into slices: {sizes:?}"
+        );
     }
 
     /// A database that cannot keep up holds finished attempts back once

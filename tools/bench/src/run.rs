@@ -17,7 +17,7 @@ use crate::scenarios::{self, Ctx, Knobs, Outcome, Scenario};
 #[derive(Debug, Clone, clap::Args)]
 #[group(id = "what", required = true, multiple = true, args = ["suite", "scenario"])]
 pub struct RunArgs {
-    /// Run every scenario (fanout, steady, slow-endpoint, retry-storm, backlog, fanout-pg, formats).
+    /// Run every scenario (fanout, slow-endpoint, steady, retry-storm, backlog, fanout-pg, fanout-wide, formats).
     #[arg(long)]
     suite: bool,
     /// Run these scenarios (comma-separated).
@@ -156,6 +156,7 @@ async fn one(ctx: &mut Ctx, s: Scenario) -> anyhow::Result<Outcome> {
         Scenario::Baseline => scenarios::fanout::baseline_only(ctx).await,
         Scenario::Fanout => scenarios::fanout::run(ctx, false).await,
         Scenario::FanoutPg => scenarios::fanout::run(ctx, true).await,
+        Scenario::FanoutWide => scenarios::fanout::wide(ctx).await,
         Scenario::Steady => scenarios::steady::run(ctx).await,
         Scenario::Backlog => scenarios::backlog::run(ctx).await,
         Scenario::SlowEndpoint => scenarios::slow::run(ctx).await,

@@ -62,7 +62,7 @@ fn herald_bin() -> PathBuf {
 fn small_run_of_the_harness_loses_nothing() {
     let out = tempfile::tempdir().expect("tempdir");
     let run = Command::new(env!("CARGO_BIN_EXE_herald-bench"))
-        .args(["--scenario", "baseline,fanout,retry-storm,backlog"])
+        .args(["--scenario", "baseline,fanout,retry-storm,backlog,fanout-wide"])
         .args([
             "--changes",
             "30",
@@ -94,7 +94,7 @@ fn small_run_of_the_harness_loses_nothing() {
         serde_json::from_slice(&std::fs::read(&json).expect("read report")).expect("report is JSON");
     assert_eq!(report["failures"], serde_json::json!([]), "{stdout}");
     let outcomes = report["outcomes"].as_array().expect("outcomes");
-    assert_eq!(outcomes.len(), 4, "{stdout}");
+    assert_eq!(outcomes.len(), 5, "{stdout}");
     for o in outcomes {
         let lost: Vec<_> = o["budget"]
             .as_array()

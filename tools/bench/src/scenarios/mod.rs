@@ -40,6 +40,8 @@ pub enum Scenario {
     RetryStorm,
     /// `fanout` on PostgreSQL.
     FanoutPg,
+    /// 1 change → 50 webhooks at max rate: sending and recording keep up with wide fan-out.
+    FanoutWide,
     /// `cargo bench --bench formats`, when that bench exists.
     Formats,
 }
@@ -47,13 +49,14 @@ pub enum Scenario {
 impl Scenario {
     /// The scenarios `--suite` runs, `slow-endpoint` right after `fanout` (its line
     /// compares with `fanout`'s pace).
-    pub const SUITE: [Scenario; 7] = [
+    pub const SUITE: [Scenario; 8] = [
         Scenario::Fanout,
         Scenario::SlowEndpoint,
         Scenario::Steady,
         Scenario::RetryStorm,
         Scenario::Backlog,
         Scenario::FanoutPg,
+        Scenario::FanoutWide,
         Scenario::Formats,
     ];
 
@@ -67,6 +70,7 @@ impl Scenario {
             Scenario::SlowEndpoint => "slow-endpoint",
             Scenario::RetryStorm => "retry-storm",
             Scenario::FanoutPg => "fanout-pg",
+            Scenario::FanoutWide => "fanout-wide",
             Scenario::Formats => "formats",
         }
     }
