@@ -284,6 +284,25 @@ mod tests {
         AttemptRecord::sample(Uuid::new_v4(), 1, Some(200))
     }
 
+    /// A recorder on a fresh SQLite store whose one writer connection is held: every
+    /// write the recorder tries stalls until the returned connection is dropped.
+    async fn stalled_recorder(
+        events: Arc<dyn Written>,
+    ) -> (
+        tempfile::TempDir,
+        Recorder,
+        sqlx::pool::PoolConnection<sqlx::Sqlite>,
+    ) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("herald.db")).await.unwrap();
+        let held = store.writer.acquire().await.unwrap();
+        let auto = AutoDisable {
+            failures: 100,
+            after_ms: 1,
+        };
+        (dir, Recorder::start(Arc::new(store), auto, events), held)
+    }
+
     /// Counts the attempts of each written batch.
     #[derive(Default)]
     struct Batches(Mutex<Vec<usize>>);
@@ -299,19 +318,8 @@ mod tests {
     /// writer, slices of `MAX_BATCH` capped how many attempts a node could record.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_single_writer_takes_every_queued_attempt_into_its_next_batch() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = SqliteStore::open(&dir.path().join("herald.db")).await.unwrap();
-        let held = store.writer.acquire().await.unwrap();
-        let auto = AutoDisable {
-            failures: 100,
-            after_ms: 1,
-        };
         let batches = Arc::new(Batches::default());
-        let recorder = Recorder::start(
-            Arc::new(store.clone()),
-            auto,
-            Arc::clone(&batches) as Arc<dyn Written>,
-        );
+        let (_dir, recorder, held) = stalled_recorder(Arc::clone(&batches) as Arc<dyn Written>).await;
         // Three old-size batches, all of which fit one batch now and wait without
         // blocking (the writer is held).
         let n = 3 * MAX_BATCH;
@@ -343,15 +351,7 @@ mod tests {
     /// it writes again.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn attempts_wait_for_room_when_the_database_falls_behind() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = SqliteStore::open(&dir.path().join("herald.db")).await.unwrap();
-        // Holding the one writer connection stalls every write the recorder tries.
-        let held = store.writer.acquire().await.unwrap();
-        let auto = AutoDisable {
-            failures: 100,
-            after_ms: 1,
-        };
-        let recorder = Recorder::start(Arc::new(store.clone()), auto, Arc::new(Quiet));
+        let (_dir, recorder, held) = stalled_recorder(Arc::new(Quiet)).await;
         for _ in 0..MAX_UNWRITTEN {
             tokio::time::timeout(Duration::from_secs(10), recorder.attempt(record()))
                 .await
