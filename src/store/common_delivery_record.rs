@@ -80,6 +80,9 @@ macro_rules! impl_delivery_record {
             /// Rows per attempt insert and per delivery update: one statement (one round
             /// trip to the database) for a whole typical batch.
             const RECORD_CHUNK: usize = 128;
+            /// A batch's last attempt (`v.column2`) is at least as recent as the
+            /// webhook's recorded last execution.
+            const NEWER: &str = "(last_execution_at IS NULL OR last_execution_at <= v.column2)";
             type Conn = <Db as sqlx::Database>::Connection;
 
             pub(crate) async fn insert_attempts(c: &mut Conn, records: &[AttemptRecord]) -> StoreResult<()> {
@@ -159,10 +162,15 @@ macro_rules! impl_delivery_record {
                         q.execute(&mut *c).await?;
                     }
                 }
+                // The last execution only moves forward: on PostgreSQL batches are written
+                // in parallel, and one that commits after a newer one must not set the
+                // webhook's status back to its older attempt's.
                 for chunk in deltas.chunks(RECORD_CHUNK) {
                     let sql = format!(
-                        "UPDATE webhooks SET last_execution_at = v.column2, last_status_code = v.column3, \
-                         last_error = v.column4, \
+                        "UPDATE webhooks SET \
+                         last_execution_at = CASE WHEN {NEWER} THEN v.column2 ELSE last_execution_at END, \
+                         last_status_code = CASE WHEN {NEWER} THEN v.column3 ELSE last_status_code END, \
+                         last_error = CASE WHEN {NEWER} THEN v.column4 ELSE last_error END, \
                          consecutive_failures = CASE WHEN v.column5 THEN v.column6 ELSE consecutive_failures + v.column6 END, \
                          failing_since = CASE WHEN v.column6 = 0 THEN NULL WHEN v.column5 THEN v.column7 \
                          ELSE COALESCE(failing_since, v.column7) END \

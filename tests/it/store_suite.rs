@@ -201,3 +201,74 @@ async fn postgres_sessions_are_named_herald() {
         "a URL's application_name wins"
     );
 }
+
+both!(
+    a_batch_written_late_does_not_set_the_last_execution_back,
+    |app: TestApp| async move {
+        use herald::store::{AttemptRecord, AutoDisable, NextState};
+        let s = app.store.as_ref();
+        let (t, _) = s.ensure_tenant("late", 1).await.unwrap();
+        let id = Uuid::new_v4();
+        s.insert_webhook(
+            &NewWebhook {
+                id,
+                tenant_id: t.id,
+                config: config("https://x.test/late"),
+                secret_sealed: "v1:s".into(),
+                now: 1,
+            },
+            10,
+        )
+        .await
+        .unwrap();
+        let attempt = |started_at: i64, status: i64| AttemptRecord {
+            delivery_id: Uuid::now_v7(),
+            webhook_id: id,
+            lease_token: "t".into(),
+            number: 1,
+            tries: 1,
+            started_at,
+            duration_ms: 5,
+            request_headers: "[]".into(),
+            status_code: Some(status),
+            response_headers: Some("[]".into()),
+            response_body: None,
+            response_truncated: false,
+            error_kind: None,
+            error: None,
+            next: NextState::Succeeded,
+            disable_reason: None,
+        };
+        let auto = AutoDisable {
+            failures: 100,
+            after_ms: 1,
+        };
+        // PostgreSQL writes recorder batches in parallel: the newer one may commit first.
+        s.record_attempts(std::sync::Arc::new([attempt(2_000, 200)]), auto, 3_000)
+            .await
+            .unwrap();
+        s.record_attempts(std::sync::Arc::new([attempt(1_000, 500)]), auto, 3_001)
+            .await
+            .unwrap();
+        let last = s
+            .get_webhook(t.id, id)
+            .await
+            .unwrap()
+            .unwrap()
+            .last_execution
+            .unwrap();
+        assert_eq!((last.at, last.status_code), (2_005, Some(200)));
+        // A newer batch still moves it forward.
+        s.record_attempts(std::sync::Arc::new([attempt(4_000, 503)]), auto, 5_000)
+            .await
+            .unwrap();
+        let last = s
+            .get_webhook(t.id, id)
+            .await
+            .unwrap()
+            .unwrap()
+            .last_execution
+            .unwrap();
+        assert_eq!((last.at, last.status_code), (4_005, Some(503)));
+    }
+);
