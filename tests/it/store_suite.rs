@@ -205,7 +205,7 @@ async fn postgres_sessions_are_named_herald() {
 both!(
     a_batch_written_late_does_not_set_the_last_execution_back,
     |app: TestApp| async move {
-        use herald::store::{AttemptRecord, AutoDisable, NextState};
+        use herald::store::AutoDisable;
         let s = app.store.as_ref();
         let (t, _) = s.ensure_tenant("late", 1).await.unwrap();
         let id = Uuid::new_v4();
@@ -221,54 +221,25 @@ both!(
         )
         .await
         .unwrap();
-        let attempt = |started_at: i64, status: i64| AttemptRecord {
-            delivery_id: Uuid::now_v7(),
-            webhook_id: id,
-            lease_token: "t".into(),
-            number: 1,
-            tries: 1,
-            started_at,
-            duration_ms: 5,
-            request_headers: "[]".into(),
-            status_code: Some(status),
-            response_headers: Some("[]".into()),
-            response_body: None,
-            response_truncated: false,
-            error_kind: None,
-            error: None,
-            next: NextState::Succeeded,
-            disable_reason: None,
-        };
         let auto = AutoDisable {
             failures: 100,
             after_ms: 1,
         };
-        // PostgreSQL writes recorder batches in parallel: the newer one may commit first.
-        s.record_attempts(std::sync::Arc::new([attempt(2_000, 200)]), auto, 3_000)
-            .await
-            .unwrap();
-        s.record_attempts(std::sync::Arc::new([attempt(1_000, 500)]), auto, 3_001)
-            .await
-            .unwrap();
-        let last = s
-            .get_webhook(t.id, id)
-            .await
-            .unwrap()
-            .unwrap()
-            .last_execution
-            .unwrap();
-        assert_eq!((last.at, last.status_code), (2_005, Some(200)));
-        // A newer batch still moves it forward.
-        s.record_attempts(std::sync::Arc::new([attempt(4_000, 503)]), auto, 5_000)
-            .await
-            .unwrap();
-        let last = s
-            .get_webhook(t.id, id)
-            .await
-            .unwrap()
-            .unwrap()
-            .last_execution
-            .unwrap();
-        assert_eq!((last.at, last.status_code), (4_005, Some(503)));
+        // Records one attempt (5 ms long) and reads back the webhook's last execution.
+        let record = async |started_at: i64, status: i64| {
+            let batch = std::sync::Arc::new([crate::support::attempt(id, started_at, status)]);
+            s.record_attempts(batch, auto, started_at + 1_000).await.unwrap();
+            let w = s.get_webhook(t.id, id).await.unwrap().unwrap();
+            let last = w.last_execution.unwrap();
+            (last.at, last.status_code)
+        };
+        assert_eq!(record(2_000, 200).await, (2_005, Some(200)));
+        // PostgreSQL writes recorder batches in parallel: an older one may commit last.
+        assert_eq!(record(1_000, 500).await, (2_005, Some(200)), "set back");
+        assert_eq!(
+            record(4_000, 503).await,
+            (4_005, Some(503)),
+            "a newer one moves it"
+        );
     }
 );

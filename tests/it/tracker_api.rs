@@ -677,27 +677,10 @@ async fn engine_writes_wait_behind_a_few_changes_not_the_whole_queue() {
 /// go ahead of the changes queued before them, and are answered once durable.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn attempt_outcomes_go_ahead_of_queued_changes() {
-    use herald::store::{AttemptRecord, AutoDisable, NextState};
-    let id = uuid::Uuid::now_v7();
+    use herald::store::AutoDisable;
     engine_write_waits_behind_a_few_changes(async move |app: &TestApp| {
-        let record = AttemptRecord {
-            delivery_id: id,
-            webhook_id: uuid::Uuid::nil(),
-            lease_token: "t".into(),
-            number: 1,
-            tries: 1,
-            started_at: 1,
-            duration_ms: 1,
-            request_headers: "[]".into(),
-            status_code: Some(200),
-            response_headers: Some("[]".into()),
-            response_body: None,
-            response_truncated: false,
-            error_kind: None,
-            error: None,
-            next: NextState::Succeeded,
-            disable_reason: None,
-        };
+        let record = crate::support::attempt(uuid::Uuid::nil(), 1, 200);
+        let id = record.delivery_id;
         let auto = AutoDisable {
             failures: 100,
             after_ms: 1,

@@ -12,3 +12,26 @@ pub use receiver::{Reply, TestReceiver};
 
 /// How long tests wait for something that should happen almost at once on loopback.
 pub const WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// A new delivery's first attempt to `webhook`, started at `started_at` and lasting 5 ms,
+/// answered `status` and counted as succeeded: what store tests hand `record_attempts`.
+pub fn attempt(webhook: uuid::Uuid, started_at: i64, status: i64) -> herald::store::AttemptRecord {
+    herald::store::AttemptRecord {
+        delivery_id: uuid::Uuid::now_v7(),
+        webhook_id: webhook,
+        lease_token: "t".into(),
+        number: 1,
+        tries: 1,
+        started_at,
+        duration_ms: 5,
+        request_headers: "[]".into(),
+        status_code: Some(status),
+        response_headers: Some("[]".into()),
+        response_body: None,
+        response_truncated: false,
+        error_kind: None,
+        error: None,
+        next: herald::store::NextState::Succeeded,
+        disable_reason: None,
+    }
+}
