@@ -129,8 +129,9 @@ async fn run(
         (PARALLEL_WRITES, MAX_BATCH)
     };
     let mut writing = tokio::task::JoinSet::new();
-    let mut attempts = Vec::with_capacity(max_batch);
-    let mut permits = Vec::with_capacity(max_batch);
+    // Room for a typical batch; SQLite's rare large ones grow past it.
+    let mut attempts = Vec::with_capacity(MAX_BATCH);
+    let mut permits = Vec::with_capacity(MAX_BATCH);
     let mut releases = Vec::new();
     let mut flushes = Vec::new();
     while let Some(first) = rx.recv().await {
@@ -160,9 +161,9 @@ async fn run(
         }
         let (store, events) = (Arc::clone(&store), Arc::clone(&events));
         let (batch, mut released, written) = (
-            std::mem::replace(&mut attempts, Vec::with_capacity(max_batch)),
+            std::mem::replace(&mut attempts, Vec::with_capacity(MAX_BATCH)),
             std::mem::take(&mut releases),
-            std::mem::replace(&mut permits, Vec::with_capacity(max_batch)),
+            std::mem::replace(&mut permits, Vec::with_capacity(MAX_BATCH)),
         );
         writing.spawn(async move {
             write(store.as_ref(), auto, events.as_ref(), batch.into(), &mut released).await;

@@ -38,6 +38,14 @@ pub struct Pass {
     pub analysis: Analysis,
 }
 
+impl Pass {
+    /// Reports Herald's costs over the drive and how soon it had recorded every delivery.
+    async fn report_costs(&self, out: &mut Outcome) -> anyhow::Result<()> {
+        self.rig.usage(out, self.before, self.analysis.delivered).await?;
+        recorded(out, &self.rig.api).await
+    }
+}
+
 /// Runs one [`Pass`] with [`HOOKS`] webhooks on `spec`'s Herald; the caller stops its rig.
 pub async fn pass(spec: &HeraldSpec, k: &Knobs) -> anyhow::Result<Pass> {
     pass_with(spec, k, HOOKS).await
@@ -51,6 +59,8 @@ async fn pass_with(spec: &HeraldSpec, k: &Knobs, hooks: u32) -> anyhow::Result<P
         ..SinkSpec::default()
     })
     .await?;
+    let mut budget = max_rate_budget(k);
+    budget.changes = (k.changes * u64::from(HOOKS) / u64::from(hooks.max(1))).max(1);
     let hooks: Vec<u32> = (0..hooks).collect();
     let rig = rig(
         spec,
@@ -64,8 +74,6 @@ async fn pass_with(spec: &HeraldSpec, k: &Knobs, hooks: u32) -> anyhow::Result<P
     )
     .await?;
     let before = rig.mark().await?;
-    let mut budget = max_rate_budget(k);
-    budget.changes = (k.changes * u64::from(HOOKS) / hooks.len().max(1) as u64).max(1);
     let drive = driver::max_rate(&rig.api, &rig.projects, k.api_concurrency, budget).await;
     let analysis = collect(&sink, &drive, &hooks, std::time::Duration::from_secs(20)).await?;
     Ok(Pass {
@@ -87,17 +95,11 @@ pub async fn run(ctx: &mut Ctx, postgres: bool) -> anyhow::Result<Outcome> {
         spec.database_url = Some(ctx.pg_url.clone().context("fanout-pg needs --pg-url")?);
     }
     let k = &ctx.knobs;
-    let Pass {
-        sink,
-        rig,
-        before,
-        drive,
-        analysis: a,
-    } = pass(&spec, k).await?;
-    rig.usage(&mut out, before, a.delivered).await?;
-    recorded(&mut out, &rig.api).await?;
-    let sample = sink.sample().await?;
-    rig.finish().await?;
+    let p = pass(&spec, k).await?;
+    p.report_costs(&mut out).await?;
+    let sample = p.sink.sample().await?;
+    p.rig.finish().await?;
+    let (sink, drive, a) = (p.sink, p.drive, p.analysis);
     report_drive(&mut out, &drive);
     report_analysis(&mut out, &a);
     check_window(&mut out, &a, !k.min_drive.is_zero());
@@ -182,21 +184,14 @@ pub async fn run(ctx: &mut Ctx, postgres: bool) -> anyhow::Result<Outcome> {
 /// showed.
 pub async fn wide(ctx: &Ctx) -> anyhow::Result<Outcome> {
     let mut out = Outcome::new("fanout-wide");
-    let Pass {
-        sink,
-        rig,
-        before,
-        drive,
-        analysis: a,
-    } = pass_with(&ctx.herald, &ctx.knobs, WIDE_HOOKS).await?;
-    rig.usage(&mut out, before, a.delivered).await?;
-    recorded(&mut out, &rig.api).await?;
-    rig.finish().await?;
-    drop(sink);
+    let p = pass_with(&ctx.herald, &ctx.knobs, WIDE_HOOKS).await?;
+    p.report_costs(&mut out).await?;
+    p.rig.finish().await?;
+    let (drive, a) = (&p.drive, &p.analysis);
     out.metric("webhooks_per_change", WIDE_HOOKS);
-    report_drive(&mut out, &drive);
-    report_analysis(&mut out, &a);
-    check_window(&mut out, &a, !ctx.knobs.min_drive.is_zero());
+    report_drive(&mut out, drive);
+    report_analysis(&mut out, a);
+    check_window(&mut out, a, !ctx.knobs.min_drive.is_zero());
     let asked = drive.rate() * f64::from(WIDE_HOOKS);
     if asked > 0.0 {
         out.metric("deliveries_over_asked", round(a.throughput.per_sec / asked));
