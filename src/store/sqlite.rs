@@ -26,9 +26,11 @@ use super::{
     Store, StoreError, StoreResult,
 };
 
-/// The writer connection's thread: with the writer task's (`herald-writer`), the change
-/// path's two threads, the ones to look at when writes are slow.
-pub(crate) const WRITER_THREAD: &str = "herald-writedb";
+/// Name of the writer connection's thread. It and the writer task's (`herald-writer`)
+/// are the change path's two threads: the ones to look at when writes are slow.
+const WRITER_THREAD: &str = "herald-writedb";
+/// Names of the other connections' threads start with this, then the connection's id.
+const READER_THREAD_PREFIX: &str = "herald-db-";
 
 /// Migrations compiled into the binary.
 const MIGRATIONS: &[(i64, &str, &str)] = &[
@@ -124,7 +126,7 @@ impl SqliteStore {
             .busy_timeout(Duration::from_secs(10))
             // Each connection runs on a thread of its own; named, the writer's stands out
             // from the readers' in `top -H`, `perf` and `/proc` (Linux keeps 15 bytes).
-            .thread_name(|id| format!("herald-db-{id}"));
+            .thread_name(|id| format!("{READER_THREAD_PREFIX}{id}"));
         // The writer leaves routine checkpoints to a task of their own (wal_checkpoint.rs).
         // Savepoint journals (every change runs in one, group_commit.rs) live in memory:
         // they are dropped at each release, so writing them to a temporary file was only
@@ -339,7 +341,7 @@ mod tests {
             "Linux keeps 15 bytes of a thread's name"
         );
         let writer = |n: &str| n == WRITER_THREAD;
-        let reader = |n: &str| n.starts_with("herald-db-");
+        let reader = |n: &str| n.starts_with(READER_THREAD_PREFIX);
         let (writers, readers) = (threads_named(writer), threads_named(reader));
         let dir = tempfile::tempdir().unwrap();
         let _store = SqliteStore::open(&dir.path().join("herald.db")).await.unwrap();
