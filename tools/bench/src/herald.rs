@@ -108,23 +108,37 @@ impl Database {
 /// failed, or abandoned when the run is interrupted (Ctrl-C, SIGTERM; see `main`) — so runs do
 /// not leave schemas behind. Synchronous (`psql` as a blocking child), as `Drop` must be;
 /// a Herald still holding locks in the schema makes it wait at most `lock_timeout`.
+///
+/// Tried up to [`DROP_TRIES`] times: after an interruption the killed Herald's sessions can
+/// still be finishing a statement, and the `DROP`, which locks the schema's tables one by
+/// one, can deadlock with one of them (seen in CI: PostgreSQL cancelled the `DROP`). That
+/// session ends with its statement, so the next try goes through.
 impl Drop for Database {
     fn drop(&mut self) {
         let (Some(url), Some(schema)) = (&self.url, &self.schema) else {
             return;
         };
         let sql = format!("SET lock_timeout = '10s'; DROP SCHEMA IF EXISTS {schema} CASCADE");
-        let out = psql_command(url, &sql).output();
-        match out {
-            Ok(o) if o.status.success() => {}
-            Ok(o) => eprintln!(
-                "note: could not drop schema {schema}: {}",
-                String::from_utf8_lossy(&o.stderr).trim()
-            ),
-            Err(e) => eprintln!("note: could not drop schema {schema}: cannot run psql: {e}"),
+        for attempt in 1..=DROP_TRIES {
+            let why = match psql_command(url, &sql).output() {
+                Ok(o) if o.status.success() => return,
+                Ok(o) => String::from_utf8_lossy(&o.stderr).trim().to_owned(),
+                Err(e) => {
+                    eprintln!("note: could not drop schema {schema}: cannot run psql: {e}");
+                    return;
+                }
+            };
+            if attempt == DROP_TRIES {
+                eprintln!("note: could not drop schema {schema}: {why}");
+            } else {
+                std::thread::sleep(std::time::Duration::from_millis(250));
+            }
         }
     }
 }
+
+/// Most tries at dropping a scenario's schema.
+const DROP_TRIES: u32 = 4;
 
 /// `psql` running `sql` at `url`, printing bare values only.
 fn psql_command(url: &str, sql: &str) -> std::process::Command {
