@@ -10,7 +10,10 @@
 //! costs bounded memory however long it stays down (its deliveries wait in the database,
 //! not here): fan-out writes a full lane's new deliveries unleased ([`Lanes::full`]), and
 //! jobs that arrive beyond the cap all the same (planned while the lane filled up) are
-//! given back the same way.
+//! given back the same way. The node as a whole keeps at most [`MAX_QUEUED`] jobs: past
+//! it, fan-out leaves every new delivery in the database and claims fetch nothing until
+//! the lanes have drained below it, so memory stays bounded however many webhooks the
+//! node serves.
 //!
 //! An endpoint that stops answering (no HTTP response: a timeout, a refused or reset
 //! connection, a failed handshake) gets one attempt at a time until an attempt is answered
@@ -30,6 +33,17 @@ use crate::store::DeliveryJob;
 /// otherwise pile up here for as long as it is down: the `slow-endpoint` bench's Herald
 /// peaked at ~140 MiB against ~77 MiB without the dead endpoint.
 pub const MAX_QUEUED_PER_LANE: usize = 1024;
+
+/// Most jobs the node keeps queued in all its lanes together (checked where jobs come
+/// from, fan-out and claims, so one batch of hand-offs may go past it). Why: the per-lane
+/// cap alone bounds memory by the number of webhooks, not by the node. A queued job holds
+/// its whole body (PPM's are 1–2.5 KB), so 500 webhooks whose endpoints answer, but
+/// slower than their changes come in, could hold ~500,000 jobs and most of a gigabyte;
+/// this cap keeps them to a few tens of MiB. Deliveries past it wait in the database, as
+/// a full lane's do, and claims fetch them as the lanes drain. Measured on `fanout-wide`
+/// (50 webhooks per change, lanes below the cap most of the time): three interleaved
+/// pairs, 35.3k vs 35.4k deliveries/s and peak RSS 135–157 vs 149–164 MiB.
+pub const MAX_QUEUED: usize = 16 * MAX_QUEUED_PER_LANE;
 
 /// What a finished attempt learnt about its endpoint; it sets how many attempts the
 /// webhook's lane may run at once.
@@ -96,6 +110,8 @@ impl State {
 pub struct Lanes {
     per_webhook: usize,
     global: usize,
+    /// [`MAX_QUEUED`], lower in tests.
+    max_queued: usize,
     state: Mutex<State>,
     idle: Notify,
 }
@@ -115,9 +131,17 @@ impl Lanes {
         Self {
             per_webhook: per_webhook.max(1),
             global: global.max(1),
+            max_queued: MAX_QUEUED,
             state: Mutex::default(),
             idle: Notify::new(),
         }
+    }
+
+    /// The same lanes with a lower node-wide cap on queued jobs.
+    #[cfg(test)]
+    fn with_max_queued(mut self, max_queued: usize) -> Self {
+        self.max_queued = max_queued;
+        self
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -263,8 +287,8 @@ impl Lanes {
     }
 
     /// Those of `webhooks` whose lane is full ([`MAX_QUEUED_PER_LANE`]) or whose endpoint
-    /// is silent: fan-out does not lease their new deliveries but leaves them in the
-    /// database. A full lane's [`Lanes::push`] would give the jobs back; a silent lane
+    /// is silent, and all of them while the node holds [`MAX_QUEUED`] jobs: fan-out does
+    /// not lease their new deliveries but leaves them in the database. A full lane's [`Lanes::push`] would give the jobs back; a silent lane
     /// starts one attempt per request timeout, so jobs handed to it would mostly sit until
     /// their leases ran short and then be given back, a write each, over and over while the
     /// endpoint stays down. Claims feed a silent lane instead, a few jobs at a time.
@@ -272,9 +296,11 @@ impl Lanes {
     /// the attempts also take.
     pub fn full(&self, webhooks: &mut dyn Iterator<Item = Uuid>) -> Vec<Uuid> {
         let s = self.lock();
+        let node_full = s.queued >= self.max_queued;
         webhooks
             .filter(|w| {
-                s.silent.contains(w)
+                node_full
+                    || s.silent.contains(w)
                     || s.lanes
                         .get(w)
                         .is_some_and(|l| l.queue.len() >= MAX_QUEUED_PER_LANE)
@@ -308,7 +334,8 @@ impl Lanes {
     /// that stopped answering stop every claim on the node: its full lane alone was more
     /// than twice the global cap, so retries, redeliveries and ordered deliveries of
     /// every other webhook (all of which only a claim starts) waited until that lane
-    /// drained.
+    /// drained. The node-wide cap ([`MAX_QUEUED`]) counts every queued job, so a node at
+    /// it claims nothing until its lanes drain: what it would fetch could only queue.
     pub fn room(&self) -> usize {
         let s = self.lock();
         let waiting: usize = s
@@ -317,7 +344,9 @@ impl Lanes {
             .filter(|(w, l)| !l.saturated(s.cap(w, self.per_webhook)))
             .map(|(_, l)| l.queue.len())
             .sum();
-        (self.global * 2).saturating_sub(s.running.len() + waiting)
+        (self.global * 2)
+            .saturating_sub(s.running.len() + waiting)
+            .min(self.max_queued.saturating_sub(s.queued))
     }
 
     /// Webhooks whose lane already has as many queued as it may run at once: claims skip

@@ -272,3 +272,29 @@ fn a_lane_waiting_for_a_global_slot_respects_a_cap_lowered_meanwhile() {
     let next = times_out(&lanes, &started[1]);
     assert_eq!(next.len(), 1, "t's last attempt ended: the next starts");
 }
+
+#[test]
+fn a_node_at_its_queued_cap_leaves_every_new_delivery_in_the_database_and_claims_nothing() {
+    let lanes = Lanes::new(1, 8).with_max_queued(4);
+    let (a, b, c) = (target(), target(), target());
+    // One job of each lane starts (one at a time per webhook); the others queue.
+    let (started, _) = lanes.push(jobs(&a, 3));
+    assert_eq!(started.len(), 1);
+    let mut ids = [a.webhook_id, b.webhook_id, c.webhook_id].into_iter();
+    assert_eq!(lanes.full(&mut ids), Vec::<Uuid>::new(), "under the node cap");
+    assert_eq!(lanes.room(), 2, "room up to the node cap, not the global slots'");
+    lanes.push(jobs(&b, 3));
+    let mut ids = [a.webhook_id, b.webhook_id, c.webhook_id].into_iter();
+    assert_eq!(
+        lanes.full(&mut ids),
+        vec![a.webhook_id, b.webhook_id, c.webhook_id],
+        "at the node cap every webhook counts as full, even one with no lane"
+    );
+    assert_eq!(lanes.room(), 0, "claims fetch nothing at the node cap");
+    // A finished attempt starts one of its lane's queued jobs: below the cap again.
+    let next = lanes.finish(a.webhook_id, started[0].id, Endpoint::Answered).next;
+    assert_eq!(next.len(), 1);
+    let mut ids = [c.webhook_id].into_iter();
+    assert_eq!(lanes.full(&mut ids), Vec::<Uuid>::new());
+    assert_eq!(lanes.room(), 1);
+}
