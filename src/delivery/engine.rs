@@ -251,6 +251,7 @@ impl DeliveryEngine {
         }
         let now = now_ms();
         let exclude = i.signals.lanes.saturated();
+        let one_each = i.signals.lanes.one_at_a_time();
         let capped = exclude.len();
         let req = ClaimRequest {
             token: i.store.hub().new_token(),
@@ -259,6 +260,7 @@ impl DeliveryEngine {
             limit: limit as i64,
             per_webhook: i.per_webhook,
             exclude,
+            one_each,
         };
         let jobs = i.store.claim_due(&req).await?;
         {

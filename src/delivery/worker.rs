@@ -360,6 +360,22 @@ impl Lanes {
             .collect()
     }
 
+    /// Webhooks whose endpoint is silent and whose lane is not saturated (so it is
+    /// empty): a claim takes at most one row of each, the one attempt such a lane runs
+    /// next.
+    pub fn one_at_a_time(&self) -> Vec<Uuid> {
+        let s = self.lock();
+        s.silent
+            .iter()
+            .filter(|w| {
+                !s.lanes
+                    .get(w)
+                    .is_some_and(|l| l.saturated(s.cap(w, self.per_webhook)))
+            })
+            .copied()
+            .collect()
+    }
+
     /// How many webhooks [`Lanes::saturated`] would name (without listing them).
     pub fn saturated_count(&self) -> usize {
         let s = self.lock();

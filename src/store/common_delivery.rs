@@ -55,6 +55,21 @@ pub(crate) fn claim_candidates(source: ClaimSource, exclude: usize, lock: &str) 
 
 /// `cancel_pending`'s statements, free rows then held ones (each matches one partial
 /// index). Binds: `$1` tenant, `$2` webhook id or `NULL` for all of the tenant's.
+/// The chosen rows' filter over `ranked` (which has `webhook_id` and its `rn` within its
+/// webhook): at most `$5` of any webhook, and one of each webhook bound after the `exclude`
+/// ids (`one_each` of them). Why one: a webhook whose endpoint stopped answering runs one
+/// attempt per request timeout, so more rows than that would wait in its lane until their
+/// leases ran short and were given back, a write each.
+pub(crate) fn claim_chosen_filter(exclude: usize, one_each: usize) -> String {
+    match one_each {
+        0 => "rn <= $5".to_owned(),
+        n => format!(
+            "rn <= $5 AND (rn = 1 OR webhook_id NOT IN ({}))",
+            placeholders(6 + exclude, n)
+        ),
+    }
+}
+
 pub(crate) fn cancel_pending_sql() -> [String; 2] {
     ["lease_until IS NULL", "lease_until IS NOT NULL"].map(|held| {
         format!(
@@ -173,10 +188,10 @@ macro_rules! impl_delivery_store {
                 }
 
                 async fn claim_due(&self, req: &ClaimRequest) -> StoreResult<Vec<DeliveryJob>> {
-                    let sql = Self::claim_sql(req.exclude.len());
+                    let sql = Self::claim_sql(req.exclude.len(), req.one_each.len());
                     let mut q = sqlx::query::<Db>(&sql)
                         .bind(&req.token).bind(req.lease_until).bind(req.now).bind(req.limit).bind(req.per_webhook);
-                    for id in &req.exclude {
+                    for id in req.exclude.iter().chain(&req.one_each) {
                         q = q.bind(id.to_string());
                     }
                     let rows = q.fetch_all(&self.writer).await?;

@@ -205,7 +205,8 @@ pub trait TrackerStore: Send + Sync {
 }
 
 /// One claim: lease up to `limit` due deliveries (at most `per_webhook` of any one webhook,
-/// none of the webhooks in `exclude`) to `token` until `lease_until`.
+/// one of each webhook in `one_each`, none of the webhooks in `exclude`) to `token` until
+/// `lease_until`.
 #[derive(Debug, Clone)]
 pub struct ClaimRequest {
     /// Lease token for the claimed rows.
@@ -220,6 +221,9 @@ pub struct ClaimRequest {
     pub per_webhook: i64,
     /// Webhooks this node has no room for right now.
     pub exclude: Vec<Uuid>,
+    /// Webhooks this node runs one attempt at a time right now (their endpoints stopped
+    /// answering): at most one row of each.
+    pub one_each: Vec<Uuid>,
 }
 
 /// Which deliveries of a webhook a bulk replay re-queues (one page of them).

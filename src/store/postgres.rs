@@ -13,7 +13,9 @@ use sqlx::postgres::PgListener;
 use tokio_util::sync::CancellationToken;
 
 use super::common::impl_common_store;
-use super::common_delivery::{claim_candidates, impl_delivery_store, ClaimSource, CLAIM_RETURNING};
+use super::common_delivery::{
+    claim_candidates, claim_chosen_filter, impl_delivery_store, ClaimSource, CLAIM_RETURNING,
+};
 use super::common_delivery_log::impl_delivery_log;
 use super::common_delivery_record::impl_delivery_record;
 use super::common_directory::impl_directory_store;
@@ -221,17 +223,18 @@ impl PgStore {
     /// The claim statement: candidates are locked with `FOR UPDATE SKIP LOCKED`, so any
     /// number of nodes claim concurrently without waiting on, or double-claiming, each
     /// other's rows. Each source locks in its own `WITH` (a `UNION` cannot be locked).
-    /// Binds: token, lease_until, now, limit, per_webhook, excluded ids.
-    pub(crate) fn claim_sql(exclude: usize) -> String {
+    /// Binds: token, lease_until, now, limit, per_webhook, excluded ids, one-each ids.
+    pub(crate) fn claim_sql(exclude: usize, one_each: usize) -> String {
         let lock = " FOR UPDATE OF d SKIP LOCKED";
         let free = claim_candidates(ClaimSource::Free, exclude, lock);
         let expired = claim_candidates(ClaimSource::Expired, exclude, lock);
+        let chosen = claim_chosen_filter(exclude, one_each);
         format!(
             "WITH free AS ({free}), expired AS ({expired}), \
-             ranked AS (SELECT seq, next_attempt_at, ROW_NUMBER() OVER \
+             ranked AS (SELECT seq, webhook_id, next_attempt_at, ROW_NUMBER() OVER \
              (PARTITION BY webhook_id ORDER BY next_attempt_at, seq) AS rn \
              FROM (SELECT * FROM free UNION ALL SELECT * FROM expired) AS cand), \
-             chosen AS (SELECT seq FROM ranked WHERE rn <= $5 ORDER BY next_attempt_at LIMIT $4) \
+             chosen AS (SELECT seq FROM ranked WHERE {chosen} ORDER BY next_attempt_at LIMIT $4) \
              UPDATE deliveries SET lease_token = $1, lease_until = $2 FROM chosen \
              WHERE deliveries.seq = chosen.seq RETURNING {CLAIM_RETURNING}"
         )

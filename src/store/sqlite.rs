@@ -12,7 +12,9 @@ use sqlx::sqlite::{
 use std::sync::Arc;
 
 use super::common::impl_common_store;
-use super::common_delivery::{claim_candidates, impl_delivery_store, ClaimSource, CLAIM_RETURNING};
+use super::common_delivery::{
+    claim_candidates, claim_chosen_filter, impl_delivery_store, ClaimSource, CLAIM_RETURNING,
+};
 use super::common_delivery_log::impl_delivery_log;
 use super::common_delivery_record::impl_delivery_record;
 use super::common_directory::impl_directory_store;
@@ -171,16 +173,17 @@ impl SqliteStore {
 
     /// The claim statement. SQLite has a single writer, so the `UPDATE … RETURNING` over a
     /// sub-select is atomic without row locks. Binds: token, lease_until, now, limit,
-    /// per_webhook, then the excluded webhook ids.
-    pub(crate) fn claim_sql(exclude: usize) -> String {
+    /// per_webhook, then the excluded webhook ids, then the one-each ids.
+    pub(crate) fn claim_sql(exclude: usize, one_each: usize) -> String {
         let free = claim_candidates(ClaimSource::Free, exclude, "");
         let expired = claim_candidates(ClaimSource::Expired, exclude, "");
+        let chosen = claim_chosen_filter(exclude, one_each);
         format!(
             "UPDATE deliveries SET lease_token = $1, lease_until = $2 WHERE seq IN ( \
-             SELECT seq FROM (SELECT seq, next_attempt_at, ROW_NUMBER() OVER \
+             SELECT seq FROM (SELECT seq, webhook_id, next_attempt_at, ROW_NUMBER() OVER \
              (PARTITION BY webhook_id ORDER BY next_attempt_at, seq) AS rn FROM ( \
              SELECT * FROM ({free}) UNION ALL SELECT * FROM ({expired}))) \
-             WHERE rn <= $5 ORDER BY next_attempt_at LIMIT $4) \
+             WHERE {chosen} ORDER BY next_attempt_at LIMIT $4) \
              RETURNING {CLAIM_RETURNING}"
         )
     }
@@ -380,7 +383,7 @@ mod tests {
     async fn claims_cancels_and_queue_stats_read_only_the_rows_they_need() {
         let dir = tempfile::tempdir().unwrap();
         let store = SqliteStore::open(&dir.path().join("herald.db")).await.unwrap();
-        for sql in [SqliteStore::claim_sql(0), SqliteStore::claim_sql(2)] {
+        for sql in [SqliteStore::claim_sql(0, 0), SqliteStore::claim_sql(2, 1)] {
             let plan = plan(&store, &sql).await;
             assert!(plan.contains("USING INDEX deliveries_due"), "{plan}");
             assert!(plan.contains("USING INDEX deliveries_leased"), "{plan}");

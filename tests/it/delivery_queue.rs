@@ -89,6 +89,7 @@ rig_test!(
             limit: 10,
             per_webhook: 10,
             exclude: Vec::new(),
+            one_each: Vec::new(),
         };
         let ids = |jobs: &[herald::store::DeliveryJob]| {
             let mut ids: Vec<String> = jobs.iter().map(|j| j.id.to_string()).collect();
@@ -133,6 +134,46 @@ rig_test!(
             (stats.pending, stats.due),
             (3, 3),
             "held rows still count as pending"
+        );
+    }
+);
+
+rig_test!(
+    a_claim_takes_one_row_of_each_webhook_run_one_at_a_time,
+    &[("HERALD_WORKERS", "false")],
+    |rig: Rig| async move {
+        let silent = rig.webhook("standard", &["Project:Created"], json!({})).await;
+        let healthy = rig.webhook("standard", &["Project:Created"], json!({})).await;
+        for key in ["ONA", "ONB", "ONC"] {
+            rig.project(key).await;
+        }
+        let silent_id: uuid::Uuid = id(&silent).parse().unwrap();
+        let claim = |token: &str| herald::store::ClaimRequest {
+            token: token.into(),
+            lease_until: i64::MAX,
+            now: herald::timefmt::now_ms(),
+            limit: 100,
+            per_webhook: 10,
+            exclude: Vec::new(),
+            one_each: vec![silent_id],
+        };
+        let store = rig.app.store.clone();
+        let first = store.claim_due(&claim("first")).await.unwrap();
+        let of = |jobs: &[herald::store::DeliveryJob], hook: &Value| {
+            jobs.iter()
+                .filter(|j| j.target.webhook_id.to_string() == id(hook))
+                .count()
+        };
+        assert_eq!(
+            (of(&first, &silent), of(&first, &healthy)),
+            (1, 3),
+            "one row of the webhook run one at a time, every row of the other"
+        );
+        let second = store.claim_due(&claim("second")).await.unwrap();
+        assert_eq!(
+            (of(&second, &silent), of(&second, &healthy)),
+            (1, 0),
+            "the next claim takes its next row"
         );
     }
 );
@@ -208,6 +249,7 @@ async fn a_full_lane_leaves_new_work_unleased_in_the_database() {
             limit: 100,
             per_webhook: 100,
             exclude: Vec::new(),
+            one_each: Vec::new(),
         };
         let store = rig.app.store.clone();
         assert!(
@@ -336,6 +378,7 @@ async fn shutdown_releases_leases_of_queued_work() {
         limit: 100,
         per_webhook: 100,
         exclude: Vec::new(),
+        one_each: Vec::new(),
     };
     let claimable = store.claim_due(&claim).await.unwrap();
     assert_eq!(claimable.len() + done, 5, "unfinished work is claimable at once");

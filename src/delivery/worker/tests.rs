@@ -235,12 +235,21 @@ fn claims_skip_a_silent_lane_with_one_job_waiting() {
     let (probe, _) = lanes.push(jobs(&dead, 1));
     assert_eq!(probe.len(), 1);
     assert!(lanes.saturated().is_empty(), "nothing waits behind the probe");
+    assert_eq!(
+        lanes.one_at_a_time(),
+        vec![dead.webhook_id],
+        "an empty silent lane: a claim takes one row of it"
+    );
     lanes.push(jobs(&dead, 1));
     lanes.push(jobs(&other, 1));
     assert_eq!(
         lanes.saturated(),
         vec![dead.webhook_id],
         "one job waiting is as many as a silent lane runs: claims skip it"
+    );
+    assert!(
+        lanes.one_at_a_time().is_empty(),
+        "skipped, so not limited to one row either; an answering lane never is"
     );
     assert_eq!(lanes.saturated_count(), 1);
     assert_eq!(
