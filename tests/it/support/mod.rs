@@ -14,7 +14,8 @@ pub use receiver::{Reply, TestReceiver};
 pub const WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// A new delivery's first attempt to `webhook`, started at `started_at` and lasting 5 ms,
-/// answered `status` and counted as succeeded: what store tests hand `record_attempts`.
+/// answered `status`: succeeded on a 2xx, otherwise failed for good (no retry planned).
+/// What store tests hand `record_attempts`.
 pub fn attempt(webhook: uuid::Uuid, started_at: i64, status: i64) -> herald::store::AttemptRecord {
     herald::store::AttemptRecord {
         delivery_id: uuid::Uuid::now_v7(),
@@ -31,7 +32,11 @@ pub fn attempt(webhook: uuid::Uuid, started_at: i64, status: i64) -> herald::sto
         response_truncated: false,
         error_kind: None,
         error: None,
-        next: herald::store::NextState::Succeeded,
+        next: if (200..300).contains(&status) {
+            herald::store::NextState::Succeeded
+        } else {
+            herald::store::NextState::Failed
+        },
         disable_reason: None,
     }
 }
