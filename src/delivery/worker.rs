@@ -288,10 +288,11 @@ impl Lanes {
 
     /// Those of `webhooks` whose lane is full ([`MAX_QUEUED_PER_LANE`]) or whose endpoint
     /// is silent, and all of them while the node holds [`MAX_QUEUED`] jobs: fan-out does
-    /// not lease their new deliveries but leaves them in the database. A full lane's [`Lanes::push`] would give the jobs back; a silent lane
-    /// starts one attempt per request timeout, so jobs handed to it would mostly sit until
-    /// their leases ran short and then be given back, a write each, over and over while the
-    /// endpoint stays down. Claims feed a silent lane instead, a few jobs at a time.
+    /// not lease their new deliveries but leaves them in the database. A full lane's
+    /// [`Lanes::push`] would give the jobs back; a silent lane starts one attempt per
+    /// request timeout, so jobs handed to it would mostly sit until their leases ran short
+    /// and then be given back, a write each, over and over while the endpoint stays down.
+    /// Claims feed a silent lane instead, one job at a time.
     /// Looks up only the webhooks asked about: fan-out asks once per event, with the lock
     /// the attempts also take.
     pub fn full(&self, webhooks: &mut dyn Iterator<Item = Uuid>) -> Vec<Uuid> {

@@ -53,8 +53,6 @@ pub(crate) fn claim_candidates(source: ClaimSource, exclude: usize, lock: &str) 
     )
 }
 
-/// `cancel_pending`'s statements, free rows then held ones (each matches one partial
-/// index). Binds: `$1` tenant, `$2` webhook id or `NULL` for all of the tenant's.
 /// The chosen rows' filter over `ranked` (which has `webhook_id` and its `rn` within its
 /// webhook): at most `$5` of any webhook, and one of each webhook bound after the `exclude`
 /// ids (`one_each` of them). Why one: a webhook whose endpoint stopped answering runs one
@@ -70,6 +68,8 @@ pub(crate) fn claim_chosen_filter(exclude: usize, one_each: usize) -> String {
     }
 }
 
+/// `cancel_pending`'s statements, free rows then held ones (each matches one partial
+/// index). Binds: `$1` tenant, `$2` webhook id or `NULL` for all of the tenant's.
 pub(crate) fn cancel_pending_sql() -> [String; 2] {
     ["lease_until IS NULL", "lease_until IS NOT NULL"].map(|held| {
         format!(
