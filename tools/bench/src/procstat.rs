@@ -1,6 +1,7 @@
 //! CPU time and memory of a process, read from `/proc/<pid>/stat` and `/proc/<pid>/status`,
 //! plus a background sampler that keeps the peak and a time series of RSS.
 
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -26,17 +27,7 @@ pub struct ProcSample {
 pub fn sample(pid: u32) -> anyhow::Result<ProcSample> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))
         .with_context(|| format!("cannot read /proc/{pid}/stat"))?;
-    // The command name (field 2) may contain spaces; fields after its ')' are plain.
-    let rest = stat
-        .rsplit_once(')')
-        .map(|(_, r)| r)
-        .context("malformed /proc/<pid>/stat")?;
-    let fields: Vec<&str> = rest.split_ascii_whitespace().collect();
-    // After ')': field 3 (state) is index 0, so utime (14) is 11 and stime (15) is 12.
-    let ticks = |i: usize| -> anyhow::Result<f64> {
-        Ok(fields.get(i).context("short /proc/<pid>/stat")?.parse::<u64>()? as f64)
-    };
-    let cpu_secs = (ticks(11)? + ticks(12)?) / USER_HZ;
+    let (_, cpu_secs) = parse_stat(&stat)?;
     let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
         .with_context(|| format!("cannot read /proc/{pid}/status"))?;
     let kib = |key: &str| {
@@ -52,6 +43,53 @@ pub fn sample(pid: u32) -> anyhow::Result<ProcSample> {
         rss_kib: kib("VmRSS:"),
         hwm_kib: kib("VmHWM:"),
     })
+}
+
+/// The command name and user + system CPU seconds in a `/proc/<pid>/stat` (or
+/// `/proc/<pid>/task/<tid>/stat`) line.
+fn parse_stat(stat: &str) -> anyhow::Result<(&str, f64)> {
+    // The command name (field 2) is in parentheses and may contain spaces and ')'; the
+    // fields after its last ')' are plain.
+    let (head, rest) = stat.rsplit_once(')').context("malformed /proc/<pid>/stat")?;
+    let name = head
+        .split_once('(')
+        .map(|(_, n)| n)
+        .context("malformed /proc/<pid>/stat")?;
+    let fields: Vec<&str> = rest.split_ascii_whitespace().collect();
+    // After ')': field 3 (state) is index 0, so utime (14) is 11 and stime (15) is 12.
+    let ticks = |i: usize| -> anyhow::Result<f64> {
+        Ok(fields.get(i).context("short /proc/<pid>/stat")?.parse::<u64>()? as f64)
+    };
+    Ok((name, (ticks(11)? + ticks(12)?) / USER_HZ))
+}
+
+/// CPU seconds of `pid`'s threads by name, a trailing number dropped so that a pool's
+/// threads add up (`herald-db-3` → `herald-db`): name → (threads, CPU seconds). Why: the
+/// process total says how much CPU Herald used, not whether one thread set the pace;
+/// SQLite's change path runs on two named threads (`herald-writer`, `herald-writedb`),
+/// and one of them busy the whole window is the sign that it, not the machine, was the
+/// limit. Threads that ended before the reading are missing from it.
+pub fn thread_cpu(pid: u32) -> anyhow::Result<BTreeMap<String, (usize, f64)>> {
+    let mut out: BTreeMap<String, (usize, f64)> = BTreeMap::new();
+    let tasks = std::fs::read_dir(format!("/proc/{pid}/task"))
+        .with_context(|| format!("cannot list /proc/{pid}/task"))?;
+    for task in tasks {
+        // A thread that ends between the listing and the read is skipped.
+        let Ok(stat) = std::fs::read_to_string(task?.path().join("stat")) else {
+            continue;
+        };
+        let (name, secs) = parse_stat(&stat)?;
+        let group = name.trim_end_matches(|c: char| c.is_ascii_digit());
+        let group = match group.strip_suffix('-') {
+            Some(g) if !g.is_empty() => g,
+            _ if group.is_empty() => name,
+            _ => group,
+        };
+        let e = out.entry(group.to_owned()).or_default();
+        e.0 += 1;
+        e.1 += secs;
+    }
+    Ok(out)
 }
 
 /// RSS readings taken every `every` until stopped: `(unix_ns, rss_kib)`.
@@ -92,5 +130,49 @@ mod tests {
         let s = super::sample(std::process::id()).expect("own /proc entry");
         assert!(s.rss_kib > 0 && s.hwm_kib >= s.rss_kib);
         assert!(s.cpu_secs >= 0.0);
+    }
+
+    #[test]
+    fn a_pools_threads_add_up_under_one_name() {
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let spin = |n: usize| {
+            let stop = std::sync::Arc::clone(&stop);
+            std::thread::Builder::new()
+                .name(format!("probe-pool-{n}"))
+                .spawn(move || {
+                    // Busy until told to stop, so each thread has CPU time to count.
+                    let t0 = std::time::Instant::now();
+                    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                        std::hint::black_box(t0.elapsed());
+                    }
+                })
+                .unwrap()
+        };
+        let threads = [spin(1), spin(12)];
+        let pid = std::process::id();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        let pool = loop {
+            let by_name = super::thread_cpu(pid).expect("own /proc/<pid>/task");
+            let pool = by_name.get("probe-pool").copied();
+            if pool.is_some_and(|(_, secs)| secs > 0.0) || std::time::Instant::now() > deadline {
+                break pool;
+            }
+            std::thread::yield_now();
+        };
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        for t in threads {
+            t.join().unwrap();
+        }
+        let (n, secs) = pool.expect("the pool's threads are listed under one name");
+        assert_eq!(n, 2);
+        assert!(secs > 0.0, "{secs}");
+    }
+
+    #[test]
+    fn a_command_name_with_spaces_and_parentheses_is_read_whole() {
+        let line = "42 (a (b) c) R 1 1 1 0 -1 4194560 100 0 0 0 250 50 0 0 20 0 1 0 1 1 1";
+        let (name, secs) = super::parse_stat(line).unwrap();
+        assert_eq!(name, "a (b) c");
+        assert!((secs - 3.0).abs() < 1e-9, "{secs}");
     }
 }

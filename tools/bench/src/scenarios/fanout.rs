@@ -41,7 +41,7 @@ pub struct Pass {
 impl Pass {
     /// Reports Herald's costs over the drive and how soon it had recorded every delivery.
     async fn report_costs(&self, out: &mut Outcome) -> anyhow::Result<()> {
-        self.rig.usage(out, self.before, self.analysis.delivered).await?;
+        self.rig.usage(out, &self.before, self.analysis.delivered).await?;
         recorded(out, &self.rig.api).await
     }
 }

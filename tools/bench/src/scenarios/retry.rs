@@ -58,7 +58,7 @@ pub async fn run(ctx: &Ctx) -> anyhow::Result<Outcome> {
         .await?;
     let records = sink.records().await?;
     let a = analyse(&records, &drive.acked, &hooks);
-    rig.usage(&mut out, before, a.delivered).await?;
+    rig.usage(&mut out, &before, a.delivered).await?;
     rig.finish().await?;
     report_drive(&mut out, &drive);
     report_analysis(&mut out, &a);

@@ -1,6 +1,8 @@
 //! A scenario's rig: a fresh database, a running Herald that trusts the sinks' CAs, an API
 //! client with an admin token, the seq field, projects and one webhook per sink URL.
 
+use std::collections::BTreeMap;
+
 use serde_json::Value;
 use tokio::task::JoinSet;
 
@@ -42,9 +44,11 @@ pub struct Rig {
 }
 
 /// A reading of Herald's cost counters.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Mark {
+    at: std::time::Instant,
     cpu_secs: f64,
+    threads: BTreeMap<String, (usize, f64)>,
     db_bytes: Option<u64>,
 }
 
@@ -112,14 +116,18 @@ impl Rig {
     /// Herald's CPU time and the database size now.
     pub async fn mark(&self) -> anyhow::Result<Mark> {
         Ok(Mark {
+            at: std::time::Instant::now(),
             cpu_secs: procstat::sample(self.herald.pid)?.cpu_secs,
+            threads: procstat::thread_cpu(self.herald.pid)?,
             db_bytes: self.db.size_bytes().await,
         })
     }
 
-    /// Adds CPU per 1,000 deliveries, peak RSS and database growth between two marks.
-    pub async fn usage(&self, out: &mut Outcome, before: Mark, deliveries: u64) -> anyhow::Result<()> {
+    /// Adds CPU per 1,000 deliveries, the cores each group of Herald's threads used, peak
+    /// RSS and database growth between `before` and now.
+    pub async fn usage(&self, out: &mut Outcome, before: &Mark, deliveries: u64) -> anyhow::Result<()> {
         let after = self.mark().await?;
+        out.metric("thread_cpu_cores", thread_cores(before, &after));
         let s = procstat::sample(self.herald.pid)?;
         let cpu = after.cpu_secs - before.cpu_secs;
         out.metric("herald_cpu_secs", round(cpu));
@@ -143,5 +151,65 @@ impl Rig {
     /// Stops Herald; the database (and its PostgreSQL schema) goes with `self`.
     pub async fn finish(self) -> anyhow::Result<()> {
         self.herald.stop().await
+    }
+}
+
+/// Cores each group of Herald's threads used between two marks (CPU seconds over wall
+/// seconds), busiest first, e.g. `herald-writer 0.93, tokio-runtime-w ×2 1.10`: a group
+/// near 1.0 per thread was busy the whole window.
+fn thread_cores(before: &Mark, after: &Mark) -> String {
+    let wall = after.at.duration_since(before.at).as_secs_f64();
+    if wall <= 0.0 {
+        return String::new();
+    }
+    let mut groups: Vec<(&str, usize, f64)> = after
+        .threads
+        .iter()
+        .map(|(name, &(n, secs))| {
+            let was = before.threads.get(name).map_or(0.0, |&(_, s)| s);
+            (name.as_str(), n, (secs - was).max(0.0) / wall)
+        })
+        .collect();
+    groups.sort_by(|a, b| b.2.total_cmp(&a.2).then(a.0.cmp(b.0)));
+    groups
+        .iter()
+        .map(|&(name, n, cores)| match n {
+            1 => format!("{name} {cores:.2}"),
+            n => format!("{name} ×{n} {cores:.2}"),
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn mark(secs_from_start: u64, threads: &[(&str, usize, f64)]) -> Mark {
+        static START: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+        let start = *START.get_or_init(std::time::Instant::now);
+        Mark {
+            at: start + std::time::Duration::from_secs(secs_from_start),
+            cpu_secs: 0.0,
+            threads: threads.iter().map(|&(n, k, s)| (n.to_owned(), (k, s))).collect(),
+            db_bytes: None,
+        }
+    }
+
+    #[test]
+    fn thread_groups_are_shown_as_cores_busiest_first() {
+        let before = mark(0, &[("herald-writer", 1, 1.0), ("tokio-runtime-w", 2, 3.0)]);
+        let after = mark(
+            10,
+            &[
+                ("herald-writer", 1, 10.5),
+                ("tokio-runtime-w", 2, 14.0),
+                ("herald-db", 8, 0.5),
+            ],
+        );
+        assert_eq!(
+            thread_cores(&before, &after),
+            "tokio-runtime-w ×2 1.10, herald-writer 0.95, herald-db ×8 0.05"
+        );
     }
 }

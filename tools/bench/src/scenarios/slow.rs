@@ -50,7 +50,7 @@ pub async fn run(ctx: &Ctx) -> anyhow::Result<Outcome> {
     let budget = max_rate_budget(k);
     let drive = driver::max_rate(&rig.api, &rig.projects, k.api_concurrency, budget).await;
     let a = collect(&healthy, &drive, &hooks, Duration::from_secs(20)).await?;
-    rig.usage(&mut out, before, a.delivered).await?;
+    rig.usage(&mut out, &before, a.delivered).await?;
     let slow_requests = slow.stats().await?.requests;
     rig.finish().await?;
     report_drive(&mut out, &drive);

@@ -40,7 +40,7 @@ pub async fn run(ctx: &Ctx) -> anyhow::Result<Outcome> {
     let before = rig.mark().await?;
     let drive = driver::paced(&rig.api, &rig.projects, RATE, ctx.knobs.duration).await;
     let a = super::common::collect(&sink, &drive, &hooks, Duration::from_secs(20)).await?;
-    rig.usage(&mut out, before, a.delivered).await?;
+    rig.usage(&mut out, &before, a.delivered).await?;
     rig.finish().await?;
     report_drive(&mut out, &drive);
     report_analysis(&mut out, &a);
