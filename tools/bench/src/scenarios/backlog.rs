@@ -61,41 +61,26 @@ pub async fn run(ctx: &Ctx) -> anyhow::Result<Outcome> {
         1 => label(smallest),
         n => format!("{}_repeat{n}", label(smallest)),
     };
+    // The order the drains run in: the reference level `SMALLEST_BEFORE` times, the
+    // larger levels, then the reference's remaining repeats (`true`: a reference drain).
+    let reference = |repeat: usize| (smallest, small_tag(repeat), true);
+    let order: Vec<(u64, String, bool)> = (1..=SMALLEST_BEFORE)
+        .map(reference)
+        .chain([top / 10, top].map(|size| (size, label(size), false)))
+        .chain((SMALLEST_BEFORE + 1..=SMALLEST_REPEATS).map(reference))
+        .collect();
     let mut small_runs = Vec::new();
-    for repeat in 1..=SMALLEST_BEFORE {
-        small_runs.push(
-            one_level(
-                ctx,
-                smallest,
-                &small_tag(repeat),
-                &mut out,
-                &mut throughput,
-                &mut rss_plot,
-            )
-            .await?,
-        );
-    }
-    // The smallest size's "everything delivered" line keeps its place ahead of the larger
-    // sizes' lines, though its last drain runs after them.
+    // The smallest size's "everything delivered" line goes ahead of the larger sizes'
+    // lines, though its last drain runs after them.
     let small_line_at = out.budget.len();
-    for size in [top / 10, top] {
-        let tag = label(size);
+    for (size, tag, is_reference) in order {
         let level = one_level(ctx, size, &tag, &mut out, &mut throughput, &mut rss_plot).await?;
-        out.budget.push(level.delivered.clone());
-        levels.push(level);
-    }
-    for repeat in SMALLEST_BEFORE + 1..=SMALLEST_REPEATS {
-        small_runs.push(
-            one_level(
-                ctx,
-                smallest,
-                &small_tag(repeat),
-                &mut out,
-                &mut throughput,
-                &mut rss_plot,
-            )
-            .await?,
-        );
+        if is_reference {
+            small_runs.push(level);
+        } else {
+            out.budget.push(level.delivered.clone());
+            levels.push(level);
+        }
     }
     out.budget.insert(
         small_line_at,
