@@ -336,7 +336,10 @@ impl Lanes {
     /// than twice the global cap, so retries, redeliveries and ordered deliveries of
     /// every other webhook (all of which only a claim starts) waited until that lane
     /// drained. The node-wide cap ([`MAX_QUEUED`]) counts every queued job, so a node at
-    /// it claims nothing until its lanes drain: what it would fetch could only queue.
+    /// it claims nothing until its lanes drain: what it would fetch could only queue. It
+    /// claims again once they have drained a sixteenth of the cap, not at the first
+    /// started job: at the cap every start would otherwise make room for one row, and
+    /// wake a claim (a write on SQLite's single writer) for it.
     pub fn room(&self) -> usize {
         let s = self.lock();
         let waiting: usize = s
@@ -345,9 +348,15 @@ impl Lanes {
             .filter(|(w, l)| !l.saturated(s.cap(w, self.per_webhook)))
             .map(|(_, l)| l.queue.len())
             .sum();
+        let below_cap = self.max_queued.saturating_sub(s.queued);
+        let node = if below_cap < self.max_queued / 16 {
+            0
+        } else {
+            below_cap
+        };
         (self.global * 2)
             .saturating_sub(s.running.len() + waiting)
-            .min(self.max_queued.saturating_sub(s.queued))
+            .min(node)
     }
 
     /// Webhooks whose lane already has as many queued as it may run at once: claims skip

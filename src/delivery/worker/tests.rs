@@ -307,3 +307,20 @@ fn a_node_at_its_queued_cap_leaves_every_new_delivery_in_the_database_and_claims
     assert_eq!(lanes.full(&mut ids), Vec::<Uuid>::new());
     assert_eq!(lanes.room(), 1);
 }
+
+#[test]
+fn a_node_at_its_queued_cap_claims_again_only_once_a_sixteenth_has_drained() {
+    let lanes = Lanes::new(1, 64).with_max_queued(32);
+    let t = target();
+    let (mut started, _) = lanes.push(jobs(&t, 33));
+    assert_eq!((started.len(), lanes.load()), (1, 33), "one runs, 32 queue");
+    assert_eq!(lanes.room(), 0, "at the cap");
+    started = lanes.finish(t.webhook_id, started[0].id, Endpoint::Answered).next;
+    assert_eq!(lanes.room(), 0, "one below the cap: no claim for a single row");
+    lanes.finish(t.webhook_id, started[0].id, Endpoint::Answered);
+    assert_eq!(
+        lanes.room(),
+        2,
+        "a sixteenth (2 of 32) below the cap: claims resume"
+    );
+}
