@@ -250,8 +250,7 @@ impl DeliveryEngine {
             return Ok((0, 0));
         }
         let now = now_ms();
-        let exclude = i.signals.lanes.saturated();
-        let one_each = i.signals.lanes.one_at_a_time();
+        let (exclude, one_each) = i.signals.lanes.claim_filters();
         let capped = exclude.len();
         let req = ClaimRequest {
             token: i.store.hub().new_token(),

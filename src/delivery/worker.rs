@@ -10,10 +10,11 @@
 //! costs bounded memory however long it stays down (its deliveries wait in the database,
 //! not here): fan-out writes a full lane's new deliveries unleased ([`Lanes::full`]), and
 //! jobs that arrive beyond the cap all the same (planned while the lane filled up) are
-//! given back the same way. The node as a whole keeps at most [`MAX_QUEUED`] jobs: past
-//! it, fan-out leaves every new delivery in the database and claims fetch nothing until
-//! the lanes have drained below it, so memory stays bounded however many webhooks the
-//! node serves.
+//! given back the same way. The node as a whole keeps at most about [`MAX_QUEUED`] jobs
+//! handed over by fan-out: past it, fan-out leaves a webhook's new deliveries in the
+//! database whenever they would wait in its lane rather than start, so memory stays
+//! bounded however many webhooks the node serves, while a webhook with a free slot still
+//! gets its deliveries at once.
 //!
 //! An endpoint that stops answering (no HTTP response: a timeout, a refused or reset
 //! connection, a failed handshake) gets one attempt at a time until an attempt is answered
@@ -34,15 +35,18 @@ use crate::store::DeliveryJob;
 /// peaked at ~140 MiB against ~77 MiB without the dead endpoint.
 pub const MAX_QUEUED_PER_LANE: usize = 1024;
 
-/// Most jobs the node keeps queued in all its lanes together (checked where jobs come
-/// from, fan-out and claims, so one batch of hand-offs may go past it). Why: the per-lane
-/// cap alone bounds memory by the number of webhooks, not by the node. A queued job holds
-/// its whole body (PPM's are 1–2.5 KB), so 500 webhooks whose endpoints answer, but
-/// slower than their changes come in, could hold ~500,000 jobs and most of a gigabyte;
-/// this cap keeps them to a few tens of MiB. Deliveries past it wait in the database, as
-/// a full lane's do, and claims fetch them as the lanes drain. Measured on `fanout-wide`
-/// (50 webhooks per change, lanes below the cap most of the time): three interleaved
-/// pairs, 35.3k vs 35.4k deliveries/s and peak RSS 135–157 vs 149–164 MiB.
+/// Jobs queued in all lanes together past which fan-out hands a webhook no more jobs to
+/// queue ([`Lanes::full`]; checked once per event, so one batch of hand-offs may go past
+/// it). Why: the per-lane cap alone bounds memory by the number of webhooks, not by the
+/// node. A queued job holds its whole body (PPM's are 1–2.5 KB), so 500 webhooks whose
+/// endpoints answer, but slower than their changes come in, could hold ~500,000 jobs and
+/// most of a gigabyte; this cap keeps them to a few tens of MiB. Claims need no such cap:
+/// they fetch at most twice the global slots, for lanes that are not saturated
+/// ([`Lanes::room`]). Deliveries past it wait in the database, like a full lane's, for
+/// the claim loop's next look (its poll at the latest).
+/// Measured on `fanout-wide` (50 webhooks per change, lanes below the cap most of the
+/// time): three interleaved pairs, 35.3k vs 35.4k deliveries/s and peak RSS 135–157 vs
+/// 149–164 MiB.
 pub const MAX_QUEUED: usize = 16 * MAX_QUEUED_PER_LANE;
 
 /// What a finished attempt learnt about its endpoint; it sets how many attempts the
@@ -287,24 +291,24 @@ impl Lanes {
     }
 
     /// Those of `webhooks` whose lane is full ([`MAX_QUEUED_PER_LANE`]) or whose endpoint
-    /// is silent, and all of them while the node holds [`MAX_QUEUED`] jobs: fan-out does
-    /// not lease their new deliveries but leaves them in the database. A full lane's
-    /// [`Lanes::push`] would give the jobs back; a silent lane starts one attempt per
-    /// request timeout, so jobs handed to it would mostly sit until their leases ran short
-    /// and then be given back, a write each, over and over while the endpoint stays down.
-    /// Claims feed a silent lane instead, one job at a time.
-    /// Looks up only the webhooks asked about: fan-out asks once per event, with the lock
-    /// the attempts also take.
+    /// is silent, and while the node holds [`MAX_QUEUED`] jobs those whose new jobs would
+    /// queue rather than start: fan-out does not lease their new deliveries but leaves
+    /// them in the database. A full lane's [`Lanes::push`] would give the jobs back; a
+    /// silent lane starts one attempt per request timeout, so jobs handed to it would
+    /// mostly sit until their leases ran short and then be given back, a write each, over
+    /// and over while the endpoint stays down. Claims feed a silent lane instead, one job
+    /// at a time. Looks up only the webhooks asked about: fan-out asks once per event,
+    /// with the lock the attempts also take.
     pub fn full(&self, webhooks: &mut dyn Iterator<Item = Uuid>) -> Vec<Uuid> {
         let s = self.lock();
-        let node_full = s.queued >= self.max_queued;
+        let at_cap = s.queued >= self.max_queued;
         webhooks
             .filter(|w| {
-                node_full
-                    || s.silent.contains(w)
-                    || s.lanes
-                        .get(w)
-                        .is_some_and(|l| l.queue.len() >= MAX_QUEUED_PER_LANE)
+                s.silent.contains(w)
+                    || s.lanes.get(w).is_some_and(|l| {
+                        l.queue.len() >= MAX_QUEUED_PER_LANE
+                            || (at_cap && (!l.queue.is_empty() || l.running >= s.cap(w, self.per_webhook)))
+                    })
             })
             .collect()
     }
@@ -335,11 +339,7 @@ impl Lanes {
     /// that stopped answering stop every claim on the node: its full lane alone was more
     /// than twice the global cap, so retries, redeliveries and ordered deliveries of
     /// every other webhook (all of which only a claim starts) waited until that lane
-    /// drained. The node-wide cap ([`MAX_QUEUED`]) counts every queued job, so a node at
-    /// it claims nothing until its lanes drain: what it would fetch could only queue. It
-    /// claims again once they have drained a sixteenth of the cap, not at the first
-    /// started job: at the cap every start would otherwise make room for one row, and
-    /// wake a claim (a write on SQLite's single writer) for it.
+    /// drained.
     pub fn room(&self) -> usize {
         let s = self.lock();
         let waiting: usize = s
@@ -348,42 +348,29 @@ impl Lanes {
             .filter(|(w, l)| !l.saturated(s.cap(w, self.per_webhook)))
             .map(|(_, l)| l.queue.len())
             .sum();
-        let below_cap = self.max_queued.saturating_sub(s.queued);
-        let node = if below_cap < self.max_queued / 16 {
-            0
-        } else {
-            below_cap
-        };
-        (self.global * 2)
-            .saturating_sub(s.running.len() + waiting)
-            .min(node)
+        (self.global * 2).saturating_sub(s.running.len() + waiting)
     }
 
     /// Webhooks whose lane already has as many queued as it may run at once: claims skip
     /// them.
     pub fn saturated(&self) -> Vec<Uuid> {
-        let s = self.lock();
-        s.lanes
-            .iter()
-            .filter(|(w, l)| l.saturated(s.cap(w, self.per_webhook)))
-            .map(|(w, _)| *w)
-            .collect()
+        self.claim_filters().0
     }
 
-    /// Webhooks whose endpoint is silent and whose lane is not saturated (so it is
-    /// empty): a claim takes at most one row of each, the one attempt such a lane runs
-    /// next.
-    pub fn one_at_a_time(&self) -> Vec<Uuid> {
+    /// What a claim leaves out and limits, read under one lock so that a lane cannot go
+    /// silent between the two: the [`Lanes::saturated`] webhooks, and those whose endpoint
+    /// is silent and whose lane is not saturated (so it is empty), of which a claim takes
+    /// at most one row — the one attempt such a lane runs next.
+    pub fn claim_filters(&self) -> (Vec<Uuid>, Vec<Uuid>) {
         let s = self.lock();
-        s.silent
-            .iter()
-            .filter(|w| {
-                !s.lanes
-                    .get(w)
-                    .is_some_and(|l| l.saturated(s.cap(w, self.per_webhook)))
-            })
-            .copied()
-            .collect()
+        let saturated = |w: &Uuid| {
+            s.lanes
+                .get(w)
+                .is_some_and(|l| l.saturated(s.cap(w, self.per_webhook)))
+        };
+        let skip = s.lanes.keys().filter(|w| saturated(w)).copied().collect();
+        let one_each = s.silent.iter().filter(|w| !saturated(w)).copied().collect();
+        (skip, one_each)
     }
 
     /// How many webhooks [`Lanes::saturated`] would name (without listing them).

@@ -236,8 +236,8 @@ fn claims_skip_a_silent_lane_with_one_job_waiting() {
     assert_eq!(probe.len(), 1);
     assert!(lanes.saturated().is_empty(), "nothing waits behind the probe");
     assert_eq!(
-        lanes.one_at_a_time(),
-        vec![dead.webhook_id],
+        lanes.claim_filters(),
+        (Vec::new(), vec![dead.webhook_id]),
         "an empty silent lane: a claim takes one row of it"
     );
     lanes.push(jobs(&dead, 1));
@@ -247,8 +247,9 @@ fn claims_skip_a_silent_lane_with_one_job_waiting() {
         vec![dead.webhook_id],
         "one job waiting is as many as a silent lane runs: claims skip it"
     );
-    assert!(
-        lanes.one_at_a_time().is_empty(),
+    assert_eq!(
+        lanes.claim_filters(),
+        (vec![dead.webhook_id], Vec::new()),
         "skipped, so not limited to one row either; an answering lane never is"
     );
     assert_eq!(lanes.saturated_count(), 1);
@@ -283,44 +284,32 @@ fn a_lane_waiting_for_a_global_slot_respects_a_cap_lowered_meanwhile() {
 }
 
 #[test]
-fn a_node_at_its_queued_cap_leaves_every_new_delivery_in_the_database_and_claims_nothing() {
+fn at_the_node_cap_only_webhooks_whose_jobs_would_queue_count_as_full() {
     let lanes = Lanes::new(1, 8).with_max_queued(4);
-    let (a, b, c) = (target(), target(), target());
+    let (a, b, idle, busy) = (target(), target(), target(), target());
     // One job of each lane starts (one at a time per webhook); the others queue.
     let (started, _) = lanes.push(jobs(&a, 3));
     assert_eq!(started.len(), 1);
-    let mut ids = [a.webhook_id, b.webhook_id, c.webhook_id].into_iter();
-    assert_eq!(lanes.full(&mut ids), Vec::<Uuid>::new(), "under the node cap");
-    assert_eq!(lanes.room(), 2, "room up to the node cap, not the global slots'");
+    lanes.push(jobs(&busy, 1));
+    let ask = |ids: &[&Arc<TargetRow>]| lanes.full(&mut ids.iter().map(|t| t.webhook_id));
+    assert_eq!(ask(&[&a, &busy, &idle]), Vec::<Uuid>::new(), "under the cap");
     lanes.push(jobs(&b, 3));
-    let mut ids = [a.webhook_id, b.webhook_id, c.webhook_id].into_iter();
     assert_eq!(
-        lanes.full(&mut ids),
-        vec![a.webhook_id, b.webhook_id, c.webhook_id],
-        "at the node cap every webhook counts as full, even one with no lane"
+        ask(&[&a, &b, &busy, &idle]),
+        vec![a.webhook_id, b.webhook_id, busy.webhook_id],
+        "at the cap: webhooks with jobs waiting or no free slot, not one whose job would start"
     );
-    assert_eq!(lanes.room(), 0, "claims fetch nothing at the node cap");
+    assert_eq!(
+        lanes.full(&mut std::iter::once(idle.webhook_id)),
+        Vec::<Uuid>::new()
+    );
+    assert_eq!(
+        lanes.room(),
+        8 * 2 - 3,
+        "claims still fill free slots: saturated lanes' queues take no room"
+    );
     // A finished attempt starts one of its lane's queued jobs: below the cap again.
     let next = lanes.finish(a.webhook_id, started[0].id, Endpoint::Answered).next;
     assert_eq!(next.len(), 1);
-    let mut ids = [c.webhook_id].into_iter();
-    assert_eq!(lanes.full(&mut ids), Vec::<Uuid>::new());
-    assert_eq!(lanes.room(), 1);
-}
-
-#[test]
-fn a_node_at_its_queued_cap_claims_again_only_once_a_sixteenth_has_drained() {
-    let lanes = Lanes::new(1, 64).with_max_queued(32);
-    let t = target();
-    let (mut started, _) = lanes.push(jobs(&t, 33));
-    assert_eq!((started.len(), lanes.load()), (1, 33), "one runs, 32 queue");
-    assert_eq!(lanes.room(), 0, "at the cap");
-    started = lanes.finish(t.webhook_id, started[0].id, Endpoint::Answered).next;
-    assert_eq!(lanes.room(), 0, "one below the cap: no claim for a single row");
-    lanes.finish(t.webhook_id, started[0].id, Endpoint::Answered);
-    assert_eq!(
-        lanes.room(),
-        2,
-        "a sixteenth (2 of 32) below the cap: claims resume"
-    );
+    assert_eq!(ask(&[&a, &busy]), Vec::<Uuid>::new());
 }
