@@ -1,7 +1,7 @@
 //! CPU time and memory of a process, read from `/proc/<pid>/stat` and `/proc/<pid>/status`,
 //! plus a background sampler that keeps the peak and a time series of RSS.
 
-use std::collections::BTreeMap;
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -63,33 +63,41 @@ fn parse_stat(stat: &str) -> anyhow::Result<(&str, f64)> {
     Ok((name, (ticks(11)? + ticks(12)?) / USER_HZ))
 }
 
-/// CPU seconds of `pid`'s threads by name, a trailing number dropped so that a pool's
-/// threads add up (`herald-db-3` → `herald-db`): name → (threads, CPU seconds). Why: the
-/// process total says how much CPU Herald used, not whether one thread set the pace;
-/// SQLite's change path runs on two named threads (`herald-writer`, `herald-writedb`),
-/// and one of them busy the whole window is the sign that it, not the machine, was the
-/// limit. Threads that ended before the reading are missing from it.
-pub fn thread_cpu(pid: u32) -> anyhow::Result<BTreeMap<String, (usize, f64)>> {
-    let mut out: BTreeMap<String, (usize, f64)> = BTreeMap::new();
+/// CPU seconds of each of `pid`'s threads, by thread id, with the thread's group: its
+/// name with a trailing number dropped, so that a pool's threads add up (`herald-db-3` →
+/// `herald-db`). Why: the process total says how much CPU Herald used, not whether one
+/// thread set the pace; SQLite's change path runs on two named threads (`herald-writer`,
+/// `herald-writedb`), and one of them busy the whole window is the sign that it, not the
+/// machine, was the limit. Kept per thread so that a difference between two readings is
+/// right when threads come and go (blocking-pool and connection threads do). Threads
+/// that end while being read, or whose line cannot be read, are left out.
+pub fn thread_cpu(pid: u32) -> anyhow::Result<HashMap<u32, (String, f64)>> {
+    let mut out = HashMap::new();
     let tasks = std::fs::read_dir(format!("/proc/{pid}/task"))
         .with_context(|| format!("cannot list /proc/{pid}/task"))?;
-    for task in tasks {
-        // A thread that ends between the listing and the read is skipped.
-        let Ok(stat) = std::fs::read_to_string(task?.path().join("stat")) else {
+    for task in tasks.flatten() {
+        let Some(tid) = task.file_name().to_str().and_then(|t| t.parse::<u32>().ok()) else {
             continue;
         };
-        let (name, secs) = parse_stat(&stat)?;
-        let group = name.trim_end_matches(|c: char| c.is_ascii_digit());
-        let group = match group.strip_suffix('-') {
-            Some(g) if !g.is_empty() => g,
-            _ if group.is_empty() => name,
-            _ => group,
+        let Ok(stat) = std::fs::read_to_string(task.path().join("stat")) else {
+            continue;
         };
-        let e = out.entry(group.to_owned()).or_default();
-        e.0 += 1;
-        e.1 += secs;
+        let Ok((name, secs)) = parse_stat(&stat) else {
+            continue;
+        };
+        out.insert(tid, (thread_group(name).to_owned(), secs));
     }
     Ok(out)
+}
+
+/// A thread's name without a trailing number (and the `-` before it).
+fn thread_group(name: &str) -> &str {
+    let group = name.trim_end_matches(|c: char| c.is_ascii_digit());
+    match group.strip_suffix('-') {
+        Some(g) if !g.is_empty() => g,
+        _ if group.is_empty() => name,
+        _ => group,
+    }
 }
 
 /// RSS readings taken every `every` until stopped: `(unix_ns, rss_kib)`.
@@ -133,7 +141,7 @@ mod tests {
     }
 
     #[test]
-    fn a_pools_threads_add_up_under_one_name() {
+    fn a_pools_threads_share_one_group() {
         let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         let spin = |n: usize| {
             let stop = std::sync::Arc::clone(&stop);
@@ -152,9 +160,13 @@ mod tests {
         let pid = std::process::id();
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
         let pool = loop {
-            let by_name = super::thread_cpu(pid).expect("own /proc/<pid>/task");
-            let pool = by_name.get("probe-pool").copied();
-            if pool.is_some_and(|(_, secs)| secs > 0.0) || std::time::Instant::now() > deadline {
+            let pool: Vec<f64> = super::thread_cpu(pid)
+                .expect("own /proc/<pid>/task")
+                .into_values()
+                .filter(|(group, _)| group == "probe-pool")
+                .map(|(_, secs)| secs)
+                .collect();
+            if pool.iter().sum::<f64>() > 0.0 || std::time::Instant::now() > deadline {
                 break pool;
             }
             std::thread::yield_now();
@@ -163,9 +175,16 @@ mod tests {
         for t in threads {
             t.join().unwrap();
         }
-        let (n, secs) = pool.expect("the pool's threads are listed under one name");
-        assert_eq!(n, 2);
-        assert!(secs > 0.0, "{secs}");
+        assert_eq!(pool.len(), 2, "both threads, under one group");
+        assert!(pool.iter().sum::<f64>() > 0.0, "{pool:?}");
+    }
+
+    #[test]
+    fn a_trailing_number_is_dropped_from_a_group_name() {
+        assert_eq!(super::thread_group("herald-db-3"), "herald-db");
+        assert_eq!(super::thread_group("tokio-rt-worker"), "tokio-rt-worker");
+        assert_eq!(super::thread_group("worker7"), "worker");
+        assert_eq!(super::thread_group("42"), "42");
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! A scenario's rig: a fresh database, a running Herald that trusts the sinks' CAs, an API
 //! client with an admin token, the seq field, projects and one webhook per sink URL.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use serde_json::Value;
 use tokio::task::JoinSet;
@@ -48,7 +48,8 @@ pub struct Rig {
 pub struct Mark {
     at: std::time::Instant,
     cpu_secs: f64,
-    threads: BTreeMap<String, (usize, f64)>,
+    /// Thread id → (group, CPU seconds); empty when `/proc` could not be listed.
+    threads: HashMap<u32, (String, f64)>,
     db_bytes: Option<u64>,
 }
 
@@ -118,7 +119,8 @@ impl Rig {
         Ok(Mark {
             at: std::time::Instant::now(),
             cpu_secs: procstat::sample(self.herald.pid)?.cpu_secs,
-            threads: procstat::thread_cpu(self.herald.pid)?,
+            // Only `thread_cpu_cores` reads it: a failed listing must not fail the scenario.
+            threads: procstat::thread_cpu(self.herald.pid).unwrap_or_default(),
             db_bytes: self.db.size_bytes().await,
         })
     }
@@ -155,20 +157,29 @@ impl Rig {
 }
 
 /// Cores each group of Herald's threads used between two marks (CPU seconds over wall
-/// seconds), busiest first, e.g. `herald-writer 0.93, tokio-runtime-w ×2 1.10`: a group
-/// near 1.0 per thread was busy the whole window.
+/// seconds), busiest first, e.g. `herald-writer 0.93, tokio-rt-worker ×2 1.10`: a group
+/// near 1.0 per thread was busy the whole window. Differences are taken per thread, so
+/// a thread that ended between the marks takes nothing away from its group (its own
+/// last seconds are missing), and one that started counts from zero; `×n` counts the
+/// group's threads alive at the end.
 fn thread_cores(before: &Mark, after: &Mark) -> String {
     let wall = after.at.duration_since(before.at).as_secs_f64();
     if wall <= 0.0 {
         return String::new();
     }
-    let mut groups: Vec<(&str, usize, f64)> = after
-        .threads
-        .iter()
-        .map(|(name, &(n, secs))| {
-            let was = before.threads.get(name).map_or(0.0, |&(_, s)| s);
-            (name.as_str(), n, (secs - was).max(0.0) / wall)
-        })
+    let mut by_group: BTreeMap<&str, (usize, f64)> = BTreeMap::new();
+    for (tid, (group, secs)) in &after.threads {
+        let was = match before.threads.get(tid) {
+            Some((g, s)) if g == group => *s,
+            _ => 0.0,
+        };
+        let e = by_group.entry(group.as_str()).or_default();
+        e.0 += 1;
+        e.1 += (secs - was).max(0.0);
+    }
+    let mut groups: Vec<(&str, usize, f64)> = by_group
+        .into_iter()
+        .map(|(name, (n, secs))| (name, n, secs / wall))
         .collect();
     groups.sort_by(|a, b| b.2.total_cmp(&a.2).then(a.0.cmp(b.0)));
     groups
@@ -185,31 +196,44 @@ fn thread_cores(before: &Mark, after: &Mark) -> String {
 mod tests {
     use super::*;
 
-    fn mark(secs_from_start: u64, threads: &[(&str, usize, f64)]) -> Mark {
+    fn mark(secs_from_start: u64, threads: &[(u32, &str, f64)]) -> Mark {
         static START: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
         let start = *START.get_or_init(std::time::Instant::now);
         Mark {
             at: start + std::time::Duration::from_secs(secs_from_start),
             cpu_secs: 0.0,
-            threads: threads.iter().map(|&(n, k, s)| (n.to_owned(), (k, s))).collect(),
+            threads: threads
+                .iter()
+                .map(|&(tid, group, secs)| (tid, (group.to_owned(), secs)))
+                .collect(),
             db_bytes: None,
         }
     }
 
     #[test]
     fn thread_groups_are_shown_as_cores_busiest_first() {
-        let before = mark(0, &[("herald-writer", 1, 1.0), ("tokio-runtime-w", 2, 3.0)]);
+        let before = mark(
+            0,
+            &[
+                (1, "herald-writer", 1.0),
+                (2, "tokio-rt-worker", 1.0),
+                (3, "tokio-rt-worker", 2.0),
+                (9, "tokio-rt-worker", 30.0),
+            ],
+        );
+        // Thread 9 (a blocking-pool thread, say) ended; thread 20 started.
         let after = mark(
             10,
             &[
-                ("herald-writer", 1, 10.5),
-                ("tokio-runtime-w", 2, 14.0),
-                ("herald-db", 8, 0.5),
+                (1, "herald-writer", 10.5),
+                (2, "tokio-rt-worker", 6.0),
+                (3, "tokio-rt-worker", 8.0),
+                (20, "herald-db", 0.5),
             ],
         );
         assert_eq!(
             thread_cores(&before, &after),
-            "tokio-runtime-w ×2 1.10, herald-writer 0.95, herald-db ×8 0.05"
+            "tokio-rt-worker ×2 1.10, herald-writer 0.95, herald-db 0.05"
         );
     }
 }
