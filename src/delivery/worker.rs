@@ -10,11 +10,7 @@
 //! costs bounded memory however long it stays down (its deliveries wait in the database,
 //! not here): fan-out writes a full lane's new deliveries unleased ([`Lanes::full`]), and
 //! jobs that arrive beyond the cap all the same (planned while the lane filled up) are
-//! given back the same way. The node as a whole keeps at most about [`MAX_QUEUED`] jobs
-//! handed over by fan-out: past it, fan-out leaves a webhook's new deliveries in the
-//! database whenever they would wait in its lane rather than start, so memory stays
-//! bounded however many webhooks the node serves, while a webhook with a free slot still
-//! gets its deliveries at once.
+//! given back the same way.
 //!
 //! An endpoint that stops answering (no HTTP response: a timeout, a refused or reset
 //! connection, a failed handshake) gets one attempt at a time until an attempt is answered
@@ -34,20 +30,6 @@ use crate::store::DeliveryJob;
 /// otherwise pile up here for as long as it is down: the `slow-endpoint` bench's Herald
 /// peaked at ~140 MiB against ~77 MiB without the dead endpoint.
 pub const MAX_QUEUED_PER_LANE: usize = 1024;
-
-/// Jobs queued in all lanes together past which fan-out hands a webhook no more jobs to
-/// queue ([`Lanes::full`]; checked once per event, so one batch of hand-offs may go past
-/// it). Why: the per-lane cap alone bounds memory by the number of webhooks, not by the
-/// node. A queued job holds its whole body (PPM's are 1–2.5 KB), so 500 webhooks whose
-/// endpoints answer, but slower than their changes come in, could hold ~500,000 jobs and
-/// most of a gigabyte; this cap keeps them to a few tens of MiB. Claims need no such cap:
-/// they fetch at most twice the global slots, for lanes that are not saturated
-/// ([`Lanes::room`]). Deliveries past it wait in the database, like a full lane's, for
-/// the claim loop's next look (its poll at the latest).
-/// Measured on `fanout-wide` (50 webhooks per change, lanes below the cap most of the
-/// time): three interleaved pairs, 35.3k vs 35.4k deliveries/s and peak RSS 135–157 vs
-/// 149–164 MiB.
-pub const MAX_QUEUED: usize = 16 * MAX_QUEUED_PER_LANE;
 
 /// What a finished attempt learnt about its endpoint; it sets how many attempts the
 /// webhook's lane may run at once.
@@ -114,8 +96,6 @@ impl State {
 pub struct Lanes {
     per_webhook: usize,
     global: usize,
-    /// [`MAX_QUEUED`], lower in tests.
-    max_queued: usize,
     state: Mutex<State>,
     idle: Notify,
 }
@@ -135,17 +115,9 @@ impl Lanes {
         Self {
             per_webhook: per_webhook.max(1),
             global: global.max(1),
-            max_queued: MAX_QUEUED,
             state: Mutex::default(),
             idle: Notify::new(),
         }
-    }
-
-    /// The same lanes with a lower node-wide cap on queued jobs.
-    #[cfg(test)]
-    fn with_max_queued(mut self, max_queued: usize) -> Self {
-        self.max_queued = max_queued;
-        self
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -291,24 +263,21 @@ impl Lanes {
     }
 
     /// Those of `webhooks` whose lane is full ([`MAX_QUEUED_PER_LANE`]) or whose endpoint
-    /// is silent, and while the node holds [`MAX_QUEUED`] jobs those whose new jobs would
-    /// queue rather than start: fan-out does not lease their new deliveries but leaves
-    /// them in the database. A full lane's [`Lanes::push`] would give the jobs back; a
-    /// silent lane starts one attempt per request timeout, so jobs handed to it would
-    /// mostly sit until their leases ran short and then be given back, a write each, over
-    /// and over while the endpoint stays down. Claims feed a silent lane instead, one job
-    /// at a time. Looks up only the webhooks asked about: fan-out asks once per event,
-    /// with the lock the attempts also take.
+    /// is silent: fan-out does not lease their new deliveries but leaves them in the
+    /// database. A full lane's [`Lanes::push`] would give the jobs back; a silent lane
+    /// starts one attempt per request timeout, so jobs handed to it would mostly sit until
+    /// their leases ran short and then be given back, a write each, over and over while the
+    /// endpoint stays down. Claims feed a silent lane instead, one job at a time.
+    /// Looks up only the webhooks asked about: fan-out asks once per event, with the lock
+    /// the attempts also take.
     pub fn full(&self, webhooks: &mut dyn Iterator<Item = Uuid>) -> Vec<Uuid> {
         let s = self.lock();
-        let at_cap = s.queued >= self.max_queued;
         webhooks
             .filter(|w| {
                 s.silent.contains(w)
-                    || s.lanes.get(w).is_some_and(|l| {
-                        l.queue.len() >= MAX_QUEUED_PER_LANE
-                            || (at_cap && (!l.queue.is_empty() || l.running >= s.cap(w, self.per_webhook)))
-                    })
+                    || s.lanes
+                        .get(w)
+                        .is_some_and(|l| l.queue.len() >= MAX_QUEUED_PER_LANE)
             })
             .collect()
     }

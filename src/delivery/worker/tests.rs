@@ -282,34 +282,3 @@ fn a_lane_waiting_for_a_global_slot_respects_a_cap_lowered_meanwhile() {
     let next = times_out(&lanes, &started[1]);
     assert_eq!(next.len(), 1, "t's last attempt ended: the next starts");
 }
-
-#[test]
-fn at_the_node_cap_only_webhooks_whose_jobs_would_queue_count_as_full() {
-    let lanes = Lanes::new(1, 8).with_max_queued(4);
-    let (a, b, idle, busy) = (target(), target(), target(), target());
-    // One job of each lane starts (one at a time per webhook); the others queue.
-    let (started, _) = lanes.push(jobs(&a, 3));
-    assert_eq!(started.len(), 1);
-    lanes.push(jobs(&busy, 1));
-    let ask = |ids: &[&Arc<TargetRow>]| lanes.full(&mut ids.iter().map(|t| t.webhook_id));
-    assert_eq!(ask(&[&a, &busy, &idle]), Vec::<Uuid>::new(), "under the cap");
-    lanes.push(jobs(&b, 3));
-    assert_eq!(
-        ask(&[&a, &b, &busy, &idle]),
-        vec![a.webhook_id, b.webhook_id, busy.webhook_id],
-        "at the cap: webhooks with jobs waiting or no free slot, not one whose job would start"
-    );
-    assert_eq!(
-        lanes.full(&mut std::iter::once(idle.webhook_id)),
-        Vec::<Uuid>::new()
-    );
-    assert_eq!(
-        lanes.room(),
-        8 * 2 - 3,
-        "claims still fill free slots: saturated lanes' queues take no room"
-    );
-    // A finished attempt starts one of its lane's queued jobs: below the cap again.
-    let next = lanes.finish(a.webhook_id, started[0].id, Endpoint::Answered).next;
-    assert_eq!(next.len(), 1);
-    assert_eq!(ask(&[&a, &busy]), Vec::<Uuid>::new());
-}
