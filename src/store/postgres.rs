@@ -14,7 +14,8 @@ use tokio_util::sync::CancellationToken;
 
 use super::common::impl_common_store;
 use super::common_delivery::{
-    claim_candidates, claim_chosen_filter, impl_delivery_store, ClaimSource, CLAIM_RETURNING,
+    claim_candidates, claim_chosen_filter, claim_id_lists, impl_delivery_store, ClaimSource, IdList,
+    CLAIM_RETURNING,
 };
 use super::common_delivery_log::impl_delivery_log;
 use super::common_delivery_record::impl_delivery_record;
@@ -223,20 +224,23 @@ impl PgStore {
     /// The claim statement: candidates are locked with `FOR UPDATE SKIP LOCKED`, so any
     /// number of nodes claim concurrently without waiting on, or double-claiming, each
     /// other's rows. Each source locks in its own `WITH` (a `UNION` cannot be locked).
-    /// Binds: token, lease_until, now, limit, per_webhook, excluded ids, one-each ids.
+    /// Binds: token, lease_until, now, limit, per_webhook, the `exclude` ids, the
+    /// `one_each` ids (a long list as one JSON array, see `INLINE_IDS`).
     pub(crate) fn claim_sql(exclude: usize, one_each: usize) -> String {
+        let ids: IdList = |n| format!("SELECT json_array_elements_text(${n}::json)");
+        let (excluded, one) = claim_id_lists(exclude, one_each, ids);
         let lock = " FOR UPDATE OF d SKIP LOCKED";
-        let free = claim_candidates(ClaimSource::Free, exclude, lock);
-        let expired = claim_candidates(ClaimSource::Expired, exclude, lock);
-        let chosen = claim_chosen_filter(exclude, one_each);
+        let free = claim_candidates(ClaimSource::Free, &excluded, lock);
+        let expired = claim_candidates(ClaimSource::Expired, &excluded, lock);
+        let chosen = claim_chosen_filter(&one);
         format!(
             "WITH free AS ({free}), expired AS ({expired}), \
-             ranked AS (SELECT seq, webhook_id, next_attempt_at, ROW_NUMBER() OVER \
-             (PARTITION BY webhook_id ORDER BY next_attempt_at, seq) AS rn \
-             FROM (SELECT * FROM free UNION ALL SELECT * FROM expired) AS cand), \
-             chosen AS (SELECT seq FROM ranked WHERE {chosen} ORDER BY next_attempt_at LIMIT $4) \
-             UPDATE deliveries SET lease_token = $1, lease_until = $2 FROM chosen \
-             WHERE deliveries.seq = chosen.seq RETURNING {CLAIM_RETURNING}"
+                 ranked AS (SELECT seq, webhook_id, next_attempt_at, ROW_NUMBER() OVER \
+                 (PARTITION BY webhook_id ORDER BY next_attempt_at, seq) AS rn \
+                 FROM (SELECT * FROM free UNION ALL SELECT * FROM expired) AS cand), \
+                 chosen AS (SELECT seq FROM ranked WHERE {chosen} ORDER BY next_attempt_at LIMIT $4) \
+                 UPDATE deliveries SET lease_token = $1, lease_until = $2 FROM chosen \
+                 WHERE deliveries.seq = chosen.seq RETURNING {CLAIM_RETURNING}"
         )
     }
 

@@ -13,7 +13,8 @@ use std::sync::Arc;
 
 use super::common::impl_common_store;
 use super::common_delivery::{
-    claim_candidates, claim_chosen_filter, impl_delivery_store, ClaimSource, CLAIM_RETURNING,
+    claim_candidates, claim_chosen_filter, claim_id_lists, impl_delivery_store, ClaimSource, IdList,
+    CLAIM_RETURNING,
 };
 use super::common_delivery_log::impl_delivery_log;
 use super::common_delivery_record::impl_delivery_record;
@@ -173,18 +174,21 @@ impl SqliteStore {
 
     /// The claim statement. SQLite has a single writer, so the `UPDATE … RETURNING` over a
     /// sub-select is atomic without row locks. Binds: token, lease_until, now, limit,
-    /// per_webhook, then the excluded webhook ids, then the one-each ids.
+    /// per_webhook, the `exclude` webhook ids, the `one_each` ids (a long list as one JSON
+    /// array read with `json_each`, see `INLINE_IDS`).
     pub(crate) fn claim_sql(exclude: usize, one_each: usize) -> String {
-        let free = claim_candidates(ClaimSource::Free, exclude, "");
-        let expired = claim_candidates(ClaimSource::Expired, exclude, "");
-        let chosen = claim_chosen_filter(exclude, one_each);
+        let ids: IdList = |n| format!("SELECT value FROM json_each(${n})");
+        let (excluded, one) = claim_id_lists(exclude, one_each, ids);
+        let free = claim_candidates(ClaimSource::Free, &excluded, "");
+        let expired = claim_candidates(ClaimSource::Expired, &excluded, "");
+        let chosen = claim_chosen_filter(&one);
         format!(
             "UPDATE deliveries SET lease_token = $1, lease_until = $2 WHERE seq IN ( \
-             SELECT seq FROM (SELECT seq, webhook_id, next_attempt_at, ROW_NUMBER() OVER \
-             (PARTITION BY webhook_id ORDER BY next_attempt_at, seq) AS rn FROM ( \
-             SELECT * FROM ({free}) UNION ALL SELECT * FROM ({expired}))) \
-             WHERE {chosen} ORDER BY next_attempt_at LIMIT $4) \
-             RETURNING {CLAIM_RETURNING}"
+                 SELECT seq FROM (SELECT seq, webhook_id, next_attempt_at, ROW_NUMBER() OVER \
+                 (PARTITION BY webhook_id ORDER BY next_attempt_at, seq) AS rn FROM ( \
+                 SELECT * FROM ({free}) UNION ALL SELECT * FROM ({expired}))) \
+                 WHERE {chosen} ORDER BY next_attempt_at LIMIT $4) \
+                 RETURNING {CLAIM_RETURNING}"
         )
     }
 
@@ -383,7 +387,13 @@ mod tests {
     async fn claims_cancels_and_queue_stats_read_only_the_rows_they_need() {
         let dir = tempfile::tempdir().unwrap();
         let store = SqliteStore::open(&dir.path().join("herald.db")).await.unwrap();
-        for sql in [SqliteStore::claim_sql(0, 0), SqliteStore::claim_sql(2, 1)] {
+        // Short lists (a parameter per id) and long ones (one JSON array) alike.
+        let long = crate::store::common_delivery::INLINE_IDS + 1;
+        for sql in [
+            SqliteStore::claim_sql(0, 0),
+            SqliteStore::claim_sql(2, 1),
+            SqliteStore::claim_sql(long, long),
+        ] {
             let plan = plan(&store, &sql).await;
             assert!(plan.contains("USING INDEX deliveries_due"), "{plan}");
             assert!(plan.contains("USING INDEX deliveries_leased"), "{plan}");

@@ -178,6 +178,56 @@ rig_test!(
     }
 );
 
+rig_test!(
+    a_claim_leaves_out_and_limits_more_webhooks_than_a_statement_has_parameters,
+    &[("HERALD_WORKERS", "false")],
+    |rig: Rig| async move {
+        // A node with this many saturated or silent webhooks is large, not broken: its
+        // claims must still work (one parameter per id would pass SQLite's 32,766 and
+        // PostgreSQL's 65,535 and fail every claim).
+        let skipped = rig.webhook("standard", &["Project:Created"], json!({})).await;
+        let silent = rig.webhook("standard", &["Project:Created"], json!({})).await;
+        let healthy = rig.webhook("standard", &["Project:Created"], json!({})).await;
+        for key in ["MANYA", "MANYB"] {
+            rig.project(key).await;
+        }
+        let others = |n: usize| (0..n).map(|_| uuid::Uuid::new_v4());
+        let (skipped_id, silent_id) = (id(&skipped).parse().unwrap(), id(&silent).parse().unwrap());
+        let store = rig.app.store.clone();
+        // Each list long in turn (one JSON parameter), the other short (one per id).
+        for (long_exclude, long_one_each) in [(true, false), (false, true)] {
+            let n = |long: bool| if long { 70_000 } else { 10 };
+            let mut exclude: Vec<uuid::Uuid> = others(n(long_exclude)).collect();
+            exclude.push(skipped_id);
+            let mut one_each: Vec<uuid::Uuid> = others(n(long_one_each)).collect();
+            one_each.insert(0, silent_id);
+            let now = herald::timefmt::now_ms();
+            let req = herald::store::ClaimRequest {
+                token: format!("many-{long_exclude}"),
+                // Expired at once: the next claim can take the same rows again.
+                lease_until: now - 1,
+                now,
+                limit: 100,
+                per_webhook: 10,
+                exclude,
+                one_each,
+            };
+            let jobs = store.claim_due(&req).await.unwrap();
+            let of = |hook: &Value| {
+                jobs.iter()
+                    .filter(|j| j.target.webhook_id.to_string() == id(hook))
+                    .count()
+            };
+            assert_eq!(
+                (of(&skipped), of(&silent), of(&healthy)),
+                (0, 1, 2),
+                "long exclude list {long_exclude}, long one-each list {long_one_each}: \
+                 the excluded webhook is left out, the silent one gives one row, the other all"
+            );
+        }
+    }
+);
+
 /// A receiver that reads requests and never answers fills only its own lane: a healthy
 /// webhook's deliveries go through as if it were not there.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
