@@ -8,11 +8,11 @@
 //! one multi-row `INSERT`, and the recorder writes a whole batch of attempts, delivery state
 //! changes and webhook status updates in one transaction.
 
+use super::common::placeholders;
+
 /// Columns a claim returns (read by `claim_due`).
 pub(crate) const CLAIM_RETURNING: &str =
     "id, tenant_id, webhook_id, event_type, body, body_format, event_seq, headers, attempts, tries";
-
-use super::common::placeholders;
 
 /// Where a claim looks for rows: free rows (never leased, given back, or due for a retry)
 /// and rows whose lease expired (their node stopped or died).

@@ -235,12 +235,12 @@ impl PgStore {
         let chosen = claim_chosen_filter(&one);
         format!(
             "WITH free AS ({free}), expired AS ({expired}), \
-                 ranked AS (SELECT seq, webhook_id, next_attempt_at, ROW_NUMBER() OVER \
-                 (PARTITION BY webhook_id ORDER BY next_attempt_at, seq) AS rn \
-                 FROM (SELECT * FROM free UNION ALL SELECT * FROM expired) AS cand), \
-                 chosen AS (SELECT seq FROM ranked WHERE {chosen} ORDER BY next_attempt_at LIMIT $4) \
-                 UPDATE deliveries SET lease_token = $1, lease_until = $2 FROM chosen \
-                 WHERE deliveries.seq = chosen.seq RETURNING {CLAIM_RETURNING}"
+             ranked AS (SELECT seq, webhook_id, next_attempt_at, ROW_NUMBER() OVER \
+             (PARTITION BY webhook_id ORDER BY next_attempt_at, seq) AS rn \
+             FROM (SELECT * FROM free UNION ALL SELECT * FROM expired) AS cand), \
+             chosen AS (SELECT seq FROM ranked WHERE {chosen} ORDER BY next_attempt_at LIMIT $4) \
+             UPDATE deliveries SET lease_token = $1, lease_until = $2 FROM chosen \
+             WHERE deliveries.seq = chosen.seq RETURNING {CLAIM_RETURNING}"
         )
     }
 

@@ -184,11 +184,11 @@ impl SqliteStore {
         let chosen = claim_chosen_filter(&one);
         format!(
             "UPDATE deliveries SET lease_token = $1, lease_until = $2 WHERE seq IN ( \
-                 SELECT seq FROM (SELECT seq, webhook_id, next_attempt_at, ROW_NUMBER() OVER \
-                 (PARTITION BY webhook_id ORDER BY next_attempt_at, seq) AS rn FROM ( \
-                 SELECT * FROM ({free}) UNION ALL SELECT * FROM ({expired}))) \
-                 WHERE {chosen} ORDER BY next_attempt_at LIMIT $4) \
-                 RETURNING {CLAIM_RETURNING}"
+             SELECT seq FROM (SELECT seq, webhook_id, next_attempt_at, ROW_NUMBER() OVER \
+             (PARTITION BY webhook_id ORDER BY next_attempt_at, seq) AS rn FROM ( \
+             SELECT * FROM ({free}) UNION ALL SELECT * FROM ({expired}))) \
+             WHERE {chosen} ORDER BY next_attempt_at LIMIT $4) \
+             RETURNING {CLAIM_RETURNING}"
         )
     }
 
