@@ -29,18 +29,24 @@ pub(crate) enum ClaimSource {
 pub(crate) type IdList = fn(usize) -> String;
 
 /// Longest list of webhook ids a claim binds one parameter per id; a longer one is bound as
-/// one JSON array. Why not always one: SQLite decides a skip from the index entry alone
-/// (no table lookup) only for a term without a sub-select, and a claim behind an endpoint
-/// that stopped answering steps over thousands of its rows (`slow-endpoint` ran 13 % slower
-/// with the sub-select). Why not always one per id: a node with tens of thousands of
+/// one JSON array. Why not always one: a claim behind an endpoint that stopped answering
+/// steps over thousands of its rows, and with the sub-select `slow-endpoint` ran 13 %
+/// slower (BENCHMARKS.md, run AW) — most likely SQLite then tests the term after reading
+/// each table row instead of on the index entry. Why not always one per id: a node with tens of thousands of
 /// saturated or silent webhooks would bind more than a statement may have (SQLite
 /// 32,766, PostgreSQL 65,535) and every claim would fail.
-pub(crate) const INLINE_IDS: usize = 256;
+pub const INLINE_IDS: usize = 256;
+
+/// Whether a list of `n` webhook ids is bound one parameter per id (else as one JSON
+/// array): the one test both [`id_list`] (numbering) and `claim_due` (binding) use.
+pub(crate) fn bound_per_id(n: usize) -> bool {
+    n <= INLINE_IDS
+}
 
 /// The SQL for a list of `n` webhook ids bound from `$start` (see [`INLINE_IDS`]), and how
 /// many parameters it takes.
 pub(crate) fn id_list(start: usize, n: usize, json: IdList) -> (String, usize) {
-    if n <= INLINE_IDS {
+    if bound_per_id(n) {
         (placeholders(start, n), n)
     } else {
         (json(start), 1)
@@ -48,9 +54,10 @@ pub(crate) fn id_list(start: usize, n: usize, json: IdList) -> (String, usize) {
 }
 
 /// One source's claim candidates: seq, webhook and due time of at most `$4 * 4` due rows
-/// of enabled webhooks, none of those `excluded` lists (SQL from [`id_list`], empty for
-/// none), whose entity has no earlier pending delivery; `lock` is appended (PostgreSQL's
-/// `FOR UPDATE … SKIP LOCKED`). Binds: `$3` now, `$4` limit, `$6…` excluded ids.
+/// of enabled webhooks, none of the webhooks `excluded` lists (SQL from [`id_list`], empty
+/// for none), whose entity has no earlier pending delivery; `lock` is appended
+/// (PostgreSQL's `FOR UPDATE … SKIP LOCKED`). Binds: `$3` now, `$4` limit, from `$6` the
+/// excluded ids (one parameter each, or one JSON array).
 ///
 /// Why two sources: each matches one partial index exactly, so a claim reads only rows it
 /// may take. One condition over both (`lease_until IS NULL OR lease_until < now`) walked
@@ -236,7 +243,7 @@ macro_rules! impl_delivery_store {
                         .bind(&req.token).bind(req.lease_until).bind(req.now).bind(req.limit).bind(req.per_webhook);
                     // As `claim_id_lists` numbers them: one parameter per id, or one in all.
                     for list in [&req.exclude, &req.one_each] {
-                        if list.len() <= crate::store::common_delivery::INLINE_IDS {
+                        if crate::store::common_delivery::bound_per_id(list.len()) {
                             for id in list.iter() {
                                 q = q.bind(id.to_string());
                             }

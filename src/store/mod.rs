@@ -33,6 +33,7 @@ use async_trait::async_trait;
 use uuid::Uuid;
 
 use crate::config::DatabaseConfig;
+pub use common_delivery::INLINE_IDS;
 pub use delivery_model::*;
 pub use hub::{DeliveryHub, FreshLease, FreshSink};
 pub use model::*;

@@ -188,31 +188,41 @@ rig_test!(
         let skipped = rig.webhook("standard", &["Project:Created"], json!({})).await;
         let silent = rig.webhook("standard", &["Project:Created"], json!({})).await;
         let healthy = rig.webhook("standard", &["Project:Created"], json!({})).await;
-        for key in ["MANYA", "MANYB"] {
-            rig.project(key).await;
-        }
-        let others = |n: usize| (0..n).map(|_| uuid::Uuid::new_v4());
-        let (skipped_id, silent_id) = (id(&skipped).parse().unwrap(), id(&silent).parse().unwrap());
         let store = rig.app.store.clone();
-        // Each list long in turn (one JSON parameter), the other short (one per id).
-        for (long_exclude, long_one_each) in [(true, false), (false, true)] {
-            let n = |long: bool| if long { 70_000 } else { 10 };
-            let mut exclude: Vec<uuid::Uuid> = others(n(long_exclude)).collect();
-            exclude.push(skipped_id);
-            let mut one_each: Vec<uuid::Uuid> = others(n(long_one_each)).collect();
-            one_each.insert(0, silent_id);
+        let claim = |exclude: Vec<uuid::Uuid>, one_each: Vec<uuid::Uuid>| {
             let now = herald::timefmt::now_ms();
-            let req = herald::store::ClaimRequest {
-                token: format!("many-{long_exclude}"),
-                // Expired at once: the next claim can take the same rows again.
+            herald::store::ClaimRequest {
+                token: format!("many-{}-{}", exclude.len(), one_each.len()),
+                // Expired at once: the next claim can take the same rows again, from the
+                // expired-lease side of the claim.
                 lease_until: now - 1,
                 now,
                 limit: 100,
                 per_webhook: 10,
                 exclude,
                 one_each,
-            };
-            let jobs = store.claim_due(&req).await.unwrap();
+            }
+        };
+        // Two rows per webhook held by a lease that expired, then two free ones: each
+        // claim below reads both sides (the free rows only in its first round).
+        for key in ["MANYA", "MANYB"] {
+            rig.project(key).await;
+        }
+        assert_eq!(store.claim_due(&claim(vec![], vec![])).await.unwrap().len(), 6);
+        for key in ["MANYC", "MANYD"] {
+            rig.project(key).await;
+        }
+        let others = |n: usize| (0..n).map(|_| uuid::Uuid::new_v4());
+        let (skipped_id, silent_id) = (id(&skipped).parse().unwrap(), id(&silent).parse().unwrap());
+        // Each list long (one JSON parameter) or short (one per id), and both around the
+        // boundary: 256 ids one parameter each, 257 one JSON array.
+        let per_id = herald::store::INLINE_IDS;
+        for (n_exclude, n_one_each) in [(70_000, 10), (10, 70_000), (70_000, 70_000), (per_id - 1, per_id)] {
+            let mut exclude: Vec<uuid::Uuid> = others(n_exclude).collect();
+            exclude.push(skipped_id);
+            let mut one_each: Vec<uuid::Uuid> = others(n_one_each).collect();
+            one_each.insert(0, silent_id);
+            let jobs = store.claim_due(&claim(exclude, one_each)).await.unwrap();
             let of = |hook: &Value| {
                 jobs.iter()
                     .filter(|j| j.target.webhook_id.to_string() == id(hook))
@@ -220,9 +230,9 @@ rig_test!(
             };
             assert_eq!(
                 (of(&skipped), of(&silent), of(&healthy)),
-                (0, 1, 2),
-                "long exclude list {long_exclude}, long one-each list {long_one_each}: \
-                 the excluded webhook is left out, the silent one gives one row, the other all"
+                (0, 1, 4),
+                "{n_exclude} + 1 excluded, {n_one_each} + 1 one each: the excluded webhook is \
+                 left out, the silent one gives one row, the other all"
             );
         }
     }
