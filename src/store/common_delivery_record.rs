@@ -164,16 +164,28 @@ macro_rules! impl_delivery_record {
                 }
                 // The last execution only moves forward: on PostgreSQL batches are written
                 // in parallel, and one that commits after a newer one must not set the
-                // webhook's status back to its older attempt's.
+                // webhook's status back to its older attempt's. Nor its failure streak: an
+                // older success would end a streak of newer failures, and older failures
+                // would count after a newer success (and could disable a webhook that
+                // answers again). A late batch leaves the streak as it is: it can only
+                // count short, which delays an automatic disable, never causes one.
+                //
+                // The streak's start: a success restarts it at the first failure after it
+                // (none: no streak); without one it keeps its start, or starts at this
+                // batch's first failure. A batch of failed retries alone (no first
+                // attempts: none counts) leaves it as it is; it used to clear it, so a dead
+                // endpoint seen mostly through retries kept restarting its "failing for"
+                // span and was never disabled by the time threshold.
                 for chunk in deltas.chunks(RECORD_CHUNK) {
                     let sql = format!(
                         "UPDATE webhooks SET \
                          last_execution_at = CASE WHEN {NEWER} THEN v.column2 ELSE last_execution_at END, \
                          last_status_code = CASE WHEN {NEWER} THEN v.column3 ELSE last_status_code END, \
                          last_error = CASE WHEN {NEWER} THEN v.column4 ELSE last_error END, \
-                         consecutive_failures = CASE WHEN v.column5 THEN v.column6 ELSE consecutive_failures + v.column6 END, \
-                         failing_since = CASE WHEN v.column6 = 0 THEN NULL WHEN v.column5 THEN v.column7 \
-                         ELSE COALESCE(failing_since, v.column7) END \
+                         consecutive_failures = CASE WHEN NOT {NEWER} THEN consecutive_failures \
+                         WHEN v.column5 THEN v.column6 ELSE consecutive_failures + v.column6 END, \
+                         failing_since = CASE WHEN NOT {NEWER} THEN failing_since \
+                         WHEN v.column5 THEN v.column7 ELSE COALESCE(failing_since, v.column7) END \
                          FROM (VALUES {}) AS v WHERE webhooks.id = v.column1",
                         leading_value_rows::<Db>(chunk.len(), 7)
                     );

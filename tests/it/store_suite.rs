@@ -243,3 +243,109 @@ both!(
         );
     }
 );
+
+both!(
+    a_late_batch_leaves_the_failure_streak_alone,
+    |app: TestApp| async move {
+        use herald::store::AutoDisable;
+        use std::sync::Arc;
+        let s = app.store.as_ref();
+        let (t, _) = s.ensure_tenant("streak", 1).await.unwrap();
+        let hook = async |name: &str| {
+            let id = Uuid::new_v4();
+            s.insert_webhook(
+                &NewWebhook {
+                    id,
+                    tenant_id: t.id,
+                    config: config(&format!("https://x.test/{name}")),
+                    secret_sealed: "v1:s".into(),
+                    now: 1,
+                },
+                10,
+            )
+            .await
+            .unwrap();
+            id
+        };
+        // Two failed deliveries in a row disable, whatever the span.
+        let auto = AutoDisable {
+            failures: 2,
+            after_ms: 0,
+        };
+        // Writes one batch of attempts (`(start, status)`, each its delivery's first) at
+        // `now`; returns whether it disabled the webhook.
+        let record = async |id: Uuid, attempts: &[(i64, i64)], now: i64| {
+            let batch: Arc<[_]> = attempts
+                .iter()
+                .map(|&(at, status)| crate::support::attempt(id, at, status))
+                .collect();
+            !s.record_attempts(batch, auto, now).await.unwrap().is_empty()
+        };
+
+        // PostgreSQL writes recorder batches in parallel: an older one may commit last.
+        // Older failures committed after a newer success do not count.
+        let answers_again = hook("answers-again").await;
+        assert!(!record(answers_again, &[(2_000, 200)], 3_000).await);
+        assert!(
+            !record(answers_again, &[(1_000, 500), (1_010, 500)], 3_000).await,
+            "failures before a newer success disabled the webhook"
+        );
+        assert!(
+            record(answers_again, &[(4_000, 500), (4_010, 500)], 5_000).await,
+            "two newer failures in a row disable it"
+        );
+
+        // An older success committed after a newer failure does not end its streak.
+        let failing = hook("failing").await;
+        assert!(!record(failing, &[(2_000, 500)], 3_000).await);
+        assert!(!record(failing, &[(1_000, 200)], 3_000).await);
+        assert!(
+            record(failing, &[(4_000, 500)], 5_000).await,
+            "an older success ended the streak of newer failures"
+        );
+    }
+);
+
+both!(
+    failed_retries_alone_keep_the_failure_streak_s_start,
+    |app: TestApp| async move {
+        use herald::store::AutoDisable;
+        use std::sync::Arc;
+        let s = app.store.as_ref();
+        let (t, _) = s.ensure_tenant("retries", 1).await.unwrap();
+        let id = Uuid::new_v4();
+        s.insert_webhook(
+            &NewWebhook {
+                id,
+                tenant_id: t.id,
+                config: config("https://x.test/retries"),
+                secret_sealed: "v1:s".into(),
+                now: 1,
+            },
+            10,
+        )
+        .await
+        .unwrap();
+        // Two failed deliveries in a row, failing for at least 1.5 s.
+        let auto = AutoDisable {
+            failures: 2,
+            after_ms: 1_500,
+        };
+        let record = async |at: i64, tries: i64, now: i64| {
+            let mut a = crate::support::attempt(id, at, 500);
+            a.tries = tries;
+            a.number = tries;
+            let batch: Arc<[_]> = Arc::new([a]);
+            !s.record_attempts(batch, auto, now).await.unwrap().is_empty()
+        };
+        // A delivery fails at 1.0 s (the streak starts), another's retry fails at 1.1 s
+        // (a retry neither counts nor restarts it), a second delivery fails at 2.0 s: two
+        // in a row, failing since 1.005 s, which is 1.5 s before 3.0 s.
+        assert!(!record(1_000, 1, 1_100).await);
+        assert!(!record(1_100, 2, 1_200).await);
+        assert!(
+            record(2_000, 1, 3_000).await,
+            "a batch of failed retries restarted the streak's span"
+        );
+    }
+);
