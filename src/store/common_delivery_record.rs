@@ -164,11 +164,13 @@ macro_rules! impl_delivery_record {
                 }
                 // The last execution only moves forward: on PostgreSQL batches are written
                 // in parallel, and one that commits after a newer one must not set the
-                // webhook's status back to its older attempt's. Nor its failure streak: an
-                // older success would end a streak of newer failures, and older failures
-                // would count after a newer success (and could disable a webhook that
-                // answers again). A late batch leaves the streak as it is: it can only
-                // count short, which delays an automatic disable, never causes one.
+                // webhook's status back to its older attempt's. Its failure streak errs on
+                // the side of not disabling: a late batch's failures do not count (they
+                // may predate a success already recorded, and counting them could disable
+                // a webhook that answers again), while a late success still ends the
+                // streak, as any 2xx does. The rule is approximate for a batch whose
+                // attempts straddle another batch's; only a success's time would make it
+                // exact.
                 //
                 // The streak's start: a success restarts it at the first failure after it
                 // (none: no streak); without one it keeps its start, or starts at this
@@ -182,10 +184,12 @@ macro_rules! impl_delivery_record {
                          last_execution_at = CASE WHEN {NEWER} THEN v.column2 ELSE last_execution_at END, \
                          last_status_code = CASE WHEN {NEWER} THEN v.column3 ELSE last_status_code END, \
                          last_error = CASE WHEN {NEWER} THEN v.column4 ELSE last_error END, \
-                         consecutive_failures = CASE WHEN NOT {NEWER} THEN consecutive_failures \
-                         WHEN v.column5 THEN v.column6 ELSE consecutive_failures + v.column6 END, \
-                         failing_since = CASE WHEN NOT {NEWER} THEN failing_since \
-                         WHEN v.column5 THEN v.column7 ELSE COALESCE(failing_since, v.column7) END \
+                         consecutive_failures = CASE WHEN v.column5 AND NOT {NEWER} THEN 0 \
+                         WHEN v.column5 THEN v.column6 WHEN NOT {NEWER} THEN consecutive_failures \
+                         ELSE consecutive_failures + v.column6 END, \
+                         failing_since = CASE WHEN v.column5 AND NOT {NEWER} THEN NULL \
+                         WHEN v.column5 THEN v.column7 WHEN NOT {NEWER} THEN failing_since \
+                         ELSE COALESCE(failing_since, v.column7) END \
                          FROM (VALUES {}) AS v WHERE webhooks.id = v.column1",
                         leading_value_rows::<Db>(chunk.len(), 7)
                     );
