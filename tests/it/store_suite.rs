@@ -202,25 +202,32 @@ async fn postgres_sessions_are_named_herald() {
     );
 }
 
+/// A webhook of tenant `tenant_id` (made with [`config`]) whose attempts a test records
+/// directly; returns its id.
+async fn webhook_of(s: &dyn herald::store::Store, tenant_id: i64, name: &str) -> Uuid {
+    let id = Uuid::new_v4();
+    s.insert_webhook(
+        &NewWebhook {
+            id,
+            tenant_id,
+            config: config(&format!("https://x.test/{name}")),
+            secret_sealed: "v1:s".into(),
+            now: 1,
+        },
+        10,
+    )
+    .await
+    .unwrap();
+    id
+}
+
 both!(
     a_batch_written_late_does_not_set_the_last_execution_back,
     |app: TestApp| async move {
         use herald::store::AutoDisable;
         let s = app.store.as_ref();
         let (t, _) = s.ensure_tenant("late", 1).await.unwrap();
-        let id = Uuid::new_v4();
-        s.insert_webhook(
-            &NewWebhook {
-                id,
-                tenant_id: t.id,
-                config: config("https://x.test/late"),
-                secret_sealed: "v1:s".into(),
-                now: 1,
-            },
-            10,
-        )
-        .await
-        .unwrap();
+        let id = webhook_of(s, t.id, "late").await;
         let auto = AutoDisable {
             failures: 100,
             after_ms: 1,
@@ -251,22 +258,7 @@ both!(
         use std::sync::Arc;
         let s = app.store.as_ref();
         let (t, _) = s.ensure_tenant("streak", 1).await.unwrap();
-        let hook = async |name: &str| {
-            let id = Uuid::new_v4();
-            s.insert_webhook(
-                &NewWebhook {
-                    id,
-                    tenant_id: t.id,
-                    config: config(&format!("https://x.test/{name}")),
-                    secret_sealed: "v1:s".into(),
-                    now: 1,
-                },
-                10,
-            )
-            .await
-            .unwrap();
-            id
-        };
+        let hook = async |name: &str| webhook_of(s, t.id, name).await;
         // Two failed deliveries in a row disable, whatever the span.
         let auto = AutoDisable {
             failures: 2,
@@ -318,19 +310,7 @@ both!(
         use std::sync::Arc;
         let s = app.store.as_ref();
         let (t, _) = s.ensure_tenant("retries", 1).await.unwrap();
-        let id = Uuid::new_v4();
-        s.insert_webhook(
-            &NewWebhook {
-                id,
-                tenant_id: t.id,
-                config: config("https://x.test/retries"),
-                secret_sealed: "v1:s".into(),
-                now: 1,
-            },
-            10,
-        )
-        .await
-        .unwrap();
+        let id = webhook_of(s, t.id, "retries").await;
         // Two failed deliveries in a row, failing for at least 1.5 s.
         let auto = AutoDisable {
             failures: 2,
