@@ -85,12 +85,22 @@ async fn attempt(inner: &Inner, job: DeliveryJob) -> Endpoint {
         "retry" => log!(tracing::Level::INFO),
         _ => log!(tracing::Level::WARN),
     }
-    if decision.disable_webhook {
-        for j in inner.signals.lanes.drop_webhook(job.target.webhook_id) {
-            inner.recorder.release(j.id, j.lease.token);
-        }
-    }
+    // A 410: the lane starts nothing more now, and its queued jobs are given back in the
+    // batch that writes the record disabling the webhook, after it. Given back on their
+    // own (releases do not wait for room, records do), they could be written first,
+    // claimed again while the webhook was still enabled, sent, answered 410 and failed
+    // for good instead of waiting for the webhook to be enabled again.
+    let dropped = match decision.disable_webhook {
+        true => inner
+            .signals
+            .lanes
+            .drop_webhook(job.target.webhook_id)
+            .into_iter()
+            .map(|j| (j.id, j.lease.token))
+            .collect(),
+        false => Vec::new(),
+    };
     let record = outcome::record(&job, sent, &decision);
-    inner.recorder.attempt(record).await;
+    inner.recorder.attempt_then_release(record, dropped).await;
     endpoint
 }

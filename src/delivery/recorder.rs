@@ -55,8 +55,13 @@ pub const MAX_UNWRITTEN: usize = 16 * MAX_BATCH;
 /// What the recorder is asked to do.
 pub enum Msg {
     /// Write an attempt and its state changes; the permit is its place among the
-    /// [`MAX_UNWRITTEN`], given back once it is written.
-    Attempt(Box<AttemptRecord>, Option<OwnedSemaphorePermit>),
+    /// [`MAX_UNWRITTEN`], given back once it is written. The leases (usually none) are
+    /// given back in the same batch, after the attempts are written.
+    Attempt(
+        Box<AttemptRecord>,
+        Option<OwnedSemaphorePermit>,
+        Vec<(Uuid, String)>,
+    ),
     /// Give a lease back.
     Release(Uuid, String),
     /// Answer once everything sent before has been written.
@@ -91,9 +96,18 @@ impl Recorder {
 
     /// Queues a record, first waiting for room when [`MAX_UNWRITTEN`] are unwritten.
     pub async fn attempt(&self, r: AttemptRecord) {
+        self.attempt_then_release(r, Vec::new()).await;
+    }
+
+    /// Queues a record like [`Recorder::attempt`], and `leases` to be given back in the
+    /// same batch once it is written. Why together: the record of a 410 disables its
+    /// webhook, and the webhook's queued jobs given back before that was written could be
+    /// claimed again while it was still enabled (on PostgreSQL, batches are written in
+    /// parallel, so a later batch's releases can commit first).
+    pub async fn attempt_then_release(&self, r: AttemptRecord, leases: Vec<(Uuid, String)>) {
         // The semaphore is never closed; without a permit the record still goes.
         let permit = Arc::clone(&self.room).acquire_owned().await.ok();
-        let _ = self.tx.send(Msg::Attempt(Box::new(r), permit));
+        let _ = self.tx.send(Msg::Attempt(Box::new(r), permit, leases));
     }
 
     /// Queues a lease release.
@@ -139,9 +153,10 @@ async fn run(
         let mut next = Some(first);
         loop {
             match next.take() {
-                Some(Msg::Attempt(r, permit)) => {
+                Some(Msg::Attempt(r, permit, leases)) => {
                     attempts.push(*r);
                     permits.extend(permit);
+                    releases.extend(leases);
                 }
                 Some(Msg::Release(id, token)) => releases.push((id, token)),
                 Some(Msg::Flush(ack)) => flushes.push(ack),

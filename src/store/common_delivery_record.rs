@@ -209,7 +209,11 @@ macro_rules! impl_delivery_record {
                         .bind(id.to_string()).bind(reason.as_str())
                         .fetch_optional(&mut *c)
                         .await?
-                    } else if d.failures > 0 {
+                    } else if d.failures > 0 || !d.reset {
+                        // Checked whenever the batch ended the webhook's attempts failing,
+                        // retries included: the streak's span grows while its retries keep
+                        // failing, and a webhook whose last new delivery failed before the
+                        // span reached its threshold would otherwise never be disabled.
                         let reason = format!(
                             "disabled automatically: at least {} deliveries in a row failed over more than {}; \
                              fix the receiver, then enable the webhook again",

@@ -304,19 +304,20 @@ both!(
 );
 
 both!(
-    failed_retries_alone_keep_the_failure_streak_s_start,
+    failed_retries_keep_the_failure_streak_going,
     |app: TestApp| async move {
         use herald::store::AutoDisable;
         use std::sync::Arc;
         let s = app.store.as_ref();
         let (t, _) = s.ensure_tenant("retries", 1).await.unwrap();
-        let id = webhook_of(s, t.id, "retries").await;
         // Two failed deliveries in a row, failing for at least 1.5 s.
         let auto = AutoDisable {
             failures: 2,
             after_ms: 1_500,
         };
-        let record = async |at: i64, tries: i64, now: i64| {
+        // Writes one failed attempt (the delivery's `tries`-th) of `id`'s at `now`;
+        // returns whether it disabled the webhook.
+        let record = async |id: Uuid, at: i64, tries: i64, now: i64| {
             let mut a = crate::support::attempt(id, at, 500);
             a.tries = tries;
             a.number = tries;
@@ -326,11 +327,23 @@ both!(
         // A delivery fails at 1.0 s (the streak starts), another's retry fails at 1.1 s
         // (a retry neither counts nor restarts it), a second delivery fails at 2.0 s: two
         // in a row, failing since 1.005 s, at least 1.5 s before 3.0 s (2.005 s would not be).
-        assert!(!record(1_000, 1, 1_100).await);
-        assert!(!record(1_100, 2, 1_200).await);
+        let id = webhook_of(s, t.id, "retries").await;
+        assert!(!record(id, 1_000, 1, 1_100).await);
+        assert!(!record(id, 1_100, 2, 1_200).await);
         assert!(
-            record(2_000, 1, 3_000).await,
+            record(id, 2_000, 1, 3_000).await,
             "a batch of failed retries restarted the streak's span"
+        );
+
+        // Two deliveries fail at once, too soon to disable; then only their retries fail,
+        // past the span: the webhook is disabled by a retry, with no new delivery.
+        let id = webhook_of(s, t.id, "only-retries").await;
+        assert!(!record(id, 1_000, 1, 1_100).await);
+        assert!(!record(id, 1_010, 1, 1_100).await);
+        assert!(!record(id, 1_200, 2, 1_300).await, "too soon");
+        assert!(
+            record(id, 3_000, 2, 3_100).await,
+            "failed retries past the span did not disable the webhook"
         );
     }
 );
