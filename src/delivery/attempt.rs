@@ -90,16 +90,11 @@ async fn attempt(inner: &Inner, job: DeliveryJob) -> Endpoint {
     // own (releases do not wait for room, records do), they could be written first,
     // claimed again while the webhook was still enabled, sent, answered 410 and failed
     // for good instead of waiting for the webhook to be enabled again.
-    let dropped = match decision.disable_webhook {
-        true => inner
-            .signals
-            .lanes
-            .drop_webhook(job.target.webhook_id)
-            .into_iter()
-            .map(|j| (j.id, j.lease.token))
-            .collect(),
-        false => Vec::new(),
-    };
+    let mut dropped = Vec::new();
+    if decision.disable_webhook {
+        let jobs = inner.signals.lanes.drop_webhook(job.target.webhook_id);
+        dropped.extend(jobs.into_iter().map(|j| (j.id, j.lease.token)));
+    }
     let record = outcome::record(&job, sent, &decision);
     inner.recorder.attempt_then_release(record, dropped).await;
     endpoint

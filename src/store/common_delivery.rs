@@ -104,18 +104,9 @@ pub(crate) fn claim_id_lists(exclude: usize, one_each: usize, json: IdList) -> (
 
 /// `ids` as the one parameter [`IdList`] reads: a JSON array of their strings.
 pub(crate) fn id_list_param(ids: &[uuid::Uuid]) -> String {
-    let mut out = String::with_capacity(2 + ids.len() * 39);
-    out.push('[');
-    for (i, id) in ids.iter().enumerate() {
-        if i > 0 {
-            out.push(',');
-        }
-        out.push('"');
-        out.push_str(id.hyphenated().encode_lower(&mut uuid::Uuid::encode_buffer()));
-        out.push('"');
-    }
-    out.push(']');
-    out
+    // Uuids serialise as their hyphenated lowercase strings, as `to_string` gives them;
+    // a list of strings cannot fail to serialise (no maps, no custom serialisers).
+    serde_json::to_string(ids).unwrap_or_else(|_| "[]".to_owned())
 }
 
 /// `cancel_pending`'s statements, free rows then held ones (each matches one partial
