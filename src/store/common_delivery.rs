@@ -130,42 +130,18 @@ macro_rules! impl_delivery_store {
             use bytes::Bytes;
             use crate::delivery::fanout::{self, Planned, Subscriber};
             use crate::domain::event::Event;
-            use crate::store::common::{corrupt, parse_event_types, parse_format, parse_ids, parse_ordering, parse_uuid, parse_verb};
+            use crate::store::common::{corrupt, parse_uuid};
             use crate::store::common::placeholders;
-            use crate::store::value_rows::leading_value_rows;
+            use crate::store::value_rows::{bind_vals, leading_value_rows, Val};
             use crate::store::*;
             use async_trait::async_trait;
             use sqlx::Row;
             use uuid::Uuid;
 
             type Db = $db;
-            type DbRow = <Db as sqlx::Database>::Row;
             type Conn = <Db as sqlx::Database>::Connection;
 
-            const TARGET_COLUMNS: &str = "id, url, http_verb, headers, secret, previous_secret, previous_secret_until, updated_at";
-
-            fn target_from_row(r: &DbRow) -> StoreResult<TargetRow> {
-                Ok(TargetRow {
-                    webhook_id: parse_uuid(r.try_get::<&str, _>("id")?)?,
-                    url: r.try_get("url")?,
-                    http_verb: parse_verb(r.try_get::<&str, _>("http_verb")?)?,
-                    headers_json: r.try_get("headers")?,
-                    secret_sealed: r.try_get("secret")?,
-                    previous_secret_sealed: r.try_get("previous_secret")?,
-                    previous_secret_until: r.try_get("previous_secret_until")?,
-                    updated_at: r.try_get("updated_at")?,
-                })
-            }
-
-            fn subscriber_from_row(r: &DbRow) -> StoreResult<Subscriber> {
-                Ok(Subscriber {
-                    format: parse_format(r.try_get::<&str, _>("format")?)?,
-                    event_types: parse_event_types(r.try_get::<&str, _>("event_types")?)?,
-                    project_ids: parse_ids(r.try_get::<&str, _>("project_ids")?)?,
-                    ordering: parse_ordering(r.try_get::<&str, _>("ordering")?)?,
-                    target: Arc::new(target_from_row(r)?),
-                })
-            }
+            use crate::store::row_decode::{subscriber_from_row, target_from_row, TARGET_COLUMNS};
 
             crate::store::common_fanout::fanout_fns!($store);
             crate::store::common_event_tail::event_tail_fns!($store);

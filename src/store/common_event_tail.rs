@@ -1,7 +1,6 @@
-//! A change's event and its deliveries written in one round trip, shared by both
-//! backends: SQLite's batch of statements (the writer is held once), PostgreSQL's one
-//! statement (the tenant's feed turn, the event, the deliveries and their bodies), and the
-//! event `INSERT` both are built from. The rows themselves are planned by
+//! A change's event and its deliveries: the event `INSERT` both backends share, and
+//! PostgreSQL's one statement (the tenant's feed turn, the event, the deliveries and
+//! their bodies). The rows themselves are planned by
 //! `common_fanout.rs`; expanded next to it inside a backend's delivery module (uses its
 //! `Db`, `Conn` and the fan-out helpers).
 
@@ -40,50 +39,6 @@ macro_rules! event_tail_fns {
                     }
                     q
                 }
-            }
-
-            /// SQLite's one-round-trip tail of a change: the event, its deliveries and
-            /// `then` (SQL the caller wants run after them, e.g. releasing its savepoint)
-            /// sent as one batch of statements, so the writer is held for one statement
-            /// round trip instead of three. Sets `event.seq`. The bodies are rendered before
-            /// the event has its `seq`, so this is only for events no body shows it for
-            /// (`formats::body_shows_seq`); anonymous placeholders, so SQLite only.
-            /// `before` (if any) is sent first in the same batch: the change's own entity
-            /// write, deferred to here (`crate::store::value_rows::Deferred`).
-            pub(crate) async fn insert_event_and_fanout(
-                c: &mut Conn,
-                store: &$store,
-                tenant_id: i64,
-                event: &mut Event,
-                before: Option<&crate::store::value_rows::Deferred>,
-                then: &str,
-            ) -> StoreResult<(Vec<DeliveryJob>, bool)> {
-                debug_assert!(!crate::formats::body_shows_seq(event) && <Db as sqlx::Database>::NAME == "SQLite");
-                let t = Tail::plan(c, store, tenant_id, event).await?;
-                let mut sql = before.map(|b| b.sql.clone()).unwrap_or_default();
-                sql.push_str(&insert_event_sql());
-                sql.push(';');
-                for chunk in t.rows.chunks(INSERT_CHUNK) {
-                    sql.push_str(&insert_deliveries_sql(
-                        &leading_value_rows::<Db>(chunk.len(), DELIVERY_COLS),
-                        "(SELECT e.seq FROM events e WHERE e.id = column4)",
-                    ));
-                    sql.push(';');
-                }
-                if !t.bodies.is_empty() {
-                    sql.push_str(&insert_bodies_sql(&leading_value_rows::<Db>(t.bodies.len(), BODY_COLS), SEQ_OF_EVENT_ID));
-                    sql.push(';');
-                }
-                sql.push_str(then);
-                let mut q = sqlx::query::<Db>(&sql);
-                if let Some(b) = before {
-                    q = bind_args(q, &b.args);
-                }
-                let q = bind_bodies(t.bind(q, tenant_id, event), &t.bodies, event, t.now);
-                // `fetch_all`, not `fetch_one`: sqlx stops a batch after the row asked for.
-                let out = q.fetch_all(&mut *c).await?;
-                event.seq = out.first().ok_or_else(|| corrupt("event", "no seq returned"))?.try_get("seq")?;
-                finish_fanout(c, store, t.rows, tenant_id, &t.event_type, false).await
             }
 
             /// PostgreSQL's tail of a change: the tenant's feed turn, the event and its
@@ -178,7 +133,7 @@ macro_rules! event_tail_fns {
             const EVENT_COLUMNS: &str = "id, tenant_id, type, entity_kind, entity_id, project_id, occurred_at, idempotency_key, data";
 
             /// The event `INSERT` (its parameters come first in any statement it starts).
-            fn insert_event_sql() -> String {
+            pub(crate) fn insert_event_sql() -> String {
                 format!(
                     "INSERT INTO events ({EVENT_COLUMNS}) VALUES {} RETURNING seq",
                     leading_value_rows::<Db>(1, 9)
@@ -191,6 +146,21 @@ macro_rules! event_tail_fns {
                 format!("INSERT INTO events ({EVENT_COLUMNS}) SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9 FROM {from} RETURNING seq")
             }
 
+            /// An event's values, in `insert_event_sql`'s order.
+            pub(crate) fn event_values<'a>(
+                tenant_id: i64,
+                e: &Event,
+                event_type: &'a str,
+                key: Option<&'a str>,
+                data: &'a str,
+            ) -> [Val<'a>; 9] {
+                [
+                    Val::Owned(e.id.to_string()), Val::Int(Some(tenant_id)), Val::Text(Some(event_type)),
+                    Val::Text(Some(e.entity_kind.as_str())), Val::Int(Some(e.entity_id)), Val::Int(e.project.as_ref().map(|p| p.id)),
+                    Val::Int(Some(e.occurred_at)), Val::Text(key), Val::Text(Some(data)),
+                ]
+            }
+
             /// Binds `insert_event_sql`'s parameters.
             fn bind_event<'q>(
                 q: sqlx::query::Query<'q, Db, <Db as sqlx::Database>::Arguments<'q>>,
@@ -200,8 +170,7 @@ macro_rules! event_tail_fns {
                 key: Option<&'q str>,
                 data: &'q str,
             ) -> sqlx::query::Query<'q, Db, <Db as sqlx::Database>::Arguments<'q>> {
-                q.bind(e.id.to_string()).bind(tenant_id).bind(event_type).bind(e.entity_kind.as_str())
-                    .bind(e.entity_id).bind(e.project.as_ref().map(|p| p.id)).bind(e.occurred_at).bind(key).bind(data)
+                bind_vals(q, event_values(tenant_id, e, event_type, key, data))
             }
 
             /// Writes `e` to the event log (on PostgreSQL, in the tenant's feed turn:

@@ -2,7 +2,7 @@
 //! (`formats::template`) and written in multi-row `INSERT`s in the transaction that writes
 //! the event (the outbox). The event's own `INSERT`, and the one-round-trip tails that send
 //! it with its deliveries, are in `common_event_tail.rs`. Expanded inside a backend's
-//! delivery module (uses its `Db`, `Conn` and row readers), like `common_positions.rs`.
+//! delivery module (uses its `Db`, `Conn` and row readers), like `common_change.rs`.
 
 /// Expands the fan-out helpers for `$store` inside `impl_delivery_store!`'s module.
 macro_rules! fanout_fns {
@@ -28,18 +28,27 @@ macro_rules! fanout_fns {
             }
 
             /// One shared body to insert: its format, text and stand-in ids.
-            type BodyToInsert = (crate::formats::Format, String, crate::formats::template::Standins);
+            pub(crate) type BodyToInsert = (crate::formats::Format, String, crate::formats::template::Standins);
 
             /// Values per row of `insert_bodies_sql`.
-            const BODY_COLS: usize = 6;
+            pub(crate) const BODY_COLS: usize = 6;
 
             /// The `INSERT` of an event's shared bodies whose placeholders are `values`
             /// (`column1` is the event's id); `event_seq` as in `insert_deliveries_sql`.
-            fn insert_bodies_sql(values: &str, event_seq: &str) -> String {
+            pub(crate) fn insert_bodies_sql(values: &str, event_seq: &str) -> String {
                 format!(
                     "INSERT INTO delivery_bodies (event_seq, format, body, webhook_standin, delivery_standin, created_at) \
                      SELECT {event_seq}, column2, column3, column4, column5, column6 FROM (VALUES {values}) AS v"
                 )
+            }
+
+            /// A shared body's values, in `insert_bodies_sql`'s column order.
+            pub(crate) fn body_values<'a>(b: &'a BodyToInsert, event: &Event, now: i64) -> [Val<'a>; BODY_COLS] {
+                let (format, body, standins) = b;
+                [
+                    Val::Owned(event.id.to_string()), Val::Text(Some(format.as_str())), Val::Text(Some(body.as_str())),
+                    Val::Owned(standins.webhook.to_string()), Val::Owned(standins.delivery.to_string()), Val::Int(Some(now)),
+                ]
             }
 
             /// Binds `insert_bodies_sql`'s rows.
@@ -49,10 +58,8 @@ macro_rules! fanout_fns {
                 event: &Event,
                 now: i64,
             ) -> sqlx::query::Query<'q, Db, <Db as sqlx::Database>::Arguments<'q>> {
-                for (format, body, standins) in bodies {
-                    q = q
-                        .bind(event.id.to_string()).bind(format.as_str()).bind(body.as_str())
-                        .bind(standins.webhook.to_string()).bind(standins.delivery.to_string()).bind(now);
+                for b in bodies {
+                    q = bind_vals(q, body_values(b, event, now));
                 }
                 q
             }
@@ -69,7 +76,7 @@ macro_rules! fanout_fns {
             }
 
             /// Rows per delivery `INSERT` statement.
-            const INSERT_CHUNK: usize = 40;
+            pub(crate) const INSERT_CHUNK: usize = 40;
 
             fn rows_to_insert(subs: &[Subscriber], planned: Vec<Planned>, fresh: Option<&crate::store::FreshLease>) -> StoreResult<Vec<RowToInsert>> {
                 let mut rows = Vec::with_capacity(planned.len());
@@ -101,21 +108,39 @@ macro_rules! fanout_fns {
 
             /// The `seq` of the event whose id a shared body's row binds as `column1`, looked
             /// up because it is drawn by the event's insert in the same batch or transaction.
-            const SEQ_OF_EVENT_ID: &str = "(SELECT e.seq FROM events e WHERE e.id = v.column1)";
+            pub(crate) const SEQ_OF_EVENT_ID: &str = "(SELECT e.seq FROM events e WHERE e.id = v.column1)";
 
             /// Values per delivery row in `insert_deliveries_sql`.
-            const DELIVERY_COLS: usize = 14;
+            pub(crate) const DELIVERY_COLS: usize = 14;
 
             /// The `INSERT` of the delivery rows whose placeholders are `values`;
             /// `event_seq` is the SQL expression of the event's `seq` (the bound `column5`,
             /// or a look-up when it is not known yet).
-            fn insert_deliveries_sql(values: &str, event_seq: &str) -> String {
+            pub(crate) fn insert_deliveries_sql(values: &str, event_seq: &str) -> String {
                 format!(
                     "INSERT INTO deliveries (id, tenant_id, webhook_id, event_id, event_seq, event_type, entity_key, \
                      body, headers, next_attempt_at, lease_token, lease_until, created_at, status, updated_at, body_format) \
                      SELECT column1, column2, column3, column4, {event_seq}, column6, column7, column8, column9, column10, \
                      column11, column12, column13, 'pending', column13, column14 FROM (VALUES {values}) AS v"
                 )
+            }
+
+            /// A delivery row's values, in `insert_deliveries_sql`'s column order.
+            pub(crate) fn delivery_values<'a>(
+                r: &'a RowToInsert,
+                tenant_id: i64,
+                event: &Event,
+                event_type: &'a str,
+                now: i64,
+            ) -> [Val<'a>; DELIVERY_COLS] {
+                let lease = r.lease.as_ref();
+                [
+                    Val::Owned(r.id.to_string()), Val::Int(Some(tenant_id)), Val::Owned(r.target.webhook_id.to_string()),
+                    Val::Owned(event.id.to_string()), Val::Int(Some(event.seq)), Val::Text(Some(event_type)),
+                    Val::Text(r.key.as_deref()), Val::Text(r.shared.is_none().then_some(r.body.as_str())),
+                    Val::Text(Some(r.encoded.as_str())), Val::Int(Some(now)), Val::Text(lease.map(|l| l.token.as_str())),
+                    Val::Int(lease.map(|l| l.until)), Val::Int(Some(now)), Val::Text(r.shared.map(|f| f.as_str())),
+                ]
             }
 
             /// Binds one chunk of rows, in `insert_deliveries_sql`'s column order.
@@ -128,13 +153,7 @@ macro_rules! fanout_fns {
                 now: i64,
             ) -> sqlx::query::Query<'q, Db, <Db as sqlx::Database>::Arguments<'q>> {
                 for r in chunk {
-                    let lease = r.lease.as_ref();
-                    q = q
-                        .bind(r.id.to_string()).bind(tenant_id).bind(r.target.webhook_id.to_string())
-                        .bind(event.id.to_string()).bind(event.seq).bind(event_type).bind(r.key.as_deref())
-                        .bind(r.shared.is_none().then_some(r.body.as_str())).bind(r.encoded.as_str()).bind(now)
-                        .bind(lease.map(|l| l.token.as_str())).bind(lease.map(|l| l.until))
-                        .bind(now).bind(r.shared.map(|f| f.as_str()));
+                    q = bind_vals(q, delivery_values(r, tenant_id, event, event_type, now));
                 }
                 q
             }
@@ -166,9 +185,8 @@ macro_rules! fanout_fns {
                 }
                 // Cached lists hold every enabled webhook; uncached reads only the
                 // ones subscribed to this event type.
-                let rows = sqlx::query::<Db>(&format!(
-                    "SELECT {TARGET_COLUMNS}, format, event_types, project_ids, ordering FROM webhooks \
-                     WHERE tenant_id = $1 AND enabled AND ($2 OR event_types LIKE $3) ORDER BY created_at, id"
+                let rows = sqlx::query::<Db>(&crate::store::row_decode::subscriber_sql(
+                    "tenant_id = $1 AND enabled AND ($2 OR event_types LIKE $3)",
                 ))
                 .bind(tenant_id)
                 .bind(cache.is_some())
@@ -186,13 +204,18 @@ macro_rules! fanout_fns {
             /// this node when an engine is attached).
             async fn plan_rows(c: &mut Conn, store: &$store, tenant_id: i64, event: &Event) -> StoreResult<(Vec<RowToInsert>, Vec<BodyToInsert>, i64)> {
                 let subs = subscribers(c, store, tenant_id, event).await?;
+                plan_for(store, &subs, event)
+            }
+
+            /// [`plan_rows`] once the subscribers are known.
+            pub(crate) fn plan_for(store: &$store, subs: &[Subscriber], event: &Event) -> StoreResult<(Vec<RowToInsert>, Vec<BodyToInsert>, i64)> {
                 let now = crate::timefmt::now_ms();
                 if subs.is_empty() {
                     return Ok((Vec::new(), Vec::new(), now));
                 }
-                let plan = fanout::plan(event, &subs, &store.hub.public_base_url());
+                let plan = fanout::plan(event, subs, &store.hub.public_base_url());
                 let lease = store.hub.fresh_lease(now, &mut plan.deliveries.iter().map(|p| subs[p.subscriber].target.webhook_id));
-                Ok((rows_to_insert(&subs, plan.deliveries, lease.as_ref())?, bodies_to_insert(plan.bodies)?, now))
+                Ok((rows_to_insert(subs, plan.deliveries, lease.as_ref())?, bodies_to_insert(plan.bodies)?, now))
             }
 
             /// Creates the deliveries of `event` (already inserted, `seq` set) in the
@@ -244,8 +267,7 @@ macro_rules! fanout_fns {
                 event_type: &str,
                 committed: bool,
             ) -> StoreResult<(Vec<DeliveryJob>, bool)> {
-                let claimable = rows.iter().any(|r| r.lease.is_none() && !r.held_back);
-                let jobs = jobs_of(rows, tenant_id, event_type);
+                let (jobs, claimable) = settle_rows(rows, tenant_id, event_type);
                 if claimable {
                     match store.notify_work(&mut *c).await {
                         Err(e) if committed => {
@@ -255,6 +277,14 @@ macro_rules! fanout_fns {
                     }
                 }
                 Ok((jobs, claimable))
+            }
+
+            /// The jobs for the leased rows (to hand over after commit), and whether
+            /// claimable rows were written: rows held back for a full queue do not count
+            /// (see `finish_fanout`).
+            pub(crate) fn settle_rows(rows: Vec<RowToInsert>, tenant_id: i64, event_type: &str) -> (Vec<DeliveryJob>, bool) {
+                let claimable = rows.iter().any(|r| r.lease.is_none() && !r.held_back);
+                (jobs_of(rows, tenant_id, event_type), claimable)
             }
     };
 }

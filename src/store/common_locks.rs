@@ -1,5 +1,5 @@
 //! The locks a change takes, shared by both backends (expanded inside a backend's tracker
-//! module, like `common_positions.rs`): the row of the change's project (or, for a change
+//! module, like `common_change.rs`): the row of the change's project (or, for a change
 //! that belongs to no project, the tenant row), and a shared turn on the tenant's event
 //! feed around drawing the event's `seq`. On SQLite all are no-ops, because its one writer
 //! connection already serialises every write, so `seq` order is commit order there.

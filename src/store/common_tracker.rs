@@ -5,58 +5,31 @@
 //! tenant's feed turn (so the event feed never skips an event: `common_locks.rs`), write
 //! the event, and fan it out to the matching webhooks (see `common_delivery.rs`) before
 //! committing. On SQLite the single writer connection does all of that locking by itself.
-//! The change itself is in `common_change.rs`.
+//! The change itself is in `change_path.rs`, run here through sqlx (`common_change.rs`).
 
 /// Expands the `TrackerStore` implementation for one backend store type.
 macro_rules! impl_tracker_store {
     ($store:ty, $db:ty) => {
         mod tracker_impl {
             use super::*;
-            use crate::domain::diff::diff;
-            use crate::domain::event::{Event, ParentRef, ProjectRef};
-            use crate::domain::event_type::{Action, EntityKind, EventType};
+            use crate::domain::event::Event;
+            use crate::domain::event_type::EntityKind;
             use crate::domain::field::FieldDef;
             use crate::domain::formula::Formula;
-            use crate::domain::webhook::FieldError;
-            use crate::store::common::{corrupt, parse_uuid, placeholders, to_json};
+            use crate::store::common::{corrupt, placeholders};
             use crate::store::value_rows::{Deferred, SqlArg};
             use crate::store::*;
             use async_trait::async_trait;
-            use serde_json::{Map, Value};
+            use serde_json::Value;
             use sqlx::Row;
-            use uuid::Uuid;
 
             type Db = $db;
             type DbRow = <Db as sqlx::Database>::Row;
             type Conn = <Db as sqlx::Database>::Connection;
 
-            const ENTITY_COLUMNS: &str = "id, uuid, kind, parent_kind, parent_id, project_id, position, \
-                 version, data, created_at, updated_at";
+            use crate::store::change_path::ENTITY_COLUMNS;
 
-            fn kind_of(s: &str) -> StoreResult<EntityKind> {
-                EntityKind::parse(s).ok_or_else(|| corrupt("entity kind", s))
-            }
-
-            fn entity_from_row(r: &DbRow) -> StoreResult<EntityRow> {
-                let parent_kind: Option<String> = r.try_get("parent_kind")?;
-                let parent_id: Option<i64> = r.try_get("parent_id")?;
-                let data: String = r.try_get("data")?;
-                Ok(EntityRow {
-                    id: r.try_get("id")?,
-                    uuid: parse_uuid(r.try_get::<&str, _>("uuid")?)?,
-                    kind: kind_of(r.try_get::<&str, _>("kind")?)?,
-                    parent: match (parent_kind, parent_id) {
-                        (Some(k), Some(id)) => Some((kind_of(&k)?, id)),
-                        _ => None,
-                    },
-                    project_id: r.try_get("project_id")?,
-                    position: r.try_get("position")?,
-                    version: r.try_get("version")?,
-                    data: serde_json::from_str(&data).map_err(|e| corrupt("entity data", e))?,
-                    created_at: r.try_get("created_at")?,
-                    updated_at: r.try_get("updated_at")?,
-                })
-            }
+            use crate::store::row_decode::entity_from_row;
 
             pub(super) fn field_from_row(r: &DbRow) -> StoreResult<FieldDef> {
                 let ty: String = r.try_get("type")?;
@@ -90,29 +63,6 @@ macro_rules! impl_tracker_store {
 
             crate::store::common_locks::change_lock_fns!($store);
 
-            async fn fetch(c: &mut Conn, tenant_id: i64, kind: EntityKind, id: i64) -> StoreResult<Option<EntityRow>> {
-                let row = sqlx::query::<Db>(&format!(
-                    "SELECT {ENTITY_COLUMNS} FROM entities WHERE tenant_id = $1 AND kind = $2 AND id = $3"
-                ))
-                .bind(tenant_id)
-                .bind(kind.as_str())
-                .bind(id)
-                .fetch_optional(c)
-                .await?;
-                row.as_ref().map(entity_from_row).transpose()
-            }
-
-            crate::store::common_positions::story_position_fns!();
-
-            fn allowed_parents(kind: EntityKind) -> &'static [EntityKind] {
-                match kind {
-                    EntityKind::Story | EntityKind::Task => &[EntityKind::Project],
-                    EntityKind::Comment => &[EntityKind::Story],
-                    EntityKind::KeyDate => &[EntityKind::Project, EntityKind::Portfolio, EntityKind::Program],
-                    _ => &[],
-                }
-            }
-
             #[async_trait]
             impl TrackerStore for $store {
                 async fn entity_heads(&self, tenant_id: i64, ids: &[i64]) -> StoreResult<Vec<EntityHead>> {
@@ -144,7 +94,7 @@ macro_rules! impl_tracker_store {
 
                 async fn get_entity(&self, tenant_id: i64, kind: EntityKind, id: i64) -> StoreResult<Option<EntityRow>> {
                     let mut c = self.pool.acquire().await?;
-                    fetch(&mut c, tenant_id, kind, id).await
+                    crate::store::change_path::fetch(&mut SqlxOps { c: &mut c, store: self }, tenant_id, kind, id).await
                 }
 
                 async fn list_entities(

@@ -28,14 +28,19 @@
 //! Claims still queue for the writer connection itself and wait behind at most one
 //! batch.
 //!
-//! The task runs on a thread of its own with a single-threaded runtime. Why: each change
-//! is a few round trips to SQLite's connection thread, and every answer has to wake the
-//! task; on the shared runtime that wake-up queued behind the delivery tasks the task
-//! itself had just made runnable (thousands a second), so the one writer spent its time
-//! waiting for a worker. On its own thread the fan-out bench ran 18–19 % more changes per
-//! second with 32 requests in flight (interleaved pairs, against this task on the shared
-//! runtime with and without the outcomes written here). Deliveries it hands over are
-//! spawned on the engine's runtime, not here.
+//! The task runs on a thread of its own with a single-threaded runtime. Why: on the
+//! shared runtime, every wake-up of the one writer queued behind the delivery tasks it had
+//! just made runnable (thousands a second); on its own thread the fan-out bench ran
+//! 18–19 % more changes per second. Deliveries it hands over are spawned on the engine's
+//! runtime, not here.
+//!
+//! Changes run synchronously: the task takes the connection's SQLite handle from sqlx once
+//! for a run of queued changes (`lock_handle`) and calls SQLite directly through rusqlite
+//! (`sqlite/sync_writer.rs`), inside sqlx's transaction. Through sqlx, each of a change's
+//! statements was a hand-off to the connection's own thread and back (~55 µs of CPU each
+//! on this two-core machine), several times what SQLite's own work cost. The engine's
+//! writes (outcome batches, lease releases) still run through sqlx: each carries many
+//! deliveries' outcomes, so there are far fewer of them than changes.
 //!
 //! A request that is dropped (its client hung up) only drops its wait for the answer; the
 //! change itself is applied or not as a whole, and its deliveries are handed over by the
@@ -51,6 +56,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use uuid::Uuid;
 
+use super::sqlite::sync_writer;
 use super::{
     AttemptRecord, AutoDisable, ChangeOutcome, ChangeRequest, ChangeStep, DeliveryHub, DeliveryJob,
     StoreError, StoreResult,
@@ -64,9 +70,10 @@ use super::{
 /// takes ~6 ms, and the writer waits for work ~30 % of the time.
 pub(crate) const MAX_GROUP: usize = 16;
 
-/// SQL a change appends to its last statement: its writes join the batch, and the next
-/// change's savepoint is open already, so neither costs a round trip of its own.
-pub(crate) const RELEASE_AND_NEXT: &str = "RELEASE change; SAVEPOINT change";
+/// Ends a savepoint whose writes stay in the batch.
+const RELEASE: &str = "RELEASE change";
+/// Ends a savepoint whose writes are undone (the savepoint itself is popped too).
+const UNDO: &str = "ROLLBACK TO change; RELEASE change";
 
 /// A queued change and where its answer goes.
 pub(crate) struct Queued {
@@ -183,16 +190,12 @@ impl ChangeQueue {
     }
 }
 
-/// What the writer task needs from its store: the change itself, run inside the batch's
-/// transaction (the backend's `apply_in`).
+/// What the writer task needs from its store: the change itself, run synchronously on
+/// the batch's connection (`sqlite/sync_writer.rs`), and the engine's writes, run
+/// through sqlx on the batch's transaction.
 pub(crate) trait ChangeWriter: Send + Sync + 'static {
-    /// Applies `req` on `tx`, inside the `change` savepoint; `then` as in `apply_in`.
-    fn apply<'a>(
-        &'a self,
-        tx: &'a mut Transaction<'static, Sqlite>,
-        req: &'a ChangeRequest,
-        then: &'static str,
-    ) -> futures_util::future::BoxFuture<'a, StoreResult<ChangeStep>>;
+    /// Applies `req` on `conn`, inside the `change` savepoint.
+    fn apply(&self, conn: &rusqlite::Connection, req: &ChangeRequest) -> StoreResult<ChangeStep>;
 
     /// Writes a batch of attempt outcomes on `tx`, inside the `change` savepoint; returns
     /// the webhooks it disabled.
@@ -288,34 +291,28 @@ async fn write_batch<W: ChangeWriter>(
         }
     };
     let mut owed = Owed::default();
-    let mut savepoint_open = false;
     let mut next = Some(first);
     let mut broken = None;
+    // Counting every item, not only kept ones: a stream of no-op changes must not keep
+    // the transaction (and the writer) open.
     let mut processed = 0;
     while let Some(work) = next.take() {
-        processed += 1;
-        if !savepoint_open {
-            if let Err(e) = tx.execute("SAVEPOINT change").await {
-                refuse(work, e.into());
-                broken = Some("opening a savepoint failed".to_owned());
+        let step = match work {
+            Work::Change(q) => changes(store, &mut tx, q, queues, &mut owed, &mut processed).await,
+            Work::Engine(w) => {
+                processed += 1;
+                engine_write(store, &mut tx, w, &mut owed)
+                    .await
+                    .map(|()| (processed < MAX_GROUP).then(|| queues.next_queued()).flatten())
+            }
+        };
+        match step {
+            Ok(n) => next = n,
+            Err(why) => {
+                broken = Some(why);
                 break;
             }
-            savepoint_open = true;
         }
-        let step = match work {
-            Work::Change(q) => change(store, &mut tx, q, &mut owed).await,
-            Work::Engine(w) => engine_write(store, &mut tx, w, &mut owed).await,
-        };
-        if let Err(why) = step {
-            broken = Some(why);
-            break;
-        }
-        // Counting every item, not only kept ones: a stream of no-op changes must not
-        // keep the transaction (and the writer) open.
-        if processed >= MAX_GROUP {
-            break;
-        }
-        next = queues.next_queued();
     }
     let result = match broken {
         // Dropping the transaction rolls the whole batch back.
@@ -356,27 +353,71 @@ fn refuse(work: Work, e: StoreError) {
     }
 }
 
-/// Runs one change in the open `change` savepoint and leaves the next one open. `Err`
-/// when the transaction can no longer be used (the change itself was answered).
-async fn change<W: ChangeWriter>(
+/// Runs `first` and the changes queued behind it (up to the batch's limit) on the
+/// connection's handle, taken from sqlx once for all of them; returns the next item when
+/// it is the engine's (those run through sqlx). `Err` when the transaction can no longer
+/// be used (every change taken was answered or is owed an answer).
+async fn changes<W: ChangeWriter>(
     store: &W,
     tx: &mut Transaction<'static, Sqlite>,
+    first: Queued,
+    queues: &mut Queues,
+    owed: &mut Owed,
+    processed: &mut usize,
+) -> Result<Option<Work>, String> {
+    let mut locked = match tx.lock_handle().await {
+        Ok(locked) => locked,
+        Err(e) => {
+            let _ = first.answer.send(Err(e.into()));
+            return Err("the writer's handle could not be taken".to_owned());
+        }
+    };
+    let ran = herald_sqlite_handle::with_connection(&mut locked, |conn| {
+        let mut q = first;
+        loop {
+            *processed += 1;
+            change(store, conn, q, owed)?;
+            if *processed >= MAX_GROUP {
+                return Ok(None);
+            }
+            match queues.next_queued() {
+                Some(Work::Change(c)) => q = c,
+                other => return Ok(other),
+            }
+        }
+    });
+    // A handle rusqlite refused drops the change unanswered: its caller hears that the
+    // writer stopped.
+    ran.map_err(|e| format!("the writer's handle could not be used: {e}"))?
+}
+
+/// Runs one change in a `change` savepoint of its own: kept and answered after commit,
+/// or undone alone and answered now. `Err` when the transaction can no longer be used
+/// (the change itself was answered).
+fn change<W: ChangeWriter>(
+    store: &W,
+    conn: &rusqlite::Connection,
     q: Queued,
     owed: &mut Owed,
 ) -> Result<(), String> {
-    let result = guarded(store.apply(tx, &q.req, RELEASE_AND_NEXT)).await;
+    if let Err(e) = sync_writer::run(conn, "SAVEPOINT change") {
+        let _ = q.answer.send(Err(e));
+        return Err("opening a savepoint failed".to_owned());
+    }
+    let result =
+        std::panic::catch_unwind(AssertUnwindSafe(|| store.apply(conn, &q.req))).unwrap_or_else(|_| {
+            tracing::error!("a change on the writer task panicked; it was rolled back");
+            Err(StoreError::CommitFailed("the write failed".into()))
+        });
     let undone = match result {
         Ok(ChangeStep::Keep {
             outcome,
             jobs,
             claimable,
-            then_ran,
         }) => {
-            if !then_ran {
-                if let Err(e) = tx.execute(RELEASE_AND_NEXT).await {
-                    let _ = q.answer.send(Err(e.into()));
-                    return Err("releasing a savepoint failed".to_owned());
-                }
+            if let Err(e) = sync_writer::run(conn, RELEASE) {
+                let _ = q.answer.send(Err(e));
+                return Err("releasing a savepoint failed".to_owned());
             }
             owed.jobs.extend(jobs);
             owed.claimable |= claimable;
@@ -390,8 +431,8 @@ async fn change<W: ChangeWriter>(
         )),
         Err(e) => Err(e),
     };
-    // Nothing of this change stays; the savepoint stays open for the next.
-    if let Err(e) = tx.execute("ROLLBACK TO change").await {
+    // Nothing of this change stays.
+    if let Err(e) = conn.execute_batch(UNDO) {
         let _ = q.answer.send(Err(e.into()));
         return Err("rolling back to a savepoint failed".to_owned());
     }
@@ -399,15 +440,19 @@ async fn change<W: ChangeWriter>(
     Ok(())
 }
 
-/// Runs one engine write in the open `change` savepoint, like a change: kept and answered
-/// after commit, or rolled back alone and answered with the error. `Err` when the
-/// transaction can no longer be used (the write itself was answered).
+/// Runs one engine write in a `change` savepoint of its own, like a change: kept and
+/// answered after commit, or rolled back alone and answered with the error. `Err` when
+/// the transaction can no longer be used (the write itself was answered).
 async fn engine_write<W: ChangeWriter>(
     store: &W,
     tx: &mut Transaction<'static, Sqlite>,
     w: EngineWrite,
     owed: &mut Owed,
 ) -> Result<(), String> {
+    if let Err(e) = tx.execute("SAVEPOINT change").await {
+        w.refuse(e.into());
+        return Err("opening a savepoint failed".to_owned());
+    }
     match w {
         EngineWrite::Outcomes {
             records,
@@ -444,8 +489,8 @@ async fn settle<T>(
     done: fn(oneshot::Sender<StoreResult<T>>, T) -> Done,
 ) -> Result<(), String> {
     let (sql, broken) = match &result {
-        Ok(_) => (RELEASE_AND_NEXT, "releasing a savepoint failed"),
-        Err(_) => ("ROLLBACK TO change", "rolling back to a savepoint failed"),
+        Ok(_) => (RELEASE, "releasing a savepoint failed"),
+        Err(_) => (UNDO, "rolling back to a savepoint failed"),
     };
     if let Err(e) = tx.execute(sql).await {
         let _ = answer.send(Err(e.into()));

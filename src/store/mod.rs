@@ -4,6 +4,7 @@
 //! `common.rs`, which both backends expand) using `$n` placeholders and portable types
 //! (BIGINT epoch-ms times, TEXT ids and JSON), so one test suite proves both.
 
+mod change_path;
 mod common;
 mod common_change;
 mod common_delivery;
@@ -13,13 +14,13 @@ mod common_directory;
 mod common_event_tail;
 mod common_fanout;
 mod common_locks;
-mod common_positions;
 mod common_tracker;
 pub mod delivery_model;
 mod group_commit;
 pub mod hub;
 pub mod model;
 pub mod postgres;
+mod row_decode;
 pub mod sqlite;
 pub mod subscriber_cache;
 pub mod tracker_model;
@@ -66,6 +67,10 @@ pub enum StoreError {
     /// The database failed.
     #[error(transparent)]
     Database(#[from] sqlx::Error),
+    /// The database failed, seen through SQLite's synchronous writer
+    /// (`sqlite/sync_writer.rs`).
+    #[error(transparent)]
+    Sqlite(#[from] rusqlite::Error),
     /// Migrations failed.
     #[error(transparent)]
     Migrate(#[from] sqlx::migrate::MigrateError),

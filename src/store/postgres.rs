@@ -155,7 +155,6 @@ impl PgStore {
                     outcome,
                     jobs,
                     claimable,
-                    ..
                 } => {
                     self.hub.hand_off(jobs, claimable);
                     return Ok(outcome);

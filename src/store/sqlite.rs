@@ -25,8 +25,8 @@ use super::subscriber_cache::SubscriberCache;
 use super::ui_sessions::impl_ui_session_store;
 use super::wal_checkpoint;
 use super::{
-    migrator, AttemptRecord, AutoDisable, ChangeOutcome, ChangeRequest, ChangeStep, DeliveryHub, Finish,
-    Store, StoreError, StoreResult,
+    migrator, AttemptRecord, AutoDisable, ChangeOutcome, ChangeRequest, ChangeStep, DeliveryHub, Store,
+    StoreError, StoreResult,
 };
 
 /// Name of the writer connection's thread. It and the writer task's (`herald-writer`)
@@ -261,14 +261,11 @@ impl SqliteStore {
     pub(crate) async fn listen(&self, _: Arc<tokio::sync::Notify>, _: tokio_util::sync::CancellationToken) {}
 }
 
+pub(crate) mod sync_writer;
+
 impl ChangeWriter for SqliteStore {
-    fn apply<'a>(
-        &'a self,
-        tx: &'a mut sqlx::Transaction<'static, sqlx::Sqlite>,
-        req: &'a ChangeRequest,
-        then: &'static str,
-    ) -> futures_util::future::BoxFuture<'a, StoreResult<ChangeStep>> {
-        Box::pin(tracker_impl::apply_in(tx, self, req, Finish::Batch(then)))
+    fn apply(&self, conn: &rusqlite::Connection, req: &ChangeRequest) -> StoreResult<ChangeStep> {
+        sync_writer::apply(conn, self, req)
     }
 
     fn record<'a>(

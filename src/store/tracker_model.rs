@@ -187,8 +187,6 @@ pub(crate) enum ChangeStep {
         jobs: Vec<super::DeliveryJob>,
         /// Unleased (claimable) deliveries were written as well.
         claimable: bool,
-        /// The caller's `then` SQL ran after the change's last statement.
-        then_ran: bool,
     },
     /// Roll the writes back and answer with this outcome (nothing changed after all).
     Discard(ChangeOutcome),
@@ -200,12 +198,12 @@ pub(crate) enum ChangeStep {
 
 /// How the caller commits a change, which decides how `apply_in` sends its last writes.
 #[derive(Debug, Clone, Copy)]
-pub(crate) enum Finish<'a> {
+pub(crate) enum Finish {
     /// In the caller's transaction, statement by statement, under row locks (PostgreSQL).
     Transaction,
-    /// SQLite's writer batch: the entity's write and this SQL (releasing the change's
-    /// savepoint, opening the next) join the change's last batch of statements.
-    Batch(&'a str),
+    /// SQLite's writer batch, in a savepoint of its own: nothing else writes meanwhile,
+    /// so the entity's new state is known without reading it back.
+    Batch,
     /// PostgreSQL outside a transaction, for a project's update: the project is read
     /// without a lock, and its write, the tenant lock, the event and the deliveries go in
     /// one statement that commits on its own and writes nothing unless the project's

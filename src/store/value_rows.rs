@@ -84,11 +84,9 @@ mod tests {
     }
 }
 
-/// One bound value of a statement built ahead of the statement it is sent with.
-///
-/// Why: SQLite's change writer sends a change's last statements as one batch, and a write
-/// whose outcome the change already knows (an entity's new row) joins that batch instead of
-/// costing a round trip of its own; its values wait here until the batch is bound.
+/// One owned value of a statement: a change's statements are written once with their
+/// values as a list (`change_path.rs`), and bound by whichever driver runs them (sqlx, or
+/// rusqlite on SQLite's writer); also the values of a statement held back ([`Deferred`]).
 #[derive(Debug, Clone)]
 pub(crate) enum SqlArg {
     /// An integer column.
@@ -99,9 +97,63 @@ pub(crate) enum SqlArg {
     Text(Option<String>),
 }
 
-/// A statement (anonymous `?` placeholders; `;`-terminated for SQLite's batches) and its
-/// values, held back to be sent with a change's last statement; see [`SqlArg`]. PostgreSQL
-/// numbers the placeholders where it places the statement ([`numbered`]).
+impl rusqlite::ToSql for SqlArg {
+    fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
+        match self {
+            SqlArg::Int(v) => v.to_sql(),
+            SqlArg::Real(v) => v.to_sql(),
+            SqlArg::Text(v) => v.to_sql(),
+        }
+    }
+}
+
+/// One value of a hot statement's row (a delivery, a shared body, an event), borrowed
+/// where it can be: the row's columns are listed once and bound by either driver.
+#[derive(Debug)]
+pub(crate) enum Val<'a> {
+    /// An integer column.
+    Int(Option<i64>),
+    /// A text column borrowed from the row.
+    Text(Option<&'a str>),
+    /// A text column made for the statement (an id's text).
+    Owned(String),
+}
+
+impl rusqlite::ToSql for Val<'_> {
+    fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
+        match self {
+            Val::Int(v) => v.to_sql(),
+            Val::Text(v) => v.to_sql(),
+            Val::Owned(v) => v.to_sql(),
+        }
+    }
+}
+
+/// Binds `vals` to an sqlx query, in order.
+pub(crate) fn bind_vals<'q, DB>(
+    mut q: sqlx::query::Query<'q, DB, <DB as sqlx::Database>::Arguments<'q>>,
+    vals: impl IntoIterator<Item = Val<'q>>,
+) -> sqlx::query::Query<'q, DB, <DB as sqlx::Database>::Arguments<'q>>
+where
+    DB: sqlx::Database,
+    Option<i64>: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    Option<&'q str>: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    String: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+{
+    for v in vals {
+        q = match v {
+            Val::Int(v) => q.bind(v),
+            Val::Text(v) => q.bind(v),
+            Val::Owned(v) => q.bind(v),
+        };
+    }
+    q
+}
+
+/// An entity's write (anonymous `?` placeholders) and its values, held back until the
+/// change's event is written: on SQLite's writer it needs no read-back, on PostgreSQL's
+/// optimistic path it joins the one statement, which numbers the placeholders where it
+/// places it ([`numbered`]).
 #[derive(Debug, Clone)]
 pub(crate) struct Deferred {
     /// The statement.

@@ -1,0 +1,201 @@
+//! SQLite's change path run synchronously: the change's statements go straight to SQLite
+//! (rusqlite) on the writer task's own thread, on the connection handle sqlx locks out
+//! for the batch (`herald_sqlite_handle`), inside sqlx's transaction.
+//!
+//! Why: through sqlx, every statement is a hand-off to the connection's thread and back,
+//! and every result wakes the writer task: ~55 µs of CPU per round trip on a two-core
+//! machine, most of a change's cost (BENCHMARKS.md, "The change path's SQL without sqlx's
+//! thread hand-offs"). The writer task has a thread of its own already, so it can wait on
+//! SQLite itself. The change's logic is `change_path::apply`, shared with PostgreSQL;
+//! this file supplies only how statements run and rows are read.
+
+use futures_util::FutureExt;
+use rusqlite::{CachedStatement, Connection};
+
+use super::delivery_impl::{
+    body_values, delivery_values, event_values, insert_bodies_sql, insert_deliveries_sql, insert_event_sql,
+    plan_for, settle_rows, BODY_COLS, DELIVERY_COLS, INSERT_CHUNK, SEQ_OF_EVENT_ID,
+};
+use super::SqliteStore;
+use crate::delivery::fanout::Subscriber;
+use crate::domain::event::Event;
+use crate::domain::event_type::EntityKind;
+use crate::store::change_path::{self, ChangeOps};
+use crate::store::common::corrupt;
+use crate::store::row_decode::{entity_from_row, subscriber_from_row, subscriber_sql};
+use crate::store::value_rows::{leading_value_rows, Deferred, SqlArg};
+use crate::store::{
+    ChangeOp, ChangeRequest, ChangeStep, DeliveryJob, EntityRow, Finish, StoreError, StoreResult,
+};
+
+/// Applies `req` on `conn` (the writer's handle, inside the batch's transaction and the
+/// change's savepoint).
+pub(crate) fn apply(conn: &Connection, store: &SqliteStore, req: &ChangeRequest) -> StoreResult<ChangeStep> {
+    let mut ops = SyncOps { conn, store };
+    // Every operation below completes without waiting, so the future is ready at once.
+    change_path::apply(&mut ops, req, Finish::Batch)
+        .now_or_never()
+        .unwrap_or_else(|| {
+            Err(StoreError::CommitFailed(
+                "a synchronous change had to wait".into(),
+            ))
+        })
+}
+
+/// Runs one of the writer's own statements without values (`SAVEPOINT`, `RELEASE`, …).
+pub(crate) fn run(conn: &Connection, sql: &str) -> StoreResult<()> {
+    conn.prepare_cached(sql)?.raw_execute()?;
+    Ok(())
+}
+
+/// A change's operations on the writer's handle.
+struct SyncOps<'c> {
+    conn: &'c Connection,
+    store: &'c SqliteStore,
+}
+
+/// `sql`, prepared once per batch, with `args` bound: `$n` and `?n` placeholders take the
+/// n-th value (as sqlx binds them), anonymous `?` ones the value at their position.
+fn bound<'c>(conn: &'c Connection, sql: &str, args: &[SqlArg]) -> StoreResult<CachedStatement<'c>> {
+    let mut st = conn.prepare_cached(sql)?;
+    for i in 1..=st.parameter_count() {
+        let n = st
+            .parameter_name(i)
+            .and_then(|name| name.get(1..))
+            .and_then(|digits| digits.parse::<usize>().ok())
+            .unwrap_or(i);
+        let arg = args
+            .get(n - 1)
+            .ok_or_else(|| corrupt("statement", format!("no value for parameter {n}")))?;
+        st.raw_bind_parameter(i, arg)?;
+    }
+    Ok(st)
+}
+
+impl SyncOps<'_> {
+    /// The first column of `sql`'s first row.
+    fn first<T: rusqlite::types::FromSql>(&self, sql: &str, args: &[SqlArg]) -> StoreResult<Option<T>> {
+        let mut st = bound(self.conn, sql, args)?;
+        let mut rows = st.raw_query();
+        Ok(match rows.next()? {
+            Some(r) => r.get::<_, Option<T>>(0)?,
+            None => None,
+        })
+    }
+
+    /// The tenant's enabled webhooks, from the store's cache or read (and cached).
+    fn subscribers(&self, tenant_id: i64) -> StoreResult<std::sync::Arc<Vec<Subscriber>>> {
+        if let Some(subs) = self.store.subscribers.get(tenant_id) {
+            return Ok(subs);
+        }
+        let mut st = bound(
+            self.conn,
+            &subscriber_sql("tenant_id = $1 AND enabled"),
+            &[SqlArg::Int(Some(tenant_id))],
+        )?;
+        let mut rows = st.raw_query();
+        let mut subs = Vec::new();
+        while let Some(r) = rows.next()? {
+            subs.push(subscriber_from_row(r)?);
+        }
+        let subs = std::sync::Arc::new(subs);
+        self.store
+            .subscribers
+            .put(tenant_id, std::sync::Arc::clone(&subs));
+        Ok(subs)
+    }
+}
+
+impl ChangeOps for SyncOps<'_> {
+    const SINGLE_WRITER: bool = SqliteStore::SINGLE_WRITER;
+
+    /// Nothing to lock: the writer makes every write.
+    async fn lock(&mut self, _: i64, _: EntityKind, _: &ChangeOp) -> StoreResult<()> {
+        Ok(())
+    }
+
+    async fn execute(&mut self, sql: &str, args: &[SqlArg]) -> StoreResult<()> {
+        bound(self.conn, sql, args)?.raw_execute()?;
+        Ok(())
+    }
+
+    async fn int(&mut self, sql: &str, args: &[SqlArg]) -> StoreResult<Option<i64>> {
+        self.first(sql, args)
+    }
+
+    async fn real(&mut self, sql: &str, args: &[SqlArg]) -> StoreResult<Option<f64>> {
+        self.first(sql, args)
+    }
+
+    async fn entity(&mut self, sql: &str, args: &[SqlArg]) -> StoreResult<Option<EntityRow>> {
+        let mut st = bound(self.conn, sql, args)?;
+        let mut rows = st.raw_query();
+        let Some(r) = rows.next()? else { return Ok(None) };
+        let row = entity_from_row(r)?;
+        // A `RETURNING` statement finishes its writes when stepped to its end.
+        while rows.next()?.is_some() {}
+        Ok(Some(row))
+    }
+
+    async fn insert_event(&mut self, tenant_id: i64, event: &Event) -> StoreResult<i64> {
+        let data = serde_json::to_string(event).map_err(|e| corrupt("event", e))?;
+        let event_type = event.event_type.to_string();
+        let mut st = self.conn.prepare_cached(&insert_event_sql())?;
+        for (i, v) in event_values(tenant_id, event, &event_type, None, &data)
+            .iter()
+            .enumerate()
+        {
+            st.raw_bind_parameter(i + 1, v)?;
+        }
+        let mut rows = st.raw_query();
+        let seq = rows
+            .next()?
+            .ok_or_else(|| corrupt("event", "no seq returned"))?
+            .get(0)?;
+        while rows.next()?.is_some() {}
+        Ok(seq)
+    }
+
+    async fn fanout(&mut self, tenant_id: i64, event: &Event) -> StoreResult<(Vec<DeliveryJob>, bool)> {
+        let subs = self.subscribers(tenant_id)?;
+        let (rows, bodies, now) = plan_for(self.store, &subs, event)?;
+        let event_type = event.event_type.to_string();
+        if !bodies.is_empty() {
+            let sql = insert_bodies_sql(
+                &leading_value_rows::<sqlx::Sqlite>(bodies.len(), BODY_COLS),
+                SEQ_OF_EVENT_ID,
+            );
+            let mut st = self.conn.prepare_cached(&sql)?;
+            let values = bodies.iter().flat_map(|b| body_values(b, event, now));
+            for (i, v) in values.enumerate() {
+                st.raw_bind_parameter(i + 1, &v)?;
+            }
+            st.raw_execute()?;
+        }
+        for chunk in rows.chunks(INSERT_CHUNK) {
+            let sql = insert_deliveries_sql(
+                &leading_value_rows::<sqlx::Sqlite>(chunk.len(), DELIVERY_COLS),
+                "column5",
+            );
+            let mut st = self.conn.prepare_cached(&sql)?;
+            let values = chunk
+                .iter()
+                .flat_map(|r| delivery_values(r, tenant_id, event, &event_type, now));
+            for (i, v) in values.enumerate() {
+                st.raw_bind_parameter(i + 1, &v)?;
+            }
+            st.raw_execute()?;
+        }
+        // Nothing to notify: this process is the only one working on the file.
+        Ok(settle_rows(rows, tenant_id, &event_type))
+    }
+
+    async fn write_event_locking_tenant(
+        &mut self,
+        _: i64,
+        _: &mut Event,
+        _: Option<&Deferred>,
+    ) -> StoreResult<Option<(Vec<DeliveryJob>, bool)>> {
+        Err(corrupt("change", "SQLite's writer takes no tenant locks"))
+    }
+}
