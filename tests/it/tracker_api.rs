@@ -1091,3 +1091,73 @@ async fn the_feed_waits_for_an_event_with_a_lower_seq_still_committing() {
     );
     assert_eq!(page["data"][2]["entity_id"], later["id"], "{page}");
 }
+
+/// SQLite's writer runs changes on its own thread, synchronously and in a shared
+/// transaction: a change that panics there must be answered with an error and undone
+/// alone, while the changes batched with it commit and the writer goes on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_change_that_panics_on_the_writer_is_undone_alone() {
+    use herald::domain::event::UserRef;
+    use herald::domain::event_type::EntityKind;
+    use herald::store::{ChangeOp, ChangeRequest};
+    use std::sync::Arc;
+    let Some(app) = TestApp::spawn(crate::support::Backend::Sqlite).await else {
+        return;
+    };
+    let p = post(&app, "/projects", json!({"key": "PN", "name": "Panics"})).await;
+    let id = p["id"].as_i64().unwrap();
+    let tenant = app.store.tenant_by_slug("default").await.unwrap().unwrap();
+    let change = |budget: i64| {
+        let store = Arc::clone(&app.store);
+        let compute = move |cur: Option<&serde_json::Map<String, Value>>| {
+            assert!(budget != 13, "a bug in a change");
+            let mut m = cur.cloned().unwrap_or_default();
+            m.insert("budget".into(), json!(budget));
+            Ok(m)
+        };
+        let req = ChangeRequest {
+            tenant_id: tenant.id,
+            tenant: "default".into(),
+            kind: EntityKind::Project,
+            op: ChangeOp::Update { id },
+            position: None,
+            actor: UserRef {
+                id: 1,
+                uuid: uuid::Uuid::nil(),
+                account_id: "tester".into(),
+                name: "Tester".into(),
+                initials: "T".into(),
+                email: String::new(),
+            },
+            now: 1,
+            compute: Arc::new(compute),
+            normalize: None,
+        };
+        async move { store.apply_change(req).await.map(|_| ()) }
+    };
+    let results = futures::future::join_all((10..18).map(change)).await;
+    for (budget, r) in (10..18).zip(&results) {
+        assert_eq!(r.is_err(), budget == 13, "change {budget}: {r:?}");
+    }
+    change(99).await.expect("the writer goes on after a panic");
+    let ev = events(&app).await;
+    let budgets: Vec<i64> = ev
+        .iter()
+        .filter(|e| e["type"] == "Project:Updated")
+        .map(|e| e["after"]["budget"].as_i64().unwrap_or(-1))
+        .collect();
+    assert_eq!(
+        budgets.len(),
+        8,
+        "seven batched changes and the last one: {budgets:?}"
+    );
+    assert!(!budgets.contains(&13), "{budgets:?}");
+    let row = app
+        .store
+        .get_entity(tenant.id, EntityKind::Project, id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(row.data["budget"], json!(99));
+    assert_eq!(row.version, 9, "one version per kept change and the create");
+}
