@@ -149,10 +149,10 @@ macro_rules! impl_delivery_store {
             /// Writes a batch of finished attempts, their deliveries' new states and their
             /// webhooks' status on `c`, in the caller's transaction (the backend's
             /// `write_attempts` decides which); returns the webhooks the batch disabled.
+            #[allow(dead_code)] // SQLite's are written by its synchronous writer.
             pub(crate) async fn record_in(c: &mut Conn, store: &$store, records: &[AttemptRecord], auto: AutoDisable, now: i64) -> StoreResult<Vec<Uuid>> {
-                super::delivery_record::insert_attempts(&mut *c, records).await?;
-                super::delivery_record::update_deliveries(&mut *c, records, now).await?;
-                let disabled = super::delivery_record::update_webhooks(&mut *c, records, auto, now).await?;
+                let mut s = super::delivery_record::SqlxStatements(&mut *c);
+                let disabled = crate::store::common_delivery_record::record(&mut s, records, auto, now).await?;
                 if !disabled.is_empty() {
                     store.forget_subscribers();
                 }
@@ -162,20 +162,9 @@ macro_rules! impl_delivery_store {
             /// Gives `leases` back on `c`, in the caller's transaction (the backend's
             /// `write_releases` decides which), and tells other nodes there is work;
             /// returns how many rows were released.
+            #[allow(dead_code)] // SQLite's are written by its synchronous writer.
             pub(crate) async fn release_in(c: &mut Conn, store: &$store, leases: &[(Uuid, String)]) -> StoreResult<u64> {
-                let mut n = 0;
-                for chunk in leases.chunks(200) {
-                    let sql = format!(
-                        "UPDATE deliveries SET lease_token = NULL, lease_until = NULL FROM (VALUES {}) AS v \
-                         WHERE deliveries.id = v.column1 AND deliveries.lease_token = v.column2",
-                        leading_value_rows::<Db>(chunk.len(), 2)
-                    );
-                    let mut q = sqlx::query::<Db>(&sql);
-                    for (id, token) in chunk {
-                        q = q.bind(id.to_string()).bind(token.as_str());
-                    }
-                    n += q.execute(&mut *c).await?.rows_affected();
-                }
+                let n = crate::store::common_delivery_record::release(&mut super::delivery_record::SqlxStatements(&mut *c), leases).await?;
                 if n > 0 {
                     store.notify_work(&mut *c).await?;
                 }

@@ -8,7 +8,8 @@ use std::collections::HashMap;
 
 use uuid::Uuid;
 
-use super::{AttemptRecord, NextState};
+use super::value_rows::Val;
+use super::{AttemptRecord, AutoDisable, NextState, StoreResult};
 
 /// What one batch changes on one webhook.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -65,176 +66,284 @@ pub(crate) fn status_after(next: NextState) -> &'static str {
     }
 }
 
-/// Expands the recorder's statements for one backend (used by `impl_delivery_store!`).
+/// What the recorder's statements need from a database: sqlx's connection (PostgreSQL,
+/// `impl_delivery_record!`) or SQLite's synchronous writer (`sqlite/sync_writer.rs`). The
+/// statements themselves are written once, below.
+#[allow(async_fn_in_trait)]
+pub(crate) trait RecordStatements {
+    /// Every write goes through one connection (SQLite): rows need no locks.
+    const SINGLE_WRITER: bool;
+
+    /// `rows` groups of `cols` placeholders, for a statement whose first parameters they
+    /// are, in the style the database binds fastest (`value_rows::leading_value_rows`).
+    fn value_rows(rows: usize, cols: usize) -> std::sync::Arc<str>;
+
+    /// Runs `sql` with `vals` bound in order; returns how many rows it changed.
+    async fn run(&mut self, sql: &str, vals: &[Val<'_>]) -> StoreResult<u64>;
+
+    /// Runs `sql` (`… RETURNING`) with `vals` bound in order; whether it returned a row.
+    async fn returned_row(&mut self, sql: &str, vals: &[Val<'_>]) -> StoreResult<bool>;
+}
+
+/// Rows per attempt insert and per delivery update: one statement (one round trip to the
+/// database) for a whole typical batch.
+const RECORD_CHUNK: usize = 128;
+/// A batch's last attempt (`v.column2`) is at least as recent as the webhook's recorded
+/// last execution.
+const NEWER: &str = "(last_execution_at IS NULL OR last_execution_at <= v.column2)";
+
+/// Writes a batch of finished attempts, their deliveries' new states and their webhooks'
+/// status, in the caller's transaction; returns the webhooks the batch disabled.
+pub(crate) async fn record(
+    s: &mut impl RecordStatements,
+    records: &[AttemptRecord],
+    auto: AutoDisable,
+    now: i64,
+) -> StoreResult<Vec<Uuid>> {
+    insert_attempts(s, records).await?;
+    update_deliveries(s, records, now).await?;
+    update_webhooks(s, records, auto, now).await
+}
+
+async fn insert_attempts<S: RecordStatements>(s: &mut S, records: &[AttemptRecord]) -> StoreResult<()> {
+    for chunk in records.chunks(RECORD_CHUNK) {
+        let sql = format!(
+            "INSERT INTO delivery_attempts (delivery_id, number, started_at, duration_ms, request_headers, \
+             status_code, response_headers, response_body, response_truncated, error_kind, error, outcome) \
+             VALUES {}",
+            S::value_rows(chunk.len(), 12)
+        );
+        let vals: Vec<Val<'_>> = chunk
+            .iter()
+            .flat_map(|r| {
+                [
+                    Val::Owned(r.delivery_id.to_string()),
+                    Val::Int(Some(r.number)),
+                    Val::Int(Some(r.started_at)),
+                    Val::Int(Some(r.duration_ms)),
+                    Val::Text(Some(r.request_headers.as_str())),
+                    Val::Int(r.status_code),
+                    Val::Text(r.response_headers.as_deref()),
+                    Val::Bytes(r.response_body.as_deref()),
+                    Val::Bool(r.response_truncated),
+                    Val::Text(r.error_kind),
+                    Val::Text(r.error.as_deref()),
+                    Val::Text(Some(r.outcome())),
+                ]
+            })
+            .collect();
+        s.run(&sql, &vals).await?;
+    }
+    Ok(())
+}
+
+async fn update_deliveries<S: RecordStatements>(
+    s: &mut S,
+    records: &[AttemptRecord],
+    now: i64,
+) -> StoreResult<()> {
+    const COLS: usize = 9;
+    for chunk in records.chunks(RECORD_CHUNK) {
+        let now_param = chunk.len() * COLS + 1;
+        let sql = format!(
+            "UPDATE deliveries SET status = v.column3, attempts = v.column4, tries = v.column5, \
+             next_attempt_at = v.column6, last_status_code = v.column7, last_error = v.column8, \
+             completed_at = v.column9, updated_at = ${now_param}, lease_token = NULL, lease_until = NULL \
+             FROM (VALUES {}) AS v \
+             WHERE deliveries.id = v.column1 AND deliveries.lease_token = v.column2 AND deliveries.status = 'pending'",
+            S::value_rows(chunk.len(), COLS)
+        );
+        let mut vals: Vec<Val<'_>> = chunk
+            .iter()
+            .flat_map(|r| {
+                let end = r.started_at + r.duration_ms;
+                let (next_at, completed) = match r.next {
+                    NextState::Retry { at } => (at, None),
+                    _ => (end, Some(end)),
+                };
+                [
+                    Val::Owned(r.delivery_id.to_string()),
+                    Val::Text(Some(r.lease_token.as_str())),
+                    Val::Text(Some(status_after(r.next))),
+                    Val::Int(Some(r.number)),
+                    Val::Int(Some(r.tries)),
+                    Val::Int(Some(next_at)),
+                    Val::Int(r.status_code),
+                    Val::Text(r.error.as_deref()),
+                    Val::Int(completed),
+                ]
+            })
+            .collect();
+        vals.push(Val::Int(Some(now)));
+        s.run(&sql, &vals).await?;
+    }
+    Ok(())
+}
+
+/// Updates each webhook's `lastExecution` and failure streak; disables those that
+/// answered 410 or crossed the auto-disable thresholds. Returns the ids of webhooks
+/// disabled by this batch.
+async fn update_webhooks<S: RecordStatements>(
+    s: &mut S,
+    records: &[AttemptRecord],
+    auto: AutoDisable,
+    now: i64,
+) -> StoreResult<Vec<Uuid>> {
+    let mut disabled = Vec::new();
+    // Every webhook's status in one statement: a batch touches up to a hundred webhooks,
+    // and one round trip each held the rows (on SQLite the writer) longer than the rest of
+    // the batch. With one writer there is no lock order to keep. Otherwise the rows are
+    // first locked in id order by one statement (it locks rows in the order it returns
+    // them; chunks follow the same order), so the update finds them held and batches
+    // written at the same time, on this node or another, cannot deadlock.
+    let mut deltas: Vec<_> = webhook_deltas(records).into_iter().collect();
+    deltas.sort_unstable_by_key(|(id, _)| *id);
+    if !S::SINGLE_WRITER {
+        for chunk in deltas.chunks(RECORD_CHUNK) {
+            let sql = format!(
+                "SELECT id FROM webhooks WHERE id IN ({}) ORDER BY id FOR NO KEY UPDATE",
+                super::common::placeholders(1, chunk.len())
+            );
+            let vals: Vec<Val<'_>> = chunk.iter().map(|(id, _)| Val::Owned(id.to_string())).collect();
+            s.run(&sql, &vals).await?;
+        }
+    }
+    // The last execution only moves forward: on PostgreSQL batches are written in
+    // parallel, and one that commits after a newer one must not set the webhook's status
+    // back to its older attempt's. Its failure streak errs on the side of not disabling: a
+    // late batch's failures do not count (they may predate a success already recorded, and
+    // counting them could disable a webhook that answers again), while a late success
+    // still ends the streak, as any 2xx does. The rule is approximate for a batch whose
+    // attempts straddle another batch's; only a success's time would make it exact.
+    //
+    // The streak's start: a success restarts it at the first failure after it (none: no
+    // streak); without one it keeps its start, or starts at this batch's first failure. A
+    // batch of failed retries alone (no first attempts: none counts) leaves it as it is; it
+    // used to clear it, so a dead endpoint seen mostly through retries kept restarting its
+    // "failing for" span and was never disabled by the time threshold.
+    for chunk in deltas.chunks(RECORD_CHUNK) {
+        let sql = format!(
+            "UPDATE webhooks SET \
+             last_execution_at = CASE WHEN {NEWER} THEN v.column2 ELSE last_execution_at END, \
+             last_status_code = CASE WHEN {NEWER} THEN v.column3 ELSE last_status_code END, \
+             last_error = CASE WHEN {NEWER} THEN v.column4 ELSE last_error END, \
+             consecutive_failures = CASE WHEN v.column5 AND NOT {NEWER} THEN 0 \
+             WHEN v.column5 THEN v.column6 WHEN NOT {NEWER} THEN consecutive_failures \
+             ELSE consecutive_failures + v.column6 END, \
+             failing_since = CASE WHEN v.column5 AND NOT {NEWER} THEN NULL \
+             WHEN v.column5 THEN v.column7 WHEN NOT {NEWER} THEN failing_since \
+             ELSE COALESCE(failing_since, v.column7) END \
+             FROM (VALUES {}) AS v WHERE webhooks.id = v.column1",
+            S::value_rows(chunk.len(), 7)
+        );
+        let vals: Vec<Val<'_>> = chunk
+            .iter()
+            .flat_map(|(id, d)| {
+                [
+                    Val::Owned(id.to_string()),
+                    Val::Int(Some(d.last_at)),
+                    Val::Int(d.last_status),
+                    Val::Text(d.last_error.as_deref()),
+                    Val::Bool(d.reset),
+                    Val::Int(Some(d.failures)),
+                    Val::Int(d.first_failure_at),
+                ]
+            })
+            .collect();
+        s.run(&sql, &vals).await?;
+    }
+    for (id, d) in deltas {
+        let disabled_now = if let Some(reason) = &d.disable_reason {
+            s.returned_row(
+                "UPDATE webhooks SET enabled = FALSE, disabled_reason = $2 WHERE id = $1 AND enabled RETURNING id",
+                &[Val::Owned(id.to_string()), Val::Text(Some(reason.as_str()))],
+            )
+            .await?
+        } else if d.failures > 0 || !d.reset {
+            // Checked whenever the batch ended the webhook's attempts failing, retries
+            // included: the streak's span grows while its retries keep failing, and a
+            // webhook whose last new delivery failed before the span reached its threshold
+            // would otherwise never be disabled.
+            let reason = format!(
+                "disabled automatically: at least {} deliveries in a row failed over more than {}; \
+                 fix the receiver, then enable the webhook again",
+                auto.failures,
+                crate::delivery::outcome::human_duration(auto.after_ms),
+            );
+            s.returned_row(
+                "UPDATE webhooks SET enabled = FALSE, disabled_reason = $2 WHERE id = $1 AND enabled \
+                 AND consecutive_failures >= $3 AND failing_since <= $4 RETURNING id",
+                &[
+                    Val::Owned(id.to_string()),
+                    Val::Text(Some(reason.as_str())),
+                    Val::Int(Some(auto.failures)),
+                    Val::Int(Some(now - auto.after_ms)),
+                ],
+            )
+            .await?
+        } else {
+            false
+        };
+        if disabled_now {
+            disabled.push(id);
+        }
+    }
+    Ok(disabled)
+}
+
+/// Gives `leases` back (rows whose lease token still matches); returns how many rows were
+/// released.
+pub(crate) async fn release<S: RecordStatements>(s: &mut S, leases: &[(Uuid, String)]) -> StoreResult<u64> {
+    let mut n = 0;
+    for chunk in leases.chunks(200) {
+        let sql = format!(
+            "UPDATE deliveries SET lease_token = NULL, lease_until = NULL FROM (VALUES {}) AS v \
+             WHERE deliveries.id = v.column1 AND deliveries.lease_token = v.column2",
+            S::value_rows(chunk.len(), 2)
+        );
+        let vals: Vec<Val<'_>> = chunk
+            .iter()
+            .flat_map(|(id, token)| [Val::Owned(id.to_string()), Val::Text(Some(token.as_str()))])
+            .collect();
+        n += s.run(&sql, &vals).await?;
+    }
+    Ok(n)
+}
+
+/// Expands the sqlx [`RecordStatements`] for one backend (used by `impl_delivery_store!`).
 macro_rules! impl_delivery_record {
     ($store:ty, $db:ty) => {
         pub(crate) mod delivery_record {
-            use crate::store::value_rows::leading_value_rows;
-            use crate::store::common_delivery_record::{status_after, webhook_deltas};
+            use crate::store::common_delivery_record::RecordStatements;
+            use crate::store::value_rows::{bind_val_refs, leading_value_rows, Val};
             use crate::store::*;
-            use sqlx::Row;
-            use uuid::Uuid;
 
             type Db = $db;
-
-            /// Rows per attempt insert and per delivery update: one statement (one round
-            /// trip to the database) for a whole typical batch.
-            const RECORD_CHUNK: usize = 128;
-            /// A batch's last attempt (`v.column2`) is at least as recent as the
-            /// webhook's recorded last execution.
-            const NEWER: &str = "(last_execution_at IS NULL OR last_execution_at <= v.column2)";
             type Conn = <Db as sqlx::Database>::Connection;
 
-            pub(crate) async fn insert_attempts(c: &mut Conn, records: &[AttemptRecord]) -> StoreResult<()> {
-                for chunk in records.chunks(RECORD_CHUNK) {
-                    let sql = format!(
-                        "INSERT INTO delivery_attempts (delivery_id, number, started_at, duration_ms, request_headers, \
-                         status_code, response_headers, response_body, response_truncated, error_kind, error, outcome) \
-                         VALUES {}",
-                        leading_value_rows::<Db>(chunk.len(), 12)
-                    );
-                    let mut q = sqlx::query::<Db>(&sql);
-                    for r in chunk {
-                        q = q
-                            .bind(r.delivery_id.to_string()).bind(r.number).bind(r.started_at).bind(r.duration_ms)
-                            .bind(r.request_headers.as_str()).bind(r.status_code).bind(r.response_headers.as_deref())
-                            .bind(r.response_body.as_deref()).bind(r.response_truncated).bind(r.error_kind)
-                            .bind(r.error.as_deref()).bind(r.outcome());
-                    }
-                    q.execute(&mut *c).await?;
-                }
-                Ok(())
-            }
+            /// The recorder's statements on one sqlx connection (or transaction).
+            pub(crate) struct SqlxStatements<'c>(pub(crate) &'c mut Conn);
 
-            pub(crate) async fn update_deliveries(c: &mut Conn, records: &[AttemptRecord], now: i64) -> StoreResult<()> {
-                const COLS: usize = 9;
-                for chunk in records.chunks(RECORD_CHUNK) {
-                    let now_param = chunk.len() * COLS + 1;
-                    let sql = format!(
-                        "UPDATE deliveries SET status = v.column3, attempts = v.column4, tries = v.column5, \
-                         next_attempt_at = v.column6, last_status_code = v.column7, last_error = v.column8, \
-                         completed_at = v.column9, updated_at = ${now_param}, lease_token = NULL, lease_until = NULL \
-                         FROM (VALUES {}) AS v \
-                         WHERE deliveries.id = v.column1 AND deliveries.lease_token = v.column2 AND deliveries.status = 'pending'",
-                        leading_value_rows::<Db>(chunk.len(), COLS)
-                    );
-                    let mut q = sqlx::query::<Db>(&sql);
-                    for r in chunk {
-                        let end = r.started_at + r.duration_ms;
-                        let (next_at, completed) = match r.next {
-                            NextState::Retry { at } => (at, None),
-                            _ => (end, Some(end)),
-                        };
-                        q = q
-                            .bind(r.delivery_id.to_string()).bind(r.lease_token.as_str()).bind(status_after(r.next))
-                            .bind(r.number).bind(r.tries).bind(next_at).bind(r.status_code)
-                            .bind(r.error.as_deref()).bind(completed);
-                    }
-                    q.bind(now).execute(&mut *c).await?;
-                }
-                Ok(())
-            }
+            impl RecordStatements for SqlxStatements<'_> {
+                const SINGLE_WRITER: bool = <$store>::SINGLE_WRITER;
 
-            /// Updates each webhook's `lastExecution` and failure streak; disables those
-            /// that answered 410 or crossed the auto-disable thresholds. Returns the ids of
-            /// webhooks disabled by this batch.
-            pub(crate) async fn update_webhooks(c: &mut Conn, records: &[AttemptRecord], auto: AutoDisable, now: i64) -> StoreResult<Vec<Uuid>> {
-                let mut disabled = Vec::new();
-                // Every webhook's status in one statement: a batch touches up to a hundred
-                // webhooks, and one round trip each held the rows (on SQLite the writer)
-                // longer than the rest of the batch. With one writer there is no lock order
-                // to keep. Otherwise the rows are first locked in id order by one statement
-                // (it locks rows in the order it returns them; chunks follow the same
-                // order), so the update finds them held and batches written at the same
-                // time, on this node or another, cannot deadlock.
-                let mut deltas: Vec<_> = webhook_deltas(records).into_iter().collect();
-                deltas.sort_unstable_by_key(|(id, _)| *id);
-                if !<$store>::SINGLE_WRITER {
-                    for chunk in deltas.chunks(RECORD_CHUNK) {
-                        let sql = format!(
-                            "SELECT id FROM webhooks WHERE id IN ({}) ORDER BY id FOR NO KEY UPDATE",
-                            crate::store::common::placeholders(1, chunk.len())
-                        );
-                        let mut q = sqlx::query::<Db>(&sql);
-                        for (id, _) in chunk {
-                            q = q.bind(id.to_string());
-                        }
-                        q.execute(&mut *c).await?;
-                    }
+                fn value_rows(rows: usize, cols: usize) -> std::sync::Arc<str> {
+                    leading_value_rows::<Db>(rows, cols)
                 }
-                // The last execution only moves forward: on PostgreSQL batches are written
-                // in parallel, and one that commits after a newer one must not set the
-                // webhook's status back to its older attempt's. Its failure streak errs on
-                // the side of not disabling: a late batch's failures do not count (they
-                // may predate a success already recorded, and counting them could disable
-                // a webhook that answers again), while a late success still ends the
-                // streak, as any 2xx does. The rule is approximate for a batch whose
-                // attempts straddle another batch's; only a success's time would make it
-                // exact.
-                //
-                // The streak's start: a success restarts it at the first failure after it
-                // (none: no streak); without one it keeps its start, or starts at this
-                // batch's first failure. A batch of failed retries alone (no first
-                // attempts: none counts) leaves it as it is; it used to clear it, so a dead
-                // endpoint seen mostly through retries kept restarting its "failing for"
-                // span and was never disabled by the time threshold.
-                for chunk in deltas.chunks(RECORD_CHUNK) {
-                    let sql = format!(
-                        "UPDATE webhooks SET \
-                         last_execution_at = CASE WHEN {NEWER} THEN v.column2 ELSE last_execution_at END, \
-                         last_status_code = CASE WHEN {NEWER} THEN v.column3 ELSE last_status_code END, \
-                         last_error = CASE WHEN {NEWER} THEN v.column4 ELSE last_error END, \
-                         consecutive_failures = CASE WHEN v.column5 AND NOT {NEWER} THEN 0 \
-                         WHEN v.column5 THEN v.column6 WHEN NOT {NEWER} THEN consecutive_failures \
-                         ELSE consecutive_failures + v.column6 END, \
-                         failing_since = CASE WHEN v.column5 AND NOT {NEWER} THEN NULL \
-                         WHEN v.column5 THEN v.column7 WHEN NOT {NEWER} THEN failing_since \
-                         ELSE COALESCE(failing_since, v.column7) END \
-                         FROM (VALUES {}) AS v WHERE webhooks.id = v.column1",
-                        leading_value_rows::<Db>(chunk.len(), 7)
-                    );
-                    let mut q = sqlx::query::<Db>(&sql);
-                    for (id, d) in chunk {
-                        q = q
-                            .bind(id.to_string()).bind(d.last_at).bind(d.last_status).bind(d.last_error.as_deref())
-                            .bind(d.reset).bind(d.failures).bind(d.first_failure_at);
-                    }
-                    q.execute(&mut *c).await?;
-                }
-                for (id, d) in deltas {
-                    let row = if let Some(reason) = &d.disable_reason {
-                        sqlx::query::<Db>(
-                            "UPDATE webhooks SET enabled = FALSE, disabled_reason = $2 WHERE id = $1 AND enabled RETURNING id",
-                        )
-                        .bind(id.to_string()).bind(reason.as_str())
-                        .fetch_optional(&mut *c)
+
+                async fn run(&mut self, sql: &str, vals: &[Val<'_>]) -> StoreResult<u64> {
+                    Ok(bind_val_refs(sqlx::query::<Db>(sql), vals)
+                        .execute(&mut *self.0)
                         .await?
-                    } else if d.failures > 0 || !d.reset {
-                        // Checked whenever the batch ended the webhook's attempts failing,
-                        // retries included: the streak's span grows while its retries keep
-                        // failing, and a webhook whose last new delivery failed before the
-                        // span reached its threshold would otherwise never be disabled.
-                        let reason = format!(
-                            "disabled automatically: at least {} deliveries in a row failed over more than {}; \
-                             fix the receiver, then enable the webhook again",
-                            auto.failures,
-                            crate::delivery::outcome::human_duration(auto.after_ms),
-                        );
-                        sqlx::query::<Db>(
-                            "UPDATE webhooks SET enabled = FALSE, disabled_reason = $2 WHERE id = $1 AND enabled \
-                             AND consecutive_failures >= $3 AND failing_since <= $4 RETURNING id",
-                        )
-                        .bind(id.to_string()).bind(reason).bind(auto.failures).bind(now - auto.after_ms)
-                        .fetch_optional(&mut *c)
-                        .await?
-                    } else {
-                        None
-                    };
-                    if row.map(|r| r.try_get::<String, _>("id")).transpose()?.is_some() {
-                        disabled.push(id);
-                    }
+                        .rows_affected())
                 }
-                Ok(disabled)
+
+                async fn returned_row(&mut self, sql: &str, vals: &[Val<'_>]) -> StoreResult<bool> {
+                    Ok(bind_val_refs(sqlx::query::<Db>(sql), vals)
+                        .fetch_optional(&mut *self.0)
+                        .await?
+                        .is_some())
+                }
             }
         }
     };

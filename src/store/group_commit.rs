@@ -34,24 +34,23 @@
 //! 18–19 % more changes per second. Deliveries it hands over are spawned on the engine's
 //! runtime, not here.
 //!
-//! Changes run synchronously: the task takes the connection's SQLite handle from sqlx once
-//! for a run of queued changes (`lock_handle`) and calls SQLite directly through rusqlite
-//! (`sqlite/sync_writer.rs`), inside sqlx's transaction. Through sqlx, each of a change's
-//! statements was a hand-off to the connection's own thread and back (~55 µs of CPU each
-//! on this two-core machine), several times what SQLite's own work cost. The engine's
-//! writes (outcome batches, lease releases) still run through sqlx: each carries many
-//! deliveries' outcomes, so there are far fewer of them than changes.
+//! The batch runs synchronously: the task takes the connection's SQLite handle from sqlx
+//! once per batch (`lock_handle`) and calls SQLite directly through rusqlite
+//! (`sqlite/sync_writer.rs`), inside sqlx's transaction, with the batch's statements
+//! prepared once. Through sqlx, each statement was a hand-off to the connection's own
+//! thread and back (~55 µs of CPU each on this two-core machine), several times what
+//! SQLite's own work cost. It is the whole batch, engine writes included: a spike that
+//! handed the handle back to sqlx between changes (and prepared statements again each
+//! time) saved only a quarter of that (BENCHMARKS.md).
 //!
 //! A request that is dropped (its client hung up) only drops its wait for the answer; the
 //! change itself is applied or not as a whole, and its deliveries are handed over by the
 //! commit like any other.
 
-use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 
-use futures_util::FutureExt;
-use sqlx::{Executor, Sqlite, SqlitePool, Transaction};
+use sqlx::SqlitePool;
 use tokio::sync::{mpsc, oneshot};
 
 use uuid::Uuid;
@@ -190,30 +189,24 @@ impl ChangeQueue {
     }
 }
 
-/// What the writer task needs from its store: the change itself, run synchronously on
-/// the batch's connection (`sqlite/sync_writer.rs`), and the engine's writes, run
-/// through sqlx on the batch's transaction.
+/// What the writer task needs from its store, each run synchronously on the batch's
+/// connection (`sqlite/sync_writer.rs`), inside the batch's transaction and a `change`
+/// savepoint of its own.
 pub(crate) trait ChangeWriter: Send + Sync + 'static {
-    /// Applies `req` on `conn`, inside the `change` savepoint.
+    /// Applies `req`.
     fn apply(&self, conn: &rusqlite::Connection, req: &ChangeRequest) -> StoreResult<ChangeStep>;
 
-    /// Writes a batch of attempt outcomes on `tx`, inside the `change` savepoint; returns
-    /// the webhooks it disabled.
-    fn record<'a>(
-        &'a self,
-        tx: &'a mut Transaction<'static, Sqlite>,
-        records: &'a [AttemptRecord],
+    /// Writes a batch of attempt outcomes; returns the webhooks it disabled.
+    fn record(
+        &self,
+        conn: &rusqlite::Connection,
+        records: &[AttemptRecord],
         auto: AutoDisable,
         now: i64,
-    ) -> futures_util::future::BoxFuture<'a, StoreResult<Vec<Uuid>>>;
+    ) -> StoreResult<Vec<Uuid>>;
 
-    /// Gives `leases` back on `tx`, inside the `change` savepoint; returns how many rows
-    /// were released.
-    fn release<'a>(
-        &'a self,
-        tx: &'a mut Transaction<'static, Sqlite>,
-        leases: &'a [(Uuid, String)],
-    ) -> futures_util::future::BoxFuture<'a, StoreResult<u64>>;
+    /// Gives `leases` back; returns how many rows were released.
+    fn release(&self, conn: &rusqlite::Connection, leases: &[(Uuid, String)]) -> StoreResult<u64>;
 }
 
 /// Starts the writer task for `store` on its own thread, writing through `pool` (the one
@@ -291,33 +284,36 @@ async fn write_batch<W: ChangeWriter>(
         }
     };
     let mut owed = Owed::default();
-    let mut next = Some(first);
-    let mut broken = None;
-    // Counting every item, not only kept ones: a stream of no-op changes must not keep
-    // the transaction (and the writer) open.
-    let mut processed = 0;
-    while let Some(work) = next.take() {
-        let step = match work {
-            Work::Change(q) => changes(store, &mut tx, q, queues, &mut owed, &mut processed).await,
-            Work::Engine(w) => {
-                processed += 1;
-                engine_write(store, &mut tx, w, &mut owed)
-                    .await
-                    .map(|()| (processed < MAX_GROUP).then(|| queues.next_queued()).flatten())
-            }
-        };
-        match step {
-            Ok(n) => next = n,
-            Err(why) => {
-                broken = Some(why);
-                break;
+    let mut locked = match tx.lock_handle().await {
+        Ok(locked) => locked,
+        Err(e) => {
+            refuse(first, e.into());
+            return;
+        }
+    };
+    let ran = herald_sqlite_handle::with_connection(&mut locked, |conn| {
+        // Counting every item, not only kept ones: a stream of no-op changes must not
+        // keep the transaction (and the writer) open.
+        let mut work = first;
+        for _ in 1..MAX_GROUP {
+            item(store, conn, work, &mut owed)?;
+            match queues.next_queued() {
+                Some(next) => work = next,
+                None => return Ok(()),
             }
         }
-    }
-    let result = match broken {
+        item(store, conn, work, &mut owed)
+    });
+    drop(locked);
+    // A handle rusqlite refused drops the first item unanswered: its caller hears that
+    // the writer stopped.
+    let result = match ran
+        .map_err(|e| format!("the writer's handle could not be used: {e}"))
+        .and_then(|r| r)
+    {
         // Dropping the transaction rolls the whole batch back.
-        Some(why) => Err(why),
-        None => tx.commit().await.map_err(|e| e.to_string()),
+        Err(why) => Err(why),
+        Ok(()) => tx.commit().await.map_err(|e| e.to_string()),
     };
     match result {
         Ok(()) => {
@@ -353,154 +349,146 @@ fn refuse(work: Work, e: StoreError) {
     }
 }
 
-/// Runs `first` and the changes queued behind it (up to the batch's limit) on the
-/// connection's handle, taken from sqlx once for all of them; returns the next item when
-/// it is the engine's (those run through sqlx). `Err` when the transaction can no longer
-/// be used (every change taken was answered or is owed an answer).
-async fn changes<W: ChangeWriter>(
-    store: &W,
-    tx: &mut Transaction<'static, Sqlite>,
-    first: Queued,
-    queues: &mut Queues,
-    owed: &mut Owed,
-    processed: &mut usize,
-) -> Result<Option<Work>, String> {
-    let mut locked = match tx.lock_handle().await {
-        Ok(locked) => locked,
-        Err(e) => {
-            let _ = first.answer.send(Err(e.into()));
-            return Err("the writer's handle could not be taken".to_owned());
-        }
-    };
-    let ran = herald_sqlite_handle::with_connection(&mut locked, |conn| {
-        let mut q = first;
-        loop {
-            *processed += 1;
-            change(store, conn, q, owed)?;
-            if *processed >= MAX_GROUP {
-                return Ok(None);
-            }
-            match queues.next_queued() {
-                Some(Work::Change(c)) => q = c,
-                other => return Ok(other),
-            }
-        }
-    });
-    // A handle rusqlite refused drops the change unanswered: its caller hears that the
-    // writer stopped.
-    ran.map_err(|e| format!("the writer's handle could not be used: {e}"))?
-}
-
-/// Runs one change in a `change` savepoint of its own: kept and answered after commit,
-/// or undone alone and answered now. `Err` when the transaction can no longer be used
-/// (the change itself was answered).
-fn change<W: ChangeWriter>(
+/// Runs one item in a `change` savepoint of its own: kept and answered after commit, or
+/// undone alone and answered now (a change that failed or changed nothing, an engine
+/// write that failed). A panic counts as a failure. `Err` when the transaction can no
+/// longer be used (the item itself was answered).
+fn item<W: ChangeWriter>(
     store: &W,
     conn: &rusqlite::Connection,
-    q: Queued,
+    work: Work,
     owed: &mut Owed,
 ) -> Result<(), String> {
     if let Err(e) = sync_writer::run(conn, "SAVEPOINT change") {
-        let _ = q.answer.send(Err(e));
+        refuse(work, e);
         return Err("opening a savepoint failed".to_owned());
     }
-    let result =
-        std::panic::catch_unwind(AssertUnwindSafe(|| store.apply(conn, &q.req))).unwrap_or_else(|_| {
-            tracing::error!("a change on the writer task panicked; it was rolled back");
-            Err(StoreError::CommitFailed("the write failed".into()))
-        });
-    let undone = match result {
-        Ok(ChangeStep::Keep {
-            outcome,
-            jobs,
-            claimable,
-        }) => {
-            if let Err(e) = sync_writer::run(conn, RELEASE) {
-                let _ = q.answer.send(Err(e));
-                return Err("releasing a savepoint failed".to_owned());
-            }
-            owed.jobs.extend(jobs);
-            owed.claimable |= claimable;
-            owed.answers.push((q.answer, outcome));
-            return Ok(());
-        }
-        Ok(ChangeStep::Discard(outcome)) => Ok(outcome),
-        // Only the PostgreSQL optimistic path asks for this.
-        Ok(ChangeStep::Again) => Err(StoreError::CommitFailed(
-            "a batched change asked to run again".into(),
-        )),
-        Err(e) => Err(e),
-    };
-    // Nothing of this change stays.
-    if let Err(e) = conn.execute_batch(UNDO) {
-        let _ = q.answer.send(Err(e.into()));
-        return Err("rolling back to a savepoint failed".to_owned());
-    }
-    let _ = q.answer.send(undone);
-    Ok(())
-}
-
-/// Runs one engine write in a `change` savepoint of its own, like a change: kept and
-/// answered after commit, or rolled back alone and answered with the error. `Err` when
-/// the transaction can no longer be used (the write itself was answered).
-async fn engine_write<W: ChangeWriter>(
-    store: &W,
-    tx: &mut Transaction<'static, Sqlite>,
-    w: EngineWrite,
-    owed: &mut Owed,
-) -> Result<(), String> {
-    if let Err(e) = tx.execute("SAVEPOINT change").await {
-        w.refuse(e.into());
-        return Err("opening a savepoint failed".to_owned());
-    }
-    match w {
-        EngineWrite::Outcomes {
+    let kept = match work {
+        Work::Change(q) => match guarded(|| store.apply(conn, &q.req)) {
+            Ok(ChangeStep::Keep {
+                outcome,
+                jobs,
+                claimable,
+            }) => Ok(Kept::Change(q.answer, outcome, jobs, claimable)),
+            Ok(ChangeStep::Discard(outcome)) => Err(Undone::Change(q.answer, Ok(outcome))),
+            // Only the PostgreSQL optimistic path asks for this.
+            Ok(ChangeStep::Again) => Err(Undone::Change(
+                q.answer,
+                Err(StoreError::CommitFailed(
+                    "a batched change asked to run again".into(),
+                )),
+            )),
+            Err(e) => Err(Undone::Change(q.answer, Err(e))),
+        },
+        Work::Engine(EngineWrite::Outcomes {
             records,
             auto,
             now,
             answer,
-        } => {
-            let result = guarded(store.record(tx, &records, auto, now)).await;
-            settle(tx, result, answer, owed, Done::Outcomes).await
+        }) => match guarded(|| store.record(conn, &records, auto, now)) {
+            Ok(disabled) => Ok(Kept::Engine(Done::Outcomes(answer, disabled))),
+            Err(e) => Err(Undone::Engine(
+                EngineWrite::Outcomes {
+                    records,
+                    auto,
+                    now,
+                    answer,
+                },
+                e,
+            )),
+        },
+        Work::Engine(EngineWrite::Release { leases, answer }) => {
+            match guarded(|| store.release(conn, &leases)) {
+                Ok(n) => Ok(Kept::Engine(Done::Release(answer, n))),
+                Err(e) => Err(Undone::Engine(EngineWrite::Release { leases, answer }, e)),
+            }
         }
-        EngineWrite::Release { leases, answer } => {
-            let result = guarded(store.release(tx, &leases)).await;
-            settle(tx, result, answer, owed, Done::Release).await
+    };
+    match kept {
+        Ok(kept) => {
+            if let Err(e) = sync_writer::run(conn, RELEASE) {
+                kept.refuse(e);
+                return Err("releasing a savepoint failed".to_owned());
+            }
+            kept.owe(owed);
+            Ok(())
+        }
+        Err(undone) => {
+            // Nothing of this item stays.
+            if let Err(e) = conn.execute_batch(UNDO) {
+                undone.answer(Some(e.into()));
+                return Err("rolling back to a savepoint failed".to_owned());
+            }
+            undone.answer(None);
+            Ok(())
+        }
+    }
+}
+
+/// An item whose writes stay in the batch, until it is answered after commit.
+enum Kept {
+    Change(
+        oneshot::Sender<StoreResult<ChangeOutcome>>,
+        ChangeOutcome,
+        Vec<DeliveryJob>,
+        bool,
+    ),
+    Engine(Done),
+}
+
+impl Kept {
+    /// Adds the item to what the batch owes.
+    fn owe(self, owed: &mut Owed) {
+        match self {
+            Kept::Change(answer, outcome, jobs, claimable) => {
+                owed.jobs.extend(jobs);
+                owed.claimable |= claimable;
+                owed.answers.push((answer, outcome));
+            }
+            Kept::Engine(done) => owed.engine.push(done),
+        }
+    }
+
+    /// Answers with `e`: the item's writes could not be kept.
+    fn refuse(self, e: StoreError) {
+        match self {
+            Kept::Change(answer, ..) => {
+                let _ = answer.send(Err(e));
+            }
+            Kept::Engine(done) => done.answer(Err(&e.to_string())),
+        }
+    }
+}
+
+/// An item whose writes were undone, and the answer it gets now.
+enum Undone {
+    Change(
+        oneshot::Sender<StoreResult<ChangeOutcome>>,
+        StoreResult<ChangeOutcome>,
+    ),
+    Engine(EngineWrite, StoreError),
+}
+
+impl Undone {
+    /// Answers the item: with `broken` when undoing it failed, else with its own result.
+    fn answer(self, broken: Option<StoreError>) {
+        match (self, broken) {
+            (Undone::Change(answer, _), Some(e)) => {
+                let _ = answer.send(Err(e));
+            }
+            (Undone::Change(answer, result), None) => {
+                let _ = answer.send(result);
+            }
+            (Undone::Engine(w, e), broken) => w.refuse(broken.unwrap_or(e)),
         }
     }
 }
 
 /// `write`'s result, with a panic turned into an error: the write is rolled back to its
 /// savepoint and the batch goes on without it.
-async fn guarded<T>(write: impl Future<Output = StoreResult<T>>) -> StoreResult<T> {
-    AssertUnwindSafe(write).catch_unwind().await.unwrap_or_else(|_| {
+fn guarded<T>(write: impl FnOnce() -> StoreResult<T>) -> StoreResult<T> {
+    std::panic::catch_unwind(AssertUnwindSafe(write)).unwrap_or_else(|_| {
         tracing::error!("a write on the writer task panicked; it was rolled back");
         Err(StoreError::CommitFailed("the write failed".into()))
     })
-}
-
-/// Keeps a successful engine write (answered after commit) or rolls it back to its
-/// savepoint and answers with the error now.
-async fn settle<T>(
-    tx: &mut Transaction<'static, Sqlite>,
-    result: StoreResult<T>,
-    answer: oneshot::Sender<StoreResult<T>>,
-    owed: &mut Owed,
-    done: fn(oneshot::Sender<StoreResult<T>>, T) -> Done,
-) -> Result<(), String> {
-    let (sql, broken) = match &result {
-        Ok(_) => (RELEASE, "releasing a savepoint failed"),
-        Err(_) => (UNDO, "rolling back to a savepoint failed"),
-    };
-    if let Err(e) = tx.execute(sql).await {
-        let _ = answer.send(Err(e.into()));
-        return Err(broken.to_owned());
-    }
-    match result {
-        Ok(value) => owed.engine.push(done(answer, value)),
-        Err(e) => {
-            let _ = answer.send(Err(e));
-        }
-    }
-    Ok(())
 }

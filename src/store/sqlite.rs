@@ -268,22 +268,18 @@ impl ChangeWriter for SqliteStore {
         sync_writer::apply(conn, self, req)
     }
 
-    fn record<'a>(
-        &'a self,
-        tx: &'a mut sqlx::Transaction<'static, sqlx::Sqlite>,
-        records: &'a [AttemptRecord],
+    fn record(
+        &self,
+        conn: &rusqlite::Connection,
+        records: &[AttemptRecord],
         auto: AutoDisable,
         now: i64,
-    ) -> futures_util::future::BoxFuture<'a, StoreResult<Vec<uuid::Uuid>>> {
-        Box::pin(delivery_impl::record_in(tx, self, records, auto, now))
+    ) -> StoreResult<Vec<uuid::Uuid>> {
+        sync_writer::record(conn, self, records, auto, now)
     }
 
-    fn release<'a>(
-        &'a self,
-        tx: &'a mut sqlx::Transaction<'static, sqlx::Sqlite>,
-        leases: &'a [(uuid::Uuid, String)],
-    ) -> futures_util::future::BoxFuture<'a, StoreResult<u64>> {
-        Box::pin(delivery_impl::release_in(tx, self, leases))
+    fn release(&self, conn: &rusqlite::Connection, leases: &[(uuid::Uuid, String)]) -> StoreResult<u64> {
+        sync_writer::release(conn, leases)
     }
 }
 

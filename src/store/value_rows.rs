@@ -117,6 +117,10 @@ pub(crate) enum Val<'a> {
     Text(Option<&'a str>),
     /// A text column made for the statement (an id's text).
     Owned(String),
+    /// A boolean column.
+    Bool(bool),
+    /// A binary column.
+    Bytes(Option<&'a [u8]>),
 }
 
 impl rusqlite::ToSql for Val<'_> {
@@ -125,6 +129,8 @@ impl rusqlite::ToSql for Val<'_> {
             Val::Int(v) => v.to_sql(),
             Val::Text(v) => v.to_sql(),
             Val::Owned(v) => v.to_sql(),
+            Val::Bool(v) => v.to_sql(),
+            Val::Bytes(v) => v.to_sql(),
         }
     }
 }
@@ -139,12 +145,41 @@ where
     Option<i64>: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
     Option<&'q str>: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
     String: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    bool: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    Option<&'q [u8]>: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
 {
     for v in vals {
         q = match v {
             Val::Int(v) => q.bind(v),
             Val::Text(v) => q.bind(v),
             Val::Owned(v) => q.bind(v),
+            Val::Bool(v) => q.bind(v),
+            Val::Bytes(v) => q.bind(v),
+        };
+    }
+    q
+}
+
+/// Binds `vals` to an sqlx query by reference, in order.
+pub(crate) fn bind_val_refs<'q, DB>(
+    mut q: sqlx::query::Query<'q, DB, <DB as sqlx::Database>::Arguments<'q>>,
+    vals: &'q [Val<'q>],
+) -> sqlx::query::Query<'q, DB, <DB as sqlx::Database>::Arguments<'q>>
+where
+    DB: sqlx::Database,
+    Option<i64>: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    Option<&'q str>: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    &'q str: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    bool: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    Option<&'q [u8]>: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+{
+    for v in vals {
+        q = match v {
+            Val::Int(v) => q.bind(*v),
+            Val::Text(v) => q.bind(*v),
+            Val::Owned(v) => q.bind(v.as_str()),
+            Val::Bool(v) => q.bind(*v),
+            Val::Bytes(v) => q.bind(*v),
         };
     }
     q

@@ -22,24 +22,78 @@ use crate::domain::event::Event;
 use crate::domain::event_type::EntityKind;
 use crate::store::change_path::{self, ChangeOps};
 use crate::store::common::corrupt;
+use crate::store::common_delivery_record::{self, RecordStatements};
 use crate::store::row_decode::{entity_from_row, subscriber_from_row, subscriber_sql};
-use crate::store::value_rows::{leading_value_rows, Deferred, SqlArg};
+use crate::store::value_rows::{leading_value_rows, Deferred, SqlArg, Val};
 use crate::store::{
-    ChangeOp, ChangeRequest, ChangeStep, DeliveryJob, EntityRow, Finish, StoreError, StoreResult,
+    AttemptRecord, AutoDisable, ChangeOp, ChangeRequest, ChangeStep, DeliveryJob, EntityRow, Finish,
+    StoreError, StoreResult,
 };
+use uuid::Uuid;
 
 /// Applies `req` on `conn` (the writer's handle, inside the batch's transaction and the
 /// change's savepoint).
 pub(crate) fn apply(conn: &Connection, store: &SqliteStore, req: &ChangeRequest) -> StoreResult<ChangeStep> {
-    let mut ops = SyncOps { conn, store };
-    // Every operation below completes without waiting, so the future is ready at once.
-    change_path::apply(&mut ops, req, Finish::Batch)
-        .now_or_never()
-        .unwrap_or_else(|| {
-            Err(StoreError::CommitFailed(
-                "a synchronous change had to wait".into(),
-            ))
-        })
+    ready(change_path::apply(
+        &mut SyncOps { conn, store },
+        req,
+        Finish::Batch,
+    ))
+}
+
+/// Writes a batch of attempt outcomes on `conn` (inside the batch's transaction);
+/// returns the webhooks it disabled.
+pub(crate) fn record(
+    conn: &Connection,
+    store: &SqliteStore,
+    records: &[AttemptRecord],
+    auto: AutoDisable,
+    now: i64,
+) -> StoreResult<Vec<Uuid>> {
+    let disabled = ready(common_delivery_record::record(
+        &mut SyncStatements(conn),
+        records,
+        auto,
+        now,
+    ))?;
+    if !disabled.is_empty() {
+        store.forget_subscribers();
+    }
+    Ok(disabled)
+}
+
+/// Gives `leases` back on `conn`; returns how many rows were released.
+pub(crate) fn release(conn: &Connection, leases: &[(Uuid, String)]) -> StoreResult<u64> {
+    ready(common_delivery_record::release(&mut SyncStatements(conn), leases))
+}
+
+/// The result of a future that never waits (it only calls SQLite synchronously).
+fn ready<T>(f: impl std::future::Future<Output = StoreResult<T>>) -> StoreResult<T> {
+    f.now_or_never()
+        .unwrap_or_else(|| Err(StoreError::CommitFailed("a synchronous write had to wait".into())))
+}
+
+/// The recorder's statements on the writer's handle.
+struct SyncStatements<'c>(&'c Connection);
+
+impl RecordStatements for SyncStatements<'_> {
+    const SINGLE_WRITER: bool = SqliteStore::SINGLE_WRITER;
+
+    fn value_rows(rows: usize, cols: usize) -> std::sync::Arc<str> {
+        leading_value_rows::<sqlx::Sqlite>(rows, cols)
+    }
+
+    async fn run(&mut self, sql: &str, vals: &[Val<'_>]) -> StoreResult<u64> {
+        Ok(bound(self.0, sql, vals)?.raw_execute()? as u64)
+    }
+
+    async fn returned_row(&mut self, sql: &str, vals: &[Val<'_>]) -> StoreResult<bool> {
+        let mut st = bound(self.0, sql, vals)?;
+        let mut rows = st.raw_query();
+        let found = rows.next()?.is_some();
+        while rows.next()?.is_some() {}
+        Ok(found)
+    }
 }
 
 /// Runs one of the writer's own statements without values (`SAVEPOINT`, `RELEASE`, …).
@@ -54,18 +108,31 @@ struct SyncOps<'c> {
     store: &'c SqliteStore,
 }
 
-/// `sql`, prepared once per batch, with `args` bound: `$n` and `?n` placeholders take the
-/// n-th value (as sqlx binds them), anonymous `?` ones the value at their position.
-fn bound<'c>(conn: &'c Connection, sql: &str, args: &[SqlArg]) -> StoreResult<CachedStatement<'c>> {
+/// `sql`, prepared once per batch, with `args` bound as sqlx binds them: a `$n` or `?n`
+/// placeholder takes the n-th value, and anonymous `?` ones take the values in turn
+/// (the first `?` the first value, wherever a numbered one stands: SQLite numbers a
+/// statement's parameters in order of appearance, so `$10` written before nine `?`s is
+/// its parameter 1).
+fn bound<'c>(
+    conn: &'c Connection,
+    sql: &str,
+    args: &[impl rusqlite::ToSql],
+) -> StoreResult<CachedStatement<'c>> {
     let mut st = conn.prepare_cached(sql)?;
+    let mut anonymous = 0;
     for i in 1..=st.parameter_count() {
-        let n = st
-            .parameter_name(i)
-            .and_then(|name| name.get(1..))
-            .and_then(|digits| digits.parse::<usize>().ok())
-            .unwrap_or(i);
+        let n = match st.parameter_name(i) {
+            Some(name) => name
+                .get(1..)
+                .and_then(|digits| digits.parse::<usize>().ok())
+                .ok_or_else(|| corrupt("statement", format!("parameter {name} is not numbered")))?,
+            None => {
+                anonymous += 1;
+                anonymous
+            }
+        };
         let arg = args
-            .get(n - 1)
+            .get(n.wrapping_sub(1))
             .ok_or_else(|| corrupt("statement", format!("no value for parameter {n}")))?;
         st.raw_bind_parameter(i, arg)?;
     }
@@ -197,5 +264,46 @@ impl ChangeOps for SyncOps<'_> {
         _: Option<&Deferred>,
     ) -> StoreResult<Option<(Vec<DeliveryJob>, bool)>> {
         Err(corrupt("change", "SQLite's writer takes no tenant locks"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What `sql` selects with `args` bound by [`bound`], and by sqlx.
+    async fn both_ways(sql: &str, args: &[i64]) -> (Vec<i64>, Vec<i64>) {
+        use sqlx::{Connection as _, Row as _};
+        let conn = Connection::open_in_memory().unwrap();
+        let vals: Vec<SqlArg> = args.iter().map(|a| SqlArg::Int(Some(*a))).collect();
+        let mut st = bound(&conn, sql, &vals).unwrap();
+        let n = st.column_count();
+        let mut rows = st.raw_query();
+        let row = rows.next().unwrap().unwrap();
+        let ours = (0..n).map(|i| row.get::<_, i64>(i).unwrap()).collect();
+        let mut c = sqlx::SqliteConnection::connect("sqlite::memory:").await.unwrap();
+        let mut q = sqlx::query(sql);
+        for a in args {
+            q = q.bind(a);
+        }
+        let r = q.fetch_one(&mut c).await.unwrap();
+        let theirs = (0..n).map(|i| r.get::<i64, _>(i)).collect();
+        (ours, theirs)
+    }
+
+    /// The recorder's statements number their last parameter (`$n`) and leave the rows'
+    /// anonymous; written before them, `$n` is SQLite's parameter 1. Bound by position,
+    /// every delivery update missed its row and deliveries stayed pending.
+    #[tokio::test]
+    async fn placeholders_bind_as_sqlx_binds_them() {
+        for (sql, args, want) in [
+            ("SELECT $3, ?, ?", vec![1, 2, 3], vec![3, 1, 2]),
+            ("SELECT ?, ?, $3", vec![1, 2, 3], vec![1, 2, 3]),
+            ("SELECT $2, $1, $2", vec![1, 2], vec![2, 1, 2]),
+        ] {
+            let (ours, theirs) = both_ways(sql, &args).await;
+            assert_eq!(ours, want, "{sql}");
+            assert_eq!(theirs, want, "sqlx, {sql}");
+        }
     }
 }
