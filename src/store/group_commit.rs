@@ -69,6 +69,10 @@ use super::{
 /// takes ~6 ms, and the writer waits for work ~30 % of the time.
 pub(crate) const MAX_GROUP: usize = 16;
 
+/// Statements a batch keeps prepared: a change runs about ten, the engine's writes a few
+/// more for each batch size they see.
+const STATEMENT_CACHE: usize = 64;
+
 /// Ends a savepoint whose writes stay in the batch.
 const RELEASE: &str = "RELEASE change";
 /// Ends a savepoint whose writes are undone (the savepoint itself is popped too).
@@ -292,6 +296,9 @@ async fn write_batch<W: ChangeWriter>(
         }
     };
     let ran = herald_sqlite_handle::with_connection(&mut locked, |conn| {
+        // Room for every statement a full batch prepares (rusqlite keeps 16 by default):
+        // one evicted is prepared again by the next change that runs it.
+        conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
         // Counting every item, not only kept ones: a stream of no-op changes must not
         // keep the transaction (and the writer) open.
         let mut work = first;
