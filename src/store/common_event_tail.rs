@@ -8,7 +8,7 @@
 /// module, after `fanout_fns!`.
 macro_rules! event_tail_fns {
     ($store:ty) => {
-            /// What a one-round-trip tail sends besides its SQL: the planned delivery rows and
+            /// What PostgreSQL's one-statement tail sends besides its SQL: the planned delivery rows and
             /// the event's JSON, bound event first, then the rows chunk by chunk.
             struct Tail {
                 rows: Vec<RowToInsert>,

@@ -1,8 +1,10 @@
 //! Fan-out SQL shared by both backends: an event's deliveries, rendered once per format
 //! (`formats::template`) and written in multi-row `INSERT`s in the transaction that writes
-//! the event (the outbox). The event's own `INSERT`, and the one-round-trip tails that send
-//! it with its deliveries, are in `common_event_tail.rs`. Expanded inside a backend's
-//! delivery module (uses its `Db`, `Conn` and row readers), like `common_change.rs`.
+//! the event (the outbox). The event's own `INSERT`, and PostgreSQL's one statement that
+//! sends it with its deliveries, are in `common_event_tail.rs`; SQLite's writer runs the
+//! same statements synchronously (`sqlite/sync_writer.rs`), with the row values listed
+//! here. Expanded inside a backend's delivery module (uses its `Db`, `Conn` and row
+//! readers), like `common_change.rs`.
 
 /// Expands the fan-out helpers for `$store` inside `impl_delivery_store!`'s module.
 macro_rules! fanout_fns {
