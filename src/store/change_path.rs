@@ -7,7 +7,8 @@
 //! round trip through sqlx's connection thread cost more CPU than SQLite's own work;
 //! PostgreSQL and everything else keep sqlx. The change's logic is the same for both, so
 //! it lives here once, and each backend supplies only statements' execution and row
-//! decoding. The SQL is here too, in `$n` placeholders both speak.
+//! decoding. The SQL is here too, in `$n` placeholders both speak (an entity write held
+//! back, [`Deferred`], has anonymous `?` ones, numbered where PostgreSQL places it).
 
 use serde_json::{Map, Value};
 use uuid::Uuid;
@@ -28,7 +29,8 @@ pub(crate) const ENTITY_COLUMNS: &str = "id, uuid, kind, parent_kind, parent_id,
      version, data, created_at, updated_at";
 
 /// What a change needs from a database, in the change's own transaction. Statements are
-/// given with `$n` placeholders and their values in number order.
+/// given one at a time, with `$n` (or anonymous `?`) placeholders and their values in
+/// order.
 #[allow(async_fn_in_trait)]
 pub(crate) trait ChangeOps {
     /// Every write goes through one connection (SQLite): changes need no locks, and the
@@ -39,7 +41,7 @@ pub(crate) trait ChangeOps {
     /// change's project row, or the tenant's when it has none (`common_locks.rs`).
     async fn lock(&mut self, tenant_id: i64, kind: EntityKind, op: &ChangeOp) -> StoreResult<()>;
 
-    /// Runs a statement for its effect.
+    /// Runs a statement that returns no rows, for its effect.
     async fn execute(&mut self, sql: &str, args: &[SqlArg]) -> StoreResult<()>;
 
     /// The first column of the first row as an integer (`None`: no row, or NULL).

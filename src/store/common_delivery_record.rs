@@ -78,7 +78,8 @@ pub(crate) trait RecordStatements {
     /// are, in the style the database binds fastest (`value_rows::leading_value_rows`).
     fn value_rows(rows: usize, cols: usize) -> std::sync::Arc<str>;
 
-    /// Runs `sql` with `vals` bound in order; returns how many rows it changed.
+    /// Runs `sql` (one statement) with `vals` bound in order; returns how many rows it
+    /// changed. On SQLite's writer the statement must return no rows.
     async fn run(&mut self, sql: &str, vals: &[Val<'_>]) -> StoreResult<u64>;
 
     /// Runs `sql` (`… RETURNING`) with `vals` bound in order; whether it returned a row.

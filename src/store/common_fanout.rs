@@ -109,7 +109,8 @@ macro_rules! fanout_fns {
             }
 
             /// The `seq` of the event whose id a shared body's row binds as `column1`, looked
-            /// up because it is drawn by the event's insert in the same batch or transaction.
+            /// up because PostgreSQL's one statement draws it in the same statement (the
+            /// other paths know it, and use the same look-up to keep one statement text).
             pub(crate) const SEQ_OF_EVENT_ID: &str = "(SELECT e.seq FROM events e WHERE e.id = v.column1)";
 
             /// Values per delivery row in `insert_deliveries_sql`.

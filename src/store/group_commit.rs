@@ -38,10 +38,11 @@
 //! once per batch (`lock_handle`) and calls SQLite directly through rusqlite
 //! (`sqlite/sync_writer.rs`), inside sqlx's transaction, with the batch's statements
 //! prepared once. Through sqlx, each statement was a hand-off to the connection's own
-//! thread and back (~55 µs of CPU each on this two-core machine), several times what
-//! SQLite's own work cost. It is the whole batch, engine writes included: a spike that
-//! handed the handle back to sqlx between changes (and prepared statements again each
-//! time) saved only a quarter of that (BENCHMARKS.md).
+//! thread and back (~55 µs of CPU each on this two-core machine); run here, the change
+//! path costs about a tenth less CPU per change and sqlx's connection thread is nearly
+//! idle (BENCHMARKS.md, run AZ). It is the whole batch, engine writes included: a spike
+//! that handed the handle back to sqlx between changes (and prepared statements again
+//! each time) saved only a quarter of what the whole batch saved there.
 //!
 //! A request that is dropped (its client hung up) only drops its wait for the answer; the
 //! change itself is applied or not as a whole, and its deliveries are handed over by the
@@ -295,13 +296,17 @@ async fn write_batch<W: ChangeWriter>(
             return;
         }
     };
+    // Taken inside, so that it can be refused here if rusqlite cannot use the handle.
+    let mut first = Some(first);
     let ran = herald_sqlite_handle::with_connection(&mut locked, |conn| {
         // Room for every statement a full batch prepares (rusqlite keeps 16 by default):
         // one evicted is prepared again by the next change that runs it.
         conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
         // Counting every item, not only kept ones: a stream of no-op changes must not
         // keep the transaction (and the writer) open.
-        let mut work = first;
+        let Some(mut work) = first.take() else {
+            return Ok(());
+        };
         for _ in 1..MAX_GROUP {
             item(store, conn, work, &mut owed)?;
             match queues.next_queued() {
@@ -312,8 +317,12 @@ async fn write_batch<W: ChangeWriter>(
         item(store, conn, work, &mut owed)
     });
     drop(locked);
-    // A handle rusqlite refused drops the first item unanswered: its caller hears that
-    // the writer stopped.
+    if let (Err(e), Some(first)) = (&ran, first) {
+        refuse(
+            first,
+            StoreError::CommitFailed(format!("the writer's handle could not be used: {e}")),
+        );
+    }
     let result = match ran
         .map_err(|e| format!("the writer's handle could not be used: {e}"))
         .and_then(|r| r)
@@ -480,13 +489,21 @@ impl Undone {
     /// Answers the item: with `broken` when undoing it failed, else with its own result.
     fn answer(self, broken: Option<StoreError>) {
         match (self, broken) {
-            (Undone::Change(answer, _), Some(e)) => {
+            (Undone::Change(answer, result), Some(e)) => {
+                if let Err(original) = &result {
+                    tracing::error!(error = %original, "a change failed and could not be undone alone");
+                }
                 let _ = answer.send(Err(e));
             }
             (Undone::Change(answer, result), None) => {
                 let _ = answer.send(result);
             }
-            (Undone::Engine(w, e), broken) => w.refuse(broken.unwrap_or(e)),
+            (Undone::Engine(w, e), broken) => {
+                if broken.is_some() {
+                    tracing::error!(error = %e, "an engine write failed and could not be undone alone");
+                }
+                w.refuse(broken.unwrap_or(e));
+            }
         }
     }
 }

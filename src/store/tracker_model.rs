@@ -196,7 +196,8 @@ pub(crate) enum ChangeStep {
     Again,
 }
 
-/// How the caller commits a change, which decides how `apply_in` sends its last writes.
+/// How the caller commits a change, which decides how `change_path::apply` sends its
+/// last writes.
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum Finish {
     /// In the caller's transaction, statement by statement, under row locks (PostgreSQL).

@@ -4,10 +4,15 @@
 //!
 //! Why: through sqlx, every statement is a hand-off to the connection's thread and back,
 //! and every result wakes the writer task: ~55 µs of CPU per round trip on a two-core
-//! machine, most of a change's cost (BENCHMARKS.md, "The change path's SQL without sqlx's
-//! thread hand-offs"). The writer task has a thread of its own already, so it can wait on
-//! SQLite itself. The change's logic is `change_path::apply`, shared with PostgreSQL;
-//! this file supplies only how statements run and rows are read.
+//! machine. The writer task has a thread of its own already, so it can wait on SQLite
+//! itself; measured in Herald, the change path's CPU per change fell by about a tenth and
+//! sqlx's connection thread went nearly idle (BENCHMARKS.md, run AZ). The change's logic
+//! is `change_path::apply`, the recorder's `common_delivery_record.rs`, both shared with
+//! PostgreSQL; this file supplies only how statements run and rows are read.
+//!
+//! Each statement given here is one statement (rusqlite prepares the first of several
+//! and would skip the rest silently), and one run for its effect returns no rows
+//! (rusqlite refuses those); `debug_assert`s check both.
 
 use futures_util::FutureExt;
 use rusqlite::{CachedStatement, Connection};
@@ -98,6 +103,7 @@ impl RecordStatements for SyncStatements<'_> {
 
 /// Runs one of the writer's own statements without values (`SAVEPOINT`, `RELEASE`, …).
 pub(crate) fn run(conn: &Connection, sql: &str) -> StoreResult<()> {
+    debug_assert!(one_statement(sql), "{sql}");
     conn.prepare_cached(sql)?.raw_execute()?;
     Ok(())
 }
@@ -106,6 +112,12 @@ pub(crate) fn run(conn: &Connection, sql: &str) -> StoreResult<()> {
 struct SyncOps<'c> {
     conn: &'c Connection,
     store: &'c SqliteStore,
+}
+
+/// Whether `sql` is one statement (a `;` may end it). Herald's statements have no `;` in
+/// their literals.
+fn one_statement(sql: &str) -> bool {
+    !sql.trim_end().trim_end_matches(';').contains(';')
 }
 
 /// `sql`, prepared once per batch, with `args` bound as sqlx binds them: a `$n` or `?n`
@@ -118,6 +130,7 @@ fn bound<'c>(
     sql: &str,
     args: &[impl rusqlite::ToSql],
 ) -> StoreResult<CachedStatement<'c>> {
+    debug_assert!(one_statement(sql), "{sql}");
     let mut st = conn.prepare_cached(sql)?;
     let mut anonymous = 0;
     for i in 1..=st.parameter_count() {
