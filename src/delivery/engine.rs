@@ -371,6 +371,12 @@ impl DeliveryEngine {
     pub async fn shutdown(&self, grace: Duration) {
         let i = &self.inner;
         i.store.hub().detach();
+        // A change that committed before the detach may not have handed its jobs over
+        // yet: they reach the lanes (before) or the hub's orphans (after), both given
+        // back below.
+        if let Err(e) = i.store.settle_hand_offs().await {
+            tracing::warn!(error = %e, "could not wait for the last changes' hand-offs");
+        }
         let lanes = &i.signals.lanes;
         let mut leases: Vec<(Uuid, String)> =
             lanes.close().into_iter().map(|j| (j.id, j.lease.token)).collect();
@@ -380,6 +386,7 @@ impl DeliveryEngine {
             let _ = tokio::time::timeout(Duration::from_secs(1), lanes.none_running()).await;
         }
         i.recorder.flush().await;
+        leases.extend(i.store.hub().take_orphans());
         if !leases.is_empty() {
             match i.store.release_leases(&leases).await {
                 Ok(n) => tracing::info!(released = n, "released unfinished delivery leases"),

@@ -281,6 +281,15 @@ macro_rules! impl_delivery_store {
                     self.write_releases(leases).await
                 }
 
+                async fn settle_hand_offs(&self) -> StoreResult<()> {
+                    if <$store>::SINGLE_WRITER {
+                        // An empty write through the writer task: it runs after the batch
+                        // in progress, whose hand-off ends that batch.
+                        self.write_releases(&[]).await?;
+                    }
+                    Ok(())
+                }
+
                 async fn listen_for_work(&self, wake: Arc<tokio::sync::Notify>, stop: tokio_util::sync::CancellationToken) {
                     self.listen(wake, stop).await
                 }

@@ -11,7 +11,7 @@
 
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 
 use uuid::Uuid;
 
@@ -56,6 +56,8 @@ struct Attached {
 pub struct DeliveryHub {
     public_base_url: RwLock<String>,
     attached: RwLock<Option<Attached>>,
+    /// Leases of jobs handed over after the engine left (see [`DeliveryHub::take_orphans`]).
+    orphans: Mutex<Vec<(Uuid, String)>>,
     node: String,
     counter: AtomicU64,
 }
@@ -74,6 +76,7 @@ impl Default for DeliveryHub {
         Self {
             public_base_url: RwLock::new("http://localhost".into()),
             attached: RwLock::new(None),
+            orphans: Mutex::default(),
             node: uuid::Uuid::new_v4().simple().to_string()[..12].to_owned(),
             counter: AtomicU64::new(0),
         }
@@ -153,13 +156,74 @@ impl DeliveryHub {
             .read()
             .ok()
             .and_then(|a| a.as_ref().map(|a| Arc::clone(&a.sink)));
-        if let Some(sink) = sink {
-            if !jobs.is_empty() {
-                sink.hand_off(jobs);
+        match sink {
+            Some(sink) => {
+                if !jobs.is_empty() {
+                    sink.hand_off(jobs);
+                }
+                if claimable {
+                    sink.wake();
+                }
             }
-            if claimable {
-                sink.wake();
+            None => {
+                let mut orphans = self
+                    .orphans
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                orphans.extend(jobs.into_iter().map(|j| (j.id, j.lease.token)));
             }
         }
+    }
+
+    /// The leases of jobs handed over after the engine was detached, for the stopping
+    /// engine to give back with its own (each is returned once).
+    ///
+    /// Why: a change leases its deliveries to this node when it fans out and hands them
+    /// over after its commit; an engine that stops in between never sees them, and
+    /// without this their rows would wait for the lease to expire (minutes) before another
+    /// node, or this one restarted, could send them.
+    pub fn take_orphans(&self) -> Vec<(Uuid, String)> {
+        std::mem::take(
+            &mut *self
+                .orphans
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::TargetRow;
+
+    fn job(token: &str) -> DeliveryJob {
+        DeliveryJob {
+            id: Uuid::new_v4(),
+            tenant_id: 1,
+            event_type: "Project:Updated".into(),
+            body: bytes::Bytes::from_static(b"{}"),
+            format_headers: Arc::from(Vec::new()),
+            attempts: 0,
+            tries: 0,
+            lease: Lease {
+                token: token.into(),
+                until: 1,
+            },
+            target: Arc::new(TargetRow::example()),
+        }
+    }
+
+    /// Jobs handed over while no engine is attached keep their leases for the stopping
+    /// engine to give back, once.
+    #[test]
+    fn jobs_handed_over_after_the_engine_left_are_kept_to_be_given_back() {
+        let hub = DeliveryHub::default();
+        let (a, b) = (job("n.1"), job("n.2"));
+        let want = vec![(a.id, "n.1".to_owned()), (b.id, "n.2".to_owned())];
+        hub.hand_off(vec![a], false);
+        hub.hand_off(vec![b], true);
+        assert_eq!(hub.take_orphans(), want);
+        assert!(hub.take_orphans().is_empty(), "each lease is returned once");
     }
 }

@@ -265,6 +265,10 @@ pub trait DeliveryStore: Send + Sync {
     ) -> StoreResult<Vec<Uuid>>;
     /// Gives leases back (shutdown, or work this node has no room for).
     async fn release_leases(&self, leases: &[(Uuid, String)]) -> StoreResult<u64>;
+    /// Returns once every change committed before the call has handed its deliveries
+    /// over (SQLite's writer task hands them over after its batch's commit; elsewhere
+    /// the committing task does it right away, and this returns at once).
+    async fn settle_hand_offs(&self) -> StoreResult<()>;
     /// Wakes `wake` whenever another process creates claimable work, until `stop` (PostgreSQL
     /// `LISTEN`; returns at once on SQLite, whose only writer is this process).
     async fn listen_for_work(
