@@ -808,15 +808,46 @@ both!(
     }
 );
 
+/// A change through the store (not the API) that sets project `id`'s `budget` in the
+/// default tenant, as a request would; `budget` 13 panics when `panics_on_13`.
+fn set_budget(tenant_id: i64, id: i64, budget: i64, panics_on_13: bool) -> herald::store::ChangeRequest {
+    use herald::domain::event::UserRef;
+    use herald::domain::event_type::EntityKind;
+    use herald::store::{ChangeOp, ChangeRequest};
+    use std::sync::Arc;
+    let compute = move |cur: Option<&serde_json::Map<String, Value>>| {
+        assert!(!(panics_on_13 && budget == 13), "a bug in a change");
+        let mut m = cur.cloned().unwrap_or_default();
+        m.insert("budget".into(), json!(budget));
+        Ok(m)
+    };
+    ChangeRequest {
+        tenant_id,
+        tenant: "default".into(),
+        kind: EntityKind::Project,
+        op: ChangeOp::Update { id },
+        position: None,
+        actor: UserRef {
+            id: 1,
+            uuid: uuid::Uuid::nil(),
+            account_id: "tester".into(),
+            name: "Tester".into(),
+            initials: "T".into(),
+            email: String::new(),
+        },
+        now: 1,
+        compute: Arc::new(compute),
+        normalize: None,
+    }
+}
+
 /// Requests can be dropped at any await (a client that hangs up). On SQLite a dropped
 /// change may be queued for the writer, running in the shared transaction, or waiting for
 /// it to commit: in no case may it leave the writer held or a change half-written (an
 /// entity version bumped without its event, or the reverse).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dropped_changes_neither_hold_the_writer_nor_leave_half_a_change() {
-    use herald::domain::event::UserRef;
     use herald::domain::event_type::EntityKind;
-    use herald::store::{ChangeOp, ChangeRequest};
     use std::sync::Arc;
     let Some(app) = TestApp::spawn(crate::support::Backend::Sqlite).await else {
         return;
@@ -824,35 +855,10 @@ async fn dropped_changes_neither_hold_the_writer_nor_leave_half_a_change() {
     let p = post(&app, "/projects", json!({"key": "X", "name": "Dropped"})).await;
     let id = p["id"].as_i64().unwrap();
     let tenant = app.store.tenant_by_slug("default").await.unwrap().unwrap();
-    let actor = Arc::new(UserRef {
-        id: 1,
-        uuid: uuid::Uuid::nil(),
-        account_id: "tester".into(),
-        name: "Tester".into(),
-        initials: "T".into(),
-        email: String::new(),
-    });
     let change = |budget: i64| {
-        let (store, actor, tenant_id) = (Arc::clone(&app.store), Arc::clone(&actor), tenant.id);
-        async move {
-            let compute = move |cur: Option<&serde_json::Map<String, Value>>| {
-                let mut m = cur.cloned().unwrap_or_default();
-                m.insert("budget".into(), json!(budget));
-                Ok(m)
-            };
-            let req = ChangeRequest {
-                tenant_id,
-                tenant: "default".into(),
-                kind: EntityKind::Project,
-                op: ChangeOp::Update { id },
-                position: None,
-                actor: (*actor).clone(),
-                now: 1,
-                compute: Arc::new(compute),
-                normalize: None,
-            };
-            store.apply_change(req).await.map(|_| ())
-        }
+        let store = Arc::clone(&app.store);
+        let req = set_budget(tenant.id, id, budget, false);
+        async move { store.apply_change(req).await.map(|_| ()) }
     };
     // Each change is dropped after a different delay: some while queued for the writer,
     // some inside the shared transaction, some waiting for its commit, some not at all.
@@ -1097,9 +1103,7 @@ async fn the_feed_waits_for_an_event_with_a_lower_seq_still_committing() {
 /// alone, while the changes batched with it commit and the writer goes on.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_change_that_panics_on_the_writer_is_undone_alone() {
-    use herald::domain::event::UserRef;
     use herald::domain::event_type::EntityKind;
-    use herald::store::{ChangeOp, ChangeRequest};
     use std::sync::Arc;
     let Some(app) = TestApp::spawn(crate::support::Backend::Sqlite).await else {
         return;
@@ -1109,30 +1113,7 @@ async fn a_change_that_panics_on_the_writer_is_undone_alone() {
     let tenant = app.store.tenant_by_slug("default").await.unwrap().unwrap();
     let change = |budget: i64| {
         let store = Arc::clone(&app.store);
-        let compute = move |cur: Option<&serde_json::Map<String, Value>>| {
-            assert!(budget != 13, "a bug in a change");
-            let mut m = cur.cloned().unwrap_or_default();
-            m.insert("budget".into(), json!(budget));
-            Ok(m)
-        };
-        let req = ChangeRequest {
-            tenant_id: tenant.id,
-            tenant: "default".into(),
-            kind: EntityKind::Project,
-            op: ChangeOp::Update { id },
-            position: None,
-            actor: UserRef {
-                id: 1,
-                uuid: uuid::Uuid::nil(),
-                account_id: "tester".into(),
-                name: "Tester".into(),
-                initials: "T".into(),
-                email: String::new(),
-            },
-            now: 1,
-            compute: Arc::new(compute),
-            normalize: None,
-        };
+        let req = set_budget(tenant.id, id, budget, true);
         async move { store.apply_change(req).await.map(|_| ()) }
     };
     let results = futures::future::join_all((10..18).map(change)).await;
