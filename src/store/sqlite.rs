@@ -29,8 +29,10 @@ use super::{
     StoreError, StoreResult,
 };
 
-/// Name of the writer connection's thread. It and the writer task's (`herald-writer`)
-/// are the change path's two threads: the ones to look at when writes are slow.
+/// Name of the writer connection's thread (sqlx's). Changes and the engine's writes run
+/// on the writer task's thread (`herald-writer`, `group_commit.rs`), on this
+/// connection's handle; this thread runs the batches' `BEGIN` and `COMMIT`, the claims
+/// and the other writes. The two are the ones to look at when writes are slow.
 const WRITER_THREAD: &str = "herald-writedb";
 /// Names of the other connections' threads start with this, then the connection's id.
 const READER_THREAD_PREFIX: &str = "herald-db-";
