@@ -152,6 +152,22 @@ fn bound<'c>(
     Ok(st)
 }
 
+/// `sql`, whose placeholders are all anonymous `?`, with `vals` bound in order: the hot
+/// inserts' values come as they are listed for both drivers, without [`bound`]'s look-up
+/// of each parameter's name.
+fn in_order<'c, 'v>(
+    conn: &'c Connection,
+    sql: &str,
+    vals: impl IntoIterator<Item = Val<'v>>,
+) -> StoreResult<CachedStatement<'c>> {
+    debug_assert!(one_statement(sql), "{sql}");
+    let mut st = conn.prepare_cached(sql)?;
+    for (i, v) in vals.into_iter().enumerate() {
+        st.raw_bind_parameter(i + 1, &v)?;
+    }
+    Ok(st)
+}
+
 impl SyncOps<'_> {
     /// The first column of `sql`'s first row.
     fn first<T: rusqlite::types::FromSql>(&self, sql: &str, args: &[SqlArg]) -> StoreResult<Option<T>> {
@@ -220,13 +236,8 @@ impl ChangeOps for SyncOps<'_> {
     async fn insert_event(&mut self, tenant_id: i64, event: &Event) -> StoreResult<i64> {
         let data = serde_json::to_string(event).map_err(|e| corrupt("event", e))?;
         let event_type = event.event_type.to_string();
-        let mut st = self.conn.prepare_cached(&insert_event_sql())?;
-        for (i, v) in event_values(tenant_id, event, &event_type, None, &data)
-            .iter()
-            .enumerate()
-        {
-            st.raw_bind_parameter(i + 1, v)?;
-        }
+        let values = event_values(tenant_id, event, &event_type, None, &data);
+        let mut st = in_order(self.conn, &insert_event_sql(), values)?;
         let mut rows = st.raw_query();
         let seq = rows
             .next()?
@@ -245,26 +256,18 @@ impl ChangeOps for SyncOps<'_> {
                 &leading_value_rows::<sqlx::Sqlite>(bodies.len(), BODY_COLS),
                 SEQ_OF_EVENT_ID,
             );
-            let mut st = self.conn.prepare_cached(&sql)?;
             let values = bodies.iter().flat_map(|b| body_values(b, event, now));
-            for (i, v) in values.enumerate() {
-                st.raw_bind_parameter(i + 1, &v)?;
-            }
-            st.raw_execute()?;
+            in_order(self.conn, &sql, values)?.raw_execute()?;
         }
         for chunk in rows.chunks(INSERT_CHUNK) {
             let sql = insert_deliveries_sql(
                 &leading_value_rows::<sqlx::Sqlite>(chunk.len(), DELIVERY_COLS),
                 "column5",
             );
-            let mut st = self.conn.prepare_cached(&sql)?;
             let values = chunk
                 .iter()
                 .flat_map(|r| delivery_values(r, tenant_id, event, &event_type, now));
-            for (i, v) in values.enumerate() {
-                st.raw_bind_parameter(i + 1, &v)?;
-            }
-            st.raw_execute()?;
+            in_order(self.conn, &sql, values)?.raw_execute()?;
         }
         // Nothing to notify: this process is the only one working on the file.
         Ok(settle_rows(rows, tenant_id, &event_type))
