@@ -60,6 +60,9 @@ pub struct Caller {
     /// The tenant's field-definitions version as read with the token (keys
     /// [`crate::tracker::FieldCache`]).
     pub fields_version: i64,
+    /// The tenant's webhooks version as read with the token (lets fan-out use a cached
+    /// list of the tenant's webhooks: `store/subscriber_cache.rs`).
+    pub webhooks_version: i64,
     /// Granted scopes.
     pub scopes: Scopes,
 }
@@ -102,6 +105,7 @@ pub async fn verify_token(token: &str, state: &AppState) -> Result<Caller, ApiEr
         tenant: rec.tenant_slug,
         user: rec.user,
         fields_version: rec.fields_version,
+        webhooks_version: rec.webhooks_version,
         scopes,
     })
 }

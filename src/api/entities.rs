@@ -157,6 +157,7 @@ async fn change(
         body,
         actor: &actor,
         fields_version: caller.fields_version,
+        webhooks_version: caller.webhooks_version,
     };
     Ok(tracker::apply(state.store.as_ref(), &state.field_cache, change).await?)
 }

@@ -333,6 +333,7 @@ pub async fn ingest(
             tenant_id: c.tenant_id,
             event,
             idempotency_key: i.idempotency_key,
+            webhooks_version: Some(c.webhooks_version),
         })
         .await?;
     let status = if created {

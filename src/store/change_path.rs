@@ -57,18 +57,25 @@ pub(crate) trait ChangeOps {
     async fn insert_event(&mut self, tenant_id: i64, event: &Event) -> StoreResult<i64>;
 
     /// Writes the deliveries of `event` (its `seq` set): the jobs leased to this node, and
-    /// whether claimable rows were written too.
-    async fn fanout(&mut self, tenant_id: i64, event: &Event) -> StoreResult<(Vec<DeliveryJob>, bool)>;
+    /// whether claimable rows were written too. `seen`: the tenant's webhooks version the
+    /// request saw ([`ChangeRequest::webhooks_version`]).
+    async fn fanout(
+        &mut self,
+        tenant_id: i64,
+        event: &Event,
+        seen: Option<i64>,
+    ) -> StoreResult<(Vec<DeliveryJob>, bool)>;
 
     /// PostgreSQL's one statement: the tenant's feed turn, the event and its deliveries,
     /// after `entity` when given (then `None` when `entity` found no row to write: nothing
     /// was written). Only for events whose bodies do not show their `seq`. Sets the
-    /// event's `seq`.
+    /// event's `seq`. `seen` as in [`ChangeOps::fanout`].
     async fn write_event_locking_tenant(
         &mut self,
         tenant_id: i64,
         event: &mut Event,
         entity: Option<&Deferred>,
+        seen: Option<i64>,
     ) -> StoreResult<Option<(Vec<DeliveryJob>, bool)>>;
 }
 
@@ -531,7 +538,7 @@ pub(crate) async fn apply<O: ChangeOps>(
     }
     let (jobs, claimable) = if one_statement {
         let written = ops
-            .write_event_locking_tenant(t, &mut event, deferred.as_ref())
+            .write_event_locking_tenant(t, &mut event, deferred.as_ref(), req.webhooks_version)
             .await
             // Only the entity's write can break a unique constraint here.
             .map_err(|e| {
@@ -548,7 +555,7 @@ pub(crate) async fn apply<O: ChangeOps>(
         }
     } else {
         event.seq = ops.insert_event(t, &event).await?;
-        ops.fanout(t, &event).await?
+        ops.fanout(t, &event, req.webhooks_version).await?
     };
     Ok(ChangeStep::Keep {
         outcome: ChangeOutcome::Applied {

@@ -147,6 +147,7 @@ macro_rules! impl_common_store {
                         email: r.try_get("user_email")?,
                     },
                     fields_version: r.try_get("fields_version")?,
+                    webhooks_version: r.try_get("webhooks_version")?,
                     name: r.try_get("name")?,
                     scopes: r.try_get("scopes")?,
                     secret_hash: r.try_get("secret_hash")?,
@@ -238,7 +239,7 @@ macro_rules! impl_common_store {
                 }
             }
 
-            const TOKEN_SELECT: &str = "SELECT t.id, t.tenant_id, n.slug, n.fields_version, t.user_id, u.account_id, \
+            const TOKEN_SELECT: &str = "SELECT t.id, t.tenant_id, n.slug, n.fields_version, n.webhooks_version, t.user_id, u.account_id, \
                  u.uuid AS user_uuid, u.name AS user_name, u.initials AS user_initials, u.email AS user_email, t.name, \
                  t.scopes, t.secret_hash, t.created_at, t.revoked_at FROM api_tokens t \
                  JOIN tenants n ON n.id = t.tenant_id JOIN users u ON u.id = t.user_id";

@@ -70,8 +70,9 @@ macro_rules! change_fns {
                 &mut self,
                 tenant_id: i64,
                 event: &Event,
+                seen: Option<i64>,
             ) -> StoreResult<(Vec<DeliveryJob>, bool)> {
-                super::delivery_impl::fanout(&mut *self.c, self.store, tenant_id, event).await
+                super::delivery_impl::fanout(&mut *self.c, self.store, tenant_id, event, seen).await
             }
 
             async fn write_event_locking_tenant(
@@ -79,6 +80,7 @@ macro_rules! change_fns {
                 tenant_id: i64,
                 event: &mut Event,
                 entity: Option<&Deferred>,
+                seen: Option<i64>,
             ) -> StoreResult<Option<(Vec<DeliveryJob>, bool)>> {
                 super::delivery_impl::insert_event_and_fanout_locking_tenant(
                     &mut *self.c,
@@ -86,6 +88,7 @@ macro_rules! change_fns {
                     tenant_id,
                     event,
                     entity,
+                    seen,
                 )
                 .await
             }

@@ -19,9 +19,9 @@ macro_rules! event_tail_fns {
             }
 
             impl Tail {
-                /// Reads the webhooks and renders the bodies (before the event has a `seq`).
-                async fn plan(c: &mut Conn, store: &$store, tenant_id: i64, event: &Event) -> StoreResult<Self> {
-                    let (rows, bodies, now) = plan_rows(c, store, tenant_id, event).await?;
+                /// Finds the webhooks and renders the bodies (before the event has a `seq`).
+                async fn plan(c: &mut Conn, store: &$store, tenant_id: i64, event: &Event, seen: Option<i64>) -> StoreResult<Self> {
+                    let (rows, bodies, now) = plan_rows(c, store, tenant_id, event, seen).await?;
                     let data = serde_json::to_string(event).map_err(|err| corrupt("event", err))?;
                     Ok(Self { rows, bodies, now, event_type: event.event_type.to_string(), data })
                 }
@@ -55,15 +55,17 @@ macro_rules! event_tail_fns {
             /// write, an `UPDATE` whose last condition is the version the entity was read
             /// with. It runs first, and the lock, the event and the deliveries only if it
             /// found its row; `None` then means it did not and nothing was written.
+            /// `seen`: the tenant's webhooks version the request saw (`subscriber_cache.rs`).
             pub(crate) async fn insert_event_and_fanout_locking_tenant(
                 c: &mut Conn,
                 store: &$store,
                 tenant_id: i64,
                 event: &mut Event,
                 entity: Option<&crate::store::value_rows::Deferred>,
+                seen: Option<i64>,
             ) -> StoreResult<Option<(Vec<DeliveryJob>, bool)>> {
                 debug_assert!(!crate::formats::body_shows_seq(event));
-                let t = Tail::plan(c, store, tenant_id, event).await?;
+                let t = Tail::plan(c, store, tenant_id, event, seen).await?;
                 let mut next = 10 + t.rows.len() * DELIVERY_COLS;
                 let (entity_cte, only_if_written) = match entity {
                     Some(d) => {

@@ -180,10 +180,12 @@ macro_rules! fanout_fns {
                     .collect()
             }
 
-            /// The tenant's webhooks that may want `event` (from the cache where there is one).
-            async fn subscribers(c: &mut Conn, store: &$store, tenant_id: i64, event: &Event) -> StoreResult<Arc<Vec<Subscriber>>> {
-                let cache = store.subscriber_cache();
-                if let Some(subs) = cache.and_then(|c| c.get(tenant_id)) {
+            /// The tenant's webhooks that may want `event`: from the cache where it holds a
+            /// list at least as new as `seen` (the tenant's webhooks version the request
+            /// saw, `subscriber_cache.rs`), else read.
+            async fn subscribers(c: &mut Conn, store: &$store, tenant_id: i64, event: &Event, seen: Option<i64>) -> StoreResult<Arc<Vec<Subscriber>>> {
+                let cache = store.subscriber_cache(seen);
+                if let Some(subs) = cache.and_then(|(c, v)| c.get(tenant_id, v)) {
                     return Ok(subs);
                 }
                 // Cached lists hold every enabled webhook; uncached reads only the
@@ -197,16 +199,16 @@ macro_rules! fanout_fns {
                 .fetch_all(&mut *c)
                 .await?;
                 let subs = Arc::new(rows.iter().map(subscriber_from_row).collect::<StoreResult<Vec<_>>>()?);
-                if let Some(cache) = cache {
-                    cache.put(tenant_id, Arc::clone(&subs));
+                if let Some((cache, v)) = cache {
+                    cache.put(tenant_id, v, Arc::clone(&subs));
                 }
                 Ok(subs)
             }
 
             /// Renders `event` for its subscribers and turns the result into rows (leased to
-            /// this node when an engine is attached).
-            async fn plan_rows(c: &mut Conn, store: &$store, tenant_id: i64, event: &Event) -> StoreResult<(Vec<RowToInsert>, Vec<BodyToInsert>, i64)> {
-                let subs = subscribers(c, store, tenant_id, event).await?;
+            /// this node when an engine is attached); `seen` as in [`subscribers`].
+            async fn plan_rows(c: &mut Conn, store: &$store, tenant_id: i64, event: &Event, seen: Option<i64>) -> StoreResult<(Vec<RowToInsert>, Vec<BodyToInsert>, i64)> {
+                let subs = subscribers(c, store, tenant_id, event, seen).await?;
                 plan_for(store, &subs, event)
             }
 
@@ -223,9 +225,10 @@ macro_rules! fanout_fns {
 
             /// Creates the deliveries of `event` (already inserted, `seq` set) in the
             /// caller's transaction; returns the jobs to hand to local workers after commit,
-            /// and whether claimable (unleased) rows were created too.
-            pub(crate) async fn fanout(c: &mut Conn, store: &$store, tenant_id: i64, event: &Event) -> StoreResult<(Vec<DeliveryJob>, bool)> {
-                let (rows, bodies, now) = plan_rows(c, store, tenant_id, event).await?;
+            /// and whether claimable (unleased) rows were created too. `seen`: the tenant's
+            /// webhooks version the request saw (`subscriber_cache.rs`).
+            pub(crate) async fn fanout(c: &mut Conn, store: &$store, tenant_id: i64, event: &Event, seen: Option<i64>) -> StoreResult<(Vec<DeliveryJob>, bool)> {
+                let (rows, bodies, now) = plan_rows(c, store, tenant_id, event, seen).await?;
                 write_rows(c, store, rows, &bodies, tenant_id, event, now).await
             }
 

@@ -158,7 +158,7 @@ macro_rules! impl_tracker_store {
                         );
                     }
                     event.seq = super::delivery_impl::insert_event(&mut tx, req.tenant_id, &event, req.idempotency_key.as_deref()).await?;
-                    let (fresh, claimable) = super::delivery_impl::fanout(&mut tx, self, req.tenant_id, &event).await?;
+                    let (fresh, claimable) = super::delivery_impl::fanout(&mut tx, self, req.tenant_id, &event, req.webhooks_version).await?;
                     tx.commit().await?;
                     self.hub.hand_off(fresh, claimable);
                     Ok((event, true))

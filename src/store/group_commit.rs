@@ -138,7 +138,10 @@ impl EngineWrite {
     }
 }
 
-/// One item of a batch.
+/// One item of a batch. (A change is the large variant; a batch holds at most
+/// [`MAX_GROUP`] of them for one turn of the writer, so boxing it would only add an
+/// allocation per change.)
+#[allow(clippy::large_enum_variant)]
 enum Work {
     Change(Queued),
     Engine(EngineWrite),

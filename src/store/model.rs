@@ -72,6 +72,9 @@ pub struct TokenRecord {
     /// The tenant's `fields_version` as this read saw it: field definitions cached under
     /// this version are current (see `tracker::FieldCache`).
     pub fields_version: i64,
+    /// The tenant's `webhooks_version` as this read saw it: a node's cached webhooks of
+    /// this version or newer are current (see `store/subscriber_cache.rs`).
+    pub webhooks_version: i64,
     /// Label for humans.
     pub name: String,
     /// Space-separated scopes.

@@ -21,6 +21,7 @@ use super::common_delivery_log::impl_delivery_log;
 use super::common_delivery_record::impl_delivery_record;
 use super::common_directory::impl_directory_store;
 use super::common_tracker::impl_tracker_store;
+use super::subscriber_cache::SubscriberCache;
 use super::ui_sessions::impl_ui_session_store;
 use super::{
     migrator, AttemptRecord, AutoDisable, ChangeOp, ChangeOutcome, ChangeRequest, ChangeStep, DeliveryHub,
@@ -70,7 +71,16 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "deliveries_tenant_unchecked",
         include_str!("../../migrations/postgres/0008_deliveries_tenant_unchecked.sql"),
     ),
+    (
+        9,
+        "webhooks_version",
+        include_str!("../../migrations/postgres/0009_webhooks_version.sql"),
+    ),
 ];
+
+/// A pooled connection idle at least this long is checked with a round trip before use
+/// (see `PgStore::open`).
+pub const CHECK_AFTER_IDLE: Duration = Duration::from_secs(1);
 
 /// PostgreSQL-backed store.
 #[derive(Clone, Debug)]
@@ -83,6 +93,8 @@ pub struct PgStore {
     pub(crate) schema: Option<String>,
     /// Fan-out settings and the local handoff.
     pub(crate) hub: Arc<DeliveryHub>,
+    /// Tenants' webhooks for fan-out, by the version requests saw (`subscriber_cache.rs`).
+    pub(crate) subscribers: Arc<SubscriberCache>,
     /// `NOTIFY` channel for new claimable work, namespaced by schema so test schemas (or
     /// separate deployments sharing a database) do not wake each other.
     pub(crate) channel: String,
@@ -116,6 +128,23 @@ impl PgStore {
         let pool = PgPoolOptions::new()
             .max_connections(16)
             .acquire_timeout(Duration::from_secs(10))
+            // sqlx's default checks every connection with a round trip to the server
+            // before handing it out (and again when it comes back, which cannot be turned
+            // off). A project update made seven round trips: its three statements (the
+            // token, the entity, the write) and a check before and after each of its two
+            // connections, which on a busy node had answered a few milliseconds earlier.
+            // Only a connection that sat idle is checked before use now: that is where a
+            // restarted server or a dropped link would show.
+            .test_before_acquire(false)
+            .before_acquire(|conn, meta| {
+                Box::pin(async move {
+                    if meta.idle_for < CHECK_AFTER_IDLE {
+                        return Ok(true);
+                    }
+                    // A connection that fails the check is closed; the pool takes another.
+                    Ok(sqlx::Connection::ping(conn).await.is_ok())
+                })
+            })
             .connect_with(opts)
             .await?;
         migrator(MIGRATIONS).run(&pool).await?;
@@ -124,6 +153,7 @@ impl PgStore {
             pool,
             schema: schema.map(str::to_owned),
             hub: Arc::default(),
+            subscribers: Arc::default(),
             channel: match schema {
                 Some(s) => format!("herald_work_{s}"),
                 None => "herald_work".to_owned(),
@@ -133,10 +163,11 @@ impl PgStore {
 }
 
 impl PgStore {
-    /// No webhook cache: other nodes change webhooks too, so fan-out reads them in its
-    /// transaction.
-    pub(crate) fn subscriber_cache(&self) -> Option<&super::subscriber_cache::SubscriberCache> {
-        None
+    /// Fan-out's webhook lists for a request that saw `seen` with its token: kept under
+    /// that version (other nodes change webhooks too; every change raises the tenant's
+    /// version, `subscriber_cache.rs`). Without a version, fan-out reads them.
+    pub(crate) fn subscriber_cache(&self, seen: Option<i64>) -> Option<(&SubscriberCache, i64)> {
+        seen.map(|v| (self.subscribers.as_ref(), v))
     }
 
     /// Runs a tracker change in a transaction of its own: nodes and changes run in
@@ -212,7 +243,8 @@ impl PgStore {
         Ok(None)
     }
 
-    /// Nothing cached, nothing to forget.
+    /// Nothing to forget: a webhook write raises the tenant's `webhooks_version`, which
+    /// every later request sees with its token (`subscriber_cache.rs`).
     pub(crate) fn forget_subscribers(&self) {}
 
     /// The schema in use, if one was configured.

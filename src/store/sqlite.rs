@@ -79,6 +79,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "claim_skips_excluded_webhooks",
         include_str!("../../migrations/sqlite/0008_claim_skips_excluded_webhooks.sql"),
     ),
+    (
+        9,
+        "webhooks_version",
+        include_str!("../../migrations/sqlite/0009_webhooks_version.sql"),
+    ),
 ];
 
 /// SQLite-backed store.
@@ -194,9 +199,11 @@ impl SqliteStore {
         )
     }
 
-    /// Fan-out's webhook lists: safe to cache here because this process makes every write.
-    pub(crate) fn subscriber_cache(&self) -> Option<&SubscriberCache> {
-        Some(&self.subscribers)
+    /// Fan-out's webhook lists, whatever version a request saw: safe to cache here
+    /// because this process makes every write and forgets them on each webhook write
+    /// (`subscriber_cache.rs`), so every list is kept at version 0.
+    pub(crate) fn subscriber_cache(&self, _seen: Option<i64>) -> Option<(&SubscriberCache, i64)> {
+        Some((&self.subscribers, 0))
     }
 
     /// Runs a tracker change on the writer task (see `group_commit.rs`): in a savepoint

@@ -155,6 +155,10 @@ pub struct ChangeRequest {
     pub actor: UserRef,
     /// Time of the change, epoch ms.
     pub now: i64,
+    /// The tenant's `webhooks_version` as the request saw it (read with its token), when
+    /// known: fan-out may then use the tenant's webhooks cached at that version or later
+    /// instead of reading them (`store/subscriber_cache.rs`). `None` reads them.
+    pub webhooks_version: Option<i64>,
     /// Computes the new attributes (unused for deletes).
     pub compute: ComputeFn,
     /// Normalises stored attributes before diffing (optional).
@@ -238,6 +242,8 @@ pub struct IngestRequest {
     pub event: crate::domain::event::Event,
     /// Caller-supplied key making the call idempotent.
     pub idempotency_key: Option<String>,
+    /// As [`ChangeRequest::webhooks_version`].
+    pub webhooks_version: Option<i64>,
 }
 
 #[cfg(test)]

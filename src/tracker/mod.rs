@@ -80,6 +80,9 @@ pub struct Change<'a> {
     pub actor: &'a UserRef,
     /// The tenant's `fields_version` as read with the caller's token (see [`FieldCache`]).
     pub fields_version: i64,
+    /// The tenant's webhooks version as read with the caller's token (fan-out may use
+    /// webhooks cached at this version or later: `store/subscriber_cache.rs`).
+    pub webhooks_version: i64,
 }
 
 /// Reads a story position from `before_id` / `after_id` in the body.
@@ -168,6 +171,7 @@ pub async fn apply(store: &dyn Store, field_cache: &FieldCache, c: Change<'_>) -
         position: story_position,
         actor: c.actor.clone(),
         now,
+        webhooks_version: Some(c.webhooks_version),
         compute: std::sync::Arc::new(compute),
         normalize: if c.kind == EntityKind::Project {
             Some(std::sync::Arc::new(normalize))

@@ -65,6 +65,7 @@ pub async fn change(
         body,
         actor: &actor,
         fields_version: c.fields_version,
+        webhooks_version: c.webhooks_version,
     };
     match tracker::apply(store, &state.field_cache, change).await {
         Ok(ChangeOutcome::Unchanged(row)) => Ok(Changed::Done(false, Some(row.id))),

@@ -147,6 +147,7 @@ pub async fn load(headers: &HeaderMap, state: &AppState) -> Result<Option<Sessio
             tenant: token.tenant_slug,
             user: token.user,
             fields_version: token.fields_version,
+            webhooks_version: token.webhooks_version,
             scopes,
         },
         csrf: rec.csrf_token,

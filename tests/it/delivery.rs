@@ -490,9 +490,11 @@ rig_test!(during_a_rotation_both_secrets_sign, &[], |rig: Rig| async move {
 });
 
 /// PostgreSQL: a webhook disabled, enabled again or deleted through another node (here
-/// another store on the same database) counts from this node's very next change — the
-/// guard for any cache of webhooks a node may keep (one was tried: BENCHMARKS.md, run K).
-/// Deleting while an attempt of the webhook is being recorded once deadlocked here.
+/// another store on the same database), or disabled by an operator's own SQL, counts from
+/// this node's very next change — the guard for the webhooks each node keeps in memory
+/// (`src/store/subscriber_cache.rs`: the tenant's `webhooks_version`, raised by a trigger
+/// and read with every token). Deleting while an attempt of the webhook is being
+/// recorded once deadlocked here.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn webhook_changes_made_on_another_node_count_from_the_next_change() {
     let Some(rig) = crate::support::hooks::rig(crate::support::Backend::Postgres, &[]).await else {
@@ -541,4 +543,13 @@ async fn webhook_changes_made_on_another_node_count_from_the_next_change() {
         .unwrap());
     change().await;
     assert_eq!((rows(&w1).await, rows(&w2).await), (3, 3), "w2 deleted elsewhere");
+
+    let mut sql = rig.app.pg_conn().await;
+    sqlx::query("UPDATE webhooks SET enabled = FALSE WHERE id = $1")
+        .bind(id(&w1))
+        .execute(&mut sql)
+        .await
+        .unwrap();
+    change().await;
+    assert_eq!((rows(&w1).await, rows(&w2).await), (3, 3), "w1 disabled by SQL");
 }

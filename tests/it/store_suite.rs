@@ -202,6 +202,46 @@ async fn postgres_sessions_are_named_herald() {
     );
 }
 
+/// A pooled PostgreSQL connection the server dropped while it sat idle is replaced before
+/// it is used, not handed to a request: sqlx's check before every use now runs only on
+/// connections idle for `CHECK_AFTER_IDLE` (src/store/postgres.rs says why).
+#[tokio::test]
+async fn a_connection_dropped_while_idle_is_replaced_before_use() {
+    let Some(app) = TestApp::spawn(crate::support::Backend::Postgres).await else {
+        return;
+    };
+    let DatabaseConfig::Postgres {
+        schema: Some(schema), ..
+    } = &app.settings.database
+    else {
+        panic!("tests run in a schema of their own");
+    };
+    // A store of its own (no engine, nothing else using its pool), its sessions named so
+    // that only they are ended.
+    let base = crate::support::app::postgres_url().expect("PostgreSQL is configured");
+    let name = format!("{schema}_idle");
+    let sep = if base.contains('?') { '&' } else { '?' };
+    let s = herald::store::connect(&DatabaseConfig::Postgres {
+        url: format!("{base}{sep}application_name={name}"),
+        schema: Some(schema.clone()),
+    })
+    .await
+    .unwrap();
+    s.tenant_count().await.unwrap();
+    let dropped = app
+        .db_count(&format!(
+            "SELECT COUNT(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = '{name}'"
+        ))
+        .await;
+    assert!(dropped >= 1, "the pool held a connection");
+    // What is tested is what happens after this much idle time.
+    tokio::time::sleep(herald::store::postgres::CHECK_AFTER_IDLE + std::time::Duration::from_millis(200))
+        .await;
+    for _ in 0..20 {
+        s.tenant_count().await.expect("a live connection");
+    }
+}
+
 /// A webhook of tenant `tenant_id` (made with [`config`]) whose attempts a test records
 /// directly; returns its id.
 async fn webhook_of(s: &dyn herald::store::Store, tenant_id: i64, name: &str) -> Uuid {
@@ -345,5 +385,110 @@ both!(
             record(id, 3_000, 2, 3_100).await,
             "failed retries past the span did not disable the webhook"
         );
+    }
+);
+
+/// A finished attempt of webhook `w`, answered `status` (410 asks for the webhook to be
+/// disabled), for a delivery the test does not need to exist.
+fn attempt(w: Uuid, status: i64) -> herald::store::AttemptRecord {
+    herald::store::AttemptRecord {
+        delivery_id: Uuid::new_v4(),
+        webhook_id: w,
+        lease_token: "t".into(),
+        number: 1,
+        tries: 1,
+        started_at: 1_000,
+        duration_ms: 1,
+        request_headers: "[]".into(),
+        status_code: Some(status),
+        response_headers: None,
+        response_body: None,
+        response_truncated: false,
+        error_kind: None,
+        error: None,
+        next: herald::store::NextState::Succeeded,
+        disable_reason: (status == 410).then(|| "gone".to_owned()),
+    }
+}
+
+both!(
+    every_webhook_change_raises_the_tenants_webhooks_version,
+    |app: TestApp| async move {
+        // Nodes keep a tenant's webhooks in memory under the version read with each token
+        // (src/store/subscriber_cache.rs): any change fan-out would see must raise it,
+        // the recorder's status writes must not (they would empty every node's cache).
+        let s = app.store.as_ref();
+        let token = s.list_tokens(None).await.unwrap().remove(0);
+        let tenant = token.tenant_id;
+        let (other, _) = s.ensure_tenant("other", 1).await.unwrap();
+        let version = async |tenant_id: i64| {
+            let all = s.list_tokens(None).await.unwrap();
+            all.iter()
+                .find(|t| t.tenant_id == tenant_id)
+                .map(|t| t.webhooks_version)
+                .unwrap()
+        };
+        let other_token = herald::store::NewTokenRecord {
+            id: "other-token".into(),
+            tenant_id: other.id,
+            user_id: token.user.id,
+            name: "o".into(),
+            scopes: "admin".into(),
+            secret_hash: "x".into(),
+            created_at: 1,
+        };
+        s.insert_token(&other_token).await.unwrap();
+        let other_before = version(other.id).await;
+        let last = std::cell::Cell::new(version(tenant).await);
+        let raised = async |what: &str| {
+            let now = version(tenant).await;
+            assert!(now > last.get(), "{what}: version {now}, was {}", last.get());
+            last.set(now);
+        };
+        let id = Uuid::new_v4();
+        s.insert_webhook(
+            &NewWebhook {
+                id,
+                tenant_id: tenant,
+                config: config("https://x.test/1"),
+                secret_sealed: "v1:s".into(),
+                now: 100,
+            },
+            10,
+        )
+        .await
+        .unwrap();
+        raised("created").await;
+        s.update_webhook(tenant, id, &config("https://x.test/2"), 200)
+            .await
+            .unwrap()
+            .unwrap();
+        raised("updated").await;
+        s.rotate_secret(tenant, id, "v1:new", 999, 300)
+            .await
+            .unwrap()
+            .unwrap();
+        raised("secret rotated").await;
+
+        let auto = herald::store::AutoDisable {
+            failures: 1_000,
+            after_ms: 1_000_000,
+        };
+        let records: std::sync::Arc<[_]> = vec![attempt(id, 200), attempt(id, 500)].into();
+        assert!(s.record_attempts(records, auto, 2_000).await.unwrap().is_empty());
+        let hook = s.get_webhook(tenant, id).await.unwrap().unwrap();
+        assert!(hook.last_execution.is_some(), "the status was recorded");
+        assert_eq!(
+            version(tenant).await,
+            last.get(),
+            "status writes leave the version alone"
+        );
+
+        let records: std::sync::Arc<[_]> = vec![attempt(id, 410)].into();
+        assert_eq!(s.record_attempts(records, auto, 3_000).await.unwrap(), vec![id]);
+        raised("disabled by a 410").await;
+        assert!(s.delete_webhook(tenant, id).await.unwrap());
+        raised("deleted").await;
+        assert_eq!(version(other.id).await, other_before, "another tenant's version");
     }
 );

@@ -836,6 +836,7 @@ fn set_budget(tenant_id: i64, id: i64, budget: i64, panics_on_13: bool) -> heral
             email: String::new(),
         },
         now: 1,
+        webhooks_version: None,
         compute: Arc::new(compute),
         normalize: None,
     }

@@ -181,7 +181,7 @@ impl SyncOps<'_> {
 
     /// The tenant's enabled webhooks, from the store's cache or read (and cached).
     fn subscribers(&self, tenant_id: i64) -> StoreResult<std::sync::Arc<Vec<Subscriber>>> {
-        if let Some(subs) = self.store.subscribers.get(tenant_id) {
+        if let Some(subs) = self.store.subscribers.get(tenant_id, 0) {
             return Ok(subs);
         }
         let mut st = bound(
@@ -197,7 +197,7 @@ impl SyncOps<'_> {
         let subs = std::sync::Arc::new(subs);
         self.store
             .subscribers
-            .put(tenant_id, std::sync::Arc::clone(&subs));
+            .put(tenant_id, 0, std::sync::Arc::clone(&subs));
         Ok(subs)
     }
 }
@@ -247,7 +247,14 @@ impl ChangeOps for SyncOps<'_> {
         Ok(seq)
     }
 
-    async fn fanout(&mut self, tenant_id: i64, event: &Event) -> StoreResult<(Vec<DeliveryJob>, bool)> {
+    /// The writer's own cache is exact (`subscriber_cache.rs`): the request's version is
+    /// not needed.
+    async fn fanout(
+        &mut self,
+        tenant_id: i64,
+        event: &Event,
+        _seen: Option<i64>,
+    ) -> StoreResult<(Vec<DeliveryJob>, bool)> {
         let subs = self.subscribers(tenant_id)?;
         let (rows, bodies, now) = plan_for(self.store, &subs, event)?;
         let event_type = event.event_type.to_string();
@@ -278,6 +285,7 @@ impl ChangeOps for SyncOps<'_> {
         _: i64,
         _: &mut Event,
         _: Option<&Deferred>,
+        _: Option<i64>,
     ) -> StoreResult<Option<(Vec<DeliveryJob>, bool)>> {
         Err(corrupt("change", "SQLite's writer takes no tenant locks"))
     }
