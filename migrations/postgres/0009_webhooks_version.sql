@@ -4,7 +4,8 @@
 -- filters or format. It is read with every API token (like `fields_version`), so a node
 -- can keep each tenant's webhooks in memory and still see a change made on another node
 -- on the next request. A trigger rather than code at each write: no write to `webhooks`
--- can forget it. The recorder's status columns (last execution, failure streak) are not
+-- can forget it (a `TRUNCATE`, which fires no row trigger, raises every tenant's). The
+-- recorder's status columns (last execution, failure streak) are not
 -- in the list, so recording attempts does not empty every node's cache.
 ALTER TABLE tenants ADD COLUMN webhooks_version BIGINT NOT NULL DEFAULT 0;
 
@@ -26,6 +27,17 @@ $$;
 CREATE TRIGGER webhooks_version_on_insert_or_delete AFTER INSERT OR DELETE ON webhooks
     FOR EACH ROW EXECUTE FUNCTION herald_webhooks_changed();
 CREATE TRIGGER webhooks_version_on_update AFTER UPDATE OF
-    tenant_id, url, http_verb, format, event_types, project_ids, headers, enabled, ordering,
+    id, tenant_id, url, http_verb, format, event_types, project_ids, headers, enabled, ordering,
     secret, previous_secret, previous_secret_until, created_at, updated_at ON webhooks
     FOR EACH ROW EXECUTE FUNCTION herald_webhooks_changed();
+
+CREATE FUNCTION herald_webhooks_truncated() RETURNS trigger LANGUAGE plpgsql
+SET search_path FROM CURRENT AS $$
+BEGIN
+    UPDATE tenants SET webhooks_version = webhooks_version + 1;
+    RETURN NULL;
+END
+$$;
+
+CREATE TRIGGER webhooks_version_on_truncate AFTER TRUNCATE ON webhooks
+    FOR EACH STATEMENT EXECUTE FUNCTION herald_webhooks_truncated();

@@ -14,7 +14,7 @@ BEGIN
     UPDATE tenants SET webhooks_version = webhooks_version + 1 WHERE id = OLD.tenant_id;
 END;
 CREATE TRIGGER webhooks_version_on_update AFTER UPDATE OF
-    tenant_id, url, http_verb, format, event_types, project_ids, headers, enabled, ordering,
+    id, tenant_id, url, http_verb, format, event_types, project_ids, headers, enabled, ordering,
     secret, previous_secret, previous_secret_until, created_at, updated_at ON webhooks
 BEGIN
     UPDATE tenants SET webhooks_version = webhooks_version + 1 WHERE id IN (OLD.tenant_id, NEW.tenant_id);

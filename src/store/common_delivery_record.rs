@@ -196,7 +196,12 @@ async fn update_webhooks<S: RecordStatements>(
     // the batch. With one writer there is no lock order to keep. Otherwise the rows are
     // first locked in id order by one statement (it locks rows in the order it returns
     // them; chunks follow the same order), so the update finds them held and batches
-    // written at the same time, on this node or another, cannot deadlock.
+    // written at the same time, on this node or another, cannot deadlock over them. A
+    // disable below also raises its tenant's `webhooks_version` (a trigger, migration
+    // 0009), locking tenant rows in webhook order: two batches disabling webhooks of the
+    // same two tenants in opposite orders at the same moment can deadlock, and PostgreSQL
+    // then fails one, which the recorder writes again. Disables are rare; locking tenant
+    // rows up front would hold them for every batch with a failure.
     let mut deltas: Vec<_> = webhook_deltas(records).into_iter().collect();
     deltas.sort_unstable_by_key(|(id, _)| *id);
     if !S::SINGLE_WRITER {

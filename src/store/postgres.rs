@@ -141,8 +141,10 @@ impl PgStore {
                     if meta.idle_for < CHECK_AFTER_IDLE {
                         return Ok(true);
                     }
-                    // A connection that fails the check is closed; the pool takes another.
-                    Ok(sqlx::Connection::ping(conn).await.is_ok())
+                    // A connection that fails the check is dropped (the error is logged) and
+                    // the pool takes another. One that broke less than a second after its
+                    // last use still reaches its next statement, which then fails.
+                    sqlx::Connection::ping(conn).await.map(|()| true)
                 })
             })
             .connect_with(opts)

@@ -121,3 +121,37 @@ pub(crate) fn subscriber_from_row(r: &impl Columns) -> StoreResult<Subscriber> {
         target: Arc::new(target_from_row(r)?),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::subscriber_sql;
+
+    /// Every column fan-out reads, filters or orders by is in the list of the triggers
+    /// that raise `tenants.webhooks_version` (migration 0009, both backends): a column
+    /// added to fan-out's read but not there would let nodes keep webhook lists that a
+    /// write to it made stale (`subscriber_cache.rs`).
+    #[test]
+    fn the_webhooks_version_triggers_watch_every_column_fan_out_reads() {
+        let select = subscriber_sql("tenant_id = $1 AND enabled");
+        let listed = &select["SELECT ".len()..select.find(" FROM").unwrap()];
+        let mut read: Vec<&str> = listed.split(',').map(str::trim).collect();
+        read.extend(["tenant_id", "enabled", "created_at"]);
+        for (backend, migration) in [
+            (
+                "postgres",
+                include_str!("../../migrations/postgres/0009_webhooks_version.sql"),
+            ),
+            (
+                "sqlite",
+                include_str!("../../migrations/sqlite/0009_webhooks_version.sql"),
+            ),
+        ] {
+            let from = migration.find("AFTER UPDATE OF").unwrap() + "AFTER UPDATE OF".len();
+            let to = from + migration[from..].find(" ON webhooks").unwrap();
+            let watched: Vec<&str> = migration[from..to].split(',').map(str::trim).collect();
+            for c in &read {
+                assert!(watched.contains(c), "{backend}: the trigger does not watch `{c}`");
+            }
+        }
+    }
+}

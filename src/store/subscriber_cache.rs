@@ -16,8 +16,12 @@
 //!   the request that read it saw with its token, and it was read after that, so it is at
 //!   least that new; a request uses a kept list only when its own version is no newer. A
 //!   change therefore fans out to webhooks no older than those committed when its request
-//!   was authenticated — what reading them in the change gave, without the query (the
-//!   same argument as `tracker::FieldCache`'s). Requests without a version read them.
+//!   was authenticated (the same argument as `tracker::FieldCache`'s): a webhook created
+//!   before that sees the change, one deleted or disabled before it does not. One changed
+//!   while the request runs may or may not, as when the change read them itself a few
+//!   milliseconds later. Requests without a version read them. Versions only rise; a
+//!   database restored to an older state needs its nodes restarted (as for field
+//!   definitions).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};

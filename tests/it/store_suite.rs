@@ -469,6 +469,29 @@ both!(
             .unwrap()
             .unwrap();
         raised("secret rotated").await;
+        // Each column fan-out reads, written alone (as an operator's own SQL might).
+        for col in [
+            "id",
+            "tenant_id",
+            "url",
+            "http_verb",
+            "format",
+            "event_types",
+            "project_ids",
+            "headers",
+            "enabled",
+            "ordering",
+            "secret",
+            "previous_secret",
+            "previous_secret_until",
+            "created_at",
+            "updated_at",
+        ] {
+            let sql =
+                format!("UPDATE webhooks SET {col} = {col} WHERE id = '{id}' RETURNING CAST(1 AS BIGINT)");
+            assert_eq!(app.db_count(&sql).await, 1);
+            raised(col).await;
+        }
 
         let auto = herald::store::AutoDisable {
             failures: 1_000,
@@ -490,5 +513,14 @@ both!(
         assert!(s.delete_webhook(tenant, id).await.unwrap());
         raised("deleted").await;
         assert_eq!(version(other.id).await, other_before, "another tenant's version");
+        if let DatabaseConfig::Postgres { .. } = app.settings.database {
+            // A TRUNCATE fires no row trigger; a statement trigger raises every tenant's.
+            sqlx::query("TRUNCATE webhooks")
+                .execute(&mut app.pg_conn().await)
+                .await
+                .unwrap();
+            raised("truncated").await;
+            assert!(version(other.id).await > other_before, "truncated: every tenant");
+        }
     }
 );
