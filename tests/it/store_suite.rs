@@ -445,19 +445,7 @@ both!(
             assert!(now > last.get(), "{what}: version {now}, was {}", last.get());
             last.set(now);
         };
-        let id = Uuid::new_v4();
-        s.insert_webhook(
-            &NewWebhook {
-                id,
-                tenant_id: tenant,
-                config: config("https://x.test/1"),
-                secret_sealed: "v1:s".into(),
-                now: 100,
-            },
-            10,
-        )
-        .await
-        .unwrap();
+        let id = webhook_of(s, tenant, "1").await;
         raised("created").await;
         s.update_webhook(tenant, id, &config("https://x.test/2"), 200)
             .await
