@@ -553,3 +553,36 @@ async fn webhook_changes_made_on_another_node_count_from_the_next_change() {
     change().await;
     assert_eq!((rows(&w1).await, rows(&w2).await), (3, 3), "w1 disabled by SQL");
 }
+
+/// PostgreSQL: once a node has read a tenant's webhooks, a change whose token shows the
+/// same webhooks version fans out from the list it kept (`src/store/subscriber_cache.rs`)
+/// without reading them again — it completes while another session holds the `webhooks`
+/// table locked against every read — and its delivery is made.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_change_fans_out_from_the_webhooks_kept_in_memory() {
+    let Some(rig) = crate::support::hooks::rig(crate::support::Backend::Postgres, &[]).await else {
+        return;
+    };
+    let w = rig.webhook("standard", &["Project:Updated"], json!({})).await;
+    let p = rig.project("MEM").await;
+    let path = format!("/projects/{}", p["id"]);
+    rig.update(&path, json!({"name": "read"})).await; // reads the webhooks and keeps them
+
+    let mut lock = rig.app.pg_conn().await;
+    sqlx::query("BEGIN").execute(&mut lock).await.unwrap();
+    sqlx::query("LOCK TABLE webhooks IN ACCESS EXCLUSIVE MODE")
+        .execute(&mut lock)
+        .await
+        .unwrap();
+    let change = tokio::time::timeout(WAIT, rig.update(&path, json!({"name": "kept"}))).await;
+    sqlx::query("ROLLBACK").execute(&mut lock).await.unwrap();
+    assert!(change.is_ok(), "the change waited for the webhooks table");
+
+    let sql = format!("SELECT COUNT(*) FROM deliveries WHERE webhook_id = '{}'", id(&w));
+    assert_eq!(rig.app.db_count(&sql).await, 2, "both updates fanned out");
+    eventually("both deliveries succeed", WAIT, || async {
+        let all = rig.deliveries(&w).await;
+        (all.len() == 2 && all.iter().all(|d| d["status"] == "succeeded")).then_some(())
+    })
+    .await;
+}
