@@ -76,6 +76,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "webhooks_version",
         include_str!("../../migrations/postgres/0009_webhooks_version.sql"),
     ),
+    (
+        10,
+        "lz4_compression",
+        include_str!("../../migrations/postgres/0010_lz4_compression.sql"),
+    ),
 ];
 
 /// A pooled connection idle at least this long is checked with a round trip before use

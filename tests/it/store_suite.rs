@@ -242,6 +242,31 @@ async fn a_connection_dropped_while_idle_is_replaced_before_use() {
     }
 }
 
+/// PostgreSQL: the large columns every change writes are compressed with lz4 where the
+/// server has it (migration 0010), and with pglz, as before, where it does not.
+#[tokio::test]
+async fn postgres_compresses_what_changes_write_with_lz4() {
+    let Some(app) = TestApp::spawn(crate::support::Backend::Postgres).await else {
+        return;
+    };
+    let has_lz4 = app
+        .db_count(
+            "SELECT COUNT(*) FROM pg_settings WHERE name = 'default_toast_compression' \
+             AND 'lz4' = ANY(enumvals)",
+        )
+        .await
+        == 1;
+    let lz4_columns = app
+        .db_count(
+            "SELECT COUNT(*) FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid \
+             JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = current_schema() \
+             AND (c.relname, a.attname) IN (('events', 'data'), ('delivery_bodies', 'body'), \
+             ('entities', 'data'), ('deliveries', 'body')) AND a.attcompression = 'l'",
+        )
+        .await;
+    assert_eq!(lz4_columns, if has_lz4 { 4 } else { 0 });
+}
+
 /// A webhook of tenant `tenant_id` (made with [`config`]) whose attempts a test records
 /// directly; returns its id.
 async fn webhook_of(s: &dyn herald::store::Store, tenant_id: i64, name: &str) -> Uuid {
