@@ -203,7 +203,12 @@ impl SqliteStore {
     /// because this process makes every write and forgets them on each webhook write
     /// (`subscriber_cache.rs`), so every list is kept at version 0.
     pub(crate) fn subscriber_cache(&self, _seen: Option<i64>) -> Option<(&SubscriberCache, i64)> {
-        Some((&self.subscribers, 0))
+        Some(self.cache_of_subscribers())
+    }
+
+    /// The webhook cache and the one version its lists are kept under here.
+    pub(crate) fn cache_of_subscribers(&self) -> (&SubscriberCache, i64) {
+        (&self.subscribers, 0)
     }
 
     /// Runs a tracker change on the writer task (see `group_commit.rs`): in a savepoint

@@ -568,12 +568,7 @@ async fn a_change_fans_out_from_the_webhooks_kept_in_memory() {
     let path = format!("/projects/{}", p["id"]);
     rig.update(&path, json!({"name": "read"})).await; // reads the webhooks and keeps them
 
-    let mut lock = rig.app.pg_conn().await;
-    sqlx::query("BEGIN").execute(&mut lock).await.unwrap();
-    sqlx::query("LOCK TABLE webhooks IN ACCESS EXCLUSIVE MODE")
-        .execute(&mut lock)
-        .await
-        .unwrap();
+    let mut lock = rig.app.pg_lock("webhooks", "ACCESS EXCLUSIVE").await;
     let change = tokio::time::timeout(WAIT, rig.update(&path, json!({"name": "kept"}))).await;
     sqlx::query("ROLLBACK").execute(&mut lock).await.unwrap();
     assert!(change.is_ok(), "the change waited for the webhooks table");

@@ -1000,14 +1000,9 @@ async fn the_feed_waits_for_an_event_with_a_lower_seq_still_committing() {
     // The tenant's first change also sets up its system fields: done before the test.
     rig.create("/projects", json!({"key": "FIRST", "name": "First"}))
         .await;
-    let mut blocker = rig.app.pg_conn().await;
-    sqlx::query("BEGIN").execute(&mut blocker).await.unwrap();
     // Only a fan-out writes shared bodies (readers are not held): the ingest's is the
     // only one in this test.
-    sqlx::query("LOCK TABLE delivery_bodies IN EXCLUSIVE MODE")
-        .execute(&mut blocker)
-        .await
-        .unwrap();
+    let mut blocker = rig.app.pg_lock("delivery_bodies", "EXCLUSIVE").await;
     let held = {
         let (base, token) = (rig.app.base.clone(), rig.app.token.clone());
         tokio::spawn(async move {

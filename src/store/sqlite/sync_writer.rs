@@ -179,9 +179,11 @@ impl SyncOps<'_> {
         })
     }
 
-    /// The tenant's enabled webhooks, from the store's cache or read (and cached).
+    /// The tenant's enabled webhooks, from the store's cache or read (and cached), at the
+    /// version SQLite keeps every list under (`SqliteStore::subscriber_cache`).
     fn subscribers(&self, tenant_id: i64) -> StoreResult<std::sync::Arc<Vec<Subscriber>>> {
-        if let Some(subs) = self.store.subscribers.get(tenant_id, 0) {
+        let (cache, version) = self.store.cache_of_subscribers();
+        if let Some(subs) = cache.get(tenant_id, version) {
             return Ok(subs);
         }
         let mut st = bound(
@@ -195,9 +197,7 @@ impl SyncOps<'_> {
             subs.push(subscriber_from_row(r)?);
         }
         let subs = std::sync::Arc::new(subs);
-        self.store
-            .subscribers
-            .put(tenant_id, 0, std::sync::Arc::clone(&subs));
+        cache.put(tenant_id, version, std::sync::Arc::clone(&subs));
         Ok(subs)
     }
 }

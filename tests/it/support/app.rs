@@ -254,6 +254,19 @@ impl TestApp {
         }
     }
 
+    /// A connection of its own holding `table` locked in `mode` (`LOCK TABLE … IN mode
+    /// MODE`) inside an open transaction, until it rolls back or is dropped (PostgreSQL
+    /// backend only): for tests of what waits for a table and what does not.
+    pub async fn pg_lock(&self, table: &str, mode: &str) -> sqlx::PgConnection {
+        let mut c = self.pg_conn().await;
+        sqlx::query("BEGIN").execute(&mut c).await.unwrap();
+        sqlx::query(&format!("LOCK TABLE {table} IN {mode} MODE"))
+            .execute(&mut c)
+            .await
+            .unwrap();
+        c
+    }
+
     /// A connection of its own to the app's PostgreSQL schema (PostgreSQL backend only),
     /// for tests that hold locks or read what is stored past Herald.
     pub async fn pg_conn(&self) -> sqlx::PgConnection {
