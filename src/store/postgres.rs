@@ -81,6 +81,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "lz4_compression",
         include_str!("../../migrations/postgres/0010_lz4_compression.sql"),
     ),
+    (
+        11,
+        "lean_delivery_writes",
+        include_str!("../../migrations/postgres/0011_lean_delivery_writes.sql"),
+    ),
 ];
 
 /// A pooled connection idle at least this long is checked with a round trip before use

@@ -267,6 +267,89 @@ async fn postgres_compresses_what_changes_write_with_lz4() {
     assert_eq!(lz4_columns, if has_lz4 { 4 } else { 0 });
 }
 
+/// PostgreSQL: a delivery's outcome rewrites its row on the row's own page, where the
+/// WAL records only what changed (migration 0011 leaves half of each new page free for
+/// this); with full pages the new version moved to another page.
+#[tokio::test]
+async fn postgres_writes_an_outcome_on_its_deliverys_page() {
+    use herald::store::AutoDisable;
+    let Some(app) = TestApp::spawn(crate::support::Backend::Postgres).await else {
+        return;
+    };
+    let s = app.store.as_ref();
+    let (t, _) = s.ensure_tenant("pages", 1).await.unwrap();
+    let hook = webhook_of(s, t.id, "pages").await;
+    // Rows the size of real ones (a few hundred bytes), leased, as fan-out writes them:
+    // more than a whole page of them.
+    let ids: Vec<Uuid> = (0..60).map(|_| Uuid::now_v7()).collect();
+    for id in &ids {
+        app.db_count(&format!(
+            "WITH ins AS (INSERT INTO deliveries (id, tenant_id, webhook_id, event_id, event_seq, event_type, \
+             headers, status, next_attempt_at, lease_token, lease_until, created_at, updated_at) \
+             VALUES ('{id}', {tid}, '{hook}', gen_random_uuid()::text, 1, 'project.updated', repeat('h', 300), \
+             'pending', 1, 't', 9000000000000, 1, 1) RETURNING 1) SELECT COUNT(*) FROM ins",
+            tid = t.id
+        ))
+        .await;
+    }
+    let page_of = |id: Uuid| {
+        let app = &app;
+        async move {
+            app.db_count(&format!(
+                "SELECT (ctid::text::point)[0]::bigint FROM deliveries WHERE id = '{id}'"
+            ))
+            .await
+        }
+    };
+    let first = ids[0];
+    assert_eq!(page_of(first).await, 0);
+    assert!(page_of(ids[59]).await >= 1, "the rows fill more than one page");
+    let mut attempt = crate::support::attempt(hook, 1_000, 200);
+    attempt.delivery_id = first;
+    let auto = AutoDisable {
+        failures: 100,
+        after_ms: 1,
+    };
+    s.record_attempts(std::sync::Arc::new([attempt]), auto, 2_000)
+        .await
+        .unwrap();
+    let status = app
+        .db_count(&format!(
+            "SELECT COUNT(*) FROM deliveries WHERE id = '{first}' AND status = 'succeeded'"
+        ))
+        .await;
+    assert_eq!(status, 1, "the outcome was written");
+    assert_eq!(
+        page_of(first).await,
+        0,
+        "the outcome moved the row to another page"
+    );
+}
+
+/// PostgreSQL: the attempt log keeps one B-tree (its primary key, which also finds a
+/// delivery's attempts in order) and a BRIN index on `started_at` for retention
+/// (migration 0011).
+#[tokio::test]
+async fn postgres_keeps_the_attempt_log_lean() {
+    let Some(app) = TestApp::spawn(crate::support::Backend::Postgres).await else {
+        return;
+    };
+    let indexes = app
+        .db_count(
+            "SELECT COUNT(*) FROM pg_indexes WHERE schemaname = current_schema() AND tablename = 'delivery_attempts'",
+        )
+        .await;
+    assert_eq!(indexes, 2);
+    let expected = app
+        .db_count(
+            "SELECT COUNT(*) FROM pg_indexes WHERE schemaname = current_schema() AND tablename = 'delivery_attempts' \
+             AND (indexdef LIKE '%USING btree (delivery_id, number, id)' AND indexname = 'delivery_attempts_pkey' \
+             OR indexdef LIKE '%USING brin (started_at)%')",
+        )
+        .await;
+    assert_eq!(expected, 2);
+}
+
 /// A webhook of tenant `tenant_id` (made with [`config`]) whose attempts a test records
 /// directly; returns its id.
 async fn webhook_of(s: &dyn herald::store::Store, tenant_id: i64, name: &str) -> Uuid {
