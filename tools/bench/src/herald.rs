@@ -141,6 +141,57 @@ impl Drop for Database {
 const DROP_TRIES: u32 = 4;
 
 /// `psql` running `sql` at `url`, printing bare values only.
+/// The directory of the server's Unix socket when `url` reaches it over loopback TCP
+/// (host `127.0.0.1`, `localhost` or `[::1]`, no `host=` parameter) and that socket is on
+/// this machine; `None` otherwise, or when the server cannot be asked. Why: a node on its
+/// database's machine connects through the socket (libpq's default without a host);
+/// loopback TCP costs both sides a TCP stack per message, which on this VM took ~15 % of
+/// `fanout-pg`'s throughput (BENCHMARKS.md).
+pub async fn local_socket(url: &str) -> Option<String> {
+    if !names_loopback_tcp(url) {
+        return None;
+    }
+    let out = psql(
+        url,
+        "SELECT split_part(current_setting('unix_socket_directories'), ',', 1) || '|' || current_setting('port')",
+    )
+    .await
+    .ok()?;
+    let (dir, port) = out.trim().split_once('|')?;
+    let dir = dir.trim();
+    let dir = if dir.is_empty() || dir.starts_with('@') {
+        return None;
+    } else {
+        dir
+    };
+    std::path::Path::new(dir)
+        .join(format!(".s.PGSQL.{}", port.trim()))
+        .exists()
+        .then(|| dir.to_owned())
+}
+
+/// Whether `url` (`postgres://[user@]host[:port]/…`) names a loopback host and no `host=`
+/// parameter.
+fn names_loopback_tcp(url: &str) -> bool {
+    let Some(rest) = url.split_once("://").map(|(_, r)| r) else {
+        return false;
+    };
+    let authority = rest.split(['/', '?']).next().unwrap_or_default();
+    let host_port = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    let host = match host_port.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or_default(),
+        None => host_port.split(':').next().unwrap_or_default(),
+    };
+    let query = rest.split_once('?').map_or("", |(_, q)| q);
+    matches!(host, "127.0.0.1" | "localhost" | "::1") && !query.split('&').any(|kv| kv.starts_with("host="))
+}
+
+/// `url` with its connection made through the Unix socket in `dir`.
+pub fn through_socket(url: &str, dir: &str) -> String {
+    let sep = if url.contains('?') { '&' } else { '?' };
+    format!("{url}{sep}host={dir}")
+}
+
 fn psql_command(url: &str, sql: &str) -> std::process::Command {
     let mut cmd = std::process::Command::new("psql");
     cmd.arg(url).args(["-qtAX", "-c", sql]);
@@ -276,5 +327,41 @@ impl Herald {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod socket_tests {
+    use super::{names_loopback_tcp, through_socket};
+
+    #[test]
+    fn only_loopback_tcp_urls_without_a_host_parameter_go_through_the_socket() {
+        for url in [
+            "postgres://postgres@127.0.0.1:5432/test",
+            "postgres://postgres@localhost/test",
+            "postgresql://u:p@[::1]:5433/db?sslmode=disable",
+        ] {
+            assert!(names_loopback_tcp(url), "{url}");
+        }
+        for url in [
+            "postgres://postgres@db.example:5432/test",
+            "postgres://postgres@10.0.0.5/test",
+            "postgres://postgres@localhost/test?host=/var/run/postgresql",
+            "not a url",
+        ] {
+            assert!(!names_loopback_tcp(url), "{url}");
+        }
+    }
+
+    #[test]
+    fn the_socket_is_added_as_the_host_parameter() {
+        assert_eq!(
+            through_socket("postgres://p@127.0.0.1:5432/test", "/var/run/postgresql"),
+            "postgres://p@127.0.0.1:5432/test?host=/var/run/postgresql"
+        );
+        assert_eq!(
+            through_socket("postgres://p@localhost/test?sslmode=disable", "/tmp"),
+            "postgres://p@localhost/test?sslmode=disable&host=/tmp"
+        );
     }
 }

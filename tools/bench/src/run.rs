@@ -62,6 +62,12 @@ pub struct RunArgs {
         default_value = "postgres://postgres@127.0.0.1:5432/test"
     )]
     pg_url: String,
+    /// Connect `fanout-pg` over TCP as `--pg-url` says, even where the server's Unix
+    /// socket is on this machine (by default a loopback URL goes through the socket, as a
+    /// node beside its database should connect; BENCHMARKS.md, "PostgreSQL over its Unix
+    /// socket").
+    #[arg(long)]
+    pg_tcp: bool,
     /// The `herald` binary [default: build it with cargo, same profile as herald-bench].
     #[arg(long)]
     herald_bin: Option<PathBuf>,
@@ -205,6 +211,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<bool> {
             log_file: out_dir.join(format!("{run_id}-herald.log")),
         },
         pg_url: Some(args.pg_url.clone()),
+        pg_tcp: args.pg_tcp,
         knobs: knobs.clone(),
         workspace: workspace(),
         fanout_rate: None,

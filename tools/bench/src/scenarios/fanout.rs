@@ -92,7 +92,21 @@ pub async fn run(ctx: &mut Ctx, postgres: bool) -> anyhow::Result<Outcome> {
     let mut out = Outcome::new(name);
     let mut spec = ctx.herald.clone();
     if postgres {
-        spec.database_url = Some(ctx.pg_url.clone().context("fanout-pg needs --pg-url")?);
+        let url = ctx.pg_url.clone().context("fanout-pg needs --pg-url")?;
+        let socket = match ctx.pg_tcp {
+            true => None,
+            false => crate::herald::local_socket(&url).await,
+        };
+        out.notes.push(match &socket {
+            Some(dir) => {
+                format!("PostgreSQL through its Unix socket in {dir} (`--pg-tcp` for the URL's TCP)")
+            }
+            None => "PostgreSQL over TCP, as the URL says".into(),
+        });
+        spec.database_url = Some(match socket {
+            Some(dir) => crate::herald::through_socket(&url, &dir),
+            None => url,
+        });
     }
     let k = &ctx.knobs;
     let p = pass(&spec, k).await?;

@@ -102,6 +102,9 @@ pub struct Ctx {
     pub herald: HeraldSpec,
     /// PostgreSQL URL for `fanout-pg`.
     pub pg_url: Option<String>,
+    /// Keep `fanout-pg` on the URL's TCP connection even where the server's Unix socket is
+    /// on this machine (`--pg-tcp`).
+    pub pg_tcp: bool,
     /// Scale.
     pub knobs: Knobs,
     /// Workspace root (for `cargo bench`).
