@@ -265,9 +265,15 @@ pub(crate) async fn apply<O: ChangeOps>(
             (None, p)
         }
         ChangeOp::Update { id } | ChangeOp::Delete { id } => {
-            let cur = fetch(ops, t, req.kind, *id)
-                .await?
-                .ok_or(StoreError::NotFound(req.kind.as_str()))?;
+            // The optimistic write is guarded by the version of the row it started from,
+            // so a kept row may stand in for the read (`store/project_cache.rs`).
+            let known = req.known.as_ref().filter(|k| optimistic && k.id == *id);
+            let cur = match known {
+                Some(k) => k.clone(),
+                None => fetch(ops, t, req.kind, *id)
+                    .await?
+                    .ok_or(StoreError::NotFound(req.kind.as_str()))?,
+            };
             let p = match cur.parent {
                 Some((k, pid)) => fetch(ops, t, k, pid).await?,
                 None => None,

@@ -20,6 +20,7 @@ mod group_commit;
 pub mod hub;
 pub mod model;
 pub mod postgres;
+pub mod project_cache;
 mod row_decode;
 pub mod sqlite;
 pub mod subscriber_cache;

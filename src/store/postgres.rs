@@ -21,6 +21,7 @@ use super::common_delivery_log::impl_delivery_log;
 use super::common_delivery_record::impl_delivery_record;
 use super::common_directory::impl_directory_store;
 use super::common_tracker::impl_tracker_store;
+use super::project_cache::ProjectCache;
 use super::subscriber_cache::SubscriberCache;
 use super::ui_sessions::impl_ui_session_store;
 use super::{
@@ -105,6 +106,8 @@ pub struct PgStore {
     pub(crate) hub: Arc<DeliveryHub>,
     /// Tenants' webhooks for fan-out, by the version requests saw (`subscriber_cache.rs`).
     pub(crate) subscribers: Arc<SubscriberCache>,
+    /// Projects as this node last wrote them, for their next update (`project_cache.rs`).
+    pub(crate) projects: Arc<ProjectCache>,
     /// `NOTIFY` channel for new claimable work, namespaced by schema so test schemas (or
     /// separate deployments sharing a database) do not wake each other.
     pub(crate) channel: String,
@@ -166,6 +169,7 @@ impl PgStore {
             schema: schema.map(str::to_owned),
             hub: Arc::default(),
             subscribers: Arc::default(),
+            projects: Arc::default(),
             channel: match schema {
                 Some(s) => format!("herald_work_{s}"),
                 None => "herald_work".to_owned(),
@@ -184,26 +188,49 @@ impl PgStore {
 
     /// Runs a tracker change in a transaction of its own: nodes and changes run in
     /// parallel, serialised only by the row locks the change takes.
-    pub(crate) async fn run_change(&self, req: ChangeRequest) -> StoreResult<ChangeOutcome> {
+    pub(crate) async fn run_change(&self, mut req: ChangeRequest) -> StoreResult<ChangeOutcome> {
         // A project's update first tries the one-statement path (`Finish::Optimistic`):
         // it falls back to a transaction when the project changed since it was read, or
-        // when the change needs more than that statement.
-        if matches!(
-            (req.kind, &req.op),
-            (EntityKind::Project, ChangeOp::Update { .. })
-        ) {
-            let mut conn = self.writer.acquire().await?;
-            match tracker_impl::apply_in(&mut conn, self, &req, Finish::Optimistic).await? {
-                ChangeStep::Keep {
-                    outcome,
-                    jobs,
-                    claimable,
-                } => {
-                    self.hub.hand_off(jobs, claimable);
-                    return Ok(outcome);
+        // when the change needs more than that statement. It starts from the project as
+        // this node last wrote it when kept (`project_cache.rs`); when that turns out to
+        // be stale (the write found another version), it forgets it and tries once more
+        // from a fresh read before falling back.
+        let t = req.tenant_id;
+        let project_update = match (req.kind, &req.op) {
+            (EntityKind::Project, ChangeOp::Update { id }) => Some(*id),
+            _ => None,
+        };
+        if let Some(id) = project_update {
+            req.known = self.projects.get(t, id);
+            loop {
+                let mut conn = self.writer.acquire().await?;
+                let step = tracker_impl::apply_in(&mut conn, self, &req, Finish::Optimistic).await;
+                // Only a write checks the kept row against the stored one: an answer
+                // reached without one (nothing to change, invalid input, an error) is
+                // given only from a fresh read.
+                let step = match step {
+                    Ok(ChangeStep::Keep { .. }) | Ok(ChangeStep::Again) => step?,
+                    _ if req.known.take().is_some() => continue,
+                    _ => step?,
+                };
+                match step {
+                    ChangeStep::Keep {
+                        outcome,
+                        jobs,
+                        claimable,
+                    } => {
+                        self.keep_project(t, &outcome);
+                        self.hub.hand_off(jobs, claimable);
+                        return Ok(outcome);
+                    }
+                    ChangeStep::Discard(outcome) => return Ok(outcome),
+                    ChangeStep::Again => {
+                        self.projects.forget(t, id);
+                        if req.known.take().is_none() {
+                            break;
+                        }
+                    }
                 }
-                ChangeStep::Discard(outcome) => return Ok(outcome),
-                ChangeStep::Again => {}
             }
         }
         let mut tx = self.writer.begin().await?;
@@ -215,6 +242,10 @@ impl PgStore {
                 ..
             } => {
                 tx.commit().await?;
+                match project_update {
+                    Some(_) => self.keep_project(t, &outcome),
+                    None => self.forget_project_of(&req, &outcome),
+                }
                 self.hub.hand_off(jobs, claimable);
                 Ok(outcome)
             }
@@ -225,6 +256,30 @@ impl PgStore {
             ChangeStep::Again => Err(StoreError::CommitFailed(
                 "a change in a transaction asked to run again".into(),
             )),
+        }
+    }
+
+    /// Keeps the project a committed update of it wrote, for its next update.
+    fn keep_project(&self, tenant_id: i64, outcome: &ChangeOutcome) {
+        if let ChangeOutcome::Applied { row: Some(row), .. } = outcome {
+            self.projects.put(tenant_id, row);
+        }
+    }
+
+    /// Forgets the project a committed change other than its own update touched: a
+    /// change to something in it raised its version, a delete removed it. (A kept row
+    /// that is stale only costs a write that finds no row; this spares it.)
+    fn forget_project_of(&self, req: &ChangeRequest, outcome: &ChangeOutcome) {
+        let t = req.tenant_id;
+        if let (EntityKind::Project, ChangeOp::Delete { id }) = (req.kind, &req.op) {
+            self.projects.forget(t, *id);
+        }
+        if let ChangeOutcome::Applied { row, event } = outcome {
+            let in_project = row.as_ref().and_then(|r| r.project_id);
+            let of_event = event.as_ref().and_then(|e| e.project.as_ref()).map(|p| p.id);
+            for id in in_project.into_iter().chain(of_event) {
+                self.projects.forget(t, id);
+            }
         }
     }
 

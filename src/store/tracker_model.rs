@@ -159,6 +159,10 @@ pub struct ChangeRequest {
     /// known: fan-out may then use the tenant's webhooks cached at that version or later
     /// instead of reading them (`store/subscriber_cache.rs`). `None` reads them.
     pub webhooks_version: Option<i64>,
+    /// The project as this node last wrote it, for a project's update on PostgreSQL
+    /// (`store/project_cache.rs`): used instead of reading it, since the update's write is
+    /// guarded by the row's version. The backend sets it; callers leave it `None`.
+    pub known: Option<EntityRow>,
     /// Computes the new attributes (unused for deletes).
     pub compute: ComputeFn,
     /// Normalises stored attributes before diffing (optional).

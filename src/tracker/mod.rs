@@ -172,6 +172,7 @@ pub async fn apply(store: &dyn Store, field_cache: &FieldCache, c: Change<'_>) -
         actor: c.actor.clone(),
         now,
         webhooks_version: Some(c.webhooks_version),
+        known: None,
         compute: std::sync::Arc::new(compute),
         normalize: if c.kind == EntityKind::Project {
             Some(std::sync::Arc::new(normalize))

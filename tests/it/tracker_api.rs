@@ -837,6 +837,7 @@ fn set_budget(tenant_id: i64, id: i64, budget: i64, panics_on_13: bool) -> heral
         },
         now: 1,
         webhooks_version: None,
+        known: None,
         compute: Arc::new(compute),
         normalize: None,
     }
@@ -1137,4 +1138,129 @@ async fn a_change_that_panics_on_the_writer_is_undone_alone() {
         .unwrap();
     assert_eq!(row.data["budget"], json!(99));
     assert_eq!(row.version, 9, "one version per kept change and the create");
+}
+
+/// PostgreSQL: a node starts a project's update from the project as it last wrote it
+/// (`src/store/project_cache.rs`). When another node changed the project since, the
+/// update is still made against the stored project: a value set back to what this node
+/// last wrote is a change (not "unchanged"), and the event says from what.
+#[tokio::test]
+async fn a_project_changed_on_another_node_is_updated_from_what_is_stored() {
+    use herald::domain::event_type::EntityKind;
+    let Some(app) = TestApp::spawn(crate::support::Backend::Postgres).await else {
+        return;
+    };
+    let p = post(&app, "/projects", json!({"key": "X", "name": "Shared"})).await;
+    let id = p["id"].as_i64().unwrap();
+    let tenant = app.store.tenant_by_slug("default").await.unwrap().unwrap();
+    let here = |budget: i64| app.store.apply_change(set_budget(tenant.id, id, budget, false));
+    let updates = || async {
+        events(&app)
+            .await
+            .into_iter()
+            .filter(|e| e["type"] == "Project:Updated")
+            .count()
+    };
+    here(1).await.unwrap();
+    here(2).await.unwrap(); // kept by this node as written
+    let other = herald::store::connect(&app.settings.database).await.unwrap();
+    other
+        .apply_change(set_budget(tenant.id, id, 5, false))
+        .await
+        .unwrap();
+
+    // Back to what this node last wrote: a change, from 5.
+    let outcome = here(2).await.unwrap();
+    assert!(
+        matches!(outcome, herald::store::ChangeOutcome::Applied { .. }),
+        "taken for unchanged: {outcome:?}"
+    );
+    let row = app
+        .store
+        .get_entity(tenant.id, EntityKind::Project, id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(row.data["budget"], json!(2));
+    let last = events(&app)
+        .await
+        .into_iter()
+        .max_by_key(|e| e["project_version"].as_i64())
+        .unwrap();
+    assert_eq!(last["before"]["budget"], json!(5), "{last}");
+    assert_eq!(last["project_version"].as_i64(), Some(row.version));
+
+    // And again from this node's own write, then from another node's once more.
+    here(3).await.unwrap();
+    other
+        .apply_change(set_budget(tenant.id, id, 7, false))
+        .await
+        .unwrap();
+    here(8).await.unwrap();
+    let row = app
+        .store
+        .get_entity(tenant.id, EntityKind::Project, id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(row.data["budget"], json!(8));
+    assert_eq!(updates().await, 7, "one event per change, none lost");
+}
+
+/// PostgreSQL: a node's updates of a project it last wrote start from the row it kept
+/// (`src/store/project_cache.rs`) instead of reading the project: one index look-up on
+/// `entities` per update (its write), not two.
+#[tokio::test]
+async fn a_nodes_project_updates_do_not_read_the_project_again() {
+    use herald::config::DatabaseConfig;
+    let Some(app) = TestApp::spawn(crate::support::Backend::Postgres).await else {
+        return;
+    };
+    let DatabaseConfig::Postgres {
+        url,
+        schema: Some(schema),
+    } = &app.settings.database
+    else {
+        panic!("tests run in a schema of their own");
+    };
+    let p = post(&app, "/projects", json!({"key": "X", "name": "Kept"})).await;
+    let id = p["id"].as_i64().unwrap();
+    let tenant = app.store.tenant_by_slug("default").await.unwrap().unwrap();
+    // A node of its own, its sessions named so that they can be ended: an ended session
+    // hands in its table statistics before it leaves `pg_stat_activity`.
+    let name = format!("{schema}_kept");
+    let sep = if url.contains('?') { '&' } else { '?' };
+    let node = herald::store::connect(&DatabaseConfig::Postgres {
+        url: format!("{url}{sep}application_name={name}"),
+        schema: Some(schema.clone()),
+    })
+    .await
+    .unwrap();
+    let scans = "SELECT COALESCE(idx_scan, 0) FROM pg_stat_user_tables WHERE relid = 'entities'::regclass";
+    let end_sessions = async || {
+        app.db_count(&format!(
+            "SELECT COUNT(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = '{name}'"
+        ))
+        .await;
+        let left = format!("SELECT COUNT(*) FROM pg_stat_activity WHERE application_name = '{name}'");
+        crate::support::hooks::eventually("the node's sessions to end", crate::support::WAIT, || async {
+            (app.db_count(&left).await == 0).then_some(())
+        })
+        .await;
+    };
+    let before = app.db_count(scans).await;
+    for budget in 1..=21 {
+        node.apply_change(set_budget(tenant.id, id, budget, false))
+            .await
+            .unwrap();
+    }
+    end_sessions().await;
+    let used = app.db_count(scans).await - before;
+    // 21 updates: one read (the first) and 21 writes, plus a few look-ups of others (the
+    // API's own sessions hand theirs in when they please). Reading the project for each
+    // update makes 42.
+    assert!(
+        (22..34).contains(&used),
+        "{used} index look-ups on entities for 21 updates"
+    );
 }
