@@ -192,9 +192,9 @@ impl PgStore {
         // A project's update first tries the one-statement path (`Finish::Optimistic`):
         // it falls back to a transaction when the project changed since it was read, or
         // when the change needs more than that statement. It starts from the project as
-        // this node last wrote it when kept (`project_cache.rs`); when that turns out to
-        // be stale (the write found another version), it forgets it and tries once more
-        // from a fresh read before falling back.
+        // this node last wrote it when kept (`project_cache.rs`); when its write finds no
+        // row (the kept row is stale, or the project is gone), it forgets it and tries
+        // once more from a fresh read before falling back.
         let t = req.tenant_id;
         let project_update = match (req.kind, &req.op) {
             (EntityKind::Project, ChangeOp::Update { id }) => Some(*id),
@@ -206,13 +206,17 @@ impl PgStore {
                 let mut conn = self.writer.acquire().await?;
                 let step = tracker_impl::apply_in(&mut conn, self, &req, Finish::Optimistic).await;
                 // Only a write checks the kept row against the stored one: an answer
-                // reached without one (nothing to change, invalid input, an error) is
-                // given only from a fresh read.
-                let step = match step {
-                    Ok(ChangeStep::Keep { .. }) | Ok(ChangeStep::Again) => step?,
-                    _ if req.known.take().is_some() => continue,
-                    _ => step?,
-                };
+                // drawn from the row without one (nothing to change, input refused
+                // against it) is given only from a fresh read. Other errors are returned
+                // as they were: the write may have committed before one (a lost reply).
+                let drawn_from_row = matches!(
+                    step,
+                    Ok(ChangeStep::Discard(_)) | Err(StoreError::Invalid(_) | StoreError::Conflict(_))
+                );
+                if drawn_from_row && req.known.take().is_some() {
+                    continue;
+                }
+                let step = step?;
                 match step {
                     ChangeStep::Keep {
                         outcome,

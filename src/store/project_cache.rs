@@ -8,8 +8,9 @@
 //!
 //! Why it is safe: a kept row is used only by the optimistic path (`Finish::Optimistic`),
 //! whose one write is guarded by the project's `version` (`… AND version = $kept`), and
-//! every write to a project row raises that version: its own updates, every change to
-//! something in it (the project version of the event), on any node. A kept row older than
+//! every write to an existing project row raises that version: its own updates, every
+//! change to something in it (the project version of the event), on any node. (Only the
+//! creating transaction writes a project without raising it, before anyone can keep it.) A kept row older than
 //! the stored one therefore makes the write find no row and write nothing; the node then
 //! forgets it and runs the update again from a fresh read (`PgStore::run_change`). Rows
 //! are kept only as this node's own writes left them — the row a successful update wrote,
@@ -18,8 +19,11 @@
 //! needs its nodes restarted (as for webhooks and field definitions).
 //!
 //! What it costs when stale: a project last changed by another node costs this node's
-//! next update of it one statement that writes nothing, then the read and write it would
-//! have made anyway.
+//! next update of it one statement that writes nothing (its bodies rendered for it), then
+//! the read and write it would have made anyway — a project updated from several nodes in
+//! turn costs a round trip more per update than without the cache. An update drawn from
+//! the kept row without a write (nothing to change, input refused) is made again from a
+//! fresh read before it is answered.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Mutex, PoisonError};
@@ -40,8 +44,8 @@ pub struct ProjectCache {
 #[derive(Debug, Default)]
 struct Kept {
     rows: HashMap<(i64, i64), EntityRow>,
-    /// Keys in the order they were first kept: the oldest goes first when full. A key
-    /// forgotten and kept again may appear twice; evicting by either is harmless (a miss).
+    /// The keys of `rows`, each once, in the order they were kept: the oldest goes first
+    /// when full.
     order: VecDeque<(i64, i64)>,
 }
 
@@ -65,9 +69,14 @@ impl ProjectCache {
         }
     }
 
-    /// Drops the project's row: it is, or may be, no longer the stored one.
+    /// Drops the project's row: it is, or may be, no longer the stored one. (A scan of at
+    /// most [`CAPACITY`] keys, next to a change's round trips.)
     pub fn forget(&self, tenant_id: i64, id: i64) {
-        self.lock().rows.remove(&(tenant_id, id));
+        let mut k = self.lock();
+        let key = (tenant_id, id);
+        if k.rows.remove(&key).is_some() {
+            k.order.retain(|o| *o != key);
+        }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Kept> {
@@ -120,7 +129,8 @@ mod tests {
             c.put(1, &project(id, 2));
         }
         let k = c.lock();
-        assert!(k.rows.len() <= CAPACITY && k.order.len() <= CAPACITY);
+        assert_eq!(k.rows.len(), CAPACITY);
+        assert_eq!(k.order.len(), CAPACITY, "each kept key once");
         drop(k);
         assert!(c.get(1, 0).is_none(), "the oldest went first");
         assert!(c.get(1, CAPACITY as i64 + 9).is_some());
