@@ -64,8 +64,8 @@ pub struct RunArgs {
     pg_url: String,
     /// Connect `fanout-pg` over TCP as `--pg-url` says, even where the server's Unix
     /// socket is on this machine (by default a loopback URL goes through the socket, as a
-    /// node beside its database should connect; BENCHMARKS.md, "PostgreSQL over its Unix
-    /// socket").
+    /// node beside its database should connect; BENCHMARKS.md, "PostgreSQL: what it
+    /// writes per delivery, and over which transport").
     #[arg(long)]
     pg_tcp: bool,
     /// The `herald` binary [default: build it with cargo, same profile as herald-bench].
