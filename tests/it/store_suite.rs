@@ -210,23 +210,7 @@ async fn a_connection_dropped_while_idle_is_replaced_before_use() {
     let Some(app) = TestApp::spawn(crate::support::Backend::Postgres).await else {
         return;
     };
-    let DatabaseConfig::Postgres {
-        schema: Some(schema), ..
-    } = &app.settings.database
-    else {
-        panic!("tests run in a schema of their own");
-    };
-    // A store of its own (no engine, nothing else using its pool), its sessions named so
-    // that only they are ended.
-    let base = crate::support::app::postgres_url().expect("PostgreSQL is configured");
-    let name = format!("{schema}_idle");
-    let sep = if base.contains('?') { '&' } else { '?' };
-    let s = herald::store::connect(&DatabaseConfig::Postgres {
-        url: format!("{base}{sep}application_name={name}"),
-        schema: Some(schema.clone()),
-    })
-    .await
-    .unwrap();
+    let (s, name) = app.pg_node("idle").await;
     s.tenant_count().await.unwrap();
     let dropped = app
         .db_count(&format!(

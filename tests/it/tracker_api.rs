@@ -1212,30 +1212,14 @@ async fn a_project_changed_on_another_node_is_updated_from_what_is_stored() {
 /// `entities` per update (its write), not two.
 #[tokio::test]
 async fn a_nodes_project_updates_do_not_read_the_project_again() {
-    use herald::config::DatabaseConfig;
     let Some(app) = TestApp::spawn(crate::support::Backend::Postgres).await else {
         return;
-    };
-    let DatabaseConfig::Postgres {
-        url,
-        schema: Some(schema),
-    } = &app.settings.database
-    else {
-        panic!("tests run in a schema of their own");
     };
     let p = post(&app, "/projects", json!({"key": "X", "name": "Kept"})).await;
     let id = p["id"].as_i64().unwrap();
     let tenant = app.store.tenant_by_slug("default").await.unwrap().unwrap();
-    // A node of its own, its sessions named so that they can be ended: an ended session
-    // hands in its table statistics before it leaves `pg_stat_activity`.
-    let name = format!("{schema}_kept");
-    let sep = if url.contains('?') { '&' } else { '?' };
-    let node = herald::store::connect(&DatabaseConfig::Postgres {
-        url: format!("{url}{sep}application_name={name}"),
-        schema: Some(schema.clone()),
-    })
-    .await
-    .unwrap();
+    // A node of its own whose sessions can be ended to hand in their statistics.
+    let (node, name) = app.pg_node("kept").await;
     let scans = "SELECT COALESCE(idx_scan, 0) FROM pg_stat_user_tables WHERE relid = 'entities'::regclass";
     let end_sessions = async || {
         app.db_count(&format!(

@@ -267,6 +267,30 @@ impl TestApp {
         c
     }
 
+    /// A store of its own on the app's PostgreSQL schema (PostgreSQL backend only): another
+    /// node without an engine, nothing else using its pool. Its sessions are named
+    /// `{schema}_{suffix}` (returned) so that a test can end just them, e.g. to drop its
+    /// connections, or to have them hand in their table statistics, which an ended
+    /// session does before it leaves `pg_stat_activity`.
+    pub async fn pg_node(&self, suffix: &str) -> (Arc<dyn Store>, String) {
+        let DatabaseConfig::Postgres {
+            url,
+            schema: Some(schema),
+        } = &self.settings.database
+        else {
+            panic!("pg_node needs the PostgreSQL backend, in a schema of the test's own");
+        };
+        let name = format!("{schema}_{suffix}");
+        let sep = if url.contains('?') { '&' } else { '?' };
+        let store = herald::store::connect(&DatabaseConfig::Postgres {
+            url: format!("{url}{sep}application_name={name}"),
+            schema: Some(schema.clone()),
+        })
+        .await
+        .unwrap();
+        (store, name)
+    }
+
     /// A connection of its own to the app's PostgreSQL schema (PostgreSQL backend only),
     /// for tests that hold locks or read what is stored past Herald.
     pub async fn pg_conn(&self) -> sqlx::PgConnection {
