@@ -212,11 +212,7 @@ async fn a_connection_dropped_while_idle_is_replaced_before_use() {
     };
     let (s, name) = app.pg_node("idle").await;
     s.tenant_count().await.unwrap();
-    let dropped = app
-        .db_count(&format!(
-            "SELECT COUNT(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = '{name}'"
-        ))
-        .await;
+    let dropped = app.end_pg_sessions(&name).await;
     assert!(dropped >= 1, "the pool held a connection");
     // What is tested is what happens after this much idle time.
     tokio::time::sleep(herald::store::postgres::CHECK_AFTER_IDLE + std::time::Duration::from_millis(200))

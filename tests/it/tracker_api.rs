@@ -1140,6 +1140,16 @@ async fn a_change_that_panics_on_the_writer_is_undone_alone() {
     assert_eq!(row.version, 9, "one version per kept change and the create");
 }
 
+/// A PostgreSQL app with one project (made through the API) in its default tenant: the
+/// app, the tenant and the project's id; `None` without PostgreSQL.
+async fn pg_project() -> Option<(TestApp, herald::store::Tenant, i64)> {
+    let app = TestApp::spawn(crate::support::Backend::Postgres).await?;
+    let p = post(&app, "/projects", json!({"key": "X", "name": "Kept"})).await;
+    let id = p["id"].as_i64().unwrap();
+    let tenant = app.store.tenant_by_slug("default").await.unwrap().unwrap();
+    Some((app, tenant, id))
+}
+
 /// PostgreSQL: a node starts a project's update from the project as it last wrote it
 /// (`src/store/project_cache.rs`). When another node changed the project since, the
 /// update is still made against the stored project: a value set back to what this node
@@ -1147,12 +1157,9 @@ async fn a_change_that_panics_on_the_writer_is_undone_alone() {
 #[tokio::test]
 async fn a_project_changed_on_another_node_is_updated_from_what_is_stored() {
     use herald::domain::event_type::EntityKind;
-    let Some(app) = TestApp::spawn(crate::support::Backend::Postgres).await else {
+    let Some((app, tenant, id)) = pg_project().await else {
         return;
     };
-    let p = post(&app, "/projects", json!({"key": "X", "name": "Shared"})).await;
-    let id = p["id"].as_i64().unwrap();
-    let tenant = app.store.tenant_by_slug("default").await.unwrap().unwrap();
     let here = |budget: i64| app.store.apply_change(set_budget(tenant.id, id, budget, false));
     let updates = || async {
         events(&app)
@@ -1212,33 +1219,19 @@ async fn a_project_changed_on_another_node_is_updated_from_what_is_stored() {
 /// `entities` per update (its write), not two.
 #[tokio::test]
 async fn a_nodes_project_updates_do_not_read_the_project_again() {
-    let Some(app) = TestApp::spawn(crate::support::Backend::Postgres).await else {
+    let Some((app, tenant, id)) = pg_project().await else {
         return;
     };
-    let p = post(&app, "/projects", json!({"key": "X", "name": "Kept"})).await;
-    let id = p["id"].as_i64().unwrap();
-    let tenant = app.store.tenant_by_slug("default").await.unwrap().unwrap();
     // A node of its own whose sessions can be ended to hand in their statistics.
     let (node, name) = app.pg_node("kept").await;
     let scans = "SELECT COALESCE(idx_scan, 0) FROM pg_stat_user_tables WHERE relid = 'entities'::regclass";
-    let end_sessions = async || {
-        app.db_count(&format!(
-            "SELECT COUNT(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = '{name}'"
-        ))
-        .await;
-        let left = format!("SELECT COUNT(*) FROM pg_stat_activity WHERE application_name = '{name}'");
-        crate::support::hooks::eventually("the node's sessions to end", crate::support::WAIT, || async {
-            (app.db_count(&left).await == 0).then_some(())
-        })
-        .await;
-    };
     let before = app.db_count(scans).await;
     for budget in 1..=21 {
         node.apply_change(set_budget(tenant.id, id, budget, false))
             .await
             .unwrap();
     }
-    end_sessions().await;
+    app.end_pg_sessions(&name).await;
     let used = app.db_count(scans).await - before;
     // 21 updates: one read (the first) and 21 writes, plus a few look-ups of others (the
     // API's own sessions hand theirs in when they please). Reading the project for each

@@ -291,6 +291,23 @@ impl TestApp {
         (store, name)
     }
 
+    /// Ends the PostgreSQL sessions named `name` (see [`TestApp::pg_node`]) and waits until
+    /// they have left `pg_stat_activity` (by then each has handed in its table
+    /// statistics); returns how many were ended.
+    pub async fn end_pg_sessions(&self, name: &str) -> i64 {
+        let ended = self
+            .db_count(&format!(
+                "SELECT COUNT(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = '{name}'"
+            ))
+            .await;
+        let left = format!("SELECT COUNT(*) FROM pg_stat_activity WHERE application_name = '{name}'");
+        crate::support::hooks::eventually("the sessions to end", crate::support::WAIT, || async {
+            (self.db_count(&left).await == 0).then_some(())
+        })
+        .await;
+        ended
+    }
+
     /// A connection of its own to the app's PostgreSQL schema (PostgreSQL backend only),
     /// for tests that hold locks or read what is stored past Herald.
     pub async fn pg_conn(&self) -> sqlx::PgConnection {

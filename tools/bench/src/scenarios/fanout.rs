@@ -93,9 +93,10 @@ pub async fn run(ctx: &mut Ctx, postgres: bool) -> anyhow::Result<Outcome> {
     let mut spec = ctx.herald.clone();
     if postgres {
         let url = ctx.pg_url.clone().context("fanout-pg needs --pg-url")?;
-        let socket = match ctx.pg_tcp {
-            true => None,
-            false => crate::herald::local_socket(&url).await,
+        let socket = if ctx.pg_tcp {
+            None
+        } else {
+            crate::herald::local_socket(&url).await
         };
         out.notes.push(match &socket {
             Some(dir) => {
