@@ -87,6 +87,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "lean_delivery_writes",
         include_str!("../../migrations/postgres/0011_lean_delivery_writes.sql"),
     ),
+    (
+        12,
+        "events_tenant_unchecked",
+        include_str!("../../migrations/postgres/0012_events_tenant_unchecked.sql"),
+    ),
 ];
 
 /// A pooled connection idle at least this long is checked with a round trip before use

@@ -1241,3 +1241,25 @@ async fn a_nodes_project_updates_do_not_read_the_project_again() {
         "{used} index look-ups on entities for 21 updates"
     );
 }
+
+/// PostgreSQL: a project's changes leave their tenant's row unlocked. The event's
+/// reference to its tenant was checked with a `FOR KEY SHARE` lock of the tenant row in
+/// every change, which PostgreSQL marks on the row (and, with changes in parallel, turned
+/// into a multixact that every reader of the row looked up); migration 0012 drops the
+/// check.
+#[tokio::test]
+async fn a_projects_changes_leave_the_tenant_row_unlocked() {
+    let Some((app, tenant, id)) = pg_project().await else {
+        return;
+    };
+    // The row's last locker or updater (set-up wrote fields, which reference it).
+    let sql = format!("SELECT xmax::text::bigint FROM tenants WHERE id = {}", tenant.id);
+    let last_locker = || app.db_count(&sql);
+    let before = last_locker().await;
+    for name in ["one", "two"] {
+        let r = patch(&app, &format!("/projects/{id}"), json!({"name": name})).await;
+        assert_eq!(r.status, 200, "{}", r.text);
+    }
+    assert_eq!(last_locker().await, before, "a change locked the tenant row");
+    assert_eq!(events(&app).await.len(), 3);
+}
