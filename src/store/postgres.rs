@@ -221,8 +221,7 @@ impl PgStore {
                 if drawn_from_row && req.known.take().is_some() {
                     continue;
                 }
-                let step = step?;
-                match step {
+                match step? {
                     ChangeStep::Keep {
                         outcome,
                         jobs,

@@ -849,7 +849,6 @@ fn set_budget(tenant_id: i64, id: i64, budget: i64, panics_on_13: bool) -> heral
 /// entity version bumped without its event, or the reverse).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dropped_changes_neither_hold_the_writer_nor_leave_half_a_change() {
-    use herald::domain::event_type::EntityKind;
     use std::sync::Arc;
     let Some(app) = TestApp::spawn(crate::support::Backend::Sqlite).await else {
         return;
@@ -886,12 +885,7 @@ async fn dropped_changes_neither_hold_the_writer_nor_leave_half_a_change() {
     .await
     .expect("an engine write after the dropped ones got the writer")
     .unwrap();
-    let row = app
-        .store
-        .get_entity(tenant.id, EntityKind::Project, id)
-        .await
-        .unwrap()
-        .unwrap();
+    let row = stored_project(&app, tenant.id, id).await;
     let ev = events(&app).await;
     let mut versions: Vec<i64> = ev
         .iter()
@@ -1100,7 +1094,6 @@ async fn the_feed_waits_for_an_event_with_a_lower_seq_still_committing() {
 /// alone, while the changes batched with it commit and the writer goes on.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_change_that_panics_on_the_writer_is_undone_alone() {
-    use herald::domain::event_type::EntityKind;
     use std::sync::Arc;
     let Some(app) = TestApp::spawn(crate::support::Backend::Sqlite).await else {
         return;
@@ -1130,14 +1123,19 @@ async fn a_change_that_panics_on_the_writer_is_undone_alone() {
         "seven batched changes and the last one: {budgets:?}"
     );
     assert!(!budgets.contains(&13), "{budgets:?}");
-    let row = app
-        .store
-        .get_entity(tenant.id, EntityKind::Project, id)
-        .await
-        .unwrap()
-        .unwrap();
+    let row = stored_project(&app, tenant.id, id).await;
     assert_eq!(row.data["budget"], json!(99));
     assert_eq!(row.version, 9, "one version per kept change and the create");
+}
+
+/// Project `id` of tenant `tenant_id` as stored (it must exist).
+async fn stored_project(app: &TestApp, tenant_id: i64, id: i64) -> herald::store::EntityRow {
+    use herald::domain::event_type::EntityKind;
+    app.store
+        .get_entity(tenant_id, EntityKind::Project, id)
+        .await
+        .unwrap()
+        .expect("the project is stored")
 }
 
 /// A PostgreSQL app with one project (made through the API) in its default tenant: the
@@ -1156,7 +1154,6 @@ async fn pg_project() -> Option<(TestApp, herald::store::Tenant, i64)> {
 /// last wrote is a change (not "unchanged"), and the event says from what.
 #[tokio::test]
 async fn a_project_changed_on_another_node_is_updated_from_what_is_stored() {
-    use herald::domain::event_type::EntityKind;
     let Some((app, tenant, id)) = pg_project().await else {
         return;
     };
@@ -1182,12 +1179,7 @@ async fn a_project_changed_on_another_node_is_updated_from_what_is_stored() {
         matches!(outcome, herald::store::ChangeOutcome::Applied { .. }),
         "taken for unchanged: {outcome:?}"
     );
-    let row = app
-        .store
-        .get_entity(tenant.id, EntityKind::Project, id)
-        .await
-        .unwrap()
-        .unwrap();
+    let row = stored_project(&app, tenant.id, id).await;
     assert_eq!(row.data["budget"], json!(2));
     let last = events(&app)
         .await
@@ -1204,12 +1196,7 @@ async fn a_project_changed_on_another_node_is_updated_from_what_is_stored() {
         .await
         .unwrap();
     here(8).await.unwrap();
-    let row = app
-        .store
-        .get_entity(tenant.id, EntityKind::Project, id)
-        .await
-        .unwrap()
-        .unwrap();
+    let row = stored_project(&app, tenant.id, id).await;
     assert_eq!(row.data["budget"], json!(8));
     assert_eq!(updates().await, 7, "one event per change, none lost");
 }
