@@ -177,7 +177,7 @@ macro_rules! impl_common_store {
                     )
                     .bind(slug)
                     .bind(now)
-                    .execute(&self.writer)
+                    .execute(&mut *self.writer.acquire().await?)
                     .await?
                     .rows_affected()
                         > 0;
@@ -225,7 +225,7 @@ macro_rules! impl_common_store {
                     .bind(account_id)
                     .bind(initials)
                     .bind(now)
-                    .execute(&self.writer)
+                    .execute(&mut *self.writer.acquire().await?)
                     .await?;
                     let r = sqlx::query::<Db>(
                         "SELECT id, tenant_id, uuid, account_id, name, initials, email FROM users \
@@ -258,7 +258,7 @@ macro_rules! impl_common_store {
                     .bind(&t.scopes)
                     .bind(&t.secret_hash)
                     .bind(t.created_at)
-                    .execute(&self.writer)
+                    .execute(&mut *self.writer.acquire().await?)
                     .await?;
                     Ok(())
                 }
@@ -287,7 +287,7 @@ macro_rules! impl_common_store {
                     )
                     .bind(id)
                     .bind(now)
-                    .execute(&self.writer)
+                    .execute(&mut *self.writer.acquire().await?)
                     .await?
                     .rows_affected();
                     Ok(n > 0)

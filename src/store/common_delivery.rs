@@ -207,7 +207,7 @@ macro_rules! impl_delivery_store {
                             q = q.bind(crate::store::common_delivery::id_list_param(list));
                         }
                     }
-                    let rows = q.fetch_all(&self.writer).await?;
+                    let rows = q.fetch_all(&mut *self.writer.acquire().await?).await?;
                     if rows.is_empty() {
                         return Ok(Vec::new());
                     }

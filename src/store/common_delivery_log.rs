@@ -261,12 +261,12 @@ macro_rules! impl_delivery_log {
                 let a = sqlx::query::<Db>(
                     "UPDATE delivery_attempts SET response_body = NULL WHERE started_at < $1 AND response_body IS NOT NULL",
                 )
-                .bind(cutoff).execute(&s.writer).await?.rows_affected();
+                .bind(cutoff).execute(&mut *s.writer.acquire().await?).await?.rows_affected();
                 let d = sqlx::query::<Db>(&format!(
                     "UPDATE deliveries SET body = NULL, body_format = NULL WHERE status <> 'pending' AND updated_at < $1 \
                      AND {HAS_BODY}"
                 ))
-                .bind(cutoff).execute(&s.writer).await?.rows_affected();
+                .bind(cutoff).execute(&mut *s.writer.acquire().await?).await?.rows_affected();
                 // Shared bodies no delivery names any more. A shared body is only named by
                 // deliveries of its own event, written in the same transaction, so one
                 // statement (one snapshot) sees a shared body together with every row that
@@ -276,7 +276,7 @@ macro_rules! impl_delivery_log {
                     "DELETE FROM delivery_bodies WHERE event_seq < COALESCE(\
                      (SELECT MIN(event_seq) FROM deliveries WHERE body_format IS NOT NULL), 9223372036854775807)",
                 )
-                .execute(&s.writer).await?;
+                .execute(&mut *s.writer.acquire().await?).await?;
                 Ok(a + d)
             }
         }

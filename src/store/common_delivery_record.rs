@@ -8,7 +8,7 @@ use std::collections::HashMap;
 
 use uuid::Uuid;
 
-use super::value_rows::Val;
+use super::value_rows::{power_of_two_chunks, Val};
 use super::{AttemptRecord, AutoDisable, NextState, StoreResult};
 
 /// What one batch changes on one webhook.
@@ -74,6 +74,13 @@ pub(crate) trait RecordStatements {
     /// Every write goes through one connection (SQLite): rows need no locks.
     const SINGLE_WRITER: bool;
 
+    /// Cut batches into power-of-two chunks (`value_rows::power_of_two_chunks`) rather
+    /// than fixed ones with a remainder of any length. SQLite's writer keeps its
+    /// statements prepared (`group_commit.rs`), and runs them in-process: a few more
+    /// statements per batch cost less there than parsing a new shape whenever the cache
+    /// let it go. Over a network (PostgreSQL) each chunk is one more round trip.
+    const FEW_SHAPES: bool;
+
     /// `rows` groups of `cols` placeholders, for a statement whose first parameters they
     /// are, in the style the database binds fastest (`value_rows::leading_value_rows`).
     fn value_rows(rows: usize, cols: usize) -> std::sync::Arc<str>;
@@ -89,6 +96,16 @@ pub(crate) trait RecordStatements {
 /// Rows per attempt insert and per delivery update: one statement (one round trip to the
 /// database) for a whole typical batch.
 const RECORD_CHUNK: usize = 128;
+
+/// `items` in the chunks `S` writes one statement each.
+fn chunks<S: RecordStatements, T: Sync>(items: &[T]) -> Box<dyn Iterator<Item = &[T]> + Send + '_> {
+    if S::FEW_SHAPES {
+        Box::new(power_of_two_chunks(items, RECORD_CHUNK))
+    } else {
+        Box::new(items.chunks(RECORD_CHUNK))
+    }
+}
+
 /// A batch's last attempt (`v.column2`) is at least as recent as the webhook's recorded
 /// last execution.
 const NEWER: &str = "(last_execution_at IS NULL OR last_execution_at <= v.column2)";
@@ -107,7 +124,7 @@ pub(crate) async fn record(
 }
 
 async fn insert_attempts<S: RecordStatements>(s: &mut S, records: &[AttemptRecord]) -> StoreResult<()> {
-    for chunk in records.chunks(RECORD_CHUNK) {
+    for chunk in chunks::<S, _>(records) {
         let sql = format!(
             "INSERT INTO delivery_attempts (delivery_id, number, started_at, duration_ms, request_headers, \
              status_code, response_headers, response_body, response_truncated, error_kind, error, outcome) \
@@ -144,7 +161,7 @@ async fn update_deliveries<S: RecordStatements>(
     now: i64,
 ) -> StoreResult<()> {
     const COLS: usize = 9;
-    for chunk in records.chunks(RECORD_CHUNK) {
+    for chunk in chunks::<S, _>(records) {
         let now_param = chunk.len() * COLS + 1;
         let sql = format!(
             "UPDATE deliveries SET status = v.column3, attempts = v.column4, tries = v.column5, \
@@ -227,7 +244,7 @@ async fn update_webhooks<S: RecordStatements>(
     // batch of failed retries alone (no first attempts: none counts) leaves it as it is; it
     // used to clear it, so a dead endpoint seen mostly through retries kept restarting its
     // "failing for" span and was never disabled by the time threshold.
-    for chunk in deltas.chunks(RECORD_CHUNK) {
+    for chunk in chunks::<S, _>(&deltas) {
         let sql = format!(
             "UPDATE webhooks SET \
              last_execution_at = CASE WHEN {NEWER} THEN v.column2 ELSE last_execution_at END, \
@@ -301,7 +318,7 @@ async fn update_webhooks<S: RecordStatements>(
 /// released.
 pub(crate) async fn release<S: RecordStatements>(s: &mut S, leases: &[(Uuid, String)]) -> StoreResult<u64> {
     let mut n = 0;
-    for chunk in leases.chunks(200) {
+    for chunk in chunks::<S, _>(leases) {
         let sql = format!(
             "UPDATE deliveries SET lease_token = NULL, lease_until = NULL FROM (VALUES {}) AS v \
              WHERE deliveries.id = v.column1 AND deliveries.lease_token = v.column2",
@@ -332,6 +349,7 @@ macro_rules! impl_delivery_record {
 
             impl RecordStatements for SqlxStatements<'_> {
                 const SINGLE_WRITER: bool = <$store>::SINGLE_WRITER;
+                const FEW_SHAPES: bool = false;
 
                 fn value_rows(rows: usize, cols: usize) -> std::sync::Arc<str> {
                     leading_value_rows::<Db>(rows, cols)

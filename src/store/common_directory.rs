@@ -36,7 +36,7 @@ macro_rules! impl_directory_store {
                     ))
                     .bind(tenant_id).bind(Uuid::new_v4().to_string()).bind(&u.account_id).bind(&u.name)
                     .bind(&u.initials).bind(&u.email).bind(now)
-                    .fetch_one(&self.writer)
+                    .fetch_one(&mut *self.writer.acquire().await?)
                     .await
                     .map_err(|e| unique_conflict(e, format!("a user with account id `{}` already exists", u.account_id)))?;
                     user_from_row(&row)
@@ -48,7 +48,7 @@ macro_rules! impl_directory_store {
                          WHERE tenant_id = $1 AND id = $2 RETURNING {USER_COLUMNS}"
                     ))
                     .bind(tenant_id).bind(id).bind(&u.name).bind(&u.initials).bind(&u.email).bind(now)
-                    .fetch_optional(&self.writer)
+                    .fetch_optional(&mut *self.writer.acquire().await?)
                     .await?;
                     row.as_ref().map(user_from_row).transpose()
                 }

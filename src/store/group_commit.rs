@@ -26,7 +26,7 @@
 //! left the writer idle, and an outcome batch of its own cost twice the writer time it
 //! costs inside a change batch (fan-out bench: 25 % of the writer's time against 12 %).
 //! Claims still queue for the writer connection itself and wait behind at most one
-//! batch.
+//! batch (see below).
 //!
 //! The task runs on a thread of its own with a single-threaded runtime. Why: on the
 //! shared runtime, every wake-up of the one writer queued behind the delivery tasks it had
@@ -34,15 +34,25 @@
 //! 18–19 % more changes per second. Deliveries it hands over are spawned on the engine's
 //! runtime, not here.
 //!
-//! The batch runs synchronously: the task takes the connection's SQLite handle from sqlx
-//! once per batch (`lock_handle`) and calls SQLite directly through rusqlite
-//! (`sqlite/sync_writer.rs`), inside sqlx's transaction, with the batch's statements
-//! prepared once. Through sqlx, each statement was a hand-off to the connection's own
-//! thread and back (~55 µs of CPU each on this two-core machine); run here, the change
-//! path costs about a tenth less CPU per change and sqlx's connection thread is nearly
-//! idle (BENCHMARKS.md, run AZ). It is the whole batch, engine writes included: a spike
-//! that handed the handle back to sqlx between changes (and prepared statements again
-//! each time) saved only a quarter of what the whole batch saved there.
+//! The batches run synchronously: the task takes the connection's SQLite handle from
+//! sqlx (`lock_handle`) and calls SQLite directly through rusqlite
+//! (`sqlite/sync_writer.rs`), `BEGIN` and `COMMIT` included. Through sqlx, each statement
+//! was a hand-off to the connection's own thread and back (~55 µs of CPU each on this
+//! two-core machine); run here, the change path costs about a tenth less CPU per change
+//! and sqlx's connection thread is idle (BENCHMARKS.md, runs AZ and BJ). It is the whole
+//! batch, engine writes included: a spike that handed the handle back to sqlx between
+//! changes (and prepared statements again each time) saved only a quarter of what the
+//! whole batch saved there.
+//!
+//! The task keeps the connection, and its statements prepared, from one batch to the
+//! next, waiting for work with it, until another writer asks the pool for it
+//! (`writer_pool.rs`); then it hands it over at the end of the batch in progress, and
+//! takes it again from the pool, behind that writer, when work comes. Why: when every
+//! batch took the connection afresh, every batch parsed its statements again (13 % of
+//! the writer thread on the fan-out bench, 18 % on `steady`, whose batches hold one
+//! change each), and its `BEGIN` and `COMMIT` went through sqlx's thread. Claims and the
+//! other writers (webhooks, users, log pruning) therefore still wait behind at most one
+//! batch.
 //!
 //! A request that is dropped (its client hung up) only drops its wait for the answer; the
 //! change itself is applied or not as a whole, and its deliveries are handed over by the
@@ -51,12 +61,13 @@
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 
-use sqlx::SqlitePool;
+use sqlx::Sqlite;
 use tokio::sync::{mpsc, oneshot};
 
 use uuid::Uuid;
 
 use super::sqlite::sync_writer;
+use super::writer_pool::{Wanted, WriterPool};
 use super::{
     AttemptRecord, AutoDisable, ChangeOutcome, ChangeRequest, ChangeStep, DeliveryHub, DeliveryJob,
     StoreError, StoreResult,
@@ -70,8 +81,9 @@ use super::{
 /// takes ~6 ms, and the writer waits for work ~30 % of the time.
 pub(crate) const MAX_GROUP: usize = 16;
 
-/// Statements a batch keeps prepared: a change runs about ten, the engine's writes a few
-/// more for each batch size they see.
+/// Statements the writer keeps prepared: a change runs about ten, and the recorder's
+/// statements come in at most eight lengths each (`value_rows::power_of_two_chunks`):
+/// some forty in all, so that none is parsed again once all were seen.
 const STATEMENT_CACHE: usize = 64;
 
 /// Ends a savepoint whose writes stay in the batch.
@@ -217,12 +229,13 @@ pub(crate) trait ChangeWriter: Send + Sync + 'static {
     fn release(&self, conn: &rusqlite::Connection, leases: &[(Uuid, String)]) -> StoreResult<u64>;
 }
 
-/// Starts the writer task for `store` on its own thread, writing through `pool` (the one
-/// writer connection) and handing committed deliveries to `hub`. The thread ends when
-/// every [`ChangeQueue`] is dropped.
+/// Starts the writer task for `store` on its own thread, writing through `writer` (the
+/// one writer connection, kept between batches until someone else asks for it) and
+/// handing committed deliveries to `hub`. The thread ends when every [`ChangeQueue`] is
+/// dropped.
 pub(crate) fn start<W: ChangeWriter>(
     store: W,
-    pool: SqlitePool,
+    writer: WriterPool<Sqlite>,
     hub: Arc<DeliveryHub>,
 ) -> std::io::Result<ChangeQueue> {
     let (tx, rx) = mpsc::unbounded_channel::<Queued>();
@@ -234,20 +247,18 @@ pub(crate) fn start<W: ChangeWriter>(
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    let task = async move {
-        loop {
-            let first = tokio::select! {
-                biased;
-                Some(w) = queues.engine.recv() => Work::Engine(w),
-                Some(c) = queues.changes.recv() => Work::Change(c),
-                else => break,
-            };
-            write_batch(&store, &pool, &hub, first, &mut queues).await;
-        }
+    // Made on the thread itself: the task holds SQLite statements (not `Send`) across
+    // its waits.
+    let task = move || {
+        runtime.block_on(async move {
+            while let Some(first) = queues.next().await {
+                keep(&store, &writer, &hub, first, &mut queues).await;
+            }
+        });
     };
     std::thread::Builder::new()
         .name("herald-writer".into())
-        .spawn(move || runtime.block_on(task))?;
+        .spawn(task)?;
     Ok(ChangeQueue { tx, engine })
 }
 
@@ -266,6 +277,31 @@ impl Queues {
         }
         self.changes.try_recv().ok().map(Work::Change)
     }
+
+    /// The next item, the engine's first; `None` once the queues are closed.
+    async fn next(&mut self) -> Option<Work> {
+        tokio::select! {
+            biased;
+            Some(w) = self.engine.recv() => Some(Work::Engine(w)),
+            Some(c) = self.changes.recv() => Some(Work::Change(c)),
+            else => None,
+        }
+    }
+
+    /// The next item, or `None` when someone else asks for the writer connection (or
+    /// the queues are closed) first.
+    async fn next_unless_wanted(&mut self, wanted: &Wanted) -> Option<Work> {
+        loop {
+            if wanted.is_wanted() {
+                return None;
+            }
+            tokio::select! {
+                biased;
+                () = wanted.rung() => {}
+                next = self.next() => return next,
+            }
+        }
+    }
 }
 
 /// What a batch owes its members once it is settled.
@@ -277,22 +313,25 @@ struct Owed {
     claimable: bool,
 }
 
-async fn write_batch<W: ChangeWriter>(
+/// Takes the writer connection and writes batches on it, starting with `first`, until
+/// someone else asks for the connection or the queues close; the connection waits for
+/// more work in between with the batches' statements prepared (see `writer_pool.rs`).
+async fn keep<W: ChangeWriter>(
     store: &W,
-    pool: &SqlitePool,
+    writer: &WriterPool<Sqlite>,
     hub: &DeliveryHub,
     first: Work,
     queues: &mut Queues,
 ) {
-    let mut tx = match pool.begin().await {
-        Ok(tx) => tx,
+    // The pool itself: the task's own turn must not count as someone waiting.
+    let mut conn = match writer.pool().acquire().await {
+        Ok(conn) => conn,
         Err(e) => {
             refuse(first, e.into());
             return;
         }
     };
-    let mut owed = Owed::default();
-    let mut locked = match tx.lock_handle().await {
+    let mut locked = match conn.lock_handle().await {
         Ok(locked) => locked,
         Err(e) => {
             refuse(first, e.into());
@@ -301,15 +340,72 @@ async fn write_batch<W: ChangeWriter>(
     };
     // Taken inside, so that it can be refused here if rusqlite cannot use the handle.
     let mut first = Some(first);
-    let ran = herald_sqlite_handle::with_connection(&mut locked, |conn| {
-        // Room for every statement a full batch prepares (rusqlite keeps 16 by default):
+    let mut broken = false;
+    let kept = herald_sqlite_handle::with_connection_async(&mut locked, async |conn| {
+        // Room for every statement the batches prepare (rusqlite keeps 16 by default):
         // one evicted is prepared again by the next change that runs it.
         conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
-        // Counting every item, not only kept ones: a stream of no-op changes must not
-        // keep the transaction (and the writer) open.
-        let Some(mut work) = first.take() else {
-            return Ok(());
-        };
+        let mut next = first.take();
+        loop {
+            let work = match next.take() {
+                Some(work) => work,
+                None => match queues.next_unless_wanted(writer.wanted()).await {
+                    Some(work) => work,
+                    None => return,
+                },
+            };
+            if write_batch(store, conn, hub, work, queues).is_err() {
+                broken = true;
+                return;
+            }
+            if conn.is_busy() {
+                // A statement left half-run would keep a read snapshot open while the
+                // connection waits, and checkpoints could not pass it: finalize them all.
+                tracing::warn!("a writer statement was left running; its statements are prepared again");
+                conn.flush_prepared_statement_cache();
+            }
+            if writer.wanted().is_wanted() {
+                return;
+            }
+            next = queues.next_queued();
+        }
+    })
+    .await;
+    drop(locked);
+    if let (Err(e), Some(first)) = (&kept, first) {
+        refuse(
+            first,
+            StoreError::CommitFailed(format!("the writer's handle could not be used: {e}")),
+        );
+    }
+    if broken {
+        // Possibly still inside a transaction sqlx knows nothing of: never hand it out.
+        conn.close_on_drop();
+    }
+}
+
+/// Writes one batch in a transaction of its own, starting with `first` and taking what
+/// is already queued (up to [`MAX_GROUP`] items), then settles it: answers and hand-offs
+/// once committed, errors for all when not. `Err` when the connection should not be
+/// used again: no transaction could be opened on it, or the batch's could not be rolled
+/// back.
+fn write_batch<W: ChangeWriter>(
+    store: &W,
+    conn: &rusqlite::Connection,
+    hub: &DeliveryHub,
+    first: Work,
+    queues: &mut Queues,
+) -> Result<(), ()> {
+    if let Err(e) = sync_writer::run(conn, "BEGIN") {
+        refuse(first, e);
+        // Not knowing what state the connection is in, take a fresh one.
+        return Err(());
+    }
+    let mut owed = Owed::default();
+    // Counting every item, not only kept ones: a stream of no-op changes must not keep
+    // the transaction (and the writer) open.
+    let ran = (|| {
+        let mut work = first;
         for _ in 1..MAX_GROUP {
             item(store, conn, work, &mut owed)?;
             match queues.next_queued() {
@@ -318,22 +414,15 @@ async fn write_batch<W: ChangeWriter>(
             }
         }
         item(store, conn, work, &mut owed)
-    });
-    drop(locked);
-    if let (Err(e), Some(first)) = (&ran, first) {
-        refuse(
-            first,
-            StoreError::CommitFailed(format!("the writer's handle could not be used: {e}")),
-        );
+    })();
+    let result = ran.and_then(|()| sync_writer::run(conn, "COMMIT").map_err(|e| e.to_string()));
+    let mut usable = Ok(());
+    if result.is_err() && !conn.is_autocommit() {
+        // The whole batch is undone.
+        if sync_writer::run(conn, "ROLLBACK").is_err() && !conn.is_autocommit() {
+            usable = Err(());
+        }
     }
-    let result = match ran
-        .map_err(|e| format!("the writer's handle could not be used: {e}"))
-        .and_then(|r| r)
-    {
-        // Dropping the transaction rolls the whole batch back.
-        Err(why) => Err(why),
-        Ok(()) => tx.commit().await.map_err(|e| e.to_string()),
-    };
     match result {
         Ok(()) => {
             // Answers first: the hand-off makes a task per delivery runnable, and the
@@ -356,6 +445,7 @@ async fn write_batch<W: ChangeWriter>(
             }
         }
     }
+    usable
 }
 
 /// Answers an item that never ran.

@@ -28,6 +28,7 @@ pub mod tracker_model;
 mod ui_sessions;
 mod value_rows;
 mod wal_checkpoint;
+mod writer_pool;
 
 use std::sync::Arc;
 

@@ -24,6 +24,7 @@ use super::common_tracker::impl_tracker_store;
 use super::project_cache::ProjectCache;
 use super::subscriber_cache::SubscriberCache;
 use super::ui_sessions::impl_ui_session_store;
+use super::writer_pool::WriterPool;
 use super::{
     migrator, AttemptRecord, AutoDisable, ChangeOp, ChangeOutcome, ChangeRequest, ChangeStep, DeliveryHub,
     Finish, Store, StoreError, StoreResult,
@@ -104,7 +105,7 @@ pub struct PgStore {
     pub(crate) pool: PgPool,
     /// Where writes go: the same pool (PostgreSQL has row locks and many writers; the
     /// shared SQL names `writer` for SQLite's single-writer connection).
-    pub(crate) writer: PgPool,
+    pub(crate) writer: WriterPool<sqlx::Postgres>,
     /// Schema in use, if not the default search path (also namespaces NOTIFY channels).
     pub(crate) schema: Option<String>,
     /// Fan-out settings and the local handoff.
@@ -169,7 +170,7 @@ impl PgStore {
             .await?;
         migrator(MIGRATIONS).run(&pool).await?;
         Ok(Self {
-            writer: pool.clone(),
+            writer: WriterPool::new(pool.clone()),
             pool,
             schema: schema.map(str::to_owned),
             hub: Arc::default(),

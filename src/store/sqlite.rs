@@ -24,6 +24,7 @@ use super::group_commit::{self, ChangeQueue, ChangeWriter};
 use super::subscriber_cache::SubscriberCache;
 use super::ui_sessions::impl_ui_session_store;
 use super::wal_checkpoint;
+use super::writer_pool::WriterPool;
 use super::{
     migrator, AttemptRecord, AutoDisable, ChangeOutcome, ChangeRequest, ChangeStep, DeliveryHub, Store,
     StoreError, StoreResult,
@@ -93,8 +94,9 @@ pub struct SqliteStore {
     /// The one connection every write goes through. SQLite has a single writer anyway;
     /// queueing writers here (sqlx's pool hands connections out first come, first served)
     /// instead of on SQLite's file lock spares them its busy handler, which sleeps up to
-    /// 100 ms between retries and left the lock idle while changes waited for it.
-    pub(crate) writer: SqlitePool,
+    /// 100 ms between retries and left the lock idle while changes waited for it. The
+    /// writer task keeps the connection while nobody else asks for it (`writer_pool.rs`).
+    pub(crate) writer: WriterPool<sqlx::Sqlite>,
     /// Fan-out settings and the local handoff.
     pub(crate) hub: Arc<DeliveryHub>,
     /// Enabled webhooks per tenant, for fan-out (see `subscriber_cache.rs`).
@@ -152,13 +154,14 @@ impl SqliteStore {
         // No ping before each use: an in-process database has no link to lose, and each
         // ping is a round trip to the connection's worker thread (a wake-up and two context
         // switches) before the query's own.
-        let writer = SqlitePoolOptions::new()
+        let writer_pool = SqlitePoolOptions::new()
             .max_connections(1)
             .acquire_timeout(Duration::from_secs(60))
             .test_before_acquire(false)
             .connect_with(writer_opts)
             .await?;
-        migrator(MIGRATIONS).run(&writer).await?;
+        migrator(MIGRATIONS).run(&writer_pool).await?;
+        let writer = WriterPool::new(writer_pool);
         let checkpoints = Arc::new(wal_checkpoint::start(&opts).await?);
         let pool = SqlitePoolOptions::new()
             .max_connections(8)

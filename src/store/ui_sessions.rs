@@ -44,7 +44,7 @@ macro_rules! impl_ui_session_store {
                     .bind(&s.csrf_token)
                     .bind(s.created_at)
                     .bind(s.expires_at)
-                    .execute(&self.writer)
+                    .execute(&mut *self.writer.acquire().await?)
                     .await?;
                     Ok(())
                 }
@@ -74,7 +74,7 @@ macro_rules! impl_ui_session_store {
                 async fn delete_ui_session(&self, id_hash: &str) -> StoreResult<bool> {
                     let n = sqlx::query::<Db>("DELETE FROM ui_sessions WHERE id_hash = $1")
                         .bind(id_hash)
-                        .execute(&self.writer)
+                        .execute(&mut *self.writer.acquire().await?)
                         .await?
                         .rows_affected();
                     Ok(n > 0)
@@ -84,7 +84,7 @@ macro_rules! impl_ui_session_store {
                     Ok(
                         sqlx::query::<Db>("DELETE FROM ui_sessions WHERE expires_at <= $1")
                             .bind(now)
-                            .execute(&self.writer)
+                            .execute(&mut *self.writer.acquire().await?)
                             .await?
                             .rows_affected(),
                     )

@@ -59,9 +59,36 @@ fn shape(rows: usize, cols: usize, start: Option<usize>) -> std::sync::Arc<str> 
     Arc::clone(text)
 }
 
+/// `items` in chunks of at most `max` whose lengths are powers of two, largest first
+/// (100 items, `max` 128: 64, 32 and 4).
+///
+/// Why: every chunk length is a statement of its own (`VALUES` with that many rows), and
+/// a connection keeps a bounded number of statements prepared. The recorder's batches
+/// come in every size up to a thousand; cut at a fixed `max`, each remainder length was
+/// one more statement, enough of them to push the change path's statements out of
+/// SQLite's statement cache, to be parsed again. Powers of two bound the lengths to
+/// log₂(`max`) + 1 shapes, at the price of at most that many statements per batch.
+pub(crate) fn power_of_two_chunks<T>(items: &[T], max: usize) -> impl Iterator<Item = &[T]> {
+    let max = max.max(1);
+    let mut rest = items;
+    std::iter::from_fn(move || {
+        if rest.is_empty() {
+            return None;
+        }
+        let len = if rest.len() >= max {
+            max
+        } else {
+            1 << rest.len().ilog2()
+        };
+        let (chunk, tail) = rest.split_at(len);
+        rest = tail;
+        Some(chunk)
+    })
+}
+
 #[cfg(test)]
 mod tests {
-    use super::{leading_value_rows, numbered, value_rows};
+    use super::{leading_value_rows, numbered, power_of_two_chunks, value_rows};
 
     #[test]
     fn numbered_turns_anonymous_placeholders_into_numbered_ones() {
@@ -81,6 +108,31 @@ mod tests {
         assert!(std::sync::Arc::ptr_eq(&value_rows(2, 3, 1), &value_rows(2, 3, 1)));
         assert_eq!(&*leading_value_rows::<sqlx::Sqlite>(2, 2), "(?, ?), (?, ?)");
         assert_eq!(&*leading_value_rows::<sqlx::Postgres>(2, 2), "($1, $2), ($3, $4)");
+    }
+
+    fn lengths(n: usize, max: usize) -> Vec<usize> {
+        let items: Vec<usize> = (0..n).collect();
+        let chunks: Vec<&[usize]> = power_of_two_chunks(&items, max).collect();
+        // Every item once, in order.
+        assert_eq!(chunks.concat(), items, "{n} items, max {max}");
+        chunks.iter().map(|c| c.len()).collect()
+    }
+
+    #[test]
+    fn power_of_two_chunks_cut_largest_first_and_cover_every_item() {
+        assert_eq!(lengths(0, 128), Vec::<usize>::new());
+        assert_eq!(lengths(1, 128), [1]);
+        assert_eq!(lengths(100, 128), [64, 32, 4]);
+        assert_eq!(lengths(128, 128), [128]);
+        assert_eq!(lengths(300, 128), [128, 128, 32, 8, 4]);
+        // A `max` that is not a power of two is still the longest chunk.
+        assert_eq!(lengths(250, 200), [200, 32, 16, 2]);
+        // Every length a batch of up to 1,024 is cut into is one of eight shapes.
+        let shapes: std::collections::BTreeSet<usize> = (1..=1024).flat_map(|n| lengths(n, 128)).collect();
+        assert_eq!(
+            shapes.into_iter().collect::<Vec<_>>(),
+            [1, 2, 4, 8, 16, 32, 64, 128]
+        );
     }
 }
 

@@ -673,6 +673,40 @@ async fn engine_writes_wait_behind_a_few_changes_not_the_whole_queue() {
     .await;
 }
 
+/// Claims take the writer connection from the pool, which the writer task keeps between
+/// its batches (statements prepared) until someone asks for it: a claim asking while
+/// changes flow waits behind a few batches, not the queue, and one asking while the task
+/// waits for work with the connection gets it at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn claims_wait_behind_a_few_changes_and_never_for_an_idle_writer() {
+    let claim = || herald::store::ClaimRequest {
+        token: "claim-test".into(),
+        lease_until: herald::timefmt::now_ms() + 60_000,
+        now: herald::timefmt::now_ms(),
+        limit: 10,
+        per_webhook: 10,
+        exclude: Vec::new(),
+        one_each: Vec::new(),
+    };
+    engine_write_waits_behind_a_few_changes(async move |app: &TestApp| {
+        app.store.claim_due(&claim()).await.unwrap();
+    })
+    .await;
+    // The task now keeps the connection with nothing to do.
+    let Some(app) = TestApp::spawn(crate::support::Backend::Sqlite).await else {
+        return;
+    };
+    post(&app, "/projects", json!({"key": "I", "name": "Idle"})).await;
+    for i in 0..3 {
+        tokio::time::timeout(crate::support::WAIT, app.store.claim_due(&claim()))
+            .await
+            .expect("a claim got the writer connection the idle task kept")
+            .unwrap();
+        // And the task takes it back for the next change.
+        post(&app, "/projects", json!({"key": format!("N{i}"), "name": "Next"})).await;
+    }
+}
+
 /// Attempt outcomes are written by the writer task itself, inside its open batch: they
 /// go ahead of the changes queued before them, and are answered once durable.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -9,7 +9,8 @@
 //! thread hand-offs": 4 × less CPU per change).
 //!
 //! The connection stays sqlx's: its transaction, its pool and its closing are untouched.
-//! What rusqlite prepares here is finalized before [`with_connection`] returns, while the
+//! What rusqlite prepares here is finalized before [`with_connection`] (or
+//! [`with_connection_async`]) returns, while the
 //! lock is still held: sqlx's connection refuses to close (it panics) with a statement
 //! of someone else's still open on it.
 
@@ -38,6 +39,29 @@ pub fn with_connection<R>(
     // outlives the lock.
     let conn = unsafe { rusqlite::Connection::from_handle(raw) }?;
     let out = f(&conn);
+    drop(conn);
+    Ok(out)
+}
+
+/// [`with_connection`] for an `f` that waits: the connection lives as long as `f`'s
+/// future, which may wait (for more work, say) with statements prepared and the lock
+/// held, so that they stay prepared from one use to the next.
+///
+/// As with [`with_connection`], every statement is finalized when `f` is done — or when
+/// this future is dropped half-way — before the borrow of `locked` ends.
+///
+/// # Errors
+/// When rusqlite cannot wrap the handle.
+pub async fn with_connection_async<R>(
+    locked: &mut LockedSqliteHandle<'_>,
+    f: impl AsyncFnOnce(&rusqlite::Connection) -> R,
+) -> rusqlite::Result<R> {
+    let raw = locked.as_raw_handle().as_ptr();
+    // SAFETY: as in `with_connection`: `locked` is borrowed for as long as this future
+    // lives, and `conn` is one of its locals, dropped (finalizing its statements) before
+    // the future finishes or whenever the future is dropped.
+    let conn = unsafe { rusqlite::Connection::from_handle(raw) }?;
+    let out = f(&conn).await;
     drop(conn);
     Ok(out)
 }
@@ -83,6 +107,38 @@ mod tests {
                 .await
                 .unwrap();
             assert_eq!(after, 0, "the rollback undid the borrowed handle's writes");
+            c.close().await.unwrap();
+        });
+    }
+
+    /// Statements prepared before a wait are still prepared after it, and the
+    /// connection closes cleanly once the future is done.
+    #[test]
+    fn statements_stay_prepared_across_waits_and_are_finalized_at_the_end() {
+        let rt = tokio_runtime();
+        rt.block_on(async {
+            let mut c = SqliteConnection::connect("sqlite::memory:").await.unwrap();
+            sqlx::query("CREATE TABLE t (x INTEGER)")
+                .execute(&mut c)
+                .await
+                .unwrap();
+            let mut locked = c.lock_handle().await.unwrap();
+            let n = super::with_connection_async(&mut locked, async |conn| {
+                conn.prepare_cached("INSERT INTO t (x) VALUES (?1)")
+                    .unwrap()
+                    .execute([1])
+                    .unwrap();
+                tokio::task::yield_now().await;
+                let mut st = conn.prepare_cached("INSERT INTO t (x) VALUES (?1)").unwrap();
+                st.execute([2]).unwrap();
+                drop(st);
+                conn.query_row("SELECT COUNT(*) FROM t", [], |r| r.get::<_, i64>(0))
+                    .unwrap()
+            })
+            .await
+            .unwrap();
+            assert_eq!(n, 2);
+            drop(locked);
             c.close().await.unwrap();
         });
     }

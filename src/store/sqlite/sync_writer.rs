@@ -83,6 +83,7 @@ struct SyncStatements<'c>(&'c Connection);
 
 impl RecordStatements for SyncStatements<'_> {
     const SINGLE_WRITER: bool = SqliteStore::SINGLE_WRITER;
+    const FEW_SHAPES: bool = true;
 
     fn value_rows(rows: usize, cols: usize) -> std::sync::Arc<str> {
         leading_value_rows::<sqlx::Sqlite>(rows, cols)
