@@ -97,12 +97,18 @@ pub(crate) trait RecordStatements {
 /// database) for a whole typical batch.
 const RECORD_CHUNK: usize = 128;
 
-/// `items` in the chunks `S` writes one statement each.
-fn chunks<S: RecordStatements, T: Sync>(items: &[T]) -> Box<dyn Iterator<Item = &[T]> + Send + '_> {
+/// Leases per release statement (two values each).
+const RELEASE_CHUNK: usize = 200;
+
+/// `items` in the chunks of at most `max` that `S` writes one statement each.
+fn chunks<S: RecordStatements, T: Sync>(
+    items: &[T],
+    max: usize,
+) -> Box<dyn Iterator<Item = &[T]> + Send + '_> {
     if S::FEW_SHAPES {
-        Box::new(power_of_two_chunks(items, RECORD_CHUNK))
+        Box::new(power_of_two_chunks(items, max))
     } else {
-        Box::new(items.chunks(RECORD_CHUNK))
+        Box::new(items.chunks(max))
     }
 }
 
@@ -124,7 +130,7 @@ pub(crate) async fn record(
 }
 
 async fn insert_attempts<S: RecordStatements>(s: &mut S, records: &[AttemptRecord]) -> StoreResult<()> {
-    for chunk in chunks::<S, _>(records) {
+    for chunk in chunks::<S, _>(records, RECORD_CHUNK) {
         let sql = format!(
             "INSERT INTO delivery_attempts (delivery_id, number, started_at, duration_ms, request_headers, \
              status_code, response_headers, response_body, response_truncated, error_kind, error, outcome) \
@@ -161,7 +167,7 @@ async fn update_deliveries<S: RecordStatements>(
     now: i64,
 ) -> StoreResult<()> {
     const COLS: usize = 9;
-    for chunk in chunks::<S, _>(records) {
+    for chunk in chunks::<S, _>(records, RECORD_CHUNK) {
         let now_param = chunk.len() * COLS + 1;
         let sql = format!(
             "UPDATE deliveries SET status = v.column3, attempts = v.column4, tries = v.column5, \
@@ -244,7 +250,7 @@ async fn update_webhooks<S: RecordStatements>(
     // batch of failed retries alone (no first attempts: none counts) leaves it as it is; it
     // used to clear it, so a dead endpoint seen mostly through retries kept restarting its
     // "failing for" span and was never disabled by the time threshold.
-    for chunk in chunks::<S, _>(&deltas) {
+    for chunk in chunks::<S, _>(&deltas, RECORD_CHUNK) {
         let sql = format!(
             "UPDATE webhooks SET \
              last_execution_at = CASE WHEN {NEWER} THEN v.column2 ELSE last_execution_at END, \
@@ -318,7 +324,7 @@ async fn update_webhooks<S: RecordStatements>(
 /// released.
 pub(crate) async fn release<S: RecordStatements>(s: &mut S, leases: &[(Uuid, String)]) -> StoreResult<u64> {
     let mut n = 0;
-    for chunk in chunks::<S, _>(leases) {
+    for chunk in chunks::<S, _>(leases, RELEASE_CHUNK) {
         let sql = format!(
             "UPDATE deliveries SET lease_token = NULL, lease_until = NULL FROM (VALUES {}) AS v \
              WHERE deliveries.id = v.column1 AND deliveries.lease_token = v.column2",

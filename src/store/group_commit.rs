@@ -81,9 +81,10 @@ use super::{
 /// takes ~6 ms, and the writer waits for work ~30 % of the time.
 pub(crate) const MAX_GROUP: usize = 16;
 
-/// Statements the writer keeps prepared: a change runs about ten, and the recorder's
-/// statements come in at most eight lengths each (`value_rows::power_of_two_chunks`):
-/// some forty in all, so that none is parsed again once all were seen.
+/// Statements the writer keeps prepared: a change runs about ten (its fan-out's inserts
+/// one per number of rows it writes), and the recorder's come in at most eight lengths
+/// each (`value_rows::power_of_two_chunks`): a few dozen for a tenant of a steady size,
+/// so that once seen they are rarely parsed again.
 const STATEMENT_CACHE: usize = 64;
 
 /// Ends a savepoint whose writes stay in the batch.

@@ -101,11 +101,12 @@ pub struct SqliteStore {
     pub(crate) hub: Arc<DeliveryHub>,
     /// Enabled webhooks per tenant, for fan-out (see `subscriber_cache.rs`).
     pub(crate) subscribers: Arc<SubscriberCache>,
-    /// Turns for ingested events at the writer. The delivery engine's claims and lease
-    /// releases queue for the writer directly (its outcomes go to the writer task), so when the API is
-    /// offered more events than it can take, they wait behind at most this many
-    /// instead of behind every queued request — long enough waits there let leases expire
-    /// and deliveries be sent twice. Tracker changes queue in `changes` instead.
+    /// Turns for ingested events at the writer. The delivery engine's claims queue for
+    /// the writer connection directly (its outcomes and lease releases go to the writer
+    /// task), so when the API is offered more events than it can take, they wait behind
+    /// at most this many instead of behind every queued request — long enough waits there
+    /// let leases expire and deliveries be sent twice. Tracker changes queue in `changes`
+    /// instead.
     pub(crate) change_turns: Arc<tokio::sync::Semaphore>,
     /// Tracker changes and attempt outcomes go to the writer task (see
     /// `group_commit.rs`); `None` in the task's own copy of the store.

@@ -66,8 +66,9 @@ fn shape(rows: usize, cols: usize, start: Option<usize>) -> std::sync::Arc<str> 
 /// a connection keeps a bounded number of statements prepared. The recorder's batches
 /// come in every size up to a thousand; cut at a fixed `max`, each remainder length was
 /// one more statement, enough of them to push the change path's statements out of
-/// SQLite's statement cache, to be parsed again. Powers of two bound the lengths to
-/// log₂(`max`) + 1 shapes, at the price of at most that many statements per batch.
+/// SQLite's statement cache, to be parsed again. Powers of two (and `max`) bound the
+/// lengths to ⌊log₂(`max`)⌋ + 2 shapes at most, one fewer when `max` is a power of two,
+/// at the price of a few statements per batch instead of one.
 pub(crate) fn power_of_two_chunks<T>(items: &[T], max: usize) -> impl Iterator<Item = &[T]> {
     let max = max.max(1);
     let mut rest = items;

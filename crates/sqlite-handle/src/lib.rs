@@ -8,11 +8,18 @@
 //! directly and pay none of that (BENCHMARKS.md, "The change path's SQL without sqlx's
 //! thread hand-offs": 4 × less CPU per change).
 //!
-//! The connection stays sqlx's: its transaction, its pool and its closing are untouched.
-//! What rusqlite prepares here is finalized before [`with_connection`] (or
-//! [`with_connection_async`]) returns, while the
-//! lock is still held: sqlx's connection refuses to close (it panics) with a statement
-//! of someone else's still open on it.
+//! The connection stays sqlx's: its pool and its closing are untouched. What rusqlite
+//! prepares here is finalized before [`with_connection`] (or [`with_connection_async`])
+//! returns, while the lock is still held: sqlx's connection refuses to close (it panics)
+//! with a statement of someone else's still open on it. A transaction opened here
+//! (`BEGIN` through rusqlite) is one sqlx knows nothing of: the caller must end it, or
+//! close the connection, before the lock is released.
+//!
+//! Two things safe code can still get wrong here, and the caller must not do: leaking the
+//! future of [`with_connection_async`] (`mem::forget`) leaves its statements open, so
+//! sqlx panics when it closes the connection; and an `InterruptHandle` taken from the
+//! connection outlives it, and interrupting after sqlx closed the handle would touch
+//! freed memory. Herald does neither.
 
 #![deny(unsafe_op_in_unsafe_fn)]
 
@@ -59,7 +66,8 @@ pub async fn with_connection_async<R>(
     let raw = locked.as_raw_handle().as_ptr();
     // SAFETY: as in `with_connection`: `locked` is borrowed for as long as this future
     // lives, and `conn` is one of its locals, dropped (finalizing its statements) before
-    // the future finishes or whenever the future is dropped.
+    // the future finishes or whenever the future is dropped. (A leaked future leaves
+    // them open: sqlx then panics on close, see the crate's docs.)
     let conn = unsafe { rusqlite::Connection::from_handle(raw) }?;
     let out = f(&conn).await;
     drop(conn);

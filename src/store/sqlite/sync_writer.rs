@@ -1,6 +1,7 @@
 //! SQLite's change path run synchronously: the change's statements go straight to SQLite
 //! (rusqlite) on the writer task's own thread, on the connection handle sqlx locks out
-//! for the batch (`herald_sqlite_handle`), inside sqlx's transaction.
+//! for as long as the task keeps the connection (`herald_sqlite_handle`), inside the
+//! batch's transaction, which the task opens and commits itself (`group_commit.rs`).
 //!
 //! Why: through sqlx, every statement is a hand-off to the connection's thread and back,
 //! and every result wakes the writer task: ~55 µs of CPU per round trip on a two-core
@@ -121,7 +122,7 @@ fn one_statement(sql: &str) -> bool {
     !sql.trim_end().trim_end_matches(';').contains(';')
 }
 
-/// `sql`, prepared once per batch, with `args` bound as sqlx binds them: a `$n` or `?n`
+/// `sql`, prepared once for as long as the writer task keeps the connection, with `args` bound as sqlx binds them: a `$n` or `?n`
 /// placeholder takes the n-th value, and anonymous `?` ones take the values in turn
 /// (the first `?` the first value, wherever a numbered one stands: SQLite numbers a
 /// statement's parameters in order of appearance, so `$10` written before nine `?`s is
