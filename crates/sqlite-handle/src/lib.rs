@@ -86,11 +86,7 @@ mod tests {
     fn writes_join_sqlx_s_transaction_and_leave_nothing_open() {
         let rt = tokio_runtime();
         rt.block_on(async {
-            let mut c = SqliteConnection::connect("sqlite::memory:").await.unwrap();
-            sqlx::query("CREATE TABLE t (x INTEGER)")
-                .execute(&mut c)
-                .await
-                .unwrap();
+            let mut c = connection_with_table().await;
             let mut tx = c.begin().await.unwrap();
             let mut locked = tx.lock_handle().await.unwrap();
             let n = with_connection(&mut locked, |conn| {
@@ -119,17 +115,14 @@ mod tests {
         });
     }
 
-    /// Statements prepared before a wait are still prepared after it, and the
-    /// connection closes cleanly once the future is done.
+    /// The borrowed connection (and its statement cache) lives across the future's waits,
+    /// and the connection closes cleanly once the future is done: its statements were
+    /// finalized.
     #[test]
-    fn statements_stay_prepared_across_waits_and_are_finalized_at_the_end() {
+    fn the_connection_lives_across_waits_and_its_statements_end_with_it() {
         let rt = tokio_runtime();
         rt.block_on(async {
-            let mut c = SqliteConnection::connect("sqlite::memory:").await.unwrap();
-            sqlx::query("CREATE TABLE t (x INTEGER)")
-                .execute(&mut c)
-                .await
-                .unwrap();
+            let mut c = connection_with_table().await;
             let mut locked = c.lock_handle().await.unwrap();
             let n = super::with_connection_async(&mut locked, async |conn| {
                 conn.prepare_cached("INSERT INTO t (x) VALUES (?1)")
@@ -149,6 +142,16 @@ mod tests {
             drop(locked);
             c.close().await.unwrap();
         });
+    }
+
+    /// An in-memory connection with an empty table `t (x INTEGER)`.
+    async fn connection_with_table() -> SqliteConnection {
+        let mut c = SqliteConnection::connect("sqlite::memory:").await.unwrap();
+        sqlx::query("CREATE TABLE t (x INTEGER)")
+            .execute(&mut c)
+            .await
+            .unwrap();
+        c
     }
 
     fn tokio_runtime() -> tokio::runtime::Runtime {
