@@ -359,12 +359,10 @@ async fn keep<W: ChangeWriter>(
                 broken = true;
                 return;
             }
-            if conn.is_busy() {
-                // A statement left half-run would keep a read snapshot open while the
-                // connection waits, and checkpoints could not pass it: finalize them all.
-                tracing::warn!("a writer statement was left running; its statements are prepared again");
-                conn.flush_prepared_statement_cache();
-            }
+            // Every statement is reset after its run (rusqlite's `Rows` and executes
+            // do it): one left half-run would keep a read snapshot open while the
+            // connection waits, and checkpoints could not pass it.
+            debug_assert!(!conn.is_busy(), "a writer statement was left running");
             if writer.wanted().is_wanted() {
                 return;
             }
