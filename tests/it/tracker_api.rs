@@ -1176,64 +1176,101 @@ async fn stored_project(app: &TestApp, tenant_id: i64, id: i64) -> herald::store
 /// app, the tenant and the project's id; `None` without PostgreSQL.
 async fn pg_project() -> Option<(TestApp, herald::store::Tenant, i64)> {
     let app = TestApp::spawn(crate::support::Backend::Postgres).await?;
-    let p = post(&app, "/projects", json!({"key": "X", "name": "Kept"})).await;
-    let id = p["id"].as_i64().unwrap();
-    let tenant = app.store.tenant_by_slug("default").await.unwrap().unwrap();
+    let (tenant, id) = project_of(&app).await;
     Some((app, tenant, id))
 }
 
-/// PostgreSQL: a node starts a project's update from the project as it last wrote it
-/// (`src/store/project_cache.rs`). When another node changed the project since, the
-/// update is still made against the stored project: a value set back to what this node
-/// last wrote is a change (not "unchanged"), and the event says from what.
-#[tokio::test]
-async fn a_project_changed_on_another_node_is_updated_from_what_is_stored() {
-    let Some((app, tenant, id)) = pg_project().await else {
-        return;
-    };
-    let here = |budget: i64| app.store.apply_change(set_budget(tenant.id, id, budget, false));
-    let updates = || async {
-        events(&app)
+/// One project made through the API in `app`'s default tenant: the tenant and its id.
+async fn project_of(app: &TestApp) -> (herald::store::Tenant, i64) {
+    let p = post(app, "/projects", json!({"key": "X", "name": "Kept"})).await;
+    let id = p["id"].as_i64().unwrap();
+    let tenant = app.store.tenant_by_slug("default").await.unwrap().unwrap();
+    (tenant, id)
+}
+
+/// A PostgreSQL node starts a project's update from the project as it last wrote it
+/// (`src/store/project_cache.rs`). When something else changed the project since
+/// (another node; on SQLite, which reads it each time, another process writing the same
+/// file), the update is still made against the stored project: a value set back to what
+/// this store last wrote is a change (not "unchanged"), and the event says from what.
+both!(
+    a_project_changed_by_another_store_is_updated_from_what_is_stored,
+    |app: TestApp| async move {
+        let (tenant, id) = project_of(&app).await;
+        let here = |budget: i64| app.store.apply_change(set_budget(tenant.id, id, budget, false));
+        let updates = || async {
+            events(&app)
+                .await
+                .into_iter()
+                .filter(|e| e["type"] == "Project:Updated")
+                .count()
+        };
+        here(1).await.unwrap();
+        here(2).await.unwrap(); // kept by this store as written
+        let other = herald::store::connect(&app.settings.database).await.unwrap();
+        other
+            .apply_change(set_budget(tenant.id, id, 5, false))
+            .await
+            .unwrap();
+
+        // Back to what this store last wrote: a change, from 5.
+        let outcome = here(2).await.unwrap();
+        assert!(
+            matches!(outcome, herald::store::ChangeOutcome::Applied { .. }),
+            "taken for unchanged: {outcome:?}"
+        );
+        let row = stored_project(&app, tenant.id, id).await;
+        assert_eq!(row.data["budget"], json!(2));
+        let last = events(&app)
             .await
             .into_iter()
-            .filter(|e| e["type"] == "Project:Updated")
-            .count()
-    };
-    here(1).await.unwrap();
-    here(2).await.unwrap(); // kept by this node as written
-    let other = herald::store::connect(&app.settings.database).await.unwrap();
-    other
-        .apply_change(set_budget(tenant.id, id, 5, false))
-        .await
-        .unwrap();
+            .max_by_key(|e| e["project_version"].as_i64())
+            .unwrap();
+        assert_eq!(last["before"]["budget"], json!(5), "{last}");
+        assert_eq!(last["project_version"].as_i64(), Some(row.version));
 
-    // Back to what this node last wrote: a change, from 5.
-    let outcome = here(2).await.unwrap();
-    assert!(
-        matches!(outcome, herald::store::ChangeOutcome::Applied { .. }),
-        "taken for unchanged: {outcome:?}"
-    );
-    let row = stored_project(&app, tenant.id, id).await;
-    assert_eq!(row.data["budget"], json!(2));
-    let last = events(&app)
-        .await
-        .into_iter()
-        .max_by_key(|e| e["project_version"].as_i64())
-        .unwrap();
-    assert_eq!(last["before"]["budget"], json!(5), "{last}");
-    assert_eq!(last["project_version"].as_i64(), Some(row.version));
+        // And again from this store's own write, then from the other's once more.
+        here(3).await.unwrap();
+        other
+            .apply_change(set_budget(tenant.id, id, 7, false))
+            .await
+            .unwrap();
+        here(8).await.unwrap();
+        let row = stored_project(&app, tenant.id, id).await;
+        assert_eq!(row.data["budget"], json!(8));
+        assert_eq!(row.version, 8, "one version per change and the create");
+        assert_eq!(updates().await, 7, "one event per change, none lost");
+    }
+);
 
-    // And again from this node's own write, then from another node's once more.
-    here(3).await.unwrap();
-    other
-        .apply_change(set_budget(tenant.id, id, 7, false))
-        .await
-        .unwrap();
-    here(8).await.unwrap();
-    let row = stored_project(&app, tenant.id, id).await;
-    assert_eq!(row.data["budget"], json!(8));
-    assert_eq!(updates().await, 7, "one event per change, none lost");
-}
+/// A project's updates around a change to something in it (which raises the project's
+/// version too) each get a version of their own, the next after the last (Tracker's guid
+/// needs one per change), also where a PostgreSQL node kept the project's row from its
+/// update before that change.
+both!(
+    a_change_inside_a_kept_project_is_seen_by_its_next_update,
+    |app: TestApp| async move {
+        let (tenant, id) = project_of(&app).await;
+        let here = |budget: i64| app.store.apply_change(set_budget(tenant.id, id, budget, false));
+        here(1).await.unwrap(); // kept
+        post(&app, "/stories", json!({"project_id": id, "name": "Inside"})).await;
+        here(2).await.unwrap();
+        here(3).await.unwrap();
+        let versions: Vec<i64> = events(&app)
+            .await
+            .iter()
+            .filter_map(|e| e["project_version"].as_i64())
+            .collect();
+        let row = stored_project(&app, tenant.id, id).await;
+        assert_eq!(row.version, 5, "{versions:?}");
+        let mut sorted = versions.clone();
+        sorted.sort_unstable();
+        sorted.dedup();
+        assert_eq!(sorted.len(), versions.len(), "a version per change: {versions:?}");
+        assert_eq!(sorted.last(), Some(&5), "{versions:?}");
+        assert_eq!(row.data["budget"], json!(3));
+    }
+);
 
 /// PostgreSQL: a node's updates of a project it last wrote start from the row it kept
 /// (`src/store/project_cache.rs`) instead of reading the project: one index look-up on
