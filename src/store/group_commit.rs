@@ -93,6 +93,14 @@ pub(crate) const MAX_GROUP: usize = 32;
 /// so that once seen they are rarely parsed again.
 const STATEMENT_CACHE: usize = 64;
 
+/// Opens a batch's transaction holding SQLite's write lock from the start. Every write of
+/// this process goes through the one writer connection, but another process may write
+/// the same file (the `herald` CLI: tokens, redeliveries). A deferred `BEGIN` reads first
+/// and asks for the lock at the batch's first write, where SQLite does not wait for a
+/// busy lock (it cannot: the batch's reads may be stale by then) and fails the whole
+/// batch at once. `BEGIN IMMEDIATE` waits for the lock (the connection's busy timeout)
+/// before reading anything. See `a_change_waits_for_another_process_holding_the_write_lock`.
+const BEGIN: &str = "BEGIN IMMEDIATE";
 /// Ends a savepoint whose writes stay in the batch.
 const RELEASE: &str = "RELEASE change";
 /// Ends a savepoint whose writes are undone (the savepoint itself is popped too).
@@ -401,7 +409,7 @@ fn write_batch<W: ChangeWriter>(
     first: Work,
     queues: &mut Queues,
 ) -> Result<(), ()> {
-    if let Err(e) = sync_writer::run(conn, "BEGIN") {
+    if let Err(e) = sync_writer::run(conn, BEGIN) {
         refuse(first, e);
         // Not knowing what state the connection is in, take a fresh one.
         return Err(());

@@ -707,6 +707,48 @@ async fn claims_wait_behind_a_few_changes_and_never_for_an_idle_writer() {
     }
 }
 
+/// SQLite: another process (the `herald` CLI, say) may hold the database's write lock
+/// when a batch of changes starts. The batch waits for it (the busy timeout) instead of
+/// failing: a deferred `BEGIN` read first and then asked for the lock, which SQLite
+/// refuses at once inside a transaction that has read, failing every change in the batch.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_change_waits_for_another_process_holding_the_write_lock() {
+    use sqlx::Connection;
+    use std::sync::Arc;
+    let Some(app) = TestApp::spawn(crate::support::Backend::Sqlite).await else {
+        return;
+    };
+    let p = post(&app, "/projects", json!({"key": "W", "name": "Waits"})).await;
+    let path = format!("/projects/{}", p["id"]);
+    let opts = sqlx::sqlite::SqliteConnectOptions::new().filename(app.sqlite_path().unwrap());
+    let mut outside: sqlx::SqliteConnection = sqlx::Connection::connect_with(&opts).await.unwrap();
+    sqlx::query("BEGIN IMMEDIATE")
+        .execute(&mut outside)
+        .await
+        .unwrap();
+    sqlx::query("UPDATE tenants SET slug = slug")
+        .execute(&mut outside)
+        .await
+        .unwrap();
+    let app = Arc::new(app);
+    let mut change = tokio::spawn({
+        let app = Arc::clone(&app);
+        async move { patch(&app, &path, json!({"budget": 7})).await }
+    });
+    // Nothing to wait for but time: the change must still be waiting for the lock, not
+    // answered (a failed batch answers at once).
+    let early = tokio::time::timeout(std::time::Duration::from_millis(500), &mut change).await;
+    assert!(
+        early.is_err(),
+        "answered while another process held the write lock: {early:?}"
+    );
+    sqlx::query("COMMIT").execute(&mut outside).await.unwrap();
+    outside.close().await.unwrap();
+    let r = change.await.unwrap();
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.json["data"]["budget"], json!(7), "{}", r.text);
+}
+
 /// Attempt outcomes are written by the writer task itself, inside its open batch: they
 /// go ahead of the changes queued before them, and are answered once durable.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1188,11 +1230,11 @@ async fn project_of(app: &TestApp) -> (herald::store::Tenant, i64) {
     (tenant, id)
 }
 
-/// A PostgreSQL node starts a project's update from the project as it last wrote it
-/// (`src/store/project_cache.rs`). When something else changed the project since
-/// (another node; on SQLite, which reads it each time, another process writing the same
-/// file), the update is still made against the stored project: a value set back to what
-/// this store last wrote is a change (not "unchanged"), and the event says from what.
+// A PostgreSQL node starts a project's update from the project as it last wrote it
+// (`src/store/project_cache.rs`). When something else changed the project since
+// (another node; on SQLite, which reads it each time, another process writing the same
+// file), the update is still made against the stored project: a value set back to what
+// this store last wrote is a change (not "unchanged"), and the event says from what.
 both!(
     a_project_changed_by_another_store_is_updated_from_what_is_stored,
     |app: TestApp| async move {
@@ -1243,10 +1285,10 @@ both!(
     }
 );
 
-/// A project's updates around a change to something in it (which raises the project's
-/// version too) each get a version of their own, the next after the last (Tracker's guid
-/// needs one per change), also where a PostgreSQL node kept the project's row from its
-/// update before that change.
+// A project's updates around a change to something in it (which raises the project's
+// version too) each get a version of their own, the next after the last (Tracker's guid
+// needs one per change), also where a PostgreSQL node kept the project's row from its
+// update before that change.
 both!(
     a_change_inside_a_kept_project_is_seen_by_its_next_update,
     |app: TestApp| async move {
