@@ -93,14 +93,11 @@ pub(crate) const MAX_GROUP: usize = 32;
 /// so that once seen they are rarely parsed again.
 const STATEMENT_CACHE: usize = 64;
 
-/// Opens a batch's transaction holding SQLite's write lock from the start. Every write of
-/// this process goes through the one writer connection, but another process may write
-/// the same file (the `herald` CLI: tokens, redeliveries). A deferred `BEGIN` reads first
-/// and asks for the lock at the batch's first write, where SQLite does not wait for a
-/// busy lock (it cannot: the batch's reads may be stale by then) and fails the whole
-/// batch at once. `BEGIN IMMEDIATE` waits for the lock (the connection's busy timeout)
-/// before reading anything. See `a_change_waits_for_another_process_holding_the_write_lock`.
-const BEGIN: &str = "BEGIN IMMEDIATE";
+/// Opens a batch's transaction holding SQLite's write lock from the start, waiting for it
+/// when another process (the `herald` CLI) holds it: a deferred `BEGIN` would read first
+/// and fail the whole batch at its first write (`writer_pool::WriteBegin`; test
+/// `a_change_waits_for_another_process_holding_the_write_lock`).
+const BEGIN: &str = super::writer_pool::SQLITE_BEGIN;
 /// Ends a savepoint whose writes stay in the batch.
 const RELEASE: &str = "RELEASE change";
 /// Ends a savepoint whose writes are undone (the savepoint itself is popped too).

@@ -75,6 +75,28 @@ impl Drop for WaitGuard<'_> {
     }
 }
 
+/// How a backend begins a write transaction. SQLite's `BEGIN` is deferred: the transaction
+/// reads first and asks for the write lock at its first write, where SQLite does not wait
+/// for a busy lock but fails at once (the reads may be stale by then) — so a write
+/// transaction that reads first fails whenever another process holds the lock (`serve`
+/// and a `herald` CLI command on the same file). `BEGIN IMMEDIATE` takes the lock first,
+/// waiting up to the busy timeout. PostgreSQL locks rows, and its `BEGIN` is the default.
+pub(crate) trait WriteBegin: Database {
+    /// The statement that begins a write transaction; `None` for the driver's default.
+    const BEGIN: Option<&'static str>;
+}
+
+/// SQLite's write transactions, the writer task's batches included (`group_commit.rs`).
+pub(crate) const SQLITE_BEGIN: &str = "BEGIN IMMEDIATE";
+
+impl WriteBegin for sqlx::Sqlite {
+    const BEGIN: Option<&'static str> = Some(SQLITE_BEGIN);
+}
+
+impl WriteBegin for sqlx::Postgres {
+    const BEGIN: Option<&'static str> = None;
+}
+
 impl<DB: Database> WriterPool<DB> {
     pub(crate) fn new(pool: Pool<DB>) -> Self {
         Self {
@@ -89,10 +111,17 @@ impl<DB: Database> WriterPool<DB> {
         self.pool.acquire().await
     }
 
-    /// A transaction on a writer connection, asked for as [`WriterPool::acquire`] does.
-    pub(crate) async fn begin(&self) -> Result<Transaction<'static, DB>, sqlx::Error> {
+    /// A transaction on a writer connection, asked for as [`WriterPool::acquire`] does,
+    /// begun as the backend's writes need ([`WriteBegin`]).
+    pub(crate) async fn begin(&self) -> Result<Transaction<'static, DB>, sqlx::Error>
+    where
+        DB: WriteBegin,
+    {
         let _waiting = self.wanted.wait();
-        self.pool.begin().await
+        match DB::BEGIN {
+            Some(statement) => self.pool.begin_with(statement).await,
+            None => self.pool.begin().await,
+        }
     }
 
     /// The pool itself, for the keeper, whose own acquisition must not ring its bell.

@@ -713,38 +713,18 @@ async fn claims_wait_behind_a_few_changes_and_never_for_an_idle_writer() {
 /// refuses at once inside a transaction that has read, failing every change in the batch.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_change_waits_for_another_process_holding_the_write_lock() {
-    use sqlx::Connection;
     use std::sync::Arc;
     let Some(app) = TestApp::spawn(crate::support::Backend::Sqlite).await else {
         return;
     };
     let p = post(&app, "/projects", json!({"key": "W", "name": "Waits"})).await;
     let path = format!("/projects/{}", p["id"]);
-    let opts = sqlx::sqlite::SqliteConnectOptions::new().filename(app.sqlite_path().unwrap());
-    let mut outside: sqlx::SqliteConnection = sqlx::Connection::connect_with(&opts).await.unwrap();
-    sqlx::query("BEGIN IMMEDIATE")
-        .execute(&mut outside)
-        .await
-        .unwrap();
-    sqlx::query("UPDATE tenants SET slug = slug")
-        .execute(&mut outside)
-        .await
-        .unwrap();
     let app = Arc::new(app);
-    let mut change = tokio::spawn({
+    let change = {
         let app = Arc::clone(&app);
         async move { patch(&app, &path, json!({"budget": 7})).await }
-    });
-    // Nothing to wait for but time: the change must still be waiting for the lock, not
-    // answered (a failed batch answers at once).
-    let early = tokio::time::timeout(std::time::Duration::from_millis(500), &mut change).await;
-    assert!(
-        early.is_err(),
-        "answered while another process held the write lock: {early:?}"
-    );
-    sqlx::query("COMMIT").execute(&mut outside).await.unwrap();
-    outside.close().await.unwrap();
-    let r = change.await.unwrap();
+    };
+    let r = crate::support::app::while_another_process_holds_the_write_lock(&app, change).await;
     assert_eq!(r.status, 200, "{}", r.text);
     assert_eq!(r.json["data"]["budget"].as_f64(), Some(7.0), "{}", r.text);
 }

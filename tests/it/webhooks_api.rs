@@ -544,3 +544,22 @@ both!(operations_endpoints, |app: TestApp| async move {
         .await
         .assert_problem(404, None);
 });
+
+/// SQLite: a write transaction that reads first (a webhook's insert counts the tenant's
+/// webhooks against the cap) waits for another process holding the write lock (the
+/// `herald` CLI, say) instead of failing: SQLite refuses the lock at once to a deferred
+/// transaction that has read, so the store begins its write transactions `IMMEDIATE`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_webhook_write_waits_for_another_process_holding_the_write_lock() {
+    use std::sync::Arc;
+    let Some(app) = TestApp::spawn(Backend::Sqlite).await else {
+        return;
+    };
+    let app = Arc::new(app);
+    let create = {
+        let app = Arc::clone(&app);
+        async move { app.call("POST", HOOKS, Some(ppm_body())).await }
+    };
+    let r = crate::support::app::while_another_process_holds_the_write_lock(&app, create).await;
+    assert_eq!(r.status, 201, "{}", r.text);
+}

@@ -367,6 +367,37 @@ impl TestApp {
     }
 }
 
+/// Runs `request` while another connection to `app`'s SQLite file (another process, as
+/// the `herald` CLI would be) holds the database's write lock with a write of its own:
+/// the request must still be waiting after half a second (a write that failed instead of
+/// waiting answers at once), and is answered once the lock is released.
+pub async fn while_another_process_holds_the_write_lock(
+    app: &TestApp,
+    request: impl std::future::Future<Output = Resp> + Send + 'static,
+) -> Resp {
+    use sqlx::Connection;
+    let opts = sqlx::sqlite::SqliteConnectOptions::new().filename(app.sqlite_path().expect("a SQLite app"));
+    let mut outside: sqlx::SqliteConnection = Connection::connect_with(&opts).await.unwrap();
+    sqlx::query("BEGIN IMMEDIATE")
+        .execute(&mut outside)
+        .await
+        .unwrap();
+    sqlx::query("UPDATE tenants SET slug = slug")
+        .execute(&mut outside)
+        .await
+        .unwrap();
+    let mut call = tokio::spawn(request);
+    // Nothing to wait for but time: the request must still be waiting for the lock.
+    let early = tokio::time::timeout(std::time::Duration::from_millis(500), &mut call).await;
+    assert!(
+        early.is_err(),
+        "answered while another process held the write lock: {early:?}"
+    );
+    sqlx::query("COMMIT").execute(&mut outside).await.unwrap();
+    outside.close().await.unwrap();
+    call.await.unwrap()
+}
+
 /// A response, read whole.
 #[derive(Debug)]
 pub struct Resp {
