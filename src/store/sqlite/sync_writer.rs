@@ -122,11 +122,11 @@ fn one_statement(sql: &str) -> bool {
     !sql.trim_end().trim_end_matches(';').contains(';')
 }
 
-/// `sql`, prepared once for as long as the writer task keeps the connection, with `args` bound as sqlx binds them: a `$n` or `?n`
-/// placeholder takes the n-th value, and anonymous `?` ones take the values in turn
-/// (the first `?` the first value, wherever a numbered one stands: SQLite numbers a
-/// statement's parameters in order of appearance, so `$10` written before nine `?`s is
-/// its parameter 1).
+/// `sql`, prepared once for as long as the writer task keeps the connection, with `args`
+/// bound as sqlx binds them: a `$n` or `?n` placeholder takes the n-th value, and
+/// anonymous `?` ones take the values in turn (the first `?` the first value, wherever a
+/// numbered one stands: SQLite numbers a statement's parameters in order of appearance,
+/// so `$10` written before nine `?`s is its parameter 1).
 fn bound<'c>(
     conn: &'c Connection,
     sql: &str,
