@@ -98,8 +98,8 @@ pub(crate) struct Inner {
     poll_interval: Duration,
     retention_ms: i64,
     starved: AtomicBool,
-    /// Set (to the number of saturated lanes) when a claim found nothing but skipped
-    /// saturated lanes: wake the claim loop when one of them has room again.
+    /// Set (to the number of skipped lanes) when a claim found nothing but skipped lanes
+    /// ([`Lanes::skipped`]): wake the claim loop when one of them is skipped no longer.
     lane_wait: AtomicUsize,
     pub(crate) hard_stop: CancellationToken,
     cache: Mutex<HashMap<Uuid, (i64, Cached)>>,
@@ -272,13 +272,13 @@ impl DeliveryEngine {
         if n > 0 {
             tracing::debug!(claimed = n, "claimed due deliveries");
         }
-        // Per-webhook caps (saturated lanes, `per_webhook` rows per webhook) can leave due
+        // Per-webhook caps (skipped lanes, `per_webhook` rows per webhook) can leave due
         // work unclaimed although the claim came back short. Rather than sleeping until
         // the poll (a backlog behind a few webhooks would drain one batch per poll
         // interval): after a claim that took rows, look again once outcomes are written
         // (a finished attempt's row stops counting against its webhook only then); after
-        // one that took nothing but skipped saturated lanes, look again when one of them
-        // has room. Not after every outcome batch: while local fan-out keeps the lanes
+        // one that took nothing but skipped lanes, look again when one of them is no
+        // longer skipped. Not after every outcome batch: while local fan-out keeps the lanes
         // full, that re-ran a fruitless claim — a scan of every leased row — for each
         // batch, and held SQLite's writer for a third of its time in the fan-out bench.
         if n > 0 {
@@ -286,7 +286,7 @@ impl DeliveryEngine {
         } else if capped > 0 {
             i.lane_wait.store(capped, Ordering::Relaxed);
         }
-        self.submit(jobs);
+        self.submit_claimed(jobs);
         Ok((n, limit))
     }
 
@@ -299,12 +299,27 @@ impl DeliveryEngine {
         Ok(n)
     }
 
-    /// Starts `jobs` (or queues them in their lanes).
+    /// Starts fresh `jobs` handed over by fan-out (or queues them at the back of their
+    /// lanes).
     pub(crate) fn submit(&self, jobs: Vec<DeliveryJob>) {
         if jobs.is_empty() {
             return;
         }
-        let (start, rejected) = self.inner.signals.lanes.push(jobs);
+        let pushed = self.inner.signals.lanes.push(jobs);
+        self.start_pushed(pushed);
+    }
+
+    /// Starts claimed `jobs` (or queues them ahead of their lanes' fresh jobs:
+    /// [`Lanes::push_claimed`]).
+    fn submit_claimed(&self, jobs: Vec<DeliveryJob>) {
+        if jobs.is_empty() {
+            return;
+        }
+        let pushed = self.inner.signals.lanes.push_claimed(jobs);
+        self.start_pushed(pushed);
+    }
+
+    fn start_pushed(&self, (start, rejected): (Vec<DeliveryJob>, Vec<DeliveryJob>)) {
         for j in rejected {
             self.inner.recorder.release(j.id, j.lease.token);
         }
@@ -403,7 +418,7 @@ impl DeliveryEngine {
             inner.signals.wake.notify_one();
         }
         let waiting = inner.lane_wait.load(Ordering::Relaxed);
-        if waiting > 0 && inner.signals.lanes.saturated_count() < waiting {
+        if waiting > 0 && inner.signals.lanes.skipped_count() < waiting {
             inner.lane_wait.store(0, Ordering::Relaxed);
             inner.signals.wake.notify_one();
         }

@@ -48,6 +48,8 @@ pub enum Endpoint {
 #[derive(Default)]
 struct Lane {
     queue: VecDeque<DeliveryJob>,
+    /// How many jobs at the front of `queue` came from a claim (see [`Lanes::push_claimed`]).
+    claimed: usize,
     running: usize,
     in_ready: bool,
     /// The webhook was dropped (disabled, deleted) while attempts of its were running:
@@ -63,6 +65,17 @@ impl Lane {
     /// more would wait until their leases ran short and be given back.
     fn saturated(&self, cap: usize) -> bool {
         self.queue.len() >= cap
+    }
+
+    /// Whether a claim leaves this webhook out: its lane is [`Lane::saturated`] and either
+    /// its endpoint is silent or claimed jobs already wait at its front. A saturated lane
+    /// of an answering endpoint with none claimed waiting takes up to a lane's worth of
+    /// due rows, ahead of its fresh jobs: otherwise, while fan-out keeps such a lane full
+    /// with fresh deliveries (a busy webhook whose endpoint answers a little slower than
+    /// changes arrive), its retries, redeliveries and the deliveries fan-out left in the
+    /// database once the lane was full would wait until the changes stopped.
+    fn skipped(&self, cap: usize, silent: bool) -> bool {
+        self.saturated(cap) && (silent || self.claimed > 0)
     }
 }
 
@@ -89,6 +102,11 @@ impl State {
         } else {
             per_webhook
         }
+    }
+
+    /// Whether a claim leaves `webhook` (whose lane is `lane`) out: [`Lane::skipped`].
+    fn skips(&self, webhook: &Uuid, lane: &Lane, per_webhook: usize) -> bool {
+        lane.skipped(self.cap(webhook, per_webhook), self.silent.contains(webhook))
     }
 }
 
@@ -124,27 +142,53 @@ impl Lanes {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Queues `jobs`; returns the ones to start now and the ones given back, for their
-    /// leases to be released: all of them after [`Lanes::close`], otherwise those that
-    /// found their lane full ([`MAX_QUEUED_PER_LANE`]).
+    /// Queues fresh `jobs` (handed over by fan-out) at the back of their lanes; returns
+    /// the ones to start now and the ones given back, for their leases to be released:
+    /// all of them after [`Lanes::close`], otherwise those that found their lane full
+    /// ([`MAX_QUEUED_PER_LANE`]).
     pub fn push(&self, jobs: Vec<DeliveryJob>) -> (Vec<DeliveryJob>, Vec<DeliveryJob>) {
+        self.enqueue(jobs, false)
+    }
+
+    /// Queues claimed `jobs` ahead of their lanes' fresh jobs (after claimed ones already
+    /// waiting), as [`Lanes::push`] otherwise. Why ahead: a claim takes due rows — retries,
+    /// redeliveries, deliveries fan-out could not hand over — which were due before
+    /// anything fan-out hands over now; behind a full lane they would also wait until
+    /// their leases ran short. A lane takes a claim's jobs up to [`MAX_QUEUED_PER_LANE`]
+    /// plus the per-webhook cap: a claim brings at most that cap of one webhook, and only
+    /// to a lane with none claimed waiting ([`Lane::skipped`]).
+    pub fn push_claimed(&self, jobs: Vec<DeliveryJob>) -> (Vec<DeliveryJob>, Vec<DeliveryJob>) {
+        self.enqueue(jobs, true)
+    }
+
+    fn enqueue(&self, jobs: Vec<DeliveryJob>, claimed: bool) -> (Vec<DeliveryJob>, Vec<DeliveryJob>) {
         let mut guard = self.lock();
         if guard.closed {
             return (Vec::new(), jobs);
         }
         let s = &mut *guard;
         let mut given_back = Vec::new();
+        let limit = if claimed {
+            MAX_QUEUED_PER_LANE + self.per_webhook
+        } else {
+            MAX_QUEUED_PER_LANE
+        };
         for job in jobs {
             let w = job.target.webhook_id;
             let cap = s.cap(&w, self.per_webhook);
             let lane = s.lanes.entry(w).or_default();
-            if lane.queue.len() >= MAX_QUEUED_PER_LANE {
+            if lane.queue.len() >= limit {
                 given_back.push(job);
                 continue;
             }
             s.queued += 1;
             lane.dropped = false;
-            lane.queue.push_back(job);
+            if claimed {
+                lane.queue.insert(lane.claimed, job);
+                lane.claimed += 1;
+            } else {
+                lane.queue.push_back(job);
+            }
             if !lane.in_ready && lane.running < cap {
                 lane.in_ready = true;
                 s.ready.push_back(w);
@@ -168,6 +212,7 @@ impl Lanes {
             let Some(job) = lane.queue.pop_front() else {
                 continue;
             };
+            lane.claimed = lane.claimed.saturating_sub(1);
             lane.running += 1;
             if !lane.queue.is_empty() && lane.running < cap {
                 lane.in_ready = true;
@@ -232,7 +277,10 @@ impl Lanes {
         let mut s = self.lock();
         s.silent.remove(&webhook);
         let dropped: Vec<DeliveryJob> = match s.lanes.get_mut(&webhook) {
-            Some(lane) => lane.queue.drain(..).collect(),
+            Some(lane) => {
+                lane.claimed = 0;
+                lane.queue.drain(..).collect()
+            }
             None => Vec::new(),
         };
         s.queued -= dropped.len();
@@ -254,6 +302,7 @@ impl Lanes {
         s.queued = 0;
         let mut out = Vec::new();
         for lane in s.lanes.values_mut() {
+            lane.claimed = 0;
             out.extend(lane.queue.drain(..));
         }
         if s.running.is_empty() {
@@ -302,13 +351,13 @@ impl Lanes {
     /// How many more jobs a claim should fetch: enough to keep every slot busy for a
     /// while, not so many that they sit in lanes until their leases run short.
     ///
-    /// Jobs queued in saturated lanes do not count: a claim skips those webhooks
-    /// ([`Lanes::saturated`]), so they never compete with what it fetches, and each lane
-    /// is bounded on its own ([`MAX_QUEUED_PER_LANE`]). Counting them let one endpoint
-    /// that stopped answering stop every claim on the node: its full lane alone was more
-    /// than twice the global cap, so retries, redeliveries and ordered deliveries of
-    /// every other webhook (all of which only a claim starts) waited until that lane
-    /// drained.
+    /// Jobs queued in saturated lanes do not count: a claim skips those webhooks or
+    /// brings them at most a lane's worth of jobs, ahead of the rest ([`Lane::skipped`]),
+    /// so their queues never compete with what it fetches, and each lane is bounded on
+    /// its own ([`MAX_QUEUED_PER_LANE`]). Counting them let one endpoint that stopped
+    /// answering stop every claim on the node: its full lane alone was more than twice
+    /// the global cap, so retries, redeliveries and ordered deliveries of every other
+    /// webhook (all of which only a claim starts) waited until that lane drained.
     pub fn room(&self) -> usize {
         let s = self.lock();
         let waiting: usize = s
@@ -320,34 +369,42 @@ impl Lanes {
         (self.global * 2).saturating_sub(s.running.len() + waiting)
     }
 
-    /// Webhooks whose lane already has as many queued as it may run at once: claims skip
-    /// them.
-    pub fn saturated(&self) -> Vec<Uuid> {
+    /// Webhooks a claim leaves out ([`Lane::skipped`]).
+    pub fn skipped(&self) -> Vec<Uuid> {
         self.claim_filters().0
     }
 
     /// What a claim leaves out and limits, read under one lock so that a lane cannot go
-    /// silent between the two: the [`Lanes::saturated`] webhooks, and those whose endpoint
+    /// silent between the two: the [`Lane::skipped`] webhooks, and those whose endpoint
     /// is silent and whose lane is not saturated (so it is empty), of which a claim takes
     /// at most one row — the one attempt such a lane runs next.
     pub fn claim_filters(&self) -> (Vec<Uuid>, Vec<Uuid>) {
         let s = self.lock();
-        let saturated = |w: &Uuid| {
-            s.lanes
-                .get(w)
-                .is_some_and(|l| l.saturated(s.cap(w, self.per_webhook)))
-        };
-        let skip = s.lanes.keys().filter(|w| saturated(w)).copied().collect();
-        let one_each = s.silent.iter().filter(|w| !saturated(w)).copied().collect();
+        let skip = s
+            .lanes
+            .iter()
+            .filter(|(w, l)| s.skips(w, l, self.per_webhook))
+            .map(|(w, _)| *w)
+            .collect();
+        let one_each = s
+            .silent
+            .iter()
+            .filter(|w| {
+                !s.lanes
+                    .get(w)
+                    .is_some_and(|l| l.saturated(s.cap(w, self.per_webhook)))
+            })
+            .copied()
+            .collect();
         (skip, one_each)
     }
 
-    /// How many webhooks [`Lanes::saturated`] would name (without listing them).
-    pub fn saturated_count(&self) -> usize {
+    /// How many webhooks [`Lanes::skipped`] would name (without listing them).
+    pub fn skipped_count(&self) -> usize {
         let s = self.lock();
         s.lanes
             .iter()
-            .filter(|(w, l)| l.saturated(s.cap(w, self.per_webhook)))
+            .filter(|(w, l)| s.skips(w, l, self.per_webhook))
             .count()
     }
 

@@ -276,8 +276,9 @@ async fn a_dead_endpoint_does_not_hold_up_a_healthy_one() {
 
 /// Once a dead endpoint's lane is full, its new deliveries are written unleased instead of
 /// leased, handed over and given back (a write per delivery): they are claimable the
-/// moment their change is answered, and the engine's own claims skip them (its lane is
-/// saturated) until the lane has room.
+/// moment their change is answered, by any node. (This node's own claims take at most a
+/// lane's worth of them, ahead of the queue, and only when the poll or a finished attempt
+/// wakes them: the long poll keeps them out of the way here.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_lane_leaves_new_work_unleased_in_the_database() {
     use futures::{stream, StreamExt};
@@ -285,6 +286,7 @@ async fn a_full_lane_leaves_new_work_unleased_in_the_database() {
         let env = [
             ("HERALD_PER_WEBHOOK_CONCURRENCY", "1"),
             ("HERALD_REQUEST_TIMEOUT_SECS", "30"),
+            ("HERALD_POLL_INTERVAL_MS", "600000"),
         ];
         let Some(rig) = rig(backend, &env).await else {
             continue;
@@ -662,9 +664,9 @@ rig_test!(
 );
 
 /// A dead endpoint's queue does not stop the claims that start everything fan-out does
-/// not hand over (a retry, here): claims skip its saturated lane, so its queued jobs take
-/// none of the room a claim has. They used to count, and with more than twice the global
-/// cap queued behind the hung attempt the node claimed nothing until that lane drained.
+/// not hand over (a retry, here): its queued jobs take none of the room a claim has. They
+/// used to count, and with more than twice the global cap queued behind the hung attempt
+/// the node claimed nothing until that lane drained.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dead_endpoints_queue_does_not_hold_up_another_webhooks_retry() {
     for backend in [Backend::Sqlite, Backend::Postgres] {
@@ -826,3 +828,49 @@ async fn a_test_ping_to_a_silent_endpoint_is_sent_at_once() {
         r.text
     );
 }
+
+// A retry goes ahead of the fresh deliveries that fan-out keeps handing to its lane.
+// Claims used to skip a lane holding as many jobs as it may run at once, so while changes
+// kept that lane full, its retries (and redeliveries, and what fan-out left in the
+// database) waited until the changes stopped. Here the lane runs one attempt at a time,
+// each held 300 ms by the receiver, and six fresh deliveries queue behind the first
+// delivery's refused attempt; its retry, due after 500 ms, must arrive before the last
+// of them (it came last of all before claims brought due rows ahead of fresh ones).
+rig_test!(
+    a_retry_goes_ahead_of_fresh_deliveries_in_its_full_lane,
+    &[
+        ("HERALD_PER_WEBHOOK_CONCURRENCY", "1"),
+        ("HERALD_RETRY_SCHEDULE", "500ms")
+    ],
+    |rig: Rig| async move {
+        rig.rx.enqueue(Reply::status(500));
+        rig.rx.reply_with(Reply::ok().delay(Duration::from_millis(300)));
+        let hook = rig.webhook("standard", &["Project:Created"], json!({})).await;
+        rig.project("RETRIED").await;
+        let refused = rig.rx.wait_for(1, WAIT).await[0]
+            .header("webhook-id")
+            .unwrap()
+            .to_owned();
+        for i in 0..6 {
+            rig.project(&format!("FRESH{i}")).await;
+        }
+        let reqs = rig.rx.wait_for(8, WAIT).await;
+        let ids: Vec<&str> = reqs.iter().map(|r| r.header("webhook-id").unwrap()).collect();
+        let retry = ids
+            .iter()
+            .skip(1)
+            .position(|id| *id == refused)
+            .expect("the refused delivery was retried")
+            + 1;
+        assert!(
+            retry < 7,
+            "the retry was sent after every fresh delivery (request {} of 8): {ids:?}",
+            retry + 1
+        );
+        eventually("every delivery succeeds", WAIT, || async {
+            let d = rig.deliveries(&hook).await;
+            (d.len() == 7 && d.iter().all(|d| d["status"] == "succeeded")).then_some(())
+        })
+        .await;
+    }
+);

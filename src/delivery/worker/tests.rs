@@ -42,10 +42,15 @@ fn a_webhook_never_gets_more_than_its_share_and_others_still_start() {
     assert_eq!(started.len(), 2, "per-webhook cap");
     let (started_fast, _) = lanes.push(jobs(&fast, 2));
     assert_eq!(started_fast.len(), 1, "global cap leaves one slot");
+    assert!(
+        lanes.skipped().is_empty(),
+        "a lane full of fresh jobs still takes a claim's due rows"
+    );
+    lanes.push_claimed(jobs(&slow, 1));
     assert_eq!(
-        lanes.saturated(),
+        lanes.skipped(),
         vec![slow.webhook_id],
-        "claims skip a lane with a full queue"
+        "claims skip a saturated lane with a claimed job waiting"
     );
     // A finished fast job frees a slot; the next fast job takes it, not a third slow one.
     let next = lanes
@@ -53,7 +58,7 @@ fn a_webhook_never_gets_more_than_its_share_and_others_still_start() {
         .next;
     assert_eq!(next.len(), 1);
     assert_eq!(next[0].target.webhook_id, fast.webhook_id);
-    assert_eq!(lanes.load(), 3 + 3);
+    assert_eq!(lanes.load(), 3 + 4);
 }
 
 #[test]
@@ -146,11 +151,14 @@ fn a_saturated_lane_leaves_room_for_claims_of_other_webhooks() {
     let (dead, other) = (target(), target());
     let (started, given_back) = lanes.push(jobs(&dead, MAX_QUEUED_PER_LANE));
     assert_eq!((started.len(), given_back.len()), (2, 0));
-    assert_eq!(lanes.saturated(), vec![dead.webhook_id]);
+    assert!(
+        lanes.skipped().is_empty(),
+        "claims still bring it due rows, ahead"
+    );
     assert_eq!(
         lanes.room(),
         4 * 2 - 2,
-        "the dead endpoint's queue is skipped by claims, so it takes no room; its running attempts do"
+        "the dead endpoint's queue takes no room; its running attempts do"
     );
     let (started, _) = lanes.push(jobs(&other, 3));
     assert_eq!(started.len(), 2, "two global slots were left");
@@ -234,7 +242,7 @@ fn claims_skip_a_silent_lane_with_one_job_waiting() {
     assert!(times_out(&lanes, &started[0]).is_empty());
     let (probe, _) = lanes.push(jobs(&dead, 1));
     assert_eq!(probe.len(), 1);
-    assert!(lanes.saturated().is_empty(), "nothing waits behind the probe");
+    assert!(lanes.skipped().is_empty(), "nothing waits behind the probe");
     assert_eq!(
         lanes.claim_filters(),
         (Vec::new(), vec![dead.webhook_id]),
@@ -243,7 +251,7 @@ fn claims_skip_a_silent_lane_with_one_job_waiting() {
     lanes.push(jobs(&dead, 1));
     lanes.push(jobs(&other, 1));
     assert_eq!(
-        lanes.saturated(),
+        lanes.skipped(),
         vec![dead.webhook_id],
         "one job waiting is as many as a silent lane runs: claims skip it"
     );
@@ -252,7 +260,7 @@ fn claims_skip_a_silent_lane_with_one_job_waiting() {
         (vec![dead.webhook_id], Vec::new()),
         "skipped, so not limited to one row either; an answering lane never is"
     );
-    assert_eq!(lanes.saturated_count(), 1);
+    assert_eq!(lanes.skipped_count(), 1);
     assert_eq!(
         lanes.room(),
         16 * 2 - 2,
@@ -281,4 +289,79 @@ fn a_lane_waiting_for_a_global_slot_respects_a_cap_lowered_meanwhile() {
     assert!(next.is_empty(), "a free global slot does not lift t's cap either");
     let next = times_out(&lanes, &started[1]);
     assert_eq!(next.len(), 1, "t's last attempt ended: the next starts");
+}
+
+#[test]
+fn claimed_jobs_start_ahead_of_fresh_ones_in_the_order_claimed() {
+    let lanes = Lanes::new(1, 4);
+    let t = target();
+    let fresh = jobs(&t, 3);
+    let fresh_ids: Vec<Uuid> = fresh.iter().map(|j| j.id).collect();
+    let (started, _) = lanes.push(fresh);
+    assert_eq!(started.len(), 1);
+    let claimed = jobs(&t, 2);
+    let claimed_ids: Vec<Uuid> = claimed.iter().map(|j| j.id).collect();
+    let (started, given_back) = lanes.push_claimed(claimed);
+    assert!(started.is_empty() && given_back.is_empty());
+    let mut order = Vec::new();
+    let mut current = fresh_ids[0];
+    for _ in 0..4 {
+        let next = lanes.finish(t.webhook_id, current, Endpoint::Answered).next;
+        assert_eq!(next.len(), 1);
+        current = next[0].id;
+        order.push(current);
+    }
+    assert_eq!(
+        order,
+        [claimed_ids[0], claimed_ids[1], fresh_ids[1], fresh_ids[2]],
+        "due rows first, then fresh jobs, each in their own order"
+    );
+}
+
+#[test]
+fn a_lane_is_skipped_while_claimed_jobs_wait_in_it() {
+    let lanes = Lanes::new(2, 8);
+    let t = target();
+    let (started, _) = lanes.push(jobs(&t, 10));
+    assert!(lanes.skipped().is_empty(), "only fresh jobs wait");
+    let (none, _) = lanes.push_claimed(jobs(&t, 2));
+    assert!(none.is_empty());
+    assert_eq!(lanes.skipped(), vec![t.webhook_id]);
+    let next = lanes.finish(t.webhook_id, started[0].id, Endpoint::Answered).next;
+    assert_eq!(lanes.skipped(), vec![t.webhook_id], "one claimed job still waits");
+    lanes.finish(t.webhook_id, next[0].id, Endpoint::Answered);
+    assert!(
+        lanes.skipped().is_empty(),
+        "both claimed jobs started: the next claim may bring more"
+    );
+    assert_eq!(lanes.skipped_count(), 0);
+}
+
+#[test]
+fn a_full_lane_takes_a_claims_worth_beyond_its_cap() {
+    let lanes = Lanes::new(2, 8);
+    let t = target();
+    let (started, _) = lanes.push(jobs(&t, MAX_QUEUED_PER_LANE));
+    assert_eq!(started.len(), 2);
+    let (_, given_back) = lanes.push(jobs(&t, 3));
+    assert_eq!(given_back.len(), 1, "fresh jobs stop at the cap");
+    let (started, given_back) = lanes.push_claimed(jobs(&t, 3));
+    assert!(started.is_empty());
+    assert_eq!(given_back.len(), 1, "a claim brings at most the per-webhook cap");
+    assert_eq!(lanes.load(), 2 + MAX_QUEUED_PER_LANE + 2);
+}
+
+#[test]
+fn dropping_or_closing_forgets_claimed_jobs() {
+    let lanes = Lanes::new(1, 8);
+    let t = target();
+    let (started, _) = lanes.push(jobs(&t, 2));
+    lanes.push_claimed(jobs(&t, 1));
+    assert_eq!(lanes.drop_webhook(t.webhook_id).len(), 2);
+    lanes.finish(t.webhook_id, started[0].id, Endpoint::Answered);
+    let (started, _) = lanes.push(jobs(&t, 2));
+    assert_eq!(started.len(), 1);
+    assert!(lanes.skipped().is_empty(), "no claimed job left counted");
+    lanes.push_claimed(jobs(&t, 1));
+    assert_eq!(lanes.close().len(), 2);
 }
