@@ -365,3 +365,56 @@ fn dropping_or_closing_forgets_claimed_jobs() {
     lanes.push_claimed(jobs(&t, 1));
     assert_eq!(lanes.close().len(), 2);
 }
+
+#[test]
+fn a_lane_that_filled_up_is_skipped_until_half_drained() {
+    let lanes = Lanes::new(2, 8);
+    let t = target();
+    let (started, _) = lanes.push(jobs(&t, MAX_QUEUED_PER_LANE));
+    assert_eq!(started.len(), 2);
+    lanes.push(jobs(&t, 2));
+    assert!(
+        lanes.skipped().is_empty(),
+        "full, but fan-out has not found it so: claims still bring due rows"
+    );
+    assert_eq!(lanes.full(&mut [t.webhook_id].into_iter()), vec![t.webhook_id]);
+    assert_eq!(
+        lanes.skipped(),
+        vec![t.webhook_id],
+        "fan-out leaves its new deliveries in the database: claims leave it be"
+    );
+    let mut running: VecDeque<Uuid> = started.iter().map(|j| j.id).collect();
+    let mut finish_one = || {
+        let id = running.pop_front().unwrap();
+        let next = lanes.finish(t.webhook_id, id, Endpoint::Answered).next;
+        running.extend(next.iter().map(|j| j.id));
+    };
+    finish_one();
+    assert!(lanes.full(&mut [t.webhook_id].into_iter()).is_empty());
+    assert_eq!(
+        lanes.skipped(),
+        vec![t.webhook_id],
+        "one short of full still spills"
+    );
+    while lanes.load() - 2 > MAX_QUEUED_PER_LANE / 2 + 1 {
+        finish_one();
+    }
+    assert_eq!(lanes.skipped(), vec![t.webhook_id], "not yet half drained");
+    finish_one();
+    assert!(
+        lanes.skipped().is_empty(),
+        "half drained: claims bring due rows again"
+    );
+}
+
+#[test]
+fn a_fresh_job_given_back_marks_its_lane_spilling() {
+    let lanes = Lanes::new(1, 8);
+    let t = target();
+    lanes.push(jobs(&t, MAX_QUEUED_PER_LANE));
+    lanes.push(jobs(&t, 1));
+    assert!(lanes.skipped().is_empty(), "full, nothing given back yet");
+    let (_, given_back) = lanes.push(jobs(&t, 1));
+    assert_eq!(given_back.len(), 1);
+    assert_eq!(lanes.skipped(), vec![t.webhook_id]);
+}
