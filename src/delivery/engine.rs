@@ -9,7 +9,7 @@
 //! for tests and tools; the production loop calls the same claim step.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -98,9 +98,9 @@ pub(crate) struct Inner {
     poll_interval: Duration,
     retention_ms: i64,
     starved: AtomicBool,
-    /// Set (to the number of skipped lanes) when a claim found nothing but skipped lanes
-    /// ([`Lanes::skipped`]): wake the claim loop when one of them is skipped no longer.
-    lane_wait: AtomicUsize,
+    /// Set when a claim found nothing but skipped lanes ([`Lanes::skipped`]): wake the
+    /// claim loop when one of them is skipped no longer ([`Lanes::take_unskipped`]).
+    lane_wait: AtomicBool,
     pub(crate) hard_stop: CancellationToken,
     cache: Mutex<HashMap<Uuid, (i64, Cached)>>,
     /// The runtime attempts run on. Fresh deliveries are handed over from SQLite's
@@ -181,7 +181,7 @@ impl DeliveryEngine {
                 poll_interval: d.poll_interval,
                 retention_ms: ms(d.attempt_retention),
                 starved: AtomicBool::new(false),
-                lane_wait: AtomicUsize::new(0),
+                lane_wait: AtomicBool::new(false),
                 hard_stop: CancellationToken::new(),
                 cache: Mutex::new(HashMap::new()),
                 runtime: tokio::runtime::Handle::current(),
@@ -284,7 +284,7 @@ impl DeliveryEngine {
         if n > 0 {
             i.signals.capped.store(true, Ordering::Relaxed);
         } else if capped > 0 {
-            i.lane_wait.store(capped, Ordering::Relaxed);
+            i.lane_wait.store(true, Ordering::Relaxed);
         }
         self.submit_claimed(jobs);
         Ok((n, limit))
@@ -417,9 +417,8 @@ impl DeliveryEngine {
             inner.starved.store(false, Ordering::Relaxed);
             inner.signals.wake.notify_one();
         }
-        let waiting = inner.lane_wait.load(Ordering::Relaxed);
-        if waiting > 0 && inner.signals.lanes.skipped_count() < waiting {
-            inner.lane_wait.store(0, Ordering::Relaxed);
+        if inner.lane_wait.load(Ordering::Relaxed) && inner.signals.lanes.take_unskipped() {
+            inner.lane_wait.store(false, Ordering::Relaxed);
             inner.signals.wake.notify_one();
         }
     }

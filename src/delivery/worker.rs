@@ -6,7 +6,8 @@
 //! long in a lane is given back instead (another node, or this one, claims it again), so
 //! no delivery is ever attempted by two nodes at once.
 //!
-//! A lane holds at most [`MAX_QUEUED_PER_LANE`] jobs, so an endpoint that stopped answering
+//! A lane holds at most [`MAX_QUEUED_PER_LANE`] jobs (plus one claim's share, at most the
+//! per-webhook cap, queued ahead: [`Lanes::push_claimed`]), so an endpoint that stopped answering
 //! costs bounded memory however long it stays down (its deliveries wait in the database,
 //! not here): fan-out writes a full lane's new deliveries unleased ([`Lanes::full`]), and
 //! jobs that arrive beyond the cap all the same (planned while the lane filled up) are
@@ -63,11 +64,11 @@ struct Lane {
 }
 
 impl Lane {
-    /// As many queued as the lane may run at once (`cap`: [`State::cap`]): claims skip
-    /// this webhook, and its queue takes none of a claim's room. One definition for both,
-    /// so the room never counts jobs a claim could not add to. A silent endpoint's lane
-    /// (cap 1) is saturated with one job waiting: it starts one per request timeout, and
-    /// more would wait until their leases ran short and be given back.
+    /// As many queued as the lane may run at once (`cap`: [`State::cap`]): its queue
+    /// takes none of a claim's room ([`Lanes::room`]), and a claim brings it due rows only
+    /// while it is not [`Lane::skipped`]. A silent endpoint's lane (cap 1) is saturated
+    /// with one job waiting, and then skipped: it starts one per request timeout, and more
+    /// would wait until their leases ran short and be given back.
     fn saturated(&self, cap: usize) -> bool {
         self.queue.len() >= cap
     }
@@ -76,8 +77,8 @@ impl Lane {
     /// endpoint is silent, claimed jobs already wait at its front, or it is spilling
     /// (filled up with fresh jobs and not yet drained to half).
     ///
-    /// A saturated lane of an answering endpoint with none claimed waiting takes up to a
-    /// lane's worth of due rows, ahead of its fresh jobs: otherwise, while fan-out keeps
+    /// A saturated lane of an answering endpoint with none claimed waiting takes up to the
+    /// per-webhook cap of due rows, ahead of its fresh jobs: otherwise, while fan-out keeps
     /// such a lane saturated (a busy webhook whose endpoint answers a little slower than
     /// changes arrive), its retries and redeliveries would wait until the changes stopped.
     ///
@@ -109,6 +110,9 @@ struct State {
     /// the lanes, which go when empty: the next job of a dead endpoint must still start
     /// alone. Bounded by the node's webhooks.
     silent: HashSet<Uuid>,
+    /// A lane stopped being [`Lane::skipped`] since the last claim read its filters: a
+    /// claim that found nothing but skipped lanes should look again.
+    unskipped: bool,
 }
 
 impl State {
@@ -172,8 +176,8 @@ impl Lanes {
     /// redeliveries, deliveries fan-out could not hand over — which were due before
     /// anything fan-out hands over now; behind a full lane they would also wait until
     /// their leases ran short. A lane takes a claim's jobs up to [`MAX_QUEUED_PER_LANE`]
-    /// plus the per-webhook cap: a claim brings at most that cap of one webhook, and only
-    /// to a lane with none claimed waiting ([`Lane::skipped`]).
+    /// plus the per-webhook cap: a claim brings at most that cap of one webhook, and to a
+    /// saturated lane only while none claimed wait there ([`Lane::skipped`]).
     pub fn push_claimed(&self, jobs: Vec<DeliveryJob>) -> (Vec<DeliveryJob>, Vec<DeliveryJob>) {
         self.enqueue(jobs, true)
     }
@@ -202,6 +206,16 @@ impl Lanes {
             s.queued += 1;
             lane.dropped = false;
             if claimed {
+                // Fan-out's lease on a job deep in a long lane can run out before the job
+                // starts, and a claim then leases the same delivery again: the new job
+                // replaces the stale one. Both would start (the stale one only to fail its
+                // lease check), and the attempts running, counted by delivery id, would
+                // lose the new one when the stale one finished.
+                if let Some(at) = lane.queue.iter().position(|j| j.id == job.id) {
+                    lane.queue.remove(at);
+                    lane.claimed -= usize::from(at < lane.claimed);
+                    s.queued -= 1;
+                }
                 lane.queue.insert(lane.claimed, job);
                 lane.claimed += 1;
             } else {
@@ -220,6 +234,7 @@ impl Lanes {
         while s.running.len() < self.global {
             let Some(w) = s.ready.pop_front() else { break };
             let cap = s.cap(&w, self.per_webhook);
+            let silent = s.silent.contains(&w);
             let Some(lane) = s.lanes.get_mut(&w) else { continue };
             lane.in_ready = false;
             if lane.running >= cap {
@@ -227,11 +242,13 @@ impl Lanes {
                 // brings it under the cap puts it back.
                 continue;
             }
+            let skipped = lane.skipped(cap, silent);
             let Some(job) = lane.queue.pop_front() else {
                 continue;
             };
             lane.claimed = lane.claimed.saturating_sub(1);
             lane.spilling &= lane.queue.len() > MAX_QUEUED_PER_LANE / 2;
+            s.unskipped |= skipped && !lane.skipped(cap, silent);
             lane.running += 1;
             if !lane.queue.is_empty() && lane.running < cap {
                 lane.in_ready = true;
@@ -248,6 +265,12 @@ impl Lanes {
     pub fn finish(&self, webhook: Uuid, id: Uuid, endpoint: Endpoint) -> Finished {
         let mut s = self.lock();
         s.running.remove(&id);
+        let skipped = |s: &State| {
+            s.lanes
+                .get(&webhook)
+                .is_some_and(|l| s.skips(&webhook, l, self.per_webhook))
+        };
+        let was_skipped = skipped(&s);
         let dropped = s.lanes.get(&webhook).is_some_and(|l| l.dropped);
         let changed = match endpoint {
             _ if dropped => false,
@@ -265,6 +288,8 @@ impl Lanes {
                 s.ready.push_back(webhook);
             }
         }
+        // Its endpoint answered again (the cap went up) or went away with its lane.
+        s.unskipped |= was_skipped && !skipped(&s);
         let next = if s.closed {
             Vec::new()
         } else {
@@ -379,9 +404,9 @@ impl Lanes {
     /// while, not so many that they sit in lanes until their leases run short.
     ///
     /// Jobs queued in saturated lanes do not count: a claim skips those webhooks or
-    /// brings them at most a lane's worth of jobs, ahead of the rest ([`Lane::skipped`]),
-    /// so their queues never compete with what it fetches, and each lane is bounded on
-    /// its own ([`MAX_QUEUED_PER_LANE`]). Counting them let one endpoint that stopped
+    /// brings them at most the per-webhook cap of jobs, ahead of the rest
+    /// ([`Lane::skipped`]), so their queues never compete with what it fetches, and each
+    /// lane is bounded on its own ([`MAX_QUEUED_PER_LANE`]). Counting them let one endpoint that stopped
     /// answering stop every claim on the node: its full lane alone was more than twice
     /// the global cap, so retries, redeliveries and ordered deliveries of every other
     /// webhook (all of which only a claim starts) waited until that lane drained.
@@ -406,7 +431,8 @@ impl Lanes {
     /// is silent and whose lane is not saturated (so it is empty), of which a claim takes
     /// at most one row — the one attempt such a lane runs next.
     pub fn claim_filters(&self) -> (Vec<Uuid>, Vec<Uuid>) {
-        let s = self.lock();
+        let mut s = self.lock();
+        s.unskipped = false;
         let skip = s
             .lanes
             .iter()
@@ -426,13 +452,13 @@ impl Lanes {
         (skip, one_each)
     }
 
-    /// How many webhooks [`Lanes::skipped`] would name (without listing them).
-    pub fn skipped_count(&self) -> usize {
-        let s = self.lock();
-        s.lanes
-            .iter()
-            .filter(|(w, l)| s.skips(w, l, self.per_webhook))
-            .count()
+    /// Whether a lane stopped being [`Lane::skipped`] since the last claim read its
+    /// filters ([`Lanes::claim_filters`]); clears the mark. Why a mark and not a count of
+    /// skipped lanes: lanes start being skipped as often as they stop (claimed jobs
+    /// queued, fan-out finding a lane full), so a lane freed while another was newly
+    /// skipped left the count where it was, and its due rows waited for the poll.
+    pub fn take_unskipped(&self) -> bool {
+        std::mem::take(&mut self.lock().unskipped)
     }
 
     /// Leases of the attempts running now.
