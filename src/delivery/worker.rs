@@ -206,16 +206,6 @@ impl Lanes {
             s.queued += 1;
             lane.dropped = false;
             if claimed {
-                // Fan-out's lease on a job deep in a long lane can run out before the job
-                // starts, and a claim then leases the same delivery again: the new job
-                // replaces the stale one. Both would start (the stale one only to fail its
-                // lease check), and the attempts running, counted by delivery id, would
-                // lose the new one when the stale one finished.
-                if let Some(at) = lane.queue.iter().position(|j| j.id == job.id) {
-                    lane.queue.remove(at);
-                    lane.claimed -= usize::from(at < lane.claimed);
-                    s.queued -= 1;
-                }
                 lane.queue.insert(lane.claimed, job);
                 lane.claimed += 1;
             } else {
@@ -243,18 +233,32 @@ impl Lanes {
                 continue;
             }
             let skipped = lane.skipped(cap, silent);
-            let Some(job) = lane.queue.pop_front() else {
-                continue;
+            let next = loop {
+                let Some(job) = lane.queue.pop_front() else {
+                    break None;
+                };
+                lane.claimed = lane.claimed.saturating_sub(1);
+                s.queued -= 1;
+                // Fan-out's lease on a job deep in a long lane can run out before the job
+                // starts, and a claim then leases the same delivery again and queues it
+                // ahead. If that copy is still running when the stale one comes up, the
+                // stale one is dropped: it would only fail its lease check, and its finish
+                // would take the running copy out of `running` (keyed by delivery id).
+                // One that comes up later fails its lease check and gives back nothing.
+                if !s.running.contains_key(&job.id) {
+                    break Some(job);
+                }
             };
-            lane.claimed = lane.claimed.saturating_sub(1);
             lane.spilling &= lane.queue.len() > MAX_QUEUED_PER_LANE / 2;
             s.unskipped |= skipped && !lane.skipped(cap, silent);
+            let Some(job) = next else {
+                continue;
+            };
             lane.running += 1;
             if !lane.queue.is_empty() && lane.running < cap {
                 lane.in_ready = true;
                 s.ready.push_back(w);
             }
-            s.queued -= 1;
             s.running.insert(job.id, job.lease.token.clone());
             out.push(job);
         }

@@ -419,26 +419,27 @@ fn a_fresh_job_given_back_marks_its_lane_spilling() {
 }
 
 #[test]
-fn a_job_claimed_again_replaces_its_stale_copy_in_the_lane() {
-    let lanes = Lanes::new(1, 8);
+fn a_stale_copy_of_a_running_job_is_dropped_instead_of_started() {
+    let lanes = Lanes::new(2, 8);
     let t = target();
-    let fresh = jobs(&t, 3);
+    let fresh = jobs(&t, 4);
     let (started, _) = lanes.push(fresh.clone());
-    assert_eq!(started.len(), 1);
+    assert_eq!(started.len(), 2);
     // The last fresh job's lease ran out while it waited; a claim leased it again.
-    let mut again = fresh[2].clone();
+    let mut again = fresh[3].clone();
     again.lease.token = "claim".into();
-    let (none, given_back) = lanes.push_claimed(vec![again]);
-    assert!(none.is_empty() && given_back.is_empty());
-    assert_eq!(lanes.load(), 1 + 2, "one running, two queued: no stale copy");
-    let next = lanes.finish(t.webhook_id, started[0].id, Endpoint::Answered).next;
+    lanes.push_claimed(vec![again]);
+    let next = lanes.finish(t.webhook_id, fresh[0].id, Endpoint::Answered).next;
+    assert_eq!((next[0].id, next[0].lease.token.as_str()), (fresh[3].id, "claim"));
+    let next = lanes.finish(t.webhook_id, fresh[1].id, Endpoint::Answered).next;
     assert_eq!(next[0].id, fresh[2].id);
-    assert_eq!(next[0].lease.token, "claim", "the claimed copy, ahead");
-    let next = lanes.finish(t.webhook_id, next[0].id, Endpoint::Answered).next;
-    assert_eq!(next[0].id, fresh[1].id);
-    lanes.finish(t.webhook_id, next[0].id, Endpoint::Answered);
+    // The stale copy comes up while the claimed one runs: dropped, not started.
+    let next = lanes.finish(t.webhook_id, fresh[2].id, Endpoint::Answered).next;
+    assert!(next.is_empty());
+    assert_eq!(lanes.load(), 1, "the claimed copy, running; nothing queued");
+    assert_eq!(lanes.running_leases(), vec![(fresh[3].id, "claim".to_owned())]);
+    lanes.finish(t.webhook_id, fresh[3].id, Endpoint::Answered);
     assert_eq!(lanes.load(), 0);
-    assert!(lanes.running_leases().is_empty());
 }
 
 #[test]
