@@ -285,6 +285,12 @@ impl DeliveryEngine {
             i.signals.capped.store(true, Ordering::Relaxed);
         } else if capped > 0 {
             i.lane_wait.store(true, Ordering::Relaxed);
+            // A lane may have stopped being skipped while the claim ran, before the mark
+            // was watched for.
+            if i.signals.lanes.take_unskipped() {
+                i.lane_wait.store(false, Ordering::Relaxed);
+                i.signals.wake.notify_one();
+            }
         }
         self.submit_claimed(jobs);
         Ok((n, limit))

@@ -234,20 +234,30 @@ impl Lanes {
             }
             let skipped = lane.skipped(cap, silent);
             let next = loop {
+                let claimed = lane.claimed > 0;
                 let Some(job) = lane.queue.pop_front() else {
                     break None;
                 };
+                // A delivery already running here is never started twice: its finish
+                // would take the other attempt out of `running` (keyed by delivery id).
+                // A fresh copy is the stale one: fan-out's lease on a job deep in a long
+                // lane can run out before it starts, and a claim then leases the delivery
+                // again and queues it ahead, so it is dropped (one that comes up after the
+                // claimed copy finished fails its lease check and gives back nothing). A
+                // claimed copy is the newer one (its delivery was claimed again while an
+                // older copy was finishing): it waits for that finish, which puts the
+                // lane back in turn.
+                if s.running.contains_key(&job.id) {
+                    if claimed {
+                        lane.queue.push_front(job);
+                        break None;
+                    }
+                    s.queued -= 1;
+                    continue;
+                }
                 lane.claimed = lane.claimed.saturating_sub(1);
                 s.queued -= 1;
-                // Fan-out's lease on a job deep in a long lane can run out before the job
-                // starts, and a claim then leases the same delivery again and queues it
-                // ahead. If that copy is still running when the stale one comes up, the
-                // stale one is dropped: it would only fail its lease check, and its finish
-                // would take the running copy out of `running` (keyed by delivery id).
-                // One that comes up later fails its lease check and gives back nothing.
-                if !s.running.contains_key(&job.id) {
-                    break Some(job);
-                }
+                break Some(job);
             };
             lane.spilling &= lane.queue.len() > MAX_QUEUED_PER_LANE / 2;
             s.unskipped |= skipped && !lane.skipped(cap, silent);
@@ -292,7 +302,7 @@ impl Lanes {
                 s.ready.push_back(webhook);
             }
         }
-        // Its endpoint answered again (the cap went up) or went away with its lane.
+        // Its endpoint answered again: the cap went up.
         s.unskipped |= was_skipped && !skipped(&s);
         let next = if s.closed {
             Vec::new()

@@ -465,3 +465,24 @@ fn a_lane_that_stops_being_skipped_is_marked_for_the_claim_loop() {
     assert!(!lanes.take_unskipped(), "taken once");
     assert_eq!(lanes.skipped(), vec![b.webhook_id]);
 }
+
+#[test]
+fn a_claimed_copy_waits_for_an_older_copy_still_finishing() {
+    let lanes = Lanes::new(2, 8);
+    let t = target();
+    let (started, _) = lanes.push(jobs(&t, 1));
+    // Its retry came due and was claimed before this attempt's finish was counted.
+    let mut again = started[0].clone();
+    again.lease.token = "claim".into();
+    let (now, _) = lanes.push_claimed(vec![again]);
+    assert!(now.is_empty(), "not started beside the copy still running");
+    assert_eq!(lanes.load(), 2);
+    let next = lanes.finish(t.webhook_id, started[0].id, Endpoint::Answered).next;
+    assert_eq!(
+        (next[0].id, next[0].lease.token.as_str()),
+        (started[0].id, "claim"),
+        "started once the older copy finished"
+    );
+    lanes.finish(t.webhook_id, next[0].id, Endpoint::Answered);
+    assert_eq!(lanes.load(), 0);
+}
