@@ -287,10 +287,7 @@ impl DeliveryEngine {
             i.lane_wait.store(true, Ordering::Relaxed);
             // A lane may have stopped being skipped while the claim ran, before the mark
             // was watched for.
-            if i.signals.lanes.take_unskipped() {
-                i.lane_wait.store(false, Ordering::Relaxed);
-                i.signals.wake.notify_one();
-            }
+            Self::wake_if_a_lane_was_freed(i);
         }
         self.submit_claimed(jobs);
         Ok((n, limit))
@@ -423,6 +420,12 @@ impl DeliveryEngine {
             inner.starved.store(false, Ordering::Relaxed);
             inner.signals.wake.notify_one();
         }
+        Self::wake_if_a_lane_was_freed(inner);
+    }
+
+    /// Wakes the claim loop if the last claim found nothing but skipped lanes and one of
+    /// them is skipped no longer.
+    fn wake_if_a_lane_was_freed(inner: &Inner) {
         if inner.lane_wait.load(Ordering::Relaxed) && inner.signals.lanes.take_unskipped() {
             inner.lane_wait.store(false, Ordering::Relaxed);
             inner.signals.wake.notify_one();

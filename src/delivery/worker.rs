@@ -7,11 +7,11 @@
 //! no delivery is ever attempted by two nodes at once.
 //!
 //! A lane holds at most [`MAX_QUEUED_PER_LANE`] jobs (plus one claim's share, at most the
-//! per-webhook cap, queued ahead: [`Lanes::push_claimed`]), so an endpoint that stopped answering
-//! costs bounded memory however long it stays down (its deliveries wait in the database,
-//! not here): fan-out writes a full lane's new deliveries unleased ([`Lanes::full`]), and
-//! jobs that arrive beyond the cap all the same (planned while the lane filled up) are
-//! given back the same way.
+//! per-webhook cap, queued ahead: [`Lanes::push_claimed`]), so an endpoint that stopped
+//! answering costs bounded memory however long it stays down (its deliveries wait in the
+//! database, not here): fan-out writes a full lane's new deliveries unleased
+//! ([`Lanes::full`]), and jobs that arrive beyond the cap all the same (planned while the
+//! lane filled up) are given back the same way.
 //!
 //! An endpoint that stops answering (no HTTP response: a timeout, a refused or reset
 //! connection, a failed handshake) gets one attempt at a time until an attempt is answered
@@ -420,10 +420,11 @@ impl Lanes {
     /// Jobs queued in saturated lanes do not count: a claim skips those webhooks or
     /// brings them at most the per-webhook cap of jobs, ahead of the rest
     /// ([`Lane::skipped`]), so their queues never compete with what it fetches, and each
-    /// lane is bounded on its own ([`MAX_QUEUED_PER_LANE`]). Counting them let one endpoint that stopped
-    /// answering stop every claim on the node: its full lane alone was more than twice
-    /// the global cap, so retries, redeliveries and ordered deliveries of every other
-    /// webhook (all of which only a claim starts) waited until that lane drained.
+    /// lane is bounded on its own ([`MAX_QUEUED_PER_LANE`]). Counting them let one
+    /// endpoint that stopped answering stop every claim on the node: its full lane alone
+    /// was more than twice the global cap, so retries, redeliveries and ordered deliveries
+    /// of every other webhook (all of which only a claim starts) waited until that lane
+    /// drained.
     pub fn room(&self) -> usize {
         let s = self.lock();
         let waiting: usize = s

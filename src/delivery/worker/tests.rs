@@ -34,6 +34,17 @@ fn jobs(t: &Arc<TargetRow>, n: usize) -> Vec<DeliveryJob> {
         .collect()
 }
 
+/// Fills `t`'s lane: `running` jobs start (the lane's cap), [`MAX_QUEUED_PER_LANE`] wait
+/// behind them, and nothing has been given back yet. Returns the started ones.
+fn fill(lanes: &Lanes, t: &Arc<TargetRow>, running: usize) -> Vec<DeliveryJob> {
+    let (started, _) = lanes.push(jobs(t, MAX_QUEUED_PER_LANE));
+    assert_eq!(started.len(), running);
+    let (_, given_back) = lanes.push(jobs(t, running));
+    assert!(given_back.is_empty());
+    assert_eq!(lanes.load(), running + MAX_QUEUED_PER_LANE);
+    started
+}
+
 #[test]
 fn a_webhook_never_gets_more_than_its_share_and_others_still_start() {
     let lanes = Lanes::new(2, 3);
@@ -340,9 +351,8 @@ fn a_lane_is_skipped_while_claimed_jobs_wait_in_it() {
 fn a_full_lane_takes_a_claims_worth_beyond_its_cap() {
     let lanes = Lanes::new(2, 8);
     let t = target();
-    let (started, _) = lanes.push(jobs(&t, MAX_QUEUED_PER_LANE));
-    assert_eq!(started.len(), 2);
-    let (_, given_back) = lanes.push(jobs(&t, 3));
+    fill(&lanes, &t, 2);
+    let (_, given_back) = lanes.push(jobs(&t, 1));
     assert_eq!(given_back.len(), 1, "fresh jobs stop at the cap");
     let (started, given_back) = lanes.push_claimed(jobs(&t, 3));
     assert!(started.is_empty());
@@ -369,9 +379,7 @@ fn dropping_or_closing_forgets_claimed_jobs() {
 fn a_lane_that_filled_up_is_skipped_until_half_drained() {
     let lanes = Lanes::new(2, 8);
     let t = target();
-    let (started, _) = lanes.push(jobs(&t, MAX_QUEUED_PER_LANE));
-    assert_eq!(started.len(), 2);
-    lanes.push(jobs(&t, 2));
+    let started = fill(&lanes, &t, 2);
     assert!(
         lanes.skipped().is_empty(),
         "full, but fan-out has not found it so: claims still bring due rows"
@@ -410,8 +418,7 @@ fn a_lane_that_filled_up_is_skipped_until_half_drained() {
 fn a_fresh_job_given_back_marks_its_lane_spilling() {
     let lanes = Lanes::new(1, 8);
     let t = target();
-    lanes.push(jobs(&t, MAX_QUEUED_PER_LANE));
-    lanes.push(jobs(&t, 1));
+    fill(&lanes, &t, 1);
     assert!(lanes.skipped().is_empty(), "full, nothing given back yet");
     let (_, given_back) = lanes.push(jobs(&t, 1));
     assert_eq!(given_back.len(), 1);
