@@ -35,6 +35,14 @@ where
     }
 }
 
+/// The token read every authenticated request makes, with its tenant's versions and its
+/// user whole; columns in the order `token_from_row` (and SQLite's inline read) take them.
+pub(crate) const TOKEN_SELECT: &str =
+    "SELECT t.id, t.tenant_id, n.slug, n.fields_version, n.webhooks_version, t.user_id, u.account_id, \
+     u.uuid AS user_uuid, u.name AS user_name, u.initials AS user_initials, u.email AS user_email, t.name, \
+     t.scopes, t.secret_hash, t.created_at, t.revoked_at FROM api_tokens t \
+     JOIN tenants n ON n.id = t.tenant_id JOIN users u ON u.id = t.user_id";
+
 /// Columns selected for a webhook, in the order `webhook_from_row` reads them.
 pub(crate) const WEBHOOK_COLUMNS: &str = "id, tenant_id, name, description, url, http_verb, format, \
      event_types, project_ids, headers, enabled, ordering, secret, previous_secret, \
@@ -239,10 +247,7 @@ macro_rules! impl_common_store {
                 }
             }
 
-            const TOKEN_SELECT: &str = "SELECT t.id, t.tenant_id, n.slug, n.fields_version, n.webhooks_version, t.user_id, u.account_id, \
-                 u.uuid AS user_uuid, u.name AS user_name, u.initials AS user_initials, u.email AS user_email, t.name, \
-                 t.scopes, t.secret_hash, t.created_at, t.revoked_at FROM api_tokens t \
-                 JOIN tenants n ON n.id = t.tenant_id JOIN users u ON u.id = t.user_id";
+            use crate::store::common::TOKEN_SELECT;
 
             #[async_trait]
             impl TokenStore for $store {
@@ -264,6 +269,9 @@ macro_rules! impl_common_store {
                 }
 
                 async fn token_by_id(&self, id: &str) -> StoreResult<Option<TokenRecord>> {
+                    if let Some(found) = self.token_inline(id) {
+                        return found;
+                    }
                     let row = sqlx::query::<Db>(&format!("{TOKEN_SELECT} WHERE t.id = $1"))
                         .bind(id)
                         .fetch_optional(&self.pool)

@@ -58,7 +58,7 @@ pub struct NewTokenRecord {
 }
 
 /// A stored token with what authorisation needs.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TokenRecord {
     /// Public id.
     pub id: String,

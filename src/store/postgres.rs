@@ -361,6 +361,12 @@ impl PgStore {
         Ok(())
     }
 
+    /// PostgreSQL reads every token through its pool (a read is a message to the server
+    /// either way); SQLite's store reads it inline instead.
+    pub(crate) fn token_inline(&self, _id: &str) -> Option<StoreResult<Option<super::TokenRecord>>> {
+        None
+    }
+
     /// `LISTEN`s on the work channel and wakes `wake` on every notification (and after
     /// every reconnect, in case one was missed) until `stop`.
     pub(crate) async fn listen(&self, wake: Arc<tokio::sync::Notify>, stop: CancellationToken) {

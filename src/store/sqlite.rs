@@ -111,6 +111,9 @@ pub struct SqliteStore {
     /// Tracker changes and attempt outcomes go to the writer task (see
     /// `group_commit.rs`); `None` in the task's own copy of the store.
     pub(crate) changes: Option<ChangeQueue>,
+    /// The token read every request makes, inline on the caller's thread
+    /// (`sqlite/inline_reads.rs`).
+    pub(crate) inline: Arc<inline_reads::InlineReads>,
     /// Keeps the background WAL checkpoints running while any clone of the store lives.
     _checkpoints: Arc<tokio_util::sync::DropGuard>,
 }
@@ -173,6 +176,7 @@ impl SqliteStore {
             pool,
             writer,
             changes: None,
+            inline: Arc::new(inline_reads::InlineReads::new(path)),
             _checkpoints: checkpoints,
             hub: Arc::default(),
             subscribers: Arc::default(),
@@ -275,10 +279,16 @@ impl SqliteStore {
         Ok(())
     }
 
+    /// The token read inline (`None`: SQLite was busy, read through sqlx).
+    pub(crate) fn token_inline(&self, id: &str) -> Option<StoreResult<Option<super::TokenRecord>>> {
+        self.inline.token(id)
+    }
+
     /// No cross-process notifications on SQLite; returns at once (workers poll).
     pub(crate) async fn listen(&self, _: Arc<tokio::sync::Notify>, _: tokio_util::sync::CancellationToken) {}
 }
 
+mod inline_reads;
 pub(crate) mod sync_writer;
 
 impl ChangeWriter for SqliteStore {

@@ -50,12 +50,19 @@ both!(tenants_users_and_tokens, |app: TestApp| async move {
     let all = s.list_tokens(None).await.unwrap();
     assert_eq!(all.len(), 1);
     assert_eq!(all[0].tenant_slug, "default");
+    // One token read by id (SQLite's is inline, on connections of its own) is the same
+    // record as the list's (sqlx's pool), column for column.
+    assert_eq!(s.token_by_id(&all[0].id).await.unwrap().as_ref(), Some(&all[0]));
+    assert!(s.token_by_id("no-such-token").await.unwrap().is_none());
     assert!(s.revoke_token(&all[0].id, 9).await.unwrap());
     assert!(!s.revoke_token(&all[0].id, 10).await.unwrap(), "already revoked");
+    let revoked = s.token_by_id(&all[0].id).await.unwrap().unwrap();
     assert_eq!(
-        s.token_by_id(&all[0].id).await.unwrap().unwrap().revoked_at,
-        Some(9)
+        revoked.revoked_at,
+        Some(9),
+        "the revocation is seen by the next read"
     );
+    assert_eq!(s.list_tokens(None).await.unwrap()[0], revoked);
 });
 
 both!(
