@@ -36,7 +36,8 @@ where
 }
 
 /// The token read every authenticated request makes, with its tenant's versions and its
-/// user whole; columns in the order `token_from_row` (and SQLite's inline read) take them.
+/// user whole. `token_from_row` reads its columns by name, SQLite's inline read
+/// (`sqlite/inline_reads.rs`) by position: keep the two in step.
 pub(crate) const TOKEN_SELECT: &str =
     "SELECT t.id, t.tenant_id, n.slug, n.fields_version, n.webhooks_version, t.user_id, u.account_id, \
      u.uuid AS user_uuid, u.name AS user_name, u.initials AS user_initials, u.email AS user_email, t.name, \

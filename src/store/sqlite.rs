@@ -176,7 +176,7 @@ impl SqliteStore {
             pool,
             writer,
             changes: None,
-            inline: Arc::new(inline_reads::InlineReads::new(path)),
+            inline: Arc::new(inline_reads::InlineReads::open(path)?),
             _checkpoints: checkpoints,
             hub: Arc::default(),
             subscribers: Arc::default(),
