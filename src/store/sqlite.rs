@@ -279,7 +279,8 @@ impl SqliteStore {
         Ok(())
     }
 
-    /// The token read inline (`None`: SQLite was busy, read through sqlx).
+    /// The token read inline (`None`: SQLite could not start it or no connection was free;
+    /// the caller reads through sqlx).
     pub(crate) fn token_inline(&self, id: &str) -> Option<StoreResult<Option<super::TokenRecord>>> {
         self.inline.token(id)
     }

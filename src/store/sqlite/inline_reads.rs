@@ -45,6 +45,9 @@ pub(crate) struct InlineReads {
     open: AtomicUsize,
     /// Most connections ever open: the runtime's threads, each running one read at most.
     max: usize,
+    /// The token statement's text, built once: every request looks it up in the
+    /// connection's statement cache by this text.
+    token_sql: String,
 }
 
 impl InlineReads {
@@ -65,6 +68,7 @@ impl InlineReads {
             idle: Mutex::new(Vec::new()),
             open: AtomicUsize::new(0),
             max,
+            token_sql: format!("{TOKEN_SELECT} WHERE t.id = ?1"),
         }
     }
 
@@ -76,7 +80,7 @@ impl InlineReads {
     /// once (the caller reads through sqlx instead).
     pub(crate) fn token(&self, id: &str) -> Option<StoreResult<Option<TokenRecord>>> {
         self.with(|conn| {
-            let mut stmt = conn.prepare_cached(&format!("{TOKEN_SELECT} WHERE t.id = ?1"))?;
+            let mut stmt = conn.prepare_cached(&self.token_sql)?;
             stmt.query_row([id], |r| {
                 Ok((
                     TokenRecord {
