@@ -142,7 +142,7 @@ macro_rules! impl_common_store {
                 })
             }
 
-            fn token_from_row(r: &DbRow) -> StoreResult<TokenRecord> {
+            pub(crate) fn token_from_row(r: &DbRow) -> StoreResult<TokenRecord> {
                 Ok(TokenRecord {
                     id: r.try_get("id")?,
                     tenant_id: r.try_get("tenant_id")?,
@@ -270,7 +270,7 @@ macro_rules! impl_common_store {
                 }
 
                 async fn token_by_id(&self, id: &str) -> StoreResult<Option<TokenRecord>> {
-                    if let Some(found) = self.token_inline(id) {
+                    if let Some(found) = self.token_own_read(id).await {
                         return found;
                     }
                     let row = sqlx::query::<Db>(&format!("{TOKEN_SELECT} WHERE t.id = $1"))

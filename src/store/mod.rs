@@ -21,6 +21,7 @@ pub mod hub;
 pub mod model;
 pub mod postgres;
 pub mod project_cache;
+mod read_batch;
 mod row_decode;
 pub mod sqlite;
 pub mod subscriber_cache;

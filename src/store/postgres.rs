@@ -13,6 +13,7 @@ use sqlx::postgres::PgListener;
 use tokio_util::sync::CancellationToken;
 
 use super::common::impl_common_store;
+use super::common::TOKEN_SELECT;
 use super::common_delivery::{
     claim_candidates, claim_chosen_filter, claim_id_lists, impl_delivery_store, ClaimSource, IdList,
     CLAIM_RETURNING,
@@ -22,12 +23,13 @@ use super::common_delivery_record::impl_delivery_record;
 use super::common_directory::impl_directory_store;
 use super::common_tracker::impl_tracker_store;
 use super::project_cache::ProjectCache;
+use super::read_batch::ReadBatch;
 use super::subscriber_cache::SubscriberCache;
 use super::ui_sessions::impl_ui_session_store;
 use super::writer_pool::WriterPool;
 use super::{
     migrator, AttemptRecord, AutoDisable, ChangeOp, ChangeOutcome, ChangeRequest, ChangeStep, DeliveryHub,
-    Finish, Store, StoreError, StoreResult,
+    Finish, Store, StoreError, StoreResult, TokenRecord,
 };
 use crate::domain::event_type::EntityKind;
 
@@ -117,6 +119,8 @@ pub struct PgStore {
     /// `NOTIFY` channel for new claimable work, namespaced by schema so test schemas (or
     /// separate deployments sharing a database) do not wake each other.
     pub(crate) channel: String,
+    /// Every request's token read, batched with the others waiting (`read_batch.rs`).
+    pub(crate) token_reads: Arc<ReadBatch<TokenRecord>>,
 }
 
 impl PgStore {
@@ -169,7 +173,15 @@ impl PgStore {
             .connect_with(opts)
             .await?;
         migrator(MIGRATIONS).run(&pool).await?;
+        let token_reads = {
+            let pool = pool.clone();
+            ReadBatch::new(Arc::new(move |ids: Vec<String>| {
+                let pool = pool.clone();
+                Box::pin(async move { tokens_by_ids(&pool, ids).await }) as _
+            }))
+        };
         Ok(Self {
+            token_reads,
             writer: WriterPool::new(pool.clone()),
             pool,
             schema: schema.map(str::to_owned),
@@ -182,6 +194,16 @@ impl PgStore {
             },
         })
     }
+}
+
+/// The tokens of `ids`, each with its id, in one statement (`read_batch.rs`).
+async fn tokens_by_ids(pool: &PgPool, ids: Vec<String>) -> StoreResult<Vec<(String, TokenRecord)>> {
+    static SQL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    let sql = SQL.get_or_init(|| format!("{TOKEN_SELECT} WHERE t.id = ANY($1)"));
+    let rows = sqlx::query(sql).bind(ids).fetch_all(pool).await?;
+    rows.iter()
+        .map(|r| common_impl::token_from_row(r).map(|t| (t.id.clone(), t)))
+        .collect()
 }
 
 impl PgStore {
@@ -361,10 +383,10 @@ impl PgStore {
         Ok(())
     }
 
-    /// PostgreSQL reads every token through its pool (a read is a message to the server
-    /// either way); SQLite's store reads it inline instead.
-    pub(crate) fn token_inline(&self, _id: &str) -> Option<StoreResult<Option<super::TokenRecord>>> {
-        None
+    /// The token read with the others in flight or waiting (`read_batch.rs`): always
+    /// answers (`Some`).
+    pub(crate) async fn token_own_read(&self, id: &str) -> Option<StoreResult<Option<super::TokenRecord>>> {
+        Some(self.token_reads.read(id).await)
     }
 
     /// `LISTEN`s on the work channel and wakes `wake` on every notification (and after

@@ -280,8 +280,8 @@ impl SqliteStore {
     }
 
     /// The token read inline (`None`: SQLite could not start it or no connection was free;
-    /// the caller reads through sqlx).
-    pub(crate) fn token_inline(&self, id: &str) -> Option<StoreResult<Option<super::TokenRecord>>> {
+    /// the caller reads through sqlx, one token a statement).
+    pub(crate) async fn token_own_read(&self, id: &str) -> Option<StoreResult<Option<super::TokenRecord>>> {
         self.inline.token(id)
     }
 

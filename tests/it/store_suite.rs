@@ -65,6 +65,53 @@ both!(tenants_users_and_tokens, |app: TestApp| async move {
     assert_eq!(s.list_tokens(None).await.unwrap()[0], revoked);
 });
 
+// Many requests read their tokens at once. PostgreSQL reads the tokens asked for while
+// one read is in flight as one statement (`store/read_batch.rs`): each request must
+// still get its own token, a revoked one as revoked, and a missing one as missing.
+// Polled together on one thread, every read after the first waits for it, so the
+// rest go as batches.
+both!(
+    concurrent_token_reads_each_get_their_own_token,
+    |app: TestApp| async move {
+        let s = app.store.as_ref();
+        let (t, _) = s.ensure_tenant("acme", 5).await.unwrap();
+        for i in 0..6_i64 {
+            let u = s.ensure_user(t.id, &format!("ACCOUNT-{i}"), 7).await.unwrap();
+            s.insert_token(&herald::store::NewTokenRecord {
+                id: format!("tok{i}"),
+                tenant_id: t.id,
+                user_id: u.id,
+                name: format!("token {i}"),
+                scopes: if i % 2 == 0 { "admin" } else { "read" }.into(),
+                secret_hash: format!("{i:064x}"),
+                created_at: 100 + i,
+            })
+            .await
+            .unwrap();
+        }
+        assert!(s.revoke_token("tok3", 200).await.unwrap());
+        let listed: std::collections::HashMap<String, herald::store::TokenRecord> = s
+            .list_tokens(Some(t.id))
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|r| (r.id.clone(), r))
+            .collect();
+        assert_eq!(listed.len(), 6);
+        let keys: Vec<String> = (0..70)
+            .map(|n| match n % 7 {
+                6 => format!("missing-{n}"),
+                k => format!("tok{k}"),
+            })
+            .collect();
+        let got = futures::future::join_all(keys.iter().map(|k| s.token_by_id(k))).await;
+        for (k, g) in keys.iter().zip(got) {
+            assert_eq!(g.unwrap().as_ref(), listed.get(k), "token {k}");
+        }
+        assert_eq!(listed["tok3"].revoked_at, Some(200));
+    }
+);
+
 both!(
     webhooks_are_isolated_per_tenant_and_round_trip,
     |app: TestApp| async move {
