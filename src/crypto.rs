@@ -174,10 +174,14 @@ pub fn new_signing_secret() -> String {
 }
 
 /// Splits a presented bearer token into `(id, secret)`; `None` if it is not shaped like one.
+/// The id must be what [`new_token`] mints (12 ASCII letters and digits): anything else
+/// cannot name a token, and is refused here rather than sent to the database (PostgreSQL
+/// rejects a NUL in text with an error, which was a 500 for a mistyped sign-in).
 pub fn split_token(token: &str) -> Option<(&str, &str)> {
     let rest = token.strip_prefix("hrld_")?;
     let (id, secret) = rest.split_once('_')?;
-    (id.len() == 12 && !secret.is_empty() && secret.len() <= 128).then_some((id, secret))
+    let id_ok = id.len() == 12 && id.bytes().all(|b| b.is_ascii_alphanumeric());
+    (id_ok && !secret.is_empty() && secret.len() <= 128).then_some((id, secret))
 }
 
 /// Hex SHA-256 of a token secret.
@@ -242,5 +246,15 @@ mod tests {
         assert!(verify_secret(secret, &t.hash));
         assert!(!verify_secret("nope", &t.hash));
         assert!(split_token("Bearer x").is_none());
+        for id in [
+            "abcdefghijk\0",
+            "abcdefghijk-",
+            "abcdéfghijk",
+            "abcdefghijk",
+            "abcdefghijklm",
+        ] {
+            assert!(split_token(&format!("hrld_{id}_secret")).is_none(), "{id:?}");
+        }
+        assert!(split_token("hrld_abcdefghijk9_secret").is_some());
     }
 }

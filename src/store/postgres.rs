@@ -383,8 +383,15 @@ impl PgStore {
         Ok(())
     }
 
+    /// Token-read statements this store has run, alone or batched: with the reads made,
+    /// what batching saved (`read_batch.rs`). For tests and diagnostics.
+    #[doc(hidden)]
+    pub fn token_read_statements(&self) -> u64 {
+        self.token_reads.statements()
+    }
+
     /// The token read with the others in flight or waiting (`read_batch.rs`): always
-    /// answers (`Some`).
+    /// answers (`Some`), so the one-by-one read `token_by_id` falls back to is SQLite's.
     pub(crate) async fn token_own_read(&self, id: &str) -> Option<StoreResult<Option<super::TokenRecord>>> {
         Some(self.token_reads.read(id).await)
     }

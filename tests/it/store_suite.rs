@@ -222,6 +222,53 @@ both!(ui_sessions_expire_and_end, |app: TestApp| async move {
     assert!(s.ui_session("live", 0).await.unwrap().is_none());
 });
 
+/// PostgreSQL: reads asked together go as fewer statements than reads, and each still
+/// gets its own token (`store/read_batch.rs`). Polled together on one thread, every read
+/// after the first waits for it, so the rest go as batches.
+#[tokio::test]
+async fn postgres_batches_token_reads_asked_together() {
+    let Some(app) = TestApp::spawn(crate::support::Backend::Postgres).await else {
+        return;
+    };
+    let DatabaseConfig::Postgres {
+        url,
+        schema: Some(schema),
+    } = &app.settings.database
+    else {
+        panic!("tests run in a schema of their own");
+    };
+    let node = herald::store::postgres::PgStore::open(url, Some(schema))
+        .await
+        .unwrap();
+    let s = app.store.as_ref();
+    let listed = s.list_tokens(None).await.unwrap();
+    let id = listed[0].id.clone();
+    let before = node.token_read_statements();
+    let keys: Vec<String> = (0..40)
+        .map(|n| {
+            if n % 4 == 3 {
+                format!("nosuchtoken{}", n % 10)
+            } else {
+                id.clone()
+            }
+        })
+        .collect();
+    let got = futures::future::join_all(
+        keys.iter()
+            .map(|k| herald::store::TokenStore::token_by_id(&node, k)),
+    )
+    .await;
+    for (k, g) in keys.iter().zip(got) {
+        let want = listed.iter().find(|t| &t.id == k);
+        assert_eq!(g.unwrap().as_ref(), want, "token {k}");
+    }
+    let statements = node.token_read_statements() - before;
+    assert!(
+        (1..=3).contains(&statements),
+        "40 reads asked together took {statements} statements"
+    );
+}
+
 /// Operators find Herald's PostgreSQL sessions by name unless the URL names them itself
 /// (the other tests' URLs do: `TestSchema::env`).
 #[tokio::test]

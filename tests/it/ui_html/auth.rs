@@ -79,6 +79,10 @@ both!(
         let (r, cookie) = try_sign_in(&app, "hrld_notatoken_xxxxxxxx").await;
         assert_eq!(r.status, 401);
         assert!(cookie.is_none());
+        // A NUL in the id (PostgreSQL refuses it in text) is a bad token, not a 500.
+        let (r, cookie) = try_sign_in(&app, "hrld_notatoken\0xy_xxxxxxxx").await;
+        assert_eq!(r.status, 401, "{}", r.text);
+        assert!(cookie.is_none());
 
         // A read-only token signs in, sees the list, and cannot create.
         let reader = app.token("default", "carol", "webhooks:read").await;
