@@ -52,8 +52,18 @@ pub enum DatabaseConfig {
         url: String,
         /// Schema to work in (created if missing); lets tests and operators share one database.
         schema: Option<String>,
+        /// Most connections this node's pool opens ([`DEFAULT_PG_MAX_CONNECTIONS`] unless
+        /// set): every node's share of the server's `max_connections`.
+        max_connections: u32,
     },
 }
+
+/// Connections a node's PostgreSQL pool opens at most by default: five nodes (plus a
+/// listener connection each) fit in a stock server's `max_connections` of 100. A single
+/// node serving many concurrent API clients may do better with more: 32 gave `fanout-pg`
+/// (32 clients) ~8 % more deliveries per second and ~9 % less of the server's CPU per
+/// delivery (BENCHMARKS.md, "PostgreSQL: the pool's size").
+pub const DEFAULT_PG_MAX_CONNECTIONS: u32 = 16;
 
 /// Certificate and key for serving the API over HTTPS.
 #[derive(Debug, Clone)]
@@ -168,6 +178,7 @@ pub struct RawSettings {
     data_dir: Option<String>,
     database_url: Option<String>,
     database_schema: Option<String>,
+    database_max_connections: Option<u32>,
     public_base_url: Option<String>,
     master_key: Option<String>,
     allowed_target_networks: Option<Vec<String>>,
@@ -267,6 +278,8 @@ impl RawSettings {
             data_dir: get("HERALD_DATA_DIR"),
             database_url: get("HERALD_DATABASE_URL"),
             database_schema: get("HERALD_DATABASE_SCHEMA"),
+            database_max_connections: num("HERALD_DATABASE_MAX_CONNECTIONS")?
+                .map(|n| u32::try_from(n).unwrap_or(u32::MAX)),
             public_base_url: get("HERALD_PUBLIC_BASE_URL"),
             master_key: get("HERALD_MASTER_KEY"),
             allowed_target_networks: get("HERALD_ALLOWED_TARGET_NETWORKS").map(|v| {
@@ -346,11 +359,24 @@ fn build(layers: &[(String, RawSettings)]) -> Result<Settings, ConfigError> {
             ));
         }
     }
+    let max_connections = match pick!(layers, database_max_connections) {
+        Some((n, src)) if n == 0 || n > 10_000 => {
+            return Err(invalid(
+                "database_max_connections",
+                &src,
+                "must be between 1 and 10000",
+            ))
+        }
+        Some((n, _)) => n,
+        None => DEFAULT_PG_MAX_CONNECTIONS,
+    };
     let database = match pick!(layers, database_url) {
         None => DatabaseConfig::Sqlite {
             path: data_dir.join("herald.db"),
         },
-        Some((url, src)) => parse_database_url(&url, schema).map_err(|m| invalid("database_url", &src, m))?,
+        Some((url, src)) => {
+            parse_database_url(&url, schema, max_connections).map_err(|m| invalid("database_url", &src, m))?
+        }
     };
     let public_base_url = match pick!(layers, public_base_url) {
         Some((v, src)) => {
@@ -488,11 +514,16 @@ fn build_delivery(layers: &[(String, RawSettings)]) -> Result<DeliveryConfig, Co
     Ok(d)
 }
 
-fn parse_database_url(url: &str, schema: Option<String>) -> Result<DatabaseConfig, String> {
+fn parse_database_url(
+    url: &str,
+    schema: Option<String>,
+    max_connections: u32,
+) -> Result<DatabaseConfig, String> {
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
         Ok(DatabaseConfig::Postgres {
             url: url.to_owned(),
             schema,
+            max_connections,
         })
     } else if let Some(rest) = url
         .strip_prefix("sqlite://")
@@ -570,6 +601,44 @@ mod tests {
         )
         .unwrap_err();
         assert!(e.to_string().contains("database_url"));
+    }
+
+    /// The PostgreSQL pool's size: the default, from the environment or a file, and a
+    /// clear error naming the key when it is out of range.
+    #[test]
+    fn database_max_connections_sizes_the_postgres_pool() {
+        let pg = |extra: &[(&str, &str)]| {
+            let mut e = env(&[("HERALD_DATABASE_URL", "postgres://h@localhost/h")]);
+            e.extend(env(extra));
+            Settings::load_from(&Overrides::default(), &e)
+        };
+        let max = |s: Settings| match s.database {
+            DatabaseConfig::Postgres { max_connections, .. } => max_connections,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(max(pg(&[]).unwrap()), DEFAULT_PG_MAX_CONNECTIONS);
+        assert_eq!(max(pg(&[("HERALD_DATABASE_MAX_CONNECTIONS", "32")]).unwrap()), 32);
+        for bad in ["0", "10001", "many"] {
+            let m = pg(&[("HERALD_DATABASE_MAX_CONNECTIONS", bad)])
+                .unwrap_err()
+                .to_string();
+            assert!(
+                m.contains("database_max_connections") || m.contains("HERALD_DATABASE_MAX_CONNECTIONS"),
+                "{m}"
+            );
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("h.toml");
+        std::fs::write(
+            &file,
+            "database_url = \"postgres://h@localhost/h\"\ndatabase_max_connections = 8\n",
+        )
+        .unwrap();
+        let o = Overrides {
+            config_file: Some(file),
+            ..Default::default()
+        };
+        assert_eq!(max(Settings::load_from(&o, &[]).unwrap()), 8);
     }
 
     #[test]

@@ -343,9 +343,11 @@ pub trait Store:
 pub async fn connect(cfg: &DatabaseConfig) -> StoreResult<Arc<dyn Store>> {
     Ok(match cfg {
         DatabaseConfig::Sqlite { path } => Arc::new(sqlite::SqliteStore::open(path).await?),
-        DatabaseConfig::Postgres { url, schema } => {
-            Arc::new(postgres::PgStore::open(url, schema.as_deref()).await?)
-        }
+        DatabaseConfig::Postgres {
+            url,
+            schema,
+            max_connections,
+        } => Arc::new(postgres::PgStore::open_pooled(url, schema.as_deref(), *max_connections).await?),
     })
 }
 

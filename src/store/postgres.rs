@@ -127,8 +127,14 @@ impl PgStore {
     /// Writers run concurrently; serialisation takes row locks.
     pub(crate) const SINGLE_WRITER: bool = false;
 
-    /// Connects, creates `schema` if given and missing, and migrates.
+    /// Connects with the default pool size ([`crate::config::DEFAULT_PG_MAX_CONNECTIONS`]),
+    /// creates `schema` if given and missing, and migrates.
     pub async fn open(url: &str, schema: Option<&str>) -> StoreResult<Self> {
+        Self::open_pooled(url, schema, crate::config::DEFAULT_PG_MAX_CONNECTIONS).await
+    }
+
+    /// As [`PgStore::open`], with a pool of at most `max_connections` (at least 1).
+    pub async fn open_pooled(url: &str, schema: Option<&str>, max_connections: u32) -> StoreResult<Self> {
         let mut opts = PgConnectOptions::from_str(url)?;
         if opts.get_application_name().is_none() {
             // Operators find Herald's sessions in `pg_stat_activity` (and its log lines
@@ -149,7 +155,7 @@ impl PgStore {
             opts = opts.options([("search_path", s)]);
         }
         let pool = PgPoolOptions::new()
-            .max_connections(16)
+            .max_connections(max_connections.max(1))
             .acquire_timeout(Duration::from_secs(10))
             // sqlx's default checks every connection with a round trip to the server
             // before handing it out (and again when it comes back, which cannot be turned

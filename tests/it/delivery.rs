@@ -98,7 +98,7 @@ rig_test!(
                 "secured value leaked into {what}"
             );
         }
-        if let herald::config::DatabaseConfig::Postgres { url, schema } = &rig.app.settings.database {
+        if let herald::config::DatabaseConfig::Postgres { url, schema, .. } = &rig.app.settings.database {
             let pool = sqlx::PgPool::connect(url).await.unwrap();
             let schema = schema.as_deref().unwrap();
             for (table, column) in [

@@ -233,6 +233,7 @@ async fn postgres_batches_token_reads_asked_together() {
     let DatabaseConfig::Postgres {
         url,
         schema: Some(schema),
+        ..
     } = &app.settings.database
     else {
         panic!("tests run in a schema of their own");
@@ -267,6 +268,42 @@ async fn postgres_batches_token_reads_asked_together() {
         (1..=3).contains(&statements),
         "40 reads asked together took {statements} statements"
     );
+}
+
+/// `database_max_connections` bounds a node's PostgreSQL sessions: ten reads at once on a
+/// pool of two open two sessions (the default pool would open one for each).
+#[tokio::test]
+async fn postgres_pool_opens_at_most_database_max_connections() {
+    let Some(app) = TestApp::spawn(crate::support::Backend::Postgres).await else {
+        return;
+    };
+    let DatabaseConfig::Postgres {
+        url,
+        schema: Some(schema),
+        ..
+    } = &app.settings.database
+    else {
+        panic!("tests run in a schema of their own");
+    };
+    let name = format!("{schema}_pool2");
+    let sep = if url.contains('?') { '&' } else { '?' };
+    let node = herald::store::connect(&DatabaseConfig::Postgres {
+        url: format!("{url}{sep}application_name={name}"),
+        schema: Some(schema.clone()),
+        max_connections: 2,
+    })
+    .await
+    .unwrap();
+    let reads = (0..10).map(|_| node.list_tokens(None));
+    for r in futures::future::join_all(reads).await {
+        assert_eq!(r.unwrap().len(), 1);
+    }
+    let sessions = app
+        .db_count(&format!(
+            "SELECT COUNT(*) FROM pg_stat_activity WHERE application_name = '{name}'"
+        ))
+        .await;
+    assert!((1..=2).contains(&sessions), "{sessions} sessions");
 }
 
 /// Operators find Herald's PostgreSQL sessions by name unless the URL names them itself

@@ -201,6 +201,7 @@ impl TestApp {
             DatabaseConfig::Postgres {
                 url,
                 schema: Some(name),
+                ..
             } => Some(TestSchema::adopt(url, name)),
             _ => None,
         };
@@ -276,6 +277,7 @@ impl TestApp {
         let DatabaseConfig::Postgres {
             url,
             schema: Some(schema),
+            ..
         } = &self.settings.database
         else {
             panic!("pg_node needs the PostgreSQL backend, in a schema of the test's own");
@@ -285,6 +287,7 @@ impl TestApp {
         let store = herald::store::connect(&DatabaseConfig::Postgres {
             url: format!("{url}{sep}application_name={name}"),
             schema: Some(schema.clone()),
+            max_connections: herald::config::DEFAULT_PG_MAX_CONNECTIONS,
         })
         .await
         .unwrap();
@@ -311,7 +314,7 @@ impl TestApp {
     /// A connection of its own to the app's PostgreSQL schema (PostgreSQL backend only),
     /// for tests that hold locks or read what is stored past Herald.
     pub async fn pg_conn(&self) -> sqlx::PgConnection {
-        let DatabaseConfig::Postgres { url, schema } = &self.settings.database else {
+        let DatabaseConfig::Postgres { url, schema, .. } = &self.settings.database else {
             panic!("pg_conn needs the PostgreSQL backend");
         };
         let mut c: sqlx::PgConnection = sqlx::Connection::connect(url).await.unwrap();
