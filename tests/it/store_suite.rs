@@ -230,14 +230,7 @@ async fn postgres_batches_token_reads_asked_together() {
     let Some(app) = TestApp::spawn(crate::support::Backend::Postgres).await else {
         return;
     };
-    let DatabaseConfig::Postgres {
-        url,
-        schema: Some(schema),
-        ..
-    } = &app.settings.database
-    else {
-        panic!("tests run in a schema of their own");
-    };
+    let (url, schema) = app.pg_target();
     let node = herald::store::postgres::PgStore::open(url, Some(schema))
         .await
         .unwrap();
@@ -277,23 +270,7 @@ async fn postgres_pool_opens_at_most_database_max_connections() {
     let Some(app) = TestApp::spawn(crate::support::Backend::Postgres).await else {
         return;
     };
-    let DatabaseConfig::Postgres {
-        url,
-        schema: Some(schema),
-        ..
-    } = &app.settings.database
-    else {
-        panic!("tests run in a schema of their own");
-    };
-    let name = format!("{schema}_pool2");
-    let sep = if url.contains('?') { '&' } else { '?' };
-    let node = herald::store::connect(&DatabaseConfig::Postgres {
-        url: format!("{url}{sep}application_name={name}"),
-        schema: Some(schema.clone()),
-        max_connections: 2,
-    })
-    .await
-    .unwrap();
+    let (node, name) = app.pg_node_pooled("pool2", 2).await;
     let reads = (0..10).map(|_| node.list_tokens(None));
     for r in futures::future::join_all(reads).await {
         assert_eq!(r.unwrap().len(), 1);

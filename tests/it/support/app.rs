@@ -274,24 +274,36 @@ impl TestApp {
     /// connections, or to have them hand in their table statistics, which an ended
     /// session does before it leaves `pg_stat_activity`.
     pub async fn pg_node(&self, suffix: &str) -> (Arc<dyn Store>, String) {
+        self.pg_node_pooled(suffix, herald::config::DEFAULT_PG_MAX_CONNECTIONS)
+            .await
+    }
+
+    /// [`TestApp::pg_node`] with a pool of at most `max_connections`.
+    pub async fn pg_node_pooled(&self, suffix: &str, max_connections: u32) -> (Arc<dyn Store>, String) {
+        let (url, schema) = self.pg_target();
+        let name = format!("{schema}_{suffix}");
+        let sep = if url.contains('?') { '&' } else { '?' };
+        let store = herald::store::connect(&DatabaseConfig::Postgres {
+            url: format!("{url}{sep}application_name={name}"),
+            schema: Some(schema.to_owned()),
+            max_connections,
+        })
+        .await
+        .unwrap();
+        (store, name)
+    }
+
+    /// The app's PostgreSQL URL and schema (PostgreSQL backend only).
+    pub fn pg_target(&self) -> (&str, &str) {
         let DatabaseConfig::Postgres {
             url,
             schema: Some(schema),
             ..
         } = &self.settings.database
         else {
-            panic!("pg_node needs the PostgreSQL backend, in a schema of the test's own");
+            panic!("needs the PostgreSQL backend, in a schema of the test's own");
         };
-        let name = format!("{schema}_{suffix}");
-        let sep = if url.contains('?') { '&' } else { '?' };
-        let store = herald::store::connect(&DatabaseConfig::Postgres {
-            url: format!("{url}{sep}application_name={name}"),
-            schema: Some(schema.clone()),
-            max_connections: herald::config::DEFAULT_PG_MAX_CONNECTIONS,
-        })
-        .await
-        .unwrap();
-        (store, name)
+        (url, schema)
     }
 
     /// Ends the PostgreSQL sessions named `name` (see [`TestApp::pg_node`]) and waits until
