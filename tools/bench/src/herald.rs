@@ -77,6 +77,18 @@ impl Database {
         }
     }
 
+    /// The local PostgreSQL server's postmaster: the parent of its checkpointer (asked
+    /// through `psql`). `None` on SQLite, when the server cannot be asked, or when it is
+    /// not a process on this machine.
+    pub async fn postmaster_pid(&self) -> Option<u32> {
+        let url = self.url.as_ref()?;
+        let sql = "SELECT pid FROM pg_stat_activity WHERE backend_type = 'checkpointer'";
+        let checkpointer: u32 = psql(url, sql).await.ok()?.trim().parse().ok()?;
+        let status = std::fs::read_to_string(format!("/proc/{checkpointer}/status")).ok()?;
+        let ppid = status.lines().find_map(|l| l.strip_prefix("PPid:"))?;
+        ppid.trim().parse().ok()
+    }
+
     /// Bytes in SQLite's write-ahead log (part of [`Self::size_bytes`]; it shrinks only at
     /// checkpoints, so it can dominate short runs). `None` on PostgreSQL.
     pub fn wal_bytes(&self) -> Option<u64> {

@@ -63,6 +63,52 @@ fn parse_stat(stat: &str) -> anyhow::Result<(&str, f64)> {
     Ok((name, (ticks(11)? + ticks(12)?) / USER_HZ))
 }
 
+/// CPU seconds a local PostgreSQL server has used since it started, all its processes
+/// together: the postmaster's own and its reaped children's (`cutime`, `cstime`: every
+/// backend that has ended, Herald's included once they close), plus every live child's.
+/// The difference between two readings is the server's CPU in between, whatever
+/// connected and left meanwhile — also other databases' sessions and autovacuum, so it is
+/// a reading of a quiet server. Why: on one machine PostgreSQL's CPU per delivery is as
+/// much Herald's cost as Herald's own (`fanout-pg` spends more of it there than in
+/// Herald), and deliveries/s alone cannot tell a cheaper engine from a faster minute.
+/// `None` when `postmaster` is not a process here.
+pub fn server_cpu_secs(postmaster: u32) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{postmaster}/stat")).ok()?;
+    let (_, own, reaped) = parse_stat_with_children(&stat).ok()?;
+    let mut total = own + reaped;
+    for entry in std::fs::read_dir("/proc").ok()?.flatten() {
+        let Some(pid) = entry.file_name().to_str().and_then(|p| p.parse::<u32>().ok()) else {
+            continue;
+        };
+        // A child that ends between the two reads is left out of this reading (its CPU
+        // moves into the postmaster's `cutime` for the next).
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        if let Ok((ppid, cpu, _)) = parse_stat_with_children(&stat) {
+            if ppid == postmaster {
+                total += cpu;
+            }
+        }
+    }
+    Some(total)
+}
+
+/// The parent pid, the process's own user + system CPU seconds and its reaped children's
+/// (`cutime` + `cstime`) in a `/proc/<pid>/stat` line.
+fn parse_stat_with_children(stat: &str) -> anyhow::Result<(u32, f64, f64)> {
+    let (_, rest) = stat.rsplit_once(')').context("malformed /proc/<pid>/stat")?;
+    let fields: Vec<&str> = rest.split_ascii_whitespace().collect();
+    // After ')': ppid (field 4) is index 1; utime, stime, cutime, cstime (14–17) are 11–14.
+    let field = |i: usize| -> anyhow::Result<u64> {
+        Ok(fields.get(i).context("short /proc/<pid>/stat")?.parse::<u64>()?)
+    };
+    let ppid = u32::try_from(field(1)?)?;
+    let own = (field(11)? + field(12)?) as f64 / USER_HZ;
+    let reaped = (field(13)? + field(14)?) as f64 / USER_HZ;
+    Ok((ppid, own, reaped))
+}
+
 /// CPU seconds of each of `pid`'s threads, by thread id, with the thread's group: its
 /// name with a trailing number dropped, so that a pool's threads add up (`herald-db-3` →
 /// `herald-db`). Why: the process total says how much CPU Herald used, not whether one
@@ -133,6 +179,25 @@ pub fn watch_rss(pid: u32, every: Duration, stop: CancellationToken) -> RssSerie
 
 #[cfg(test)]
 mod tests {
+    /// A server's CPU counts its children's, live or ended: a child that burns CPU and is
+    /// waited for moves it into its parent's reading.
+    #[test]
+    fn server_cpu_counts_children_that_ended() {
+        let me = std::process::id();
+        let before = super::server_cpu_secs(me).expect("own /proc entry");
+        let status = std::process::Command::new("sh")
+            .args(["-c", "i=0; while [ $i -lt 300000 ]; do i=$((i+1)); done"])
+            .status()
+            .expect("sh runs");
+        assert!(status.success());
+        let after = super::server_cpu_secs(me).expect("own /proc entry");
+        let own = super::sample(me).unwrap().cpu_secs;
+        assert!(after - before >= 0.05, "{before} → {after}");
+        assert!(after >= own, "the reading includes the process's own CPU");
+        let line = "42 (postgres: x) S 7 42 42 0 -1 4194560 1 2 3 4 150 50 1000 300 20 0 1 0";
+        assert_eq!(super::parse_stat_with_children(line).unwrap(), (7, 2.0, 13.0));
+    }
+
     #[test]
     fn reads_our_own_process() {
         let s = super::sample(std::process::id()).expect("own /proc entry");

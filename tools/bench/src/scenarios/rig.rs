@@ -51,6 +51,9 @@ pub struct Mark {
     /// Thread id → (group, CPU seconds); empty when `/proc` could not be listed.
     threads: HashMap<u32, (String, f64)>,
     db_bytes: Option<u64>,
+    /// The local PostgreSQL server's CPU seconds (`procstat::server_cpu_secs`); `None` on
+    /// SQLite or a server elsewhere.
+    server_cpu_secs: Option<f64>,
 }
 
 /// Builds the rig.
@@ -116,9 +119,11 @@ impl Rig {
 
     /// Herald's CPU time and the database size now.
     pub async fn mark(&self) -> anyhow::Result<Mark> {
+        let postmaster = self.db.postmaster_pid().await;
         Ok(Mark {
             at: std::time::Instant::now(),
             cpu_secs: procstat::sample(self.herald.pid)?.cpu_secs,
+            server_cpu_secs: postmaster.and_then(procstat::server_cpu_secs),
             // Only `thread_cpu_cores` reads it: a failed listing must not fail the scenario.
             threads: procstat::thread_cpu(self.herald.pid).unwrap_or_default(),
             db_bytes: self.db.size_bytes().await,
@@ -137,6 +142,17 @@ impl Rig {
             out.metric(
                 "cpu_secs_per_1000_deliveries",
                 round(cpu * 1000.0 / deliveries as f64),
+            );
+            // The same in milliseconds: two decimals of seconds cannot tell engines apart.
+            out.metric(
+                "herald_cpu_ms_per_1000_deliveries",
+                round(cpu * 1e6 / deliveries as f64),
+            );
+        }
+        if let (Some(a), Some(b), true) = (before.server_cpu_secs, after.server_cpu_secs, deliveries > 0) {
+            out.metric(
+                "postgres_cpu_ms_per_1000_deliveries",
+                round((b - a) * 1e6 / deliveries as f64),
             );
         }
         out.metric("herald_peak_rss_mib", round(s.hwm_kib as f64 / 1024.0));
@@ -207,6 +223,7 @@ mod tests {
                 .map(|&(tid, group, secs)| (tid, (group.to_owned(), secs)))
                 .collect(),
             db_bytes: None,
+            server_cpu_secs: None,
         }
     }
 
