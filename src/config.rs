@@ -58,8 +58,9 @@ pub enum DatabaseConfig {
     },
 }
 
-/// Connections a node's PostgreSQL pool opens at most by default: five nodes (plus a
-/// listener connection each) fit in a stock server's `max_connections` of 100. A single
+/// Connections a node's PostgreSQL pool opens at most by default (its `LISTEN` connection
+/// included): six nodes fit in a stock server's `max_connections` of 100 (three of them
+/// reserved for superusers). A single
 /// node serving many concurrent API clients may do better with more: 32 gave `fanout-pg`
 /// (32 clients) ~8 % more deliveries per second and ~9 % less of the server's CPU per
 /// delivery (BENCHMARKS.md, "PostgreSQL: the pool's size").
@@ -360,11 +361,13 @@ fn build(layers: &[(String, RawSettings)]) -> Result<Settings, ConfigError> {
         }
     }
     let max_connections = match pick!(layers, database_max_connections) {
-        Some((n, src)) if n == 0 || n > 10_000 => {
+        // One connection is the work channel's `LISTEN`, held while the node runs: a pool
+        // of one would leave every other statement waiting for it.
+        Some((n, src)) if !(2..=10_000).contains(&n) => {
             return Err(invalid(
                 "database_max_connections",
                 &src,
-                "must be between 1 and 10000",
+                "must be between 2 and 10000 (one connection listens for work)",
             ))
         }
         Some((n, _)) => n,
@@ -618,7 +621,7 @@ mod tests {
         };
         assert_eq!(max(pg(&[]).unwrap()), DEFAULT_PG_MAX_CONNECTIONS);
         assert_eq!(max(pg(&[("HERALD_DATABASE_MAX_CONNECTIONS", "32")]).unwrap()), 32);
-        for bad in ["0", "10001", "many"] {
+        for bad in ["0", "1", "10001", "many"] {
             let m = pg(&[("HERALD_DATABASE_MAX_CONNECTIONS", bad)])
                 .unwrap_err()
                 .to_string();

@@ -133,7 +133,8 @@ impl PgStore {
         Self::open_pooled(url, schema, crate::config::DEFAULT_PG_MAX_CONNECTIONS).await
     }
 
-    /// As [`PgStore::open`], with a pool of at most `max_connections` (at least 1).
+    /// As [`PgStore::open`], with a pool of at most `max_connections` (at least 1; a
+    /// node's delivery engine holds one for `LISTEN`, so a serving node needs two).
     pub async fn open_pooled(url: &str, schema: Option<&str>, max_connections: u32) -> StoreResult<Self> {
         let mut opts = PgConnectOptions::from_str(url)?;
         if opts.get_application_name().is_none() {
