@@ -304,6 +304,23 @@ mod tests {
             .collect()
     }
 
+    /// A read of `first` in flight and reads of `keys` queued behind it.
+    async fn behind<K: AsRef<str>>(
+        b: &Arc<ReadBatch<i64>>,
+        first: &str,
+        keys: impl IntoIterator<Item = K>,
+    ) -> (
+        tokio::task::JoinHandle<StoreResult<Option<i64>>>,
+        Vec<tokio::task::JoinHandle<StoreResult<Option<i64>>>>,
+    ) {
+        let first = read(b, first);
+        until(b, |s| s.busy).await;
+        let waiting: Vec<_> = keys.into_iter().map(|k| read(b, k.as_ref())).collect();
+        let n = waiting.len();
+        until(b, |s| s.waiting.len() == n).await;
+        (first, waiting)
+    }
+
     fn rows(got: Vec<StoreResult<Option<i64>>>) -> Vec<Option<i64>> {
         got.into_iter().map(|r| r.unwrap()).collect()
     }
@@ -322,10 +339,7 @@ mod tests {
     #[tokio::test]
     async fn reads_that_wait_go_as_one_statement_of_distinct_keys_and_see_later_writes() {
         let (t, b) = table(&[("a", 1), ("b", 2)]);
-        let first = read(&b, "a");
-        until(&b, |s| s.busy).await;
-        let waiting: Vec<_> = ["b", "a", "b", "missing"].iter().map(|k| read(&b, k)).collect();
-        until(&b, |s| s.waiting.len() == 4).await;
+        let (first, waiting) = behind(&b, "a", ["b", "a", "b", "missing"]).await;
         // Written after the waiting reads arrived, before their batch: they see it.
         t.rows.lock().unwrap().insert("b".into(), 20);
         t.gate.add_permits(2);
@@ -344,11 +358,8 @@ mod tests {
     #[tokio::test]
     async fn a_batch_takes_at_most_max_batch_reads_and_the_rest_follow() {
         let (t, b) = table(&[]);
-        let first = read(&b, "first");
-        until(&b, |s| s.busy).await;
-        let keys: Vec<String> = (0..MAX_BATCH + 3).map(|i| format!("k{i:05}")).collect();
-        let waiting: Vec<_> = keys.iter().map(|k| read(&b, k)).collect();
-        until(&b, |s| s.waiting.len() == MAX_BATCH + 3).await;
+        let keys = (0..MAX_BATCH + 3).map(|i| format!("k{i:05}"));
+        let (first, waiting) = behind(&b, "first", keys).await;
         t.gate.add_permits(3);
         assert_eq!(rows(answers(vec![first]).await), vec![None]);
         assert!(rows(answers(waiting).await).iter().all(Option::is_none));
@@ -361,10 +372,7 @@ mod tests {
     async fn a_failed_batch_sends_each_read_alone() {
         let (t, b) = table(&[("a", 1), ("b", 2)]);
         *t.fail.lock().unwrap() = Some(|| StoreError::CommitFailed("batch refused".into()));
-        let first = read(&b, "a");
-        until(&b, |s| s.busy).await;
-        let waiting = vec![read(&b, "a"), read(&b, "b")];
-        until(&b, |s| s.waiting.len() == 2).await;
+        let (first, waiting) = behind(&b, "a", ["a", "b"]).await;
         t.gate.add_permits(4);
         assert_eq!(rows(answers(vec![first]).await), vec![Some(1)]);
         assert_eq!(rows(answers(waiting).await), vec![Some(1), Some(2)]);
@@ -378,10 +386,7 @@ mod tests {
     async fn a_batch_with_no_connection_fails_its_reads_without_more_statements() {
         let (t, b) = table(&[("a", 1), ("b", 2)]);
         *t.fail.lock().unwrap() = Some(|| StoreError::Database(sqlx::Error::PoolTimedOut));
-        let first = read(&b, "a");
-        until(&b, |s| s.busy).await;
-        let waiting = vec![read(&b, "a"), read(&b, "b")];
-        until(&b, |s| s.waiting.len() == 2).await;
+        let (first, waiting) = behind(&b, "a", ["a", "b"]).await;
         t.gate.add_permits(2);
         assert_eq!(rows(answers(vec![first]).await), vec![Some(1)]);
         for got in answers(waiting).await {
@@ -397,15 +402,12 @@ mod tests {
     #[tokio::test]
     async fn a_read_dropped_in_flight_passes_the_turn_on() {
         let (t, b) = table(&[("a", 1), ("b", 2)]);
-        let first = read(&b, "a");
-        until(&b, |s| s.busy).await;
-        let waiting = read(&b, "b");
-        until(&b, |s| s.waiting.len() == 1).await;
+        let (first, waiting) = behind(&b, "a", ["b"]).await;
         // The request whose read is in flight goes away (its client hung up).
         first.abort();
         assert!(first.await.unwrap_err().is_cancelled());
         t.gate.add_permits(1);
-        assert_eq!(rows(answers(vec![waiting]).await), vec![Some(2)]);
+        assert_eq!(rows(answers(waiting).await), vec![Some(2)]);
         assert_eq!(*t.statements.lock().unwrap(), vec![vec!["b"]]);
         until(&b, |s| !s.busy).await;
     }
@@ -415,12 +417,9 @@ mod tests {
         let (t, b) = table(&[("a", 1)]);
         t.stuck.lock().unwrap().insert("stuck".into());
         let started = tokio::time::Instant::now();
-        let stuck = read(&b, "stuck");
-        until(&b, |s| s.busy).await;
-        let waiting = read(&b, "a");
-        until(&b, |s| s.waiting.len() == 1).await;
+        let (stuck, waiting) = behind(&b, "stuck", ["a"]).await;
         t.gate.add_permits(1);
-        assert_eq!(rows(answers(vec![waiting]).await), vec![Some(1)]);
+        assert_eq!(rows(answers(waiting).await), vec![Some(1)]);
         assert!(
             started.elapsed() >= TURN,
             "the turn passed on only after {TURN:?}"
