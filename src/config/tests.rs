@@ -9,6 +9,19 @@ fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
         .collect()
 }
 
+/// Overrides naming a config file holding `toml` (the directory lives as long as the
+/// returned guard).
+fn with_file(toml: &str) -> (tempfile::TempDir, Overrides) {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("herald.toml");
+    std::fs::write(&file, toml).unwrap();
+    let o = Overrides {
+        config_file: Some(file),
+        ..Default::default()
+    };
+    (dir, o)
+}
+
 #[test]
 fn defaults_are_usable() {
     let s = Settings::load_from(&Overrides::default(), &[]).unwrap();
@@ -25,17 +38,11 @@ fn defaults_are_usable() {
 
 #[test]
 fn environment_overrides_file_and_flags_override_environment() {
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("herald.toml");
-    std::fs::write(
-        &file,
-        "listen = \"127.0.0.1:9000\"\ndata_dir = \"/from-file\"\nmax_webhooks_per_tenant = 7\n",
-    )
-    .unwrap();
+    let (_dir, o) =
+        with_file("listen = \"127.0.0.1:9000\"\ndata_dir = \"/from-file\"\nmax_webhooks_per_tenant = 7\n");
     let o = Overrides {
-        config_file: Some(file),
         data_dir: Some("/from-flag".into()),
-        ..Default::default()
+        ..o
     };
     let s = Settings::load_from(&o, &env(&[("HERALD_LISTEN", "127.0.0.1:9100")])).unwrap();
     assert_eq!(s.listen.port(), 9100);
@@ -86,29 +93,13 @@ fn database_max_connections_sizes_the_postgres_pool() {
             "{m}"
         );
     }
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("h.toml");
-    std::fs::write(
-        &file,
-        "database_url = \"postgres://h@localhost/h\"\ndatabase_max_connections = 8\n",
-    )
-    .unwrap();
-    let o = Overrides {
-        config_file: Some(file),
-        ..Default::default()
-    };
+    let (_dir, o) = with_file("database_url = \"postgres://h@localhost/h\"\ndatabase_max_connections = 8\n");
     assert_eq!(max(Settings::load_from(&o, &[]).unwrap()), 8);
 }
 
 #[test]
 fn unknown_file_keys_are_refused() {
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("h.toml");
-    std::fs::write(&file, "lisen = \"x\"\n").unwrap();
-    let o = Overrides {
-        config_file: Some(file),
-        ..Default::default()
-    };
+    let (_dir, o) = with_file("lisen = \"x\"\n");
     let m = Settings::load_from(&o, &[]).unwrap_err().to_string();
     assert!(m.contains("lisen"), "{m}");
 }
