@@ -277,7 +277,7 @@ pub async fn baseline_only(ctx: &Ctx) -> anyhow::Result<Outcome> {
 }
 
 /// Round rates for the report, e.g. `62667/s, 64427/s`.
-fn rates_text(rates: &[f64]) -> String {
+pub(super) fn rates_text(rates: &[f64]) -> String {
     rates
         .iter()
         .map(|r| format!("{r:.0}/s"))

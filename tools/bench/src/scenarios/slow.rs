@@ -1,25 +1,43 @@
 //! `slow-endpoint`: 10 webhooks, one of which points at a sink that never answers (so each
 //! of its attempts holds a connection until Herald's request timeout). Budget: the 9
-//! healthy webhooks' throughput ≥ 0.9 × `fanout`'s, nothing lost on them. `fanout`'s
-//! throughput is the mean of the run's `fanout` (when it ran; `--suite` runs it just
-//! before) and a `fanout` pass right after this scenario, so a drift of the machine's
-//! pace over the minutes between them does not decide the line.
+//! healthy webhooks' throughput ≥ 0.9 × `fanout`'s, nothing lost on them.
+//!
+//! How the two are compared: two slow-endpoint passes back to back between two `fanout`
+//! passes (the run's `fanout`, when it ran just before — `--suite` runs it there — or one
+//! of this scenario's own, then one right after), and the line is the mean of the slow
+//! passes over the mean of the fanout passes. Why: the machine's pace drifts by the
+//! minute, by 10–15 % between two passes in several runs; one slow pass against the
+//! fanout passes around it left the verdict to that drift (runs BR and BV: 0.84 × against
+//! the mean of the passes around it, 0.90–0.95 × against the nearer one). In this order
+//! (fanout, slow, slow, fanout) a steady drift weighs the same on both sides, and each
+//! side is a mean of two samples.
 
 use std::time::Duration;
 
-use crate::driver;
+use crate::driver::{self, Drive};
 use crate::herald::ServeOptions;
+use crate::metrics::Analysis;
 use crate::sinkctl::{Sink, SinkSpec};
 
 use super::common::{check_window, collect, max_rate_budget, report_analysis, report_drive};
+use super::fanout::rates_text;
 use super::{rig, round, Ctx, Outcome, RigSpec};
 
 /// Healthy webhooks (`/hook/0…8`); `/hook/9` is the slow one.
 pub const HEALTHY: u32 = 9;
 
-/// Runs the scenario.
-pub async fn run(ctx: &Ctx) -> anyhow::Result<Outcome> {
-    let mut out = Outcome::new("slow-endpoint");
+/// What one slow-endpoint pass made and what arrived of it.
+struct SlowPass {
+    drive: Drive,
+    /// What the healthy webhooks' sink received.
+    analysis: Analysis,
+    /// Requests that reached the silent endpoint.
+    slow_requests: u64,
+}
+
+/// One pass on a fresh Herald: 9 healthy webhooks and the silent one, changes at max rate.
+/// With `costs`, Herald's costs over the drive are reported there.
+async fn slow_pass(ctx: &Ctx, costs: Option<&mut Outcome>) -> anyhow::Result<SlowPass> {
     let healthy = Sink::spawn(&SinkSpec {
         tls: true,
         ..SinkSpec::default()
@@ -47,71 +65,109 @@ pub async fn run(ctx: &Ctx) -> anyhow::Result<Outcome> {
     .await?;
     let before = rig.mark().await?;
     let k = &ctx.knobs;
-    let budget = max_rate_budget(k);
-    let drive = driver::max_rate(&rig.api, &rig.projects, k.api_concurrency, budget).await;
-    let a = collect(&healthy, &drive, &hooks, Duration::from_secs(20)).await?;
-    rig.usage(&mut out, &before, a.delivered).await?;
+    let drive = driver::max_rate(&rig.api, &rig.projects, k.api_concurrency, max_rate_budget(k)).await;
+    let analysis = collect(&healthy, &drive, &hooks, Duration::from_secs(20)).await?;
+    if let Some(out) = costs {
+        rig.usage(out, &before, analysis.delivered).await?;
+    }
     let slow_requests = slow.stats().await?.requests;
     rig.finish().await?;
-    report_drive(&mut out, &drive);
-    report_analysis(&mut out, &a);
-    check_window(&mut out, &a, !k.min_drive.is_zero());
-    out.metric("slow_endpoint_requests", slow_requests);
-    // `fanout` again, right after: the machine's pace drifts by the minute, so the line
-    // compares with the mean of `fanout` before (the run's `fanout`, when it ran) and
-    // after this scenario rather than with one pass minutes away.
-    drop((healthy, slow));
+    Ok(SlowPass {
+        drive,
+        analysis,
+        slow_requests,
+    })
+}
+
+/// Runs the scenario.
+pub async fn run(ctx: &Ctx) -> anyhow::Result<Outcome> {
+    let mut out = Outcome::new("slow-endpoint");
+    let k = &ctx.knobs;
+    let (mut lost, mut expected) = (0, 0);
+    let before = match ctx.fanout_rate.filter(|r| *r > 0.0) {
+        Some(rate) => rate,
+        None => {
+            let p = super::fanout::pass(&ctx.herald, k).await?;
+            p.rig.finish().await?;
+            lost += p.analysis.lost;
+            expected += p.analysis.expected;
+            out.notes.push(
+                "the fanout pass before is this scenario's own (no `fanout` ran just before it in this run)"
+                    .into(),
+            );
+            p.analysis.throughput.per_sec
+        }
+    };
+    let first = slow_pass(ctx, Some(&mut out)).await?;
+    let second = slow_pass(ctx, None).await?;
+    // `fanout` again, right after: see the module docs.
     let after = super::fanout::pass(&ctx.herald, k).await?;
     after.rig.finish().await?;
-    let again = after.analysis.throughput.per_sec;
-    out.metric("fanout_after_deliveries_per_sec", round(again));
-    if let Some(before) = ctx.fanout_rate {
-        out.metric("fanout_before_deliveries_per_sec", round(before));
+    // The first pass's drive, latency and costs describe the scenario; both passes count
+    // for the line and for losses.
+    report_drive(&mut out, &first.drive);
+    report_analysis(&mut out, &first.analysis);
+    for pass in [&first, &second] {
+        check_window(&mut out, &pass.analysis, !k.min_drive.is_zero());
+        lost += pass.analysis.lost;
+        expected += pass.analysis.expected;
     }
-    let fanout = reference(ctx.fanout_rate, again);
+    out.metric(
+        "slow_endpoint_requests",
+        first.slow_requests + second.slow_requests,
+    );
+    let passes = [
+        first.analysis.throughput.per_sec,
+        second.analysis.throughput.per_sec,
+    ];
+    let healthy = mean(&passes);
+    out.metric("healthy_pass_rates", rates_text(&passes));
+    out.metric("healthy_deliveries_per_sec", round(healthy));
+    let again = after.analysis.throughput.per_sec;
+    out.metric("fanout_before_deliveries_per_sec", round(before));
+    out.metric("fanout_after_deliveries_per_sec", round(again));
+    let fanout = mean(&[before, again]);
     out.metric("fanout_reference_deliveries_per_sec", round(fanout));
     if fanout > 0.0 {
-        let ratio = a.throughput.per_sec / fanout;
+        let ratio = healthy / fanout;
         out.metric("healthy_over_fanout", round(ratio));
         // The line compares totals, and 9 of this scenario's 10 webhooks count against
         // fanout's 10: when Herald's API sets the pace of both, the line sits at ≈ 0.9 ×
         // by construction. Per webhook shows whether the slow one cost the others anything.
-        let per_hook = per_hook_ratio(a.throughput.per_sec, fanout);
+        let per_hook = per_hook_ratio(healthy, fanout);
         out.metric("per_healthy_hook_over_fanout_per_hook", round(per_hook));
         out.notes.push(format!(
             "per webhook: {:.0}/s to each healthy webhook vs {:.0}/s to each of fanout's = {per_hook:.2} ×",
-            a.throughput.per_sec / f64::from(HEALTHY),
+            healthy / f64::from(HEALTHY),
             fanout / f64::from(super::fanout::HOOKS),
         ));
-        let healthy = a.throughput.per_sec;
         out.judge(
             "slow-endpoint healthy throughput ≥ 0.9 × fanout",
             ratio,
             2,
             |r| r >= 0.9,
-            |v| format!("{healthy:.0}/s vs {fanout:.0}/s = {v} ×"),
+            |v| format!("{healthy:.0}/s vs {fanout:.0}/s (means of 2 passes each) = {v} ×"),
         );
     } else {
         out.notes
             .push("no fanout pass delivered anything to compare with (see its losses)".into());
     }
-    let lost = a.lost + after.analysis.lost;
     if after.analysis.lost > 0 {
         out.notes.push(format!(
             "the fanout pass after this scenario lost {} of {}",
             after.analysis.lost, after.analysis.expected
         ));
     }
-    out.zero_lost(lost, a.expected + after.analysis.expected);
+    out.zero_lost(lost + after.analysis.lost, expected + after.analysis.expected);
     Ok(out)
 }
 
-/// The fan-out rate the line compares with: the mean of the passes before (if `fanout`
-/// ran in this run) and after.
-fn reference(before: Option<f64>, after: f64) -> f64 {
-    match before {
-        Some(b) if b > 0.0 => (b + after) / 2.0,
-        _ => after,
+/// The mean of `rates` (0 for none).
+fn mean(rates: &[f64]) -> f64 {
+    if rates.is_empty() {
+        0.0
+    } else {
+        rates.iter().sum::<f64>() / rates.len() as f64
     }
 }
 
@@ -132,13 +188,13 @@ mod tests {
     }
 
     #[test]
-    fn the_reference_is_the_mean_of_the_passes_before_and_after() {
-        assert_eq!(reference(Some(20_000.0), 18_000.0), 19_000.0);
-        assert_eq!(reference(None, 18_000.0), 18_000.0);
-        assert_eq!(
-            reference(Some(0.0), 18_000.0),
-            18_000.0,
-            "a fanout that delivered nothing"
-        );
+    fn a_steady_drift_weighs_the_same_on_both_sides() {
+        // fanout, slow, slow, fanout at equal intervals while the machine slows 1,000/s per
+        // pass: both sides lose the same on average, so a slow side as fast per pass
+        // compares as equal.
+        let fanout = mean(&[20_000.0, 17_000.0]);
+        let slow = mean(&[19_000.0, 18_000.0]);
+        assert_eq!(slow / fanout, 1.0);
+        assert_eq!(mean(&[]), 0.0);
     }
 }
