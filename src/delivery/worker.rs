@@ -11,7 +11,10 @@
 //! answering costs bounded memory however long it stays down (its deliveries wait in the
 //! database, not here): fan-out writes a full lane's new deliveries unleased
 //! ([`Lanes::full`]), and jobs that arrive beyond the cap all the same (planned while the
-//! lane filled up) are given back the same way.
+//! lane filled up) are given back the same way. All lanes together hold about
+//! [`MAX_QUEUED`] jobs: past it, fan-out counts every lane that has as many waiting as it
+//! may run at once as full, so the memory a node spends on waiting jobs does not grow with
+//! the number of webhooks it sends to.
 //!
 //! An endpoint that stops answering (no HTTP response: a timeout, a refused or reset
 //! connection, a failed handshake) gets one attempt at a time until an attempt is answered
@@ -32,6 +35,17 @@ use crate::store::DeliveryJob;
 /// peaked at ~140 MiB against ~77 MiB without the dead endpoint.
 pub const MAX_QUEUED_PER_LANE: usize = 1024;
 
+/// Jobs all lanes together keep waiting, past which fan-out leaves the new deliveries of
+/// every lane that has its running share waiting in the database ([`Lanes::full`]).
+/// Why: the per-lane bound alone let memory grow with the number of busy webhooks — the
+/// `fanout-wide` bench (50 webhooks, changes arriving faster than the machine sends)
+/// peaked at 229 MiB with ~51,000 jobs waiting (≈ 2.8 KB each), and a node sending to a
+/// few hundred webhooks could hold gigabytes. Sixteen lanes' worth keeps every slot of
+/// the default `global_concurrency` (256) fed many times over. Lanes holding fewer than
+/// they may run at once still take fresh jobs, so the bound can be passed by at most
+/// that share per lane (plus what changes in flight planned before it was reached).
+pub const MAX_QUEUED: usize = 16 * MAX_QUEUED_PER_LANE;
+
 /// What a finished attempt learnt about its endpoint; it sets how many attempts the
 /// webhook's lane may run at once.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,11 +65,13 @@ struct Lane {
     queue: VecDeque<DeliveryJob>,
     /// How many jobs at the front of `queue` came from a claim (see [`Lanes::push_claimed`]).
     claimed: usize,
-    /// Set when fan-out found the lane full ([`Lanes::full`], or a fresh job given back),
-    /// cleared once it has drained to half of [`MAX_QUEUED_PER_LANE`]: while set, fan-out
-    /// is (or was just) leaving this webhook's new deliveries in the database, and claims
-    /// skip the lane ([`Lane::skipped`]).
-    spilling: bool,
+    /// How many jobs waited when fan-out found the lane full ([`Lanes::full`], or a fresh
+    /// job given back); 0 when it has not, and again once the lane has drained to half
+    /// that: while set, fan-out is (or was just) leaving this webhook's new deliveries in
+    /// the database, and claims skip the lane ([`Lane::skipped`]). Half of what it held,
+    /// not of [`MAX_QUEUED_PER_LANE`]: a lane found full under the node's bound
+    /// ([`MAX_QUEUED`]) holds fewer, and would stop spilling at its next start.
+    spilled_at: usize,
     running: usize,
     in_ready: bool,
     /// The webhook was dropped (disabled, deleted) while attempts of its were running:
@@ -93,7 +109,12 @@ impl Lane {
     /// deliveries left in the database do: the node is over capacity, and both go once
     /// it catches up.
     fn skipped(&self, cap: usize, silent: bool) -> bool {
-        self.saturated(cap) && (silent || self.claimed > 0 || self.spilling)
+        self.saturated(cap) && (silent || self.claimed > 0 || self.spilled_at > 0)
+    }
+
+    /// Marks the lane found full with what waits in it now (see [`Lane::spilled_at`]).
+    fn spill(&mut self) {
+        self.spilled_at = self.spilled_at.max(self.queue.len()).max(1);
     }
 }
 
@@ -199,7 +220,9 @@ impl Lanes {
             let cap = s.cap(&w, self.per_webhook);
             let lane = s.lanes.entry(w).or_default();
             if lane.queue.len() >= limit {
-                lane.spilling |= !claimed;
+                if !claimed {
+                    lane.spill();
+                }
                 given_back.push(job);
                 continue;
             }
@@ -259,7 +282,9 @@ impl Lanes {
                 s.queued -= 1;
                 break Some(job);
             };
-            lane.spilling &= lane.queue.len() > MAX_QUEUED_PER_LANE / 2;
+            if lane.queue.len() <= lane.spilled_at / 2 {
+                lane.spilled_at = 0;
+            }
             s.unskipped |= skipped && !lane.skipped(cap, silent);
             let Some(job) = next else {
                 continue;
@@ -337,7 +362,7 @@ impl Lanes {
         let dropped: Vec<DeliveryJob> = match s.lanes.get_mut(&webhook) {
             Some(lane) => {
                 lane.claimed = 0;
-                lane.spilling = false;
+                lane.spilled_at = 0;
                 lane.queue.drain(..).collect()
             }
             None => Vec::new(),
@@ -370,8 +395,9 @@ impl Lanes {
         out
     }
 
-    /// Those of `webhooks` whose lane is full ([`MAX_QUEUED_PER_LANE`]) or whose endpoint
-    /// is silent: fan-out does not lease their new deliveries but leaves them in the
+    /// Those of `webhooks` whose lane is full ([`MAX_QUEUED_PER_LANE`], or its running
+    /// share waiting while the node holds [`MAX_QUEUED`]) or whose endpoint is silent:
+    /// fan-out does not lease their new deliveries but leaves them in the
     /// database. A full lane's [`Lanes::push`] would give the jobs back; a silent lane
     /// starts one attempt per request timeout, so jobs handed to it would mostly sit until
     /// their leases ran short and then be given back, a write each, over and over while the
@@ -381,14 +407,18 @@ impl Lanes {
     pub fn full(&self, webhooks: &mut dyn Iterator<Item = Uuid>) -> Vec<Uuid> {
         let mut guard = self.lock();
         let s = &mut *guard;
+        let node_full = s.queued >= MAX_QUEUED;
         webhooks
             .filter(|w| {
                 if s.silent.contains(w) {
                     return true;
                 }
+                let cap = s.cap(w, self.per_webhook);
                 match s.lanes.get_mut(w) {
-                    Some(lane) if lane.queue.len() >= MAX_QUEUED_PER_LANE => {
-                        lane.spilling = true;
+                    Some(lane)
+                        if lane.queue.len() >= MAX_QUEUED_PER_LANE || (node_full && lane.saturated(cap)) =>
+                    {
+                        lane.spill();
                         true
                     }
                     _ => false,

@@ -493,3 +493,37 @@ fn a_claimed_copy_waits_for_an_older_copy_still_finishing() {
     lanes.finish(t.webhook_id, next[0].id, Endpoint::Answered);
     assert_eq!(lanes.load(), 0);
 }
+
+#[test]
+fn past_the_nodes_bound_every_lane_with_its_share_waiting_counts_as_full() {
+    let lanes = Lanes::new(2, 64);
+    let full_lanes: Vec<Arc<TargetRow>> = (0..MAX_QUEUED / MAX_QUEUED_PER_LANE).map(|_| target()).collect();
+    for t in &full_lanes {
+        assert_eq!(lanes.push(jobs(t, MAX_QUEUED_PER_LANE)).0.len(), 2);
+        assert!(lanes.push(jobs(t, 2)).1.is_empty(), "{MAX_QUEUED_PER_LANE} wait");
+    }
+    let (busy, light, new) = (target(), target(), target());
+    assert_eq!(lanes.push(jobs(&busy, 2 + 2)).0.len(), 2, "two start, two wait");
+    assert_eq!(lanes.push(jobs(&light, 2 + 1)).0.len(), 2, "two start, one waits");
+    let asked = [busy.webhook_id, light.webhook_id, new.webhook_id];
+    assert_eq!(
+        lanes.full(&mut asked.into_iter()),
+        vec![busy.webhook_id],
+        "the node holds its bound: a lane with its running share waiting is full, one with \
+         less (or none yet) still takes fresh jobs, so every webhook keeps its slots busy"
+    );
+    assert_eq!(lanes.skipped(), vec![busy.webhook_id], "and claims leave it be");
+    // Below the bound again (one full lane's jobs taken back), a saturated lane is full
+    // only by its own bound, but one found full keeps spilling until half drained.
+    assert_eq!(
+        lanes.drop_webhook(full_lanes[0].webhook_id).len(),
+        MAX_QUEUED_PER_LANE
+    );
+    assert!(lanes.full(&mut [light.webhook_id].into_iter()).is_empty());
+    lanes.push(jobs(&light, 1));
+    assert!(
+        lanes.full(&mut [light.webhook_id].into_iter()).is_empty(),
+        "saturated, but the node is under its bound"
+    );
+    assert_eq!(lanes.skipped(), vec![busy.webhook_id]);
+}
