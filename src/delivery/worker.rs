@@ -12,9 +12,9 @@
 //! database, not here): fan-out writes a full lane's new deliveries unleased
 //! ([`Lanes::full`]), and jobs that arrive beyond the cap all the same (planned while the
 //! lane filled up) are given back the same way. All lanes together hold about
-//! [`MAX_QUEUED`] jobs: past it, fan-out counts every lane that has as many waiting as it
-//! may run at once as full, so the memory a node spends on waiting jobs does not grow with
-//! the number of webhooks it sends to.
+//! [`MAX_QUEUED`] jobs: past it, fan-out counts every lane that has its share waiting
+//! ([`NODE_FULL_SHARE`]) as full, so the memory a node spends on waiting jobs grows with
+//! the number of busy webhooks by that share each, not by [`MAX_QUEUED_PER_LANE`].
 //!
 //! An endpoint that stops answering (no HTTP response: a timeout, a refused or reset
 //! connection, a failed handshake) gets one attempt at a time until an attempt is answered
@@ -36,15 +36,21 @@ use crate::store::DeliveryJob;
 pub const MAX_QUEUED_PER_LANE: usize = 1024;
 
 /// Jobs all lanes together keep waiting, past which fan-out leaves the new deliveries of
-/// every lane that has its running share waiting in the database ([`Lanes::full`]).
-/// Why: the per-lane bound alone let memory grow with the number of busy webhooks — the
-/// `fanout-wide` bench (50 webhooks, changes arriving faster than the machine sends)
-/// peaked at 229 MiB with ~51,000 jobs waiting (≈ 2.8 KB each), and a node sending to a
-/// few hundred webhooks could hold gigabytes. Sixteen lanes' worth keeps every slot of
-/// the default `global_concurrency` (256) fed many times over. Lanes holding fewer than
-/// they may run at once still take fresh jobs, so the bound can be passed by at most
-/// that share per lane (plus what changes in flight planned before it was reached).
+/// every lane that has its share waiting ([`NODE_FULL_SHARE`]) in the database
+/// ([`Lanes::full`]). Why: the per-lane bound alone let memory grow with the number of
+/// busy webhooks by 1,024 jobs each — the `fanout-wide` bench (50 webhooks, changes
+/// arriving faster than the machine sends) peaked at 213–230 MiB with ~51,000 jobs
+/// waiting, and a node sending to a few hundred webhooks could hold gigabytes. Sixteen
+/// lanes' worth keeps every slot of the default `global_concurrency` (256) fed many times
+/// over. Lanes holding less than their share still take fresh jobs, so the bound can be
+/// passed by at most that share per lane (plus what changes in flight planned before it
+/// was reached, and a claim's rows, which [`Lanes::room`] bounds).
 pub const MAX_QUEUED: usize = 16 * MAX_QUEUED_PER_LANE;
+
+/// A lane's share while the node holds [`MAX_QUEUED`]: as many as it may run at once (so
+/// every webhook keeps its slots busy), at most 64 (`per_webhook_concurrency` may be set
+/// as high as [`MAX_QUEUED_PER_LANE`], which would leave the node's bound nothing to do).
+pub const NODE_FULL_SHARE: usize = 64;
 
 /// What a finished attempt learnt about its endpoint; it sets how many attempts the
 /// webhook's lane may run at once.
@@ -66,11 +72,12 @@ struct Lane {
     /// How many jobs at the front of `queue` came from a claim (see [`Lanes::push_claimed`]).
     claimed: usize,
     /// How many jobs waited when fan-out found the lane full ([`Lanes::full`], or a fresh
-    /// job given back); 0 when it has not, and again once the lane has drained to half
-    /// that: while set, fan-out is (or was just) leaving this webhook's new deliveries in
-    /// the database, and claims skip the lane ([`Lane::skipped`]). Half of what it held,
-    /// not of [`MAX_QUEUED_PER_LANE`]: a lane found full under the node's bound
-    /// ([`MAX_QUEUED`]) holds fewer, and would stop spilling at its next start.
+    /// job given back); 0 when it has not, once the lane has drained to half that, and
+    /// once fan-out has fed it past that again (the node fell under its bound). While
+    /// set, fan-out is (or was just) leaving this webhook's new deliveries in the
+    /// database, and claims skip the lane when saturated ([`Lane::skipped`]). Half of what
+    /// it held, not of [`MAX_QUEUED_PER_LANE`]: a lane found full under the node's bound
+    /// ([`MAX_QUEUED`]) holds fewer, and would stop being skipped at its next start.
     spilled_at: usize,
     running: usize,
     in_ready: bool,
@@ -91,7 +98,7 @@ impl Lane {
 
     /// Whether a claim leaves this webhook out: its lane is [`Lane::saturated`] and its
     /// endpoint is silent, claimed jobs already wait at its front, or it is spilling
-    /// (filled up with fresh jobs and not yet drained to half).
+    /// ([`Lane::spilled_at`]).
     ///
     /// A saturated lane of an answering endpoint with none claimed waiting takes up to the
     /// per-webhook cap of due rows, ahead of its fresh jobs: otherwise, while fan-out keeps
@@ -233,6 +240,11 @@ impl Lanes {
                 lane.claimed += 1;
             } else {
                 lane.queue.push_back(job);
+                if lane.spilled_at > 0 && lane.queue.len() > lane.spilled_at {
+                    // Fan-out feeds it again: its due rows may be claimed ahead of these.
+                    lane.spilled_at = 0;
+                    s.unskipped = true;
+                }
             }
             if !lane.in_ready && lane.running < cap {
                 lane.in_ready = true;
@@ -395,9 +407,9 @@ impl Lanes {
         out
     }
 
-    /// Those of `webhooks` whose lane is full ([`MAX_QUEUED_PER_LANE`], or its running
-    /// share waiting while the node holds [`MAX_QUEUED`]) or whose endpoint is silent:
-    /// fan-out does not lease their new deliveries but leaves them in the
+    /// Those of `webhooks` whose lane is full ([`MAX_QUEUED_PER_LANE`], or its share
+    /// waiting while the node holds [`MAX_QUEUED`]: [`NODE_FULL_SHARE`]) or whose endpoint
+    /// is silent: fan-out does not lease their new deliveries but leaves them in the
     /// database. A full lane's [`Lanes::push`] would give the jobs back; a silent lane
     /// starts one attempt per request timeout, so jobs handed to it would mostly sit until
     /// their leases ran short and then be given back, a write each, over and over while the
@@ -416,7 +428,8 @@ impl Lanes {
                 let cap = s.cap(w, self.per_webhook);
                 match s.lanes.get_mut(w) {
                     Some(lane)
-                        if lane.queue.len() >= MAX_QUEUED_PER_LANE || (node_full && lane.saturated(cap)) =>
+                        if lane.queue.len() >= MAX_QUEUED_PER_LANE
+                            || (node_full && lane.queue.len() >= cap.min(NODE_FULL_SHARE)) =>
                     {
                         lane.spill();
                         true

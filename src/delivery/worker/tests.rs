@@ -526,4 +526,58 @@ fn past_the_nodes_bound_every_lane_with_its_share_waiting_counts_as_full() {
         "saturated, but the node is under its bound"
     );
     assert_eq!(lanes.skipped(), vec![busy.webhook_id]);
+    lanes.take_unskipped();
+    let (started, given_back) = lanes.push(jobs(&busy, 1));
+    assert!(started.is_empty() && given_back.is_empty());
+    assert!(lanes.take_unskipped(), "the claim loop is told");
+    assert!(
+        lanes.skipped().is_empty(),
+        "fan-out fed it past what it held when found full: claims may bring its due rows again"
+    );
+}
+
+/// Fills `lanes` (per-webhook cap `cap`, global cap at least 16 × `cap`) to the node's
+/// bound: [`MAX_QUEUED_PER_LANE`] waiting in each of 16 lanes.
+fn fill_node(lanes: &Lanes, cap: usize) {
+    for _ in 0..MAX_QUEUED / MAX_QUEUED_PER_LANE {
+        let t = target();
+        let (started, _) = lanes.push(jobs(&t, MAX_QUEUED_PER_LANE));
+        assert!(lanes.push(jobs(&t, started.len())).1.is_empty());
+        assert_eq!(started.len(), cap);
+    }
+    assert_eq!(lanes.load(), 16 * cap + MAX_QUEUED);
+}
+
+#[test]
+fn a_lane_found_full_under_the_nodes_bound_spills_until_half_of_what_it_held() {
+    let lanes = Lanes::new(2, 64);
+    fill_node(&lanes, 2);
+    let t = target();
+    let (started, _) = lanes.push(jobs(&t, 2 + 4));
+    assert_eq!(lanes.full(&mut [t.webhook_id].into_iter()), vec![t.webhook_id]);
+    let mut running: VecDeque<Uuid> = started.iter().map(|j| j.id).collect();
+    let mut finish_one = || {
+        let id = running.pop_front().unwrap();
+        let next = lanes.finish(t.webhook_id, id, Endpoint::Answered).next;
+        running.extend(next.iter().map(|j| j.id));
+    };
+    finish_one();
+    assert_eq!(lanes.skipped(), vec![t.webhook_id], "3 of the 4 it held wait");
+    finish_one();
+    assert!(lanes.skipped().is_empty(), "2 of 4 wait: half drained");
+}
+
+#[test]
+fn under_the_nodes_bound_a_lane_allowed_many_at_once_is_full_at_its_node_share() {
+    let lanes = Lanes::new(MAX_QUEUED_PER_LANE, 16 * MAX_QUEUED_PER_LANE);
+    fill_node(&lanes, MAX_QUEUED_PER_LANE);
+    let (under, at) = (target(), target());
+    // Every global slot is taken: none of these start, all wait.
+    assert!(lanes.push(jobs(&under, NODE_FULL_SHARE - 1)).0.is_empty());
+    assert!(lanes.push(jobs(&at, NODE_FULL_SHARE)).0.is_empty());
+    assert_eq!(
+        lanes.full(&mut [under.webhook_id, at.webhook_id].into_iter()),
+        vec![at.webhook_id],
+        "not saturated (it may run {MAX_QUEUED_PER_LANE}), but it has its share of the node waiting"
+    );
 }

@@ -157,7 +157,7 @@ fn knobs(a: &RunArgs) -> Knobs {
     }
 }
 
-async fn one(ctx: &mut Ctx, s: Scenario) -> anyhow::Result<Outcome> {
+async fn one(ctx: &Ctx, s: Scenario) -> anyhow::Result<Outcome> {
     match s {
         Scenario::Baseline => scenarios::fanout::baseline_only(ctx).await,
         Scenario::Fanout => scenarios::fanout::run(ctx, false).await,
@@ -204,7 +204,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<bool> {
     std::fs::create_dir_all(&out_dir).with_context(|| format!("cannot create {}", out_dir.display()))?;
     let knobs = knobs(&args);
     let load_start = loadavg();
-    let mut ctx = Ctx {
+    let ctx = Ctx {
         herald: HeraldSpec {
             bin: bin.clone(),
             database_url: args.database_url.clone(),
@@ -214,14 +214,13 @@ pub async fn run(args: RunArgs) -> anyhow::Result<bool> {
         pg_tcp: args.pg_tcp,
         knobs: knobs.clone(),
         workspace: workspace(),
-        fanout_rate: None,
     };
     let mut outcomes = Vec::new();
     let mut failures = Vec::new();
     for s in list {
         eprintln!("==> {}", s.name());
         let started = std::time::Instant::now();
-        match one(&mut ctx, s).await {
+        match one(&ctx, s).await {
             Ok(o) => {
                 for p in &o.plots {
                     let path = out_dir.join(format!("{run_id}-{}.png", p.stem));

@@ -87,7 +87,7 @@ async fn pass_with(spec: &HeraldSpec, k: &Knobs, hooks: u32) -> anyhow::Result<P
 
 /// Runs `fanout` on SQLite (or whatever the run's database is) or, with `postgres`, on
 /// the `--pg-url` database.
-pub async fn run(ctx: &mut Ctx, postgres: bool) -> anyhow::Result<Outcome> {
+pub async fn run(ctx: &Ctx, postgres: bool) -> anyhow::Result<Outcome> {
     let name = if postgres { "fanout-pg" } else { "fanout" };
     let mut out = Outcome::new(name);
     let mut spec = ctx.herald.clone();
@@ -182,7 +182,6 @@ pub async fn run(ctx: &mut Ctx, postgres: bool) -> anyhow::Result<Outcome> {
             |r| r >= 0.35,
             |v| format!("{v} ×"),
         );
-        ctx.fanout_rate = Some(a.throughput.per_sec);
     }
     out.zero_lost(a.lost, a.expected);
     Ok(out)

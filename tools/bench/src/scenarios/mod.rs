@@ -47,8 +47,7 @@ pub enum Scenario {
 }
 
 impl Scenario {
-    /// The scenarios `--suite` runs, `slow-endpoint` right after `fanout` (its line
-    /// compares with `fanout`'s pace).
+    /// The scenarios `--suite` runs.
     pub const SUITE: [Scenario; 8] = [
         Scenario::Fanout,
         Scenario::SlowEndpoint,
@@ -109,8 +108,6 @@ pub struct Ctx {
     pub knobs: Knobs,
     /// Workspace root (for `cargo bench`).
     pub workspace: PathBuf,
-    /// Throughput of `fanout` in this run, for `slow-endpoint`'s comparison.
-    pub fanout_rate: Option<f64>,
 }
 
 /// One line of the budget.
