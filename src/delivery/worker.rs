@@ -47,9 +47,10 @@ pub const MAX_QUEUED_PER_LANE: usize = 1024;
 /// was reached, and a claim's rows, which [`Lanes::room`] bounds).
 pub const MAX_QUEUED: usize = 16 * MAX_QUEUED_PER_LANE;
 
-/// A lane's share while the node holds [`MAX_QUEUED`]: as many as it may run at once (so
-/// every webhook keeps its slots busy), at most 64 (`per_webhook_concurrency` may be set
-/// as high as [`MAX_QUEUED_PER_LANE`], which would leave the node's bound nothing to do).
+/// The most a lane's share may be while the node holds [`MAX_QUEUED`]; its share is as
+/// many as it may run at once (so every webhook keeps its slots busy), at most this
+/// (`per_webhook_concurrency` may be set as high as [`MAX_QUEUED_PER_LANE`], which would
+/// leave the node's bound nothing to do).
 pub const NODE_FULL_SHARE: usize = 64;
 
 /// What a finished attempt learnt about its endpoint; it sets how many attempts the

@@ -23,8 +23,9 @@ pub trait FreshSink: Send + Sync {
     fn hand_off(&self, jobs: Vec<DeliveryJob>);
     /// Claimable (unleased) work was committed: look for it now.
     fn wake(&self);
-    /// Those of `webhooks` that would turn fresh jobs away now (their queue is full: an
-    /// endpoint that stopped answering), or whose endpoint is silent (its lane starts one
+    /// Those of `webhooks` whose lane is full (at its own bound, typically an endpoint
+    /// that stopped answering, or holding its share while the node holds its bound of
+    /// waiting jobs), or whose endpoint is silent (its lane starts one
     /// attempt per request timeout, so fresh jobs would wait there until their leases ran
     /// short). Their new rows are written unleased instead of leased and handed over only
     /// to be given back — one more write per delivery, a tenth of all writes in the

@@ -154,7 +154,7 @@ pub async fn run(ctx: &Ctx) -> anyhow::Result<Outcome> {
             ratio,
             2,
             |r| r >= 0.9,
-            |v| format!("{healthy:.0}/s vs {fanout:.0}/s (means of 2 passes each) = {v} ×"),
+            |v| format!("{healthy:.0}/s vs {fanout:.0}/s (means of the passes that delivered) = {v} ×"),
         );
     } else {
         out.notes
