@@ -120,9 +120,10 @@ impl Lane {
         self.saturated(cap) && (silent || self.claimed > 0 || self.spilled_at > 0)
     }
 
-    /// Marks the lane found full with what waits in it now (see [`Lane::spilled_at`]).
+    /// Marks the lane found full with what waits in it now (see [`Lane::spilled_at`]);
+    /// a lane is found full only with jobs waiting, so the mark is never 0.
     fn spill(&mut self) {
-        self.spilled_at = self.spilled_at.max(self.queue.len()).max(1);
+        self.spilled_at = self.spilled_at.max(self.queue.len());
     }
 }
 
@@ -420,18 +421,20 @@ impl Lanes {
     pub fn full(&self, webhooks: &mut dyn Iterator<Item = Uuid>) -> Vec<Uuid> {
         let mut guard = self.lock();
         let s = &mut *guard;
-        let node_full = s.queued >= MAX_QUEUED;
+        // Past the node's bound a lane is full at its share; the lanes asked about here are
+        // not silent (those are full anyway), so their cap is the per-webhook one.
+        let limit = if s.queued >= MAX_QUEUED {
+            self.per_webhook.min(NODE_FULL_SHARE)
+        } else {
+            MAX_QUEUED_PER_LANE
+        };
         webhooks
             .filter(|w| {
                 if s.silent.contains(w) {
                     return true;
                 }
-                let cap = s.cap(w, self.per_webhook);
                 match s.lanes.get_mut(w) {
-                    Some(lane)
-                        if lane.queue.len() >= MAX_QUEUED_PER_LANE
-                            || (node_full && lane.queue.len() >= cap.min(NODE_FULL_SHARE)) =>
-                    {
+                    Some(lane) if lane.queue.len() >= limit => {
                         lane.spill();
                         true
                     }

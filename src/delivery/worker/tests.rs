@@ -45,6 +45,34 @@ fn fill(lanes: &Lanes, t: &Arc<TargetRow>, running: usize) -> Vec<DeliveryJob> {
     started
 }
 
+/// The attempts running in one lane, finished one at a time, oldest first, each answered;
+/// the jobs each finish starts join them.
+struct Running<'a> {
+    lanes: &'a Lanes,
+    ids: VecDeque<(Uuid, Uuid)>,
+}
+
+impl<'a> Running<'a> {
+    fn new(lanes: &'a Lanes, started: &[DeliveryJob]) -> Self {
+        let mut r = Self {
+            lanes,
+            ids: VecDeque::new(),
+        };
+        r.add(started);
+        r
+    }
+
+    fn add(&mut self, jobs: &[DeliveryJob]) {
+        self.ids.extend(jobs.iter().map(|j| (j.target.webhook_id, j.id)));
+    }
+
+    fn finish_one(&mut self) {
+        let (webhook, id) = self.ids.pop_front().expect("an attempt is running");
+        let next = self.lanes.finish(webhook, id, Endpoint::Answered).next;
+        self.add(&next);
+    }
+}
+
 #[test]
 fn a_webhook_never_gets_more_than_its_share_and_others_still_start() {
     let lanes = Lanes::new(2, 3);
@@ -390,13 +418,8 @@ fn a_lane_that_filled_up_is_skipped_until_half_drained() {
         vec![t.webhook_id],
         "fan-out leaves its new deliveries in the database: claims leave it be"
     );
-    let mut running: VecDeque<Uuid> = started.iter().map(|j| j.id).collect();
-    let mut finish_one = || {
-        let id = running.pop_front().unwrap();
-        let next = lanes.finish(t.webhook_id, id, Endpoint::Answered).next;
-        running.extend(next.iter().map(|j| j.id));
-    };
-    finish_one();
+    let mut running = Running::new(&lanes, &started);
+    running.finish_one();
     assert!(lanes.full(&mut [t.webhook_id].into_iter()).is_empty());
     assert_eq!(
         lanes.skipped(),
@@ -404,10 +427,10 @@ fn a_lane_that_filled_up_is_skipped_until_half_drained() {
         "one short of full still spills"
     );
     while lanes.load() - 2 > MAX_QUEUED_PER_LANE / 2 + 1 {
-        finish_one();
+        running.finish_one();
     }
     assert_eq!(lanes.skipped(), vec![t.webhook_id], "not yet half drained");
-    finish_one();
+    running.finish_one();
     assert!(
         lanes.skipped().is_empty(),
         "half drained: claims bring due rows again"
@@ -556,15 +579,10 @@ fn a_lane_found_full_under_the_nodes_bound_spills_until_half_of_what_it_held() {
     let t = target();
     let (started, _) = lanes.push(jobs(&t, 2 + 4));
     assert_eq!(lanes.full(&mut [t.webhook_id].into_iter()), vec![t.webhook_id]);
-    let mut running: VecDeque<Uuid> = started.iter().map(|j| j.id).collect();
-    let mut finish_one = || {
-        let id = running.pop_front().unwrap();
-        let next = lanes.finish(t.webhook_id, id, Endpoint::Answered).next;
-        running.extend(next.iter().map(|j| j.id));
-    };
-    finish_one();
+    let mut running = Running::new(&lanes, &started);
+    running.finish_one();
     assert_eq!(lanes.skipped(), vec![t.webhook_id], "3 of the 4 it held wait");
-    finish_one();
+    running.finish_one();
     assert!(lanes.skipped().is_empty(), "2 of 4 wait: half drained");
 }
 

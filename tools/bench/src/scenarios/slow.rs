@@ -167,11 +167,14 @@ pub async fn run(ctx: &Ctx) -> anyhow::Result<Outcome> {
 /// The mean of the positive `rates` (0 for none): a pass that delivered nothing in its
 /// window has no rate to average, and counting it as 0 would halve its side.
 fn mean_of_positive(rates: &[f64]) -> f64 {
-    let positive: Vec<f64> = rates.iter().copied().filter(|r| *r > 0.0).collect();
-    if positive.is_empty() {
+    let (sum, n) = rates
+        .iter()
+        .filter(|r| **r > 0.0)
+        .fold((0.0, 0u32), |(sum, n), r| (sum + r, n + 1));
+    if n == 0 {
         0.0
     } else {
-        positive.iter().sum::<f64>() / positive.len() as f64
+        sum / f64::from(n)
     }
 }
 
