@@ -5,7 +5,8 @@
 
 use std::time::Duration;
 
-use axum::extract::{Path, Query, State};
+use super::query::ApiQuery;
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -113,7 +114,7 @@ pub async fn list(
     State(state): State<AppState>,
     auth: Authed<WebhooksRead>,
     Path(IdPath { id, .. }): Path<IdPath>,
-    Query(q): Query<ListQuery>,
+    ApiQuery(q): ApiQuery<ListQuery>,
 ) -> ApiResult<Json<DeliveryListEnvelope>> {
     let tenant_id = auth.caller.tenant_id;
     let webhook_id = parse_uuid(&id, "webhook")?;
@@ -237,7 +238,7 @@ pub async fn replay(
     State(state): State<AppState>,
     auth: Authed<DeliveriesWrite>,
     Path(IdPath { id, .. }): Path<IdPath>,
-    Query(q): Query<ReplayQuery>,
+    ApiQuery(q): ApiQuery<ReplayQuery>,
 ) -> ApiResult<(StatusCode, Json<ReplayEnvelope>)> {
     let tenant_id = auth.caller.tenant_id;
     let webhook_id = parse_uuid(&id, "webhook")?;

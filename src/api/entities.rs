@@ -3,7 +3,8 @@
 //! differs — attributes and parent — comes from the domain's attribute tables, so each
 //! kind validates and answers the same way. Every change writes its event atomically.
 
-use axum::extract::{Path, Query, State};
+use super::query::ApiQuery;
+use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -296,7 +297,7 @@ macro_rules! entity_resource {
             /// List (cursor-paged).
             #[utoipa::path(get, path = $coll, tag = $tag, params(("tenant" = String, Path, description = "Tenant slug"), ListQuery),
                 responses((status = 200, body = EntityListEnvelope)), security(("bearer" = [])))]
-            pub async fn list(State(s): State<AppState>, a: Authed<AnyScope>, Query(q): Query<ListQuery>) -> ApiResult<Json<EntityListEnvelope>> {
+            pub async fn list(State(s): State<AppState>, a: Authed<AnyScope>, ApiQuery(q): ApiQuery<ListQuery>) -> ApiResult<Json<EntityListEnvelope>> {
                 super::list(s, a.caller, $kind, q).await
             }
 

@@ -2,7 +2,8 @@
 //! deliveries and for debugging) and `POST /@{tenant}/v1/events` (ingest: another system
 //! publishes a change it made itself, so Herald can be the webhook layer beside it).
 
-use axum::extract::{Query, State};
+use super::query::ApiQuery;
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -71,7 +72,7 @@ pub struct EventEnvelope {
 pub async fn list(
     State(state): State<AppState>,
     a: Authed<WebhooksRead>,
-    Query(q): Query<EventQuery>,
+    ApiQuery(q): ApiQuery<EventQuery>,
 ) -> ApiResult<Json<EventListEnvelope>> {
     let limit = q.limit.unwrap_or(100);
     if !(1..=1000).contains(&limit) {

@@ -13,6 +13,7 @@ pub mod health;
 pub mod json;
 pub mod metrics;
 pub mod problem;
+pub mod query;
 pub mod users;
 pub mod webhooks;
 
@@ -64,6 +65,7 @@ pub fn router(state: AppState) -> Router {
         .merge(docs::router())
         .merge(crate::ui::router())
         .fallback(|| async { problem::ApiError::NotFound("route") })
+        .method_not_allowed_fallback(|| async { problem::ApiError::MethodNotAllowed })
         .layer(DefaultBodyLimit::max(json::MAX_BODY))
         .layer(TraceLayer::new_for_http())
         .with_state(state)

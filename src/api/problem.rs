@@ -24,6 +24,9 @@ pub enum ApiError {
     /// The object does not exist in this tenant (or belongs to another).
     #[error("{0} not found")]
     NotFound(&'static str),
+    /// The route exists, but not for this HTTP method (the `Allow` header lists those it has).
+    #[error("this route does not accept that method; see the Allow header")]
+    MethodNotAllowed,
     /// The body is not valid JSON.
     #[error("malformed JSON: {0}")]
     MalformedJson(String),
@@ -112,6 +115,11 @@ impl ApiError {
             Self::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized", "Unauthorized"),
             Self::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden", "Forbidden"),
             Self::NotFound(_) => (StatusCode::NOT_FOUND, "not-found", "Not found"),
+            Self::MethodNotAllowed => (
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method-not-allowed",
+                "Method not allowed",
+            ),
             Self::MalformedJson(_) => (StatusCode::BAD_REQUEST, "malformed-json", "Malformed JSON"),
             Self::UnsupportedMediaType => (
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,

@@ -238,11 +238,21 @@ pub(crate) fn draft_from(
                     .iter()
                     .find(|s| s.secured && s.name.eq_ignore_ascii_case(&h.name))
                     .and_then(|s| s.sealed.clone());
-                let value = match (h.value, h.secured, kept) {
-                    (None, true, Some(sealed)) => HeaderValue::KeepSealed(sealed),
-                    (Some(v), true, Some(sealed)) if v == MASK => HeaderValue::KeepSealed(sealed),
-                    (Some(v), _, _) => HeaderValue::Plain(v),
-                    (None, _, _) => {
+                // The stored value is kept when the header comes back without a value
+                // or with the mask it is shown as — also when it is being un-secured
+                // (`config_from` then opens it): the mask is never a header's value.
+                let value = match (h.value, kept) {
+                    (None, Some(sealed)) => HeaderValue::KeepSealed(sealed),
+                    (Some(v), Some(sealed)) if v == MASK => HeaderValue::KeepSealed(sealed),
+                    (Some(v), None) if v == MASK => {
+                        errs.push(FieldError::new(
+                            format!("headers[{i}].value"),
+                            "no secured value is stored under this header name to keep: send the value itself",
+                        ));
+                        HeaderValue::Plain(String::new())
+                    }
+                    (Some(v), _) => HeaderValue::Plain(v),
+                    (None, None) => {
                         errs.push(FieldError::new(
                             format!("headers[{i}].value"),
                             "header value is required",
@@ -528,8 +538,11 @@ pub async fn delete_one(
     responses((status = 204)),
     security(("bearer" = [])))]
 pub async fn delete_all(State(state): State<AppState>, auth: Authed<WebhooksWrite>) -> ApiResult<StatusCode> {
-    let n = state.store.delete_all_webhooks(auth.caller.tenant_id).await?;
-    tracing::info!(tenant = %auth.caller.tenant, deleted = n, "all webhooks deleted");
+    let ids = state.store.delete_all_webhooks(auth.caller.tenant_id).await?;
+    for id in &ids {
+        state.delivery.forget_webhook(*id);
+    }
+    tracing::info!(tenant = %auth.caller.tenant, deleted = ids.len(), "all webhooks deleted");
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -306,19 +306,23 @@ macro_rules! impl_common_store {
             impl $store {
                 /// Deletes one webhook (`Some(id)`) or all of the tenant's, cancelling their
                 /// pending deliveries (kept for the log until retention purges their bodies)
-                /// in the same transaction; returns how many webhooks went.
-                async fn delete_webhooks(&self, tenant_id: i64, id: Option<Uuid>) -> StoreResult<u64> {
+                /// in the same transaction; returns the ids of the webhooks that went, so
+                /// the caller can drop their queued jobs.
+                async fn delete_webhooks(&self, tenant_id: i64, id: Option<Uuid>) -> StoreResult<Vec<Uuid>> {
                     let mut tx = self.writer.begin().await?;
-                    let n = sqlx::query::<Db>("DELETE FROM webhooks WHERE tenant_id = $1 AND ($2 IS NULL OR id = $2)")
-                        .bind(tenant_id)
-                        .bind(id.map(|i| i.to_string()))
-                        .execute(&mut *tx)
-                        .await?
-                        .rows_affected();
+                    let ids: Vec<String> = sqlx::query_scalar::<Db, String>(
+                        "DELETE FROM webhooks WHERE tenant_id = $1 AND ($2 IS NULL OR id = $2) RETURNING id",
+                    )
+                    .bind(tenant_id)
+                    .bind(id.map(|i| i.to_string()))
+                    .fetch_all(&mut *tx)
+                    .await?;
                     super::delivery_impl::cancel_pending(&mut tx, tenant_id, id).await?;
                     self.forget_subscribers();
                     tx.commit().await?;
-                    Ok(n)
+                    ids.iter()
+                        .map(|i| Uuid::parse_str(i).map_err(|_| crate::store::common::corrupt("webhooks.id", i)))
+                        .collect()
                 }
             }
 
@@ -425,10 +429,12 @@ macro_rules! impl_common_store {
                 }
 
                 async fn delete_webhook(&self, tenant_id: i64, id: Uuid) -> StoreResult<bool> {
-                    crate::store::common::retry_deadlock(|| self.delete_webhooks(tenant_id, Some(id))).await.map(|n| n > 0)
+                    crate::store::common::retry_deadlock(|| self.delete_webhooks(tenant_id, Some(id)))
+                        .await
+                        .map(|ids| !ids.is_empty())
                 }
 
-                async fn delete_all_webhooks(&self, tenant_id: i64) -> StoreResult<u64> {
+                async fn delete_all_webhooks(&self, tenant_id: i64) -> StoreResult<Vec<Uuid>> {
                     crate::store::common::retry_deadlock(|| self.delete_webhooks(tenant_id, None)).await
                 }
 

@@ -258,6 +258,26 @@ macro_rules! impl_delivery_log {
             }
 
             pub(crate) async fn purge_bodies(s: &$store, cutoff: i64) -> StoreResult<u64> {
+                // Pending deliveries of webhooks that no longer exist. Deleting a webhook
+                // cancels its pending deliveries in the same transaction, but on
+                // PostgreSQL a change that read the webhook list just before can commit
+                // its deliveries just after (no foreign key stops it), and a webhook can
+                // be deleted by hand in SQL: such rows are never claimed (claims join
+                // `webhooks`), would count as due for ever, and would hold back the purge
+                // of shared bodies below. One statement per partial index, as
+                // `cancel_pending` does.
+                let mut orphans = 0;
+                for held in ["lease_until IS NULL", "lease_until IS NOT NULL"] {
+                    orphans += sqlx::query::<Db>(&format!(
+                        "UPDATE deliveries SET status = 'cancelled', lease_token = NULL, lease_until = NULL \
+                         WHERE status = 'pending' AND {held} \
+                         AND NOT EXISTS (SELECT 1 FROM webhooks w WHERE w.id = deliveries.webhook_id)"
+                    ))
+                    .execute(&mut *s.writer.acquire().await?).await?.rows_affected();
+                }
+                if orphans > 0 {
+                    tracing::warn!(cancelled = orphans, "cancelled pending deliveries of webhooks that no longer exist");
+                }
                 let a = sqlx::query::<Db>(
                     "UPDATE delivery_attempts SET response_body = NULL WHERE started_at < $1 AND response_body IS NOT NULL",
                 )

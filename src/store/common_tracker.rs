@@ -100,10 +100,12 @@ macro_rules! impl_tracker_store {
                 async fn list_entities(
                     &self, tenant_id: i64, kind: EntityKind, parent_id: Option<i64>, after_id: i64, limit: i64,
                 ) -> StoreResult<Vec<EntityRow>> {
-                    let order = if kind == EntityKind::Story { "position, id" } else { "id" };
+                    // In id order, whatever the kind: the cursor is an id (`id > $4`), so
+                    // any other order would skip rows between pages (stories in `position`
+                    // order did: every project's first story sits at 1.0).
                     let rows = sqlx::query::<Db>(&format!(
                         "SELECT {ENTITY_COLUMNS} FROM entities WHERE tenant_id = $1 AND kind = $2 \
-                         AND ($3 IS NULL OR parent_id = $3) AND id > $4 ORDER BY {order} LIMIT $5"
+                         AND ($3 IS NULL OR parent_id = $3) AND id > $4 ORDER BY id LIMIT $5"
                     ))
                     .bind(tenant_id).bind(kind.as_str()).bind(parent_id).bind(after_id).bind(limit)
                     .fetch_all(&self.pool)

@@ -131,8 +131,9 @@ pub trait WebhookStore: Send + Sync {
     ) -> StoreResult<Option<WebhookRecord>>;
     /// Deletes one webhook; false if it does not exist in the tenant.
     async fn delete_webhook(&self, tenant_id: i64, id: Uuid) -> StoreResult<bool>;
-    /// Deletes every webhook of the tenant; returns how many.
-    async fn delete_all_webhooks(&self, tenant_id: i64) -> StoreResult<u64>;
+    /// Deletes every webhook of the tenant; returns their ids (whose queued jobs the
+    /// caller drops).
+    async fn delete_all_webhooks(&self, tenant_id: i64) -> StoreResult<Vec<Uuid>>;
     /// Installs a new signing secret, keeping the old one valid until `previous_until`.
     async fn rotate_secret(
         &self,
@@ -321,7 +322,9 @@ pub trait DeliveryStore: Send + Sync {
     ) -> StoreResult<Option<(Uuid, Vec<DeliveryJob>)>>;
     /// Queue figures for metrics.
     async fn queue_stats(&self, now: i64) -> StoreResult<QueueStats>;
-    /// Drops request and response bodies older than `cutoff` (finished deliveries only).
+    /// Drops request and response bodies older than `cutoff` (finished deliveries only),
+    /// after cancelling pending deliveries whose webhook no longer exists (retention's
+    /// hourly pass is where such strays are swept).
     async fn purge_bodies(&self, cutoff: i64) -> StoreResult<u64>;
 }
 

@@ -180,6 +180,7 @@ impl PgStore {
             .connect_with(opts)
             .await?;
         migrator(MIGRATIONS).run(&pool).await?;
+        warn_on_clock_skew(&pool).await?;
         let token_reads = {
             let pool = pool.clone();
             ReadBatch::new(Arc::new(move |ids: Vec<String>| {
@@ -201,6 +202,40 @@ impl PgStore {
             },
         })
     }
+}
+
+/// How far a node's clock may be from the database's before it says so at start.
+const CLOCK_SKEW_WARN_MS: i64 = 1_000;
+
+/// Logs a warning when this node's clock is more than [`CLOCK_SKEW_WARN_MS`] from the
+/// database server's. Why: leases are stamped with the clock of the node that takes
+/// them and judged expired by the clock of the node that looks, so nodes sharing a
+/// database must keep their clocks in step (an attempt starts only with 2 s of lease to
+/// spare): a node running seconds ahead would take over a lease still in use and send
+/// its delivery a second time. The database's clock is the one every node can compare
+/// itself with; half the round trip is allowed for.
+async fn warn_on_clock_skew(pool: &PgPool) -> StoreResult<()> {
+    let before = crate::timefmt::now_ms();
+    let server: i64 = sqlx::query_scalar("SELECT (extract(epoch from clock_timestamp()) * 1000)::bigint")
+        .fetch_one(pool)
+        .await?;
+    let after = crate::timefmt::now_ms();
+    if let Some(skew) = clock_skew(before, server, after) {
+        tracing::warn!(
+            skew_ms = skew,
+            "this node's clock is {:.1} s {} the PostgreSQL server's: nodes sharing a database must keep their clocks in step (NTP), or one may take over another's running deliveries and send them twice",
+            skew.abs() as f64 / 1000.0,
+            if skew > 0 { "ahead of" } else { "behind" }
+        );
+    }
+    Ok(())
+}
+
+/// This node's clock minus the server's (read between `before` and `after` here), when
+/// it is beyond what the read's own round trip can explain plus [`CLOCK_SKEW_WARN_MS`].
+fn clock_skew(before: i64, server: i64, after: i64) -> Option<i64> {
+    let skew = before + (after - before) / 2 - server;
+    (skew.abs() > CLOCK_SKEW_WARN_MS + (after - before) / 2).then_some(skew)
 }
 
 /// The tokens of `ids`, each with its id, in one statement (`read_batch.rs`).
@@ -461,3 +496,21 @@ impl_delivery_store!(crate::store::postgres::PgStore, sqlx::Postgres);
 impl_delivery_record!(crate::store::postgres::PgStore, sqlx::Postgres);
 impl_delivery_log!(crate::store::postgres::PgStore, sqlx::Postgres);
 impl_ui_session_store!(crate::store::postgres::PgStore, sqlx::Postgres);
+
+#[cfg(test)]
+mod tests {
+    use super::clock_skew;
+
+    #[test]
+    fn clock_skew_counts_beyond_a_second_and_the_round_trip() {
+        // In step, or off by less than the margin: nothing to say.
+        assert_eq!(clock_skew(10_000, 10_005, 10_010), None);
+        assert_eq!(clock_skew(10_000, 9_100, 10_000), None);
+        // Ahead of the server by 3 s, behind it by 2 s.
+        assert_eq!(clock_skew(13_000, 10_000, 13_000), Some(3_000));
+        assert_eq!(clock_skew(10_000, 12_000, 10_000), Some(-2_000));
+        // A slow read (2 s round trip) explains up to 1 s more either way.
+        assert_eq!(clock_skew(10_000, 9_500, 12_000), None);
+        assert_eq!(clock_skew(10_000, 8_000, 12_000), Some(3_000));
+    }
+}

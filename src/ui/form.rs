@@ -13,9 +13,22 @@ pub const MAX_FORM: usize = 64 * 1024;
 pub struct FormData(Vec<(String, String)>);
 
 impl FormData {
-    /// Parses a urlencoded body (invalid UTF-8 is replaced, never rejected).
+    /// Parses a urlencoded body (invalid UTF-8 is replaced, never rejected; so is a NUL
+    /// character, which no browser's text box sends and PostgreSQL refuses in text).
     pub fn parse(bytes: &[u8]) -> Self {
-        Self(form_urlencoded::parse(bytes).into_owned().collect())
+        let clean = |s: String| {
+            if s.contains('\0') {
+                s.replace('\0', "\u{FFFD}")
+            } else {
+                s
+            }
+        };
+        Self(
+            form_urlencoded::parse(bytes)
+                .into_owned()
+                .map(|(k, v)| (clean(k), clean(v)))
+                .collect(),
+        )
     }
 
     /// The first value of `key`.
@@ -60,5 +73,13 @@ mod tests {
         assert_eq!(f.all("t").collect::<Vec<_>>(), vec!["X:Y", "Z"]);
         assert!(f.checked("c") && !f.checked("d"));
         assert_eq!(f.text("n"), "x");
+    }
+
+    #[test]
+    fn a_nul_character_is_replaced_like_invalid_utf8() {
+        let f = FormData::parse(b"name=a%00b&k%00=v&bad=%FF");
+        assert_eq!(f.get("name"), Some("a\u{FFFD}b"));
+        assert_eq!(f.get("k\u{FFFD}"), Some("v"));
+        assert_eq!(f.get("bad"), Some("\u{FFFD}"));
     }
 }

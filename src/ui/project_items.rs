@@ -135,10 +135,15 @@ fn item_rows(session: &Session, p: &EntityRow, kind: EntityKind, rows: &[EntityR
 /// The stories and key dates sections of the project page.
 pub async fn sections(state: &AppState, session: &Session, p: &EntityRow) -> UiResult<Markup> {
     let t = session.caller.tenant_id;
-    let stories = state
+    let mut stories = state
         .store
         .list_entities(t, EntityKind::Story, Some(p.id), 0, 500)
         .await?;
+    // Listed in id order; shown in the project's order (`before_id`/`after_id`).
+    stories.sort_by(|a, b| {
+        let pos = |r: &EntityRow| r.position.unwrap_or(f64::MAX);
+        pos(a).total_cmp(&pos(b)).then(a.id.cmp(&b.id))
+    });
     let key_dates = state
         .store
         .list_entities(t, EntityKind::KeyDate, Some(p.id), 0, 500)

@@ -234,7 +234,10 @@ async fn delete_all(
         );
         return Ok(page.into_response());
     }
-    let n = state.store.delete_all_webhooks(session.caller.tenant_id).await?;
-    tracing::info!(tenant = %session.caller.tenant, deleted = n, "all webhooks deleted in the admin UI");
+    let ids = state.store.delete_all_webhooks(session.caller.tenant_id).await?;
+    for id in &ids {
+        state.delivery.forget_webhook(*id);
+    }
+    tracing::info!(tenant = %session.caller.tenant, deleted = ids.len(), "all webhooks deleted in the admin UI");
     Ok(Redirect::to("/admin/webhooks").into_response())
 }

@@ -152,8 +152,9 @@ pub fn parse(form: &super::form::FormData, stored: Option<&WebhookRecord>) -> Su
         if !(name.is_empty() && value.is_empty()) {
             headers.push(HeaderIn {
                 name: name.clone(),
-                // An empty secured box keeps the stored value (draft_from's rule).
-                value: if secured && value.is_empty() {
+                // An empty box keeps the stored secured value (draft_from's rule), also
+                // when "secured" is being unticked: the value then shows again.
+                value: if value.is_empty() && (secured || stored_secured(&name)) {
                     None
                 } else {
                     Some(value.clone())

@@ -880,3 +880,29 @@ rig_test!(
         .await;
     }
 );
+
+rig_test!(
+    retention_cancels_pending_deliveries_of_a_webhook_that_is_gone,
+    &[("HERALD_WORKERS", "false")],
+    |rig: Rig| async move {
+        let hook = rig.webhook("standard", &["Project:Created"], json!({})).await;
+        rig.project("GONE").await;
+        let pending = "SELECT COUNT(*) FROM deliveries WHERE status = 'pending'";
+        assert_eq!(rig.app.db_count(pending).await, 1);
+        // A webhook that exists keeps its pending delivery through retention.
+        rig.app.store.purge_bodies(0).await.unwrap();
+        assert_eq!(rig.app.db_count(pending).await, 1);
+        // Deleted past Herald (as by hand, or by a delete that a change's fan-out raced
+        // on PostgreSQL): its delivery would be pending for ever, never claimed.
+        let gone = format!(
+            "DELETE FROM webhooks WHERE id = '{}' RETURNING CAST(1 AS BIGINT)",
+            id(&hook)
+        );
+        assert_eq!(rig.app.db_count(&gone).await, 1);
+        assert_eq!(rig.app.delivery.run_once().await.unwrap(), 0);
+        rig.app.store.purge_bodies(0).await.unwrap();
+        assert_eq!(rig.app.db_count(pending).await, 0);
+        let cancelled = "SELECT COUNT(*) FROM deliveries WHERE status = 'cancelled'";
+        assert_eq!(rig.app.db_count(cancelled).await, 1);
+    }
+);

@@ -1343,3 +1343,72 @@ async fn a_projects_changes_leave_the_tenant_row_unlocked() {
     assert_eq!(last_locker().await, before, "a change locked the tenant row");
     assert_eq!(events(&app).await.len(), 3);
 }
+
+both!(story_pages_list_every_story_once, |app: TestApp| async move {
+    // Two projects' stories: each project's first story sits at the same position, and
+    // a story moved to the front of its project sorts before older ones.
+    let a = post(&app, "/projects", json!({"key": "PGA", "name": "A"})).await;
+    let b = post(&app, "/projects", json!({"key": "PGB", "name": "B"})).await;
+    let mut ids = Vec::new();
+    for p in [&a, &a, &b, &b] {
+        ids.push(post(&app, "/stories", json!({"project_id": p["id"], "name": "s"})).await["id"].clone());
+    }
+    let front = post(
+        &app,
+        "/stories",
+        json!({"project_id": a["id"], "name": "first", "before_id": ids[0]}),
+    )
+    .await;
+    ids.push(front["id"].clone());
+    let mut seen = Vec::new();
+    let mut after = 0;
+    loop {
+        let r = app
+            .call("GET", &format!("{V1}/stories?limit=2&after={after}"), None)
+            .await;
+        assert_eq!(r.status, 200, "{}", r.text);
+        seen.extend(r.json["data"].as_array().unwrap().iter().map(|s| s["id"].clone()));
+        match r.json["next"].as_i64() {
+            Some(n) => after = n,
+            None => break,
+        }
+    }
+    assert_eq!(seen, ids, "every story once, in id order");
+});
+
+both!(
+    bad_query_strings_methods_and_nul_characters_are_problems,
+    |app: TestApp| async move {
+        for (path, field) in [
+            ("/events?limit=abc", "limit"),
+            ("/stories?after=1.5", "after"),
+            ("/stories?project_id=x", "project_id"),
+            ("/events?type=%00", "type"),
+        ] {
+            let r = app.call("GET", &format!("{V1}{path}"), None).await;
+            r.assert_problem(400, Some(field));
+        }
+        // A route that exists, with a method it does not have.
+        let r = app.call("PUT", &format!("{V1}/events"), Some(json!({}))).await;
+        r.assert_problem(405, None);
+        // PostgreSQL refuses NUL in text: a 422 naming the field on both backends, and
+        // nothing written.
+        let r = app
+            .call(
+                "POST",
+                &format!("{V1}/projects"),
+                Some(json!({"key": "NUL", "name": "a\u{0}b"})),
+            )
+            .await;
+        r.assert_problem(422, Some("name"));
+        let r = app
+            .call(
+                "POST",
+                &format!("{V1}/Webhooks"),
+                Some(json!({"eventTypes": ["Project:Created"], "url": "https://example.com/h", "headers": [{"name": "X-A", "value": "\u{0}"}]})),
+            )
+            .await;
+        r.assert_problem(422, Some("headers[0].value"));
+        assert!(events(&app).await.is_empty());
+    }
+);

@@ -425,6 +425,50 @@ both!(secured_values_are_never_shown_again, |app: TestApp| async move {
     }
 });
 
+both!(the_mask_is_never_stored_as_a_value, |app: TestApp| async move {
+    let body = json!({"url": "https://example.com/hook", "eventTypes": ["Project:Updated"],
+                          "headers": [{"name": "Authorization", "value": "Bearer kept", "secured": true}]});
+    let created = app.call("POST", HOOKS, Some(body)).await;
+    assert_eq!(created.status, 201, "{}", created.text);
+    let one = format!("{HOOKS}/{}", created.json["data"]["id"].as_str().unwrap());
+    // The mask without a stored secured value under that name: nothing to keep.
+    let r = app
+        .call(
+            "PATCH",
+            &one,
+            Some(
+                json!({"headers": [{"name": "Authorization", "value": "********", "secured": true},
+                                        {"name": "X-Other", "value": "********"}]}),
+            ),
+        )
+        .await;
+    r.assert_problem(422, Some("headers[1].value"));
+    // Un-securing with the mask (or without a value) keeps the stored value, shown again.
+    let r = app
+        .call(
+            "PATCH",
+            &one,
+            Some(json!({"headers": [{"name": "Authorization", "value": "********"}]})),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(
+        r.json["data"]["headers"][0],
+        json!({"name": "Authorization", "value": "Bearer kept", "secured": false})
+    );
+    let again = json!({"headers": [{"name": "Authorization", "value": "Bearer two", "secured": true}]});
+    assert_eq!(app.call("PATCH", &one, Some(again)).await.status, 200);
+    let r = app
+        .call(
+            "PATCH",
+            &one,
+            Some(json!({"headers": [{"name": "Authorization", "secured": false}]})),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.json["data"]["headers"][0]["value"], "Bearer two");
+});
+
 both!(
     rotating_the_secret_keeps_the_old_one_for_a_while,
     |app: TestApp| async move {
