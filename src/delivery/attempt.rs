@@ -85,14 +85,15 @@ async fn attempt(inner: &Inner, job: DeliveryJob) -> Endpoint {
         "retry" => log!(tracing::Level::INFO),
         _ => log!(tracing::Level::WARN),
     }
-    // A 410: the lane starts nothing more now, and its queued jobs are given back in the
-    // batch that writes the record disabling the webhook, after it. Given back on their
+    // A 410: the lane starts nothing more now (nor takes new jobs until that record is
+    // written), and its queued jobs are given back in the batch that writes the record
+    // disabling the webhook, after it. Given back on their
     // own (releases do not wait for room, records do), they could be written first,
     // claimed again while the webhook was still enabled, sent, answered 410 and failed
     // for good instead of waiting for the webhook to be enabled again.
     let mut dropped = Vec::new();
     if decision.disable_webhook {
-        let jobs = inner.signals.lanes.drop_webhook(job.target.webhook_id);
+        let jobs = inner.signals.lanes.drop_gone(job.target.webhook_id);
         dropped.extend(jobs.into_iter().map(|j| (j.id, j.lease.token)));
     }
     let record = outcome::record(&job, sent, &decision);

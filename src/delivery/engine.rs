@@ -65,6 +65,7 @@ impl Written for Signals {
             let mut leases = Vec::new();
             for w in disabled {
                 tracing::warn!(webhook_id = %w, "webhook disabled");
+                self.lanes.forget_gone(*w);
                 leases.extend(
                     self.lanes
                         .drop_webhook(*w)
@@ -345,6 +346,7 @@ impl DeliveryEngine {
 
     /// Drops queued jobs of a deleted or disabled webhook and gives their leases back.
     pub fn forget_webhook(&self, webhook_id: Uuid) {
+        self.inner.signals.lanes.forget_gone(webhook_id);
         for j in self.inner.signals.lanes.drop_webhook(webhook_id) {
             self.inner.recorder.release(j.id, j.lease.token);
         }
@@ -399,9 +401,24 @@ impl DeliveryEngine {
         let mut leases: Vec<(Uuid, String)> =
             lanes.close().into_iter().map(|j| (j.id, j.lease.token)).collect();
         if tokio::time::timeout(grace, lanes.none_running()).await.is_err() {
-            leases.extend(lanes.running_leases());
+            let cut = lanes.running_leases();
             i.hard_stop.cancel();
             let _ = tokio::time::timeout(Duration::from_secs(1), lanes.none_running()).await;
+            // Attempts cut off mid-send end at once without a record: their leases go back.
+            // One still running has sent and waits for room among the unwritten records;
+            // giving its lease back now would let the flush below miss its record, the
+            // row be sent again and its outcome (even a success) be dropped. Its lease
+            // expires instead. Attempts that finished queued their records before
+            // finishing, so the flush writes them before any lease goes back.
+            let still: std::collections::HashSet<Uuid> =
+                lanes.running_leases().into_iter().map(|(id, _)| id).collect();
+            if !still.is_empty() {
+                tracing::warn!(
+                    attempts = still.len(),
+                    "attempts still being recorded at shutdown; their leases will expire"
+                );
+            }
+            leases.extend(cut.into_iter().filter(|(id, _)| !still.contains(id)));
         }
         i.recorder.flush().await;
         leases.extend(i.store.hub().take_orphans());

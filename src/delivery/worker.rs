@@ -24,6 +24,7 @@
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
 use tokio::sync::Notify;
 use uuid::Uuid;
@@ -143,9 +144,24 @@ struct State {
     /// A lane stopped being [`Lane::skipped`] since the last claim read its filters: a
     /// claim that found nothing but skipped lanes should look again.
     unskipped: bool,
+    /// Webhooks whose endpoint answered 410 Gone, until the record disabling them is
+    /// written ([`Lanes::forget_gone`]) or [`GONE_HOLD`] passes: their jobs are given back
+    /// rather than started (each would get 410 and fail for good, where they should wait
+    /// for the webhook to be enabled again) and claims leave them out.
+    gone: HashMap<Uuid, Instant>,
 }
 
+/// Longest a 410's mark holds a webhook's jobs back ([`State::gone`]) while the record
+/// disabling it waits to be written: a write that failed for good must not hold them for
+/// ever.
+const GONE_HOLD: Duration = Duration::from_secs(60);
+
 impl State {
+    /// Whether `webhook` answered 410 Gone and is not disabled in the database yet.
+    fn is_gone(&self, webhook: &Uuid) -> bool {
+        self.gone.get(webhook).is_some_and(|at| at.elapsed() < GONE_HOLD)
+    }
+
     /// Attempts `webhook`'s lane may run at once.
     fn cap(&self, webhook: &Uuid, per_webhook: usize) -> usize {
         if self.silent.contains(webhook) {
@@ -226,6 +242,10 @@ impl Lanes {
         };
         for job in jobs {
             let w = job.target.webhook_id;
+            if s.is_gone(&w) {
+                given_back.push(job);
+                continue;
+            }
             let cap = s.cap(&w, self.per_webhook);
             let lane = s.lanes.entry(w).or_default();
             if lane.queue.len() >= limit {
@@ -369,6 +389,22 @@ impl Lanes {
         }
     }
 
+    /// As [`Lanes::drop_webhook`] for a webhook whose endpoint answered 410 Gone: until
+    /// the record disabling it is written ([`Lanes::forget_gone`]), its new jobs are given
+    /// back as they come and claims leave it out.
+    pub fn drop_gone(&self, webhook: Uuid) -> Vec<DeliveryJob> {
+        self.lock().gone.insert(webhook, Instant::now());
+        self.drop_webhook(webhook)
+    }
+
+    /// Ends [`Lanes::drop_gone`]'s hold: the webhook is disabled in the database now (or
+    /// deleted), so neither fan-out nor claims bring its jobs any more.
+    pub fn forget_gone(&self, webhook: Uuid) {
+        let mut s = self.lock();
+        s.gone.remove(&webhook);
+        s.gone.retain(|_, at| at.elapsed() < GONE_HOLD);
+    }
+
     /// Removes a webhook's queued jobs (it was disabled or deleted); returns them.
     pub fn drop_webhook(&self, webhook: Uuid) -> Vec<DeliveryJob> {
         let mut s = self.lock();
@@ -500,6 +536,7 @@ impl Lanes {
             .iter()
             .filter(|(w, l)| s.skips(w, l, self.per_webhook))
             .map(|(w, _)| *w)
+            .chain(s.gone.keys().filter(|w| s.is_gone(w)).copied())
             .collect();
         let one_each = s
             .silent

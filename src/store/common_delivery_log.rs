@@ -17,6 +17,26 @@ pub(crate) const QUEUE_STATS_SQL: &str =
 /// (`delivery_bodies`). Retention clears both.
 pub(crate) const HAS_BODY: &str = "(body IS NOT NULL OR body_format IS NOT NULL)";
 
+/// The condition "no pending delivery names this shared body" on `delivery_bodies`. Pending
+/// rows are read in two halves, one per partial index (as in [`QUEUE_STATS_SQL`]). SQLite
+/// gets `NOT IN`, which it evaluates once into a temporary index (a correlated `NOT
+/// EXISTS` would scan the pending rows once per body); PostgreSQL gets `NOT EXISTS`, an
+/// anti-join (its `NOT IN` over more rows than `work_mem` holds rescans them per body).
+pub(crate) fn unnamed_by_pending(single_writer: bool) -> &'static str {
+    if single_writer {
+        "(event_seq, format) NOT IN (\
+         SELECT event_seq, body_format FROM deliveries WHERE status = 'pending' AND lease_until IS NULL AND body_format IS NOT NULL \
+         UNION ALL \
+         SELECT event_seq, body_format FROM deliveries WHERE status = 'pending' AND lease_until IS NOT NULL AND body_format IS NOT NULL)"
+    } else {
+        "NOT EXISTS (SELECT 1 FROM (\
+         SELECT event_seq, body_format FROM deliveries WHERE status = 'pending' AND lease_until IS NULL \
+         UNION ALL \
+         SELECT event_seq, body_format FROM deliveries WHERE status = 'pending' AND lease_until IS NOT NULL) AS p \
+         WHERE p.event_seq = delivery_bodies.event_seq AND p.body_format = delivery_bodies.format)"
+    }
+}
+
 /// Expands the delivery-log functions for one backend.
 macro_rules! impl_delivery_log {
     ($store:ty, $db:ty) => {
@@ -296,6 +316,19 @@ macro_rules! impl_delivery_log {
                     "DELETE FROM delivery_bodies WHERE event_seq < COALESCE(\
                      (SELECT MIN(event_seq) FROM deliveries WHERE body_format IS NOT NULL), 9223372036854775807)",
                 )
+                .execute(&mut *s.writer.acquire().await?).await?;
+                // That minimum stops at the oldest event a pending delivery names, and a
+                // disabled webhook's deliveries stay pending until it is enabled again (or
+                // deleted): with one such webhook, no shared body would ever go again.
+                // Bodies older than the cutoff and older than every finished delivery that
+                // still shows its body go too when no pending delivery names them.
+                sqlx::query::<Db>(&format!(
+                    "DELETE FROM delivery_bodies WHERE created_at < $1 AND event_seq < COALESCE(\
+                     (SELECT MIN(event_seq) FROM deliveries WHERE body_format IS NOT NULL AND status <> 'pending'), \
+                     9223372036854775807) AND {}",
+                    crate::store::common_delivery_log::unnamed_by_pending(<$store>::SINGLE_WRITER)
+                ))
+                .bind(cutoff)
                 .execute(&mut *s.writer.acquire().await?).await?;
                 Ok(a + d)
             }

@@ -906,3 +906,58 @@ rig_test!(
         assert_eq!(rig.app.db_count(cancelled).await, 1);
     }
 );
+
+rig_test!(
+    a_disabled_webhooks_pending_deliveries_keep_only_their_own_bodies,
+    &[("HERALD_WORKERS", "false")],
+    |rig: Rig| async move {
+        let paused = rig.webhook("standard", &["Project:Created"], json!({})).await;
+        let _live = rig.webhook("standard", &["Project:Created"], json!({})).await;
+        rig.project("KEEP1").await;
+        let r = rig
+            .app
+            .call(
+                "PATCH",
+                &format!("/@default/v1/Webhooks/{}", id(&paused)),
+                Some(json!({"enabled": false})),
+            )
+            .await;
+        assert_eq!(r.status, 200, "{}", r.text);
+        assert_eq!(
+            rig.app.delivery.run_once().await.unwrap(),
+            1,
+            "the live webhook's"
+        );
+        rig.project("KEEP2").await;
+        rig.project("KEEP3").await;
+        assert_eq!(rig.app.delivery.run_once().await.unwrap(), 2);
+        let shared = "SELECT COUNT(*) FROM delivery_bodies";
+        assert_eq!(rig.app.db_count(shared).await, 3);
+        // Past retention: the paused webhook's pending delivery keeps the first event's
+        // body, and only that one (its oldest pending delivery held back every later body).
+        rig.app
+            .store
+            .purge_bodies(herald::timefmt::now_ms() + 1000)
+            .await
+            .unwrap();
+        assert_eq!(rig.app.db_count(shared).await, 1);
+        let pending = rig.deliveries(&paused).await.remove(0);
+        let body = rig.delivery(&id(&pending)).await["body"].clone();
+        assert!(body.as_str().is_some_and(|b| b.contains("KEEP1")), "{body}");
+        // Enabled again, it is delivered as it was.
+        let r = rig
+            .app
+            .call(
+                "PATCH",
+                &format!("/@default/v1/Webhooks/{}", id(&paused)),
+                Some(json!({"enabled": true})),
+            )
+            .await;
+        assert_eq!(r.status, 200, "{}", r.text);
+        assert_eq!(rig.app.delivery.run_once().await.unwrap(), 1);
+        let sent = rig.rx.requests();
+        assert!(std::str::from_utf8(&sent.last().unwrap().body)
+            .unwrap()
+            .contains("KEEP1"));
+    }
+);

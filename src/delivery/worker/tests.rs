@@ -148,6 +148,32 @@ fn dropping_a_webhook_returns_its_queue() {
 }
 
 #[test]
+fn after_a_410_the_webhooks_new_jobs_are_given_back_until_its_disable_is_written() {
+    let lanes = Lanes::new(2, 8);
+    let (gone, other) = (target(), target());
+    let (started, _) = lanes.push(jobs(&gone, 3));
+    assert_eq!(started.len(), 2);
+    // The first attempt answered 410: its queue goes back with the disabling record.
+    assert_eq!(lanes.drop_gone(gone.webhook_id).len(), 1);
+    // Fan-out and claims bring more before that record is written: none start, and
+    // claims leave the webhook out; other webhooks go on.
+    let (started_now, given_back) = lanes.push_claimed(jobs(&gone, 2));
+    assert!(started_now.is_empty());
+    assert_eq!(given_back.len(), 2);
+    let (started_now, given_back) = lanes.push(jobs(&other, 1));
+    assert_eq!((started_now.len(), given_back.len()), (1, 0));
+    assert_eq!(lanes.claim_filters().0, vec![gone.webhook_id]);
+    // Written (the webhook is disabled in the database): the hold ends. Enabled again
+    // later, its jobs start as before.
+    lanes.forget_gone(gone.webhook_id);
+    assert!(lanes.claim_filters().0.is_empty());
+    lanes.finish(gone.webhook_id, started[0].id, Endpoint::Answered);
+    lanes.finish(gone.webhook_id, started[1].id, Endpoint::Answered);
+    let (started_now, given_back) = lanes.push(jobs(&gone, 1));
+    assert_eq!((started_now.len(), given_back.len()), (1, 0));
+}
+
+#[test]
 fn a_full_lane_gives_new_jobs_back_and_other_lanes_still_queue() {
     let lanes = Lanes::new(1, 1);
     let (dead, other) = (target(), Arc::new(TargetRow::example()));
