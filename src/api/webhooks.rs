@@ -312,6 +312,15 @@ pub(crate) fn draft_from(
 /// Validates a draft and seals secured header values.
 pub(crate) fn config_from(state: &AppState, draft: WebhookDraft) -> ApiResult<WebhookConfig> {
     let spec = webhook::validate(draft).map_err(ApiError::Validation)?;
+    // A host that is an address the delivery guard refuses would fail every attempt (as
+    // `refused`, never retried): say so now. Host names are checked when they resolve.
+    let policy = crate::delivery::ssrf::Policy::new(state.settings.allowed_target_networks.clone());
+    if let Err(refusal) = crate::delivery::client::check_url(spec.url.url(), &policy) {
+        return Err(ApiError::field(
+            "url",
+            format!("url: the target is refused by policy: {refusal}"),
+        ));
+    }
     let headers = spec
         .headers
         .into_iter()

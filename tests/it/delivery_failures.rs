@@ -228,16 +228,17 @@ rig_test!(
     }
 );
 
-// Every refused category, end to end: the attempt is recorded with the reason and never
+// Every refused category: an address written in the URL is refused when the webhook is
+// created or changed (its every attempt would be); a host name resolving to one is
+// refused at connect time, end to end: the attempt is recorded with the reason and never
 // retried, and nothing is connected to.
 rig_test!(
     the_ssrf_guard_refuses_private_targets,
     &[("HERALD_ALLOWED_TARGET_NETWORKS", "")],
     |rig: Rig| async move {
         let port = rig.rx.addr().port();
-        let cases = [
+        let literals = [
             (format!("https://127.0.0.1:{port}/hook"), "loopback"),
-            (format!("https://localhost:{port}/hook"), "loopback"),
             ("https://10.1.2.3/hook".to_owned(), "private"),
             ("https://192.168.0.10/hook".to_owned(), "private"),
             ("https://169.254.169.254/latest/meta-data/".to_owned(), "metadata"),
@@ -247,30 +248,45 @@ rig_test!(
             ("https://[::ffff:10.0.0.1]/hook".to_owned(), "IPv4-mapped"),
             ("https://0.0.0.0/hook".to_owned(), "unspecified"),
         ];
-        let mut hooks = Vec::new();
-        for (url, _) in &cases {
-            hooks.push(
-                rig.webhook_to(url, "standard", &["Project:Created"], json!({}))
-                    .await,
-            );
-        }
-        rig.project("SSRF").await;
-        for ((url, category), hook) in cases.iter().zip(&hooks) {
-            let d = only_delivery(&rig, hook).await;
-            assert_eq!(d["status"], "failed", "{url}");
-            let attempts = d["attempts"].as_array().unwrap();
-            assert_eq!(attempts.len(), 1, "{url}: refused targets are not retried");
-            assert_eq!(attempts[0]["errorKind"], "refused", "{url}");
-            let error = attempts[0]["error"].as_str().unwrap();
+        for (url, category) in &literals {
+            let body = json!({"url": url, "format": "standard", "eventTypes": ["Project:Created"]});
+            let r = rig.app.call("POST", &format!("{V1}/Webhooks"), Some(body)).await;
+            r.assert_problem(422, Some("url"));
+            let detail = r.json["detail"].as_str().unwrap();
             assert!(
-                error.contains("refused by policy") && error.contains(category),
-                "{url}: {error}"
+                detail.contains("refused by policy") && detail.contains(category),
+                "{url}: {detail}"
             );
         }
+        let url = format!("https://localhost:{port}/hook");
+        let hook = rig
+            .webhook_to(&url, "standard", &["Project:Created"], json!({}))
+            .await;
+        // Changing a webhook's URL to such an address is refused the same way.
+        let r = rig
+            .app
+            .call(
+                "PATCH",
+                &format!("{V1}/Webhooks/{}", id(&hook)),
+                Some(json!({"url": "https://10.0.0.1/hook"})),
+            )
+            .await;
+        r.assert_problem(422, Some("url"));
+        rig.project("SSRF").await;
+        let d = only_delivery(&rig, &hook).await;
+        assert_eq!(d["status"], "failed", "{url}");
+        let attempts = d["attempts"].as_array().unwrap();
+        assert_eq!(attempts.len(), 1, "{url}: refused targets are not retried");
+        assert_eq!(attempts[0]["errorKind"], "refused", "{url}");
+        let error = attempts[0]["error"].as_str().unwrap();
+        assert!(
+            error.contains("refused by policy") && error.contains("loopback"),
+            "{url}: {error}"
+        );
         assert_eq!(rig.rx.connections(), 0, "nothing connected to the receiver");
         let listing = rig
             .app
-            .call("GET", &format!("{V1}/Webhooks/{}", id(&hooks[0])), None)
+            .call("GET", &format!("{V1}/Webhooks/{}", id(&hook)), None)
             .await;
         assert_eq!(listing.json["data"]["lastExecution"]["status"], "ERROR");
     }
