@@ -243,6 +243,7 @@ pub async fn ingest(
             .filter(|ms| (0..=253_402_300_799_999).contains(ms))
             .ok_or_else(|| ApiError::field("occurredAt", "occurredAt must be epoch ms or RFC 3339"))?,
         Some(Value::String(s)) => parse_rfc3339_ms(s)
+            .filter(|ms| *ms >= 0)
             .ok_or_else(|| ApiError::field("occurredAt", "occurredAt must be epoch ms or RFC 3339"))?,
         Some(_) => {
             return Err(ApiError::field(
@@ -255,7 +256,7 @@ pub async fn ingest(
         if k.is_empty() || k.len() > 200 {
             return Err(ApiError::field(
                 "idempotencyKey",
-                "idempotencyKey must be 1-200 characters",
+                "idempotencyKey must be 1-200 bytes of UTF-8",
             ));
         }
     }
@@ -267,8 +268,14 @@ pub async fn ingest(
         .await
         .map_err(|e| match e {
             crate::store::StoreError::Invalid(mut v) => {
+                // Named after where the actor came from: the body or the header.
+                let source = if i.actor.is_some() {
+                    "actor"
+                } else {
+                    "Herald-Acting-User"
+                };
                 for f in &mut v {
-                    f.field = "actor".into();
+                    f.field = source.into();
                 }
                 ApiError::Validation(v)
             }
@@ -298,16 +305,14 @@ pub async fn ingest(
         before.as_ref().unwrap_or(&empty),
         after.as_ref().unwrap_or(&empty),
     );
+    if i.project_version.is_some_and(|v| v < 1) {
+        return Err(ApiError::Validation(vec![FieldError::new(
+            "projectVersion",
+            "projectVersion must be positive",
+        )]));
+    }
     if action == Action::Updated && changed.is_empty() {
         return Ok((StatusCode::OK, Json(EventEnvelope { data: None })).into_response());
-    }
-    if let (Some(v), Some(_)) = (i.project_version, &project) {
-        if v < 1 {
-            return Err(ApiError::Validation(vec![FieldError::new(
-                "projectVersion",
-                "projectVersion must be positive",
-            )]));
-        }
     }
     let event = Event {
         seq: 0,

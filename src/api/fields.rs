@@ -214,11 +214,16 @@ pub async fn update(
             "a field's type cannot change; create a new field instead",
         ));
     }
-    if cur.system && (i.name.is_some() || i.formula.is_some()) {
-        return Err(ApiError::field(
-            "name",
-            "system fields keep their name; only their options can change",
-        ));
+    if cur.system {
+        if let Some(sent) = [("name", i.name.is_some()), ("formula", i.formula.is_some())]
+            .into_iter()
+            .find_map(|(f, sent)| sent.then_some(f))
+        {
+            return Err(ApiError::field(
+                sent,
+                format!("system fields keep their {sent}; only their options can change"),
+            ));
+        }
     }
     let formula = match i.formula.as_deref() {
         Some(src) => parse_formula(Some(src))?,
@@ -249,7 +254,18 @@ pub async fn update(
     for d in defs.iter_mut().filter(|d| d.id == cur.id) {
         *d = next.clone();
     }
-    check_formulas(&defs)?;
+    check_formulas(&defs).map_err(|e| match e {
+        // Only the name was sent: the rename is what broke a formula (another field's
+        // formula names this one).
+        ApiError::Validation(mut errs) if i.formula.is_none() => {
+            for err in &mut errs {
+                err.field = "name".into();
+                err.message = format!("renaming breaks a formula: {}", err.message);
+            }
+            ApiError::Validation(errs)
+        }
+        e => e,
+    })?;
     if !state.store.update_field(t, &next, now_ms()).await? {
         return Err(ApiError::NotFound("field"));
     }

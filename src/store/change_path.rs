@@ -248,11 +248,16 @@ pub(crate) async fn apply<O: ChangeOps>(
         ChangeOp::Create { parent } => {
             let allowed = allowed_parents(req.kind);
             let p = match parent {
-                Some((k, id)) if allowed.contains(k) => Some(
-                    fetch(ops, t, *k, *id)
-                        .await?
-                        .ok_or(StoreError::NotFound(k.as_str()))?,
-                ),
+                // A parent that does not exist is a bad value in the request body (422
+                // naming it), not a missing resource (404: the URL was fine).
+                Some((k, id)) if allowed.contains(k) => {
+                    Some(fetch(ops, t, *k, *id).await?.ok_or_else(|| {
+                        StoreError::Invalid(vec![FieldError::new(
+                            format!("{}_id", k.as_str()),
+                            format!("no {} {id} in this tenant", k.as_str()),
+                        )])
+                    })?)
+                }
                 None if allowed.is_empty() => None,
                 _ => {
                     let names: Vec<_> = allowed.iter().map(|k| k.as_str()).collect();

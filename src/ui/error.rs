@@ -34,6 +34,10 @@ pub enum UiError {
     /// The request conflicts with the current state (e.g. the webhook cap).
     #[error("{0}")]
     Conflict(String),
+    /// The database is saturated (no connection came free in time): nothing was changed,
+    /// and the same request can be sent again in a moment.
+    #[error("Herald is busy")]
+    Busy,
     /// Something failed inside Herald; the cause is logged, not shown.
     #[error("internal error")]
     Internal(#[from] anyhow::Error),
@@ -50,6 +54,7 @@ impl From<ApiError> for UiError {
             ApiError::NotFound(what) => Self::NotFound(what),
             ApiError::Conflict(m) => Self::Conflict(m),
             ApiError::Internal(e) => Self::Internal(e),
+            ApiError::Busy => Self::Busy,
             other => Self::BadRequest(other.to_string()),
         }
     }
@@ -88,6 +93,11 @@ impl IntoResponse for UiError {
             ),
             Self::BadRequest(_) => (StatusCode::BAD_REQUEST, "Bad request", "Nothing was changed."),
             Self::Conflict(_) => (StatusCode::CONFLICT, "Cannot do that now", "Nothing was changed."),
+            Self::Busy => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Busy",
+                "Nothing was changed. Try again in a moment.",
+            ),
             Self::Internal(e) => {
                 tracing::error!(error = format!("{e:#}"), "admin UI request failed");
                 (
@@ -110,7 +120,13 @@ impl IntoResponse for UiError {
                 p { a href="/admin/webhooks" { "Back to webhooks" } }
             },
         );
-        (status, [(header::CACHE_CONTROL, "no-store")], body).into_response()
+        let mut response = (status, [(header::CACHE_CONTROL, "no-store")], body).into_response();
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
+        }
+        response
     }
 }
 
@@ -125,4 +141,19 @@ fn capitalise(s: &str) -> String {
 /// Percent-encodes a query value.
 pub fn urlencode(s: &str) -> String {
     form_urlencoded::byte_serialize(s.as_bytes()).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_saturated_database_is_a_503_to_retry_not_a_bad_request() {
+        let r = UiError::from(ApiError::Busy).into_response();
+        assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(r.headers()[header::RETRY_AFTER], "1");
+        let r = UiError::from(ApiError::MalformedJson("x".into())).into_response();
+        assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+        assert!(!r.headers().contains_key(header::RETRY_AFTER));
+    }
 }

@@ -324,7 +324,8 @@ both!(
                 Some(json!({"project_id": 424242, "name": "s"})),
             )
             .await;
-        r.assert_problem(404, None);
+        // The URL was fine; the body names a project that does not exist.
+        r.assert_problem(422, Some("project_id"));
         assert_eq!(
             events(&app).await.len(),
             1,
@@ -547,6 +548,31 @@ both!(fields_api_rules, |app: TestApp| async move {
     )
     .await
     .assert_problem(422, Some("type"));
+    // Each refusal names what was sent: renaming a field another formula reads, a
+    // system field's formula.
+    let r = app
+        .call(
+            "PATCH",
+            &format!("{V1}/fields/{}", a["id"]),
+            Some(json!({"name": "A2"})),
+        )
+        .await;
+    r.assert_problem(422, Some("name"));
+    assert!(r.text.contains("renaming breaks a formula"), "{}", r.text);
+    app.call(
+        "PATCH",
+        &format!("{V1}/fields/1"),
+        Some(json!({"formula": "1 + 1"})),
+    )
+    .await
+    .assert_problem(422, Some("formula"));
+    app.call(
+        "PATCH",
+        &format!("{V1}/fields/1"),
+        Some(json!({"name": "Renamed"})),
+    )
+    .await
+    .assert_problem(422, Some("name"));
     assert_eq!(
         app.call("DELETE", &format!("{V1}/fields/{}", f["id"]), None)
             .await
@@ -612,11 +638,37 @@ both!(ingest_is_validated_and_idempotent, |app: TestApp| async move {
             "entity.kind",
         ),
         (json!({"entity": {"kind": "task"}, "after": {}}), "entity.id"),
+        (
+            json!({"entity": {"kind": "task", "id": 1}, "after": {}, "occurredAt": "1969-12-31T23:59:59Z"}),
+            "occurredAt",
+        ),
+        // Checked whether or not a project is named, and on a change that changes nothing.
+        (
+            json!({"entity": {"kind": "task", "id": 1}, "after": {}, "projectVersion": -5}),
+            "projectVersion",
+        ),
+        (
+            json!({"entity": {"kind": "idea", "id": 1}, "before": {"stage": 1}, "after": {"stage": 1}, "projectVersion": 0}),
+            "projectVersion",
+        ),
     ] {
         app.call("POST", &format!("{V1}/events"), Some(b))
             .await
             .assert_problem(422, Some(field));
     }
+    // An actor named by the header is reported as the header.
+    let r = app
+        .client
+        .post(app.url(&format!("{V1}/events")))
+        .bearer_auth(app.token("default", "relay", "events:write").await)
+        .header("Herald-Acting-User", "ghost")
+        .json(&json!({"entity": {"kind": "task", "id": 1}, "after": {}}))
+        .send()
+        .await
+        .unwrap();
+    crate::support::app::Resp::from(r)
+        .await
+        .assert_problem(422, Some("Herald-Acting-User"));
     let reader = app.token("default", "r", "webhooks:read").await;
     app.call_as(&reader, "POST", &format!("{V1}/events"), Some(json!({})))
         .await
