@@ -201,7 +201,9 @@ impl DeliveryEngine {
                 Arc::clone(&self.inner.signals.wake),
                 stop.clone(),
             );
-            tokio::spawn(async move { store.listen_for_work(wake, stop).await })
+            let engine = self.clone();
+            let forget: crate::store::ForgetWebhook = Arc::new(move |id| engine.forget_webhook(id));
+            tokio::spawn(async move { store.listen_for_work(wake, forget, stop).await })
         };
         let retention = tokio::spawn(retention_loop(self.clone(), stop.clone()));
         let engine = self.clone();

@@ -318,11 +318,14 @@ macro_rules! impl_common_store {
                     .fetch_all(&mut *tx)
                     .await?;
                     super::delivery_impl::cancel_pending(&mut tx, tenant_id, id).await?;
+                    let ids = ids
+                        .iter()
+                        .map(|i| Uuid::parse_str(i).map_err(|_| crate::store::common::corrupt("webhooks.id", i)))
+                        .collect::<StoreResult<Vec<Uuid>>>()?;
+                    self.notify_forget(&mut tx, &ids).await?;
                     self.forget_subscribers();
                     tx.commit().await?;
-                    ids.iter()
-                        .map(|i| Uuid::parse_str(i).map_err(|_| crate::store::common::corrupt("webhooks.id", i)))
-                        .collect()
+                    Ok(ids)
                 }
             }
 
@@ -423,6 +426,10 @@ macro_rules! impl_common_store {
                     .bind(now)
                     .fetch_optional(&mut *tx)
                     .await?;
+                    if row.is_some() && !c.enabled {
+                        // Other nodes drop its queued jobs, as this one's caller does.
+                        self.notify_forget(&mut tx, &[id]).await?;
+                    }
                     self.forget_subscribers();
                     tx.commit().await?;
                     row.as_ref().map(webhook_from_row).transpose()

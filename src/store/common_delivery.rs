@@ -290,8 +290,13 @@ macro_rules! impl_delivery_store {
                     Ok(())
                 }
 
-                async fn listen_for_work(&self, wake: Arc<tokio::sync::Notify>, stop: tokio_util::sync::CancellationToken) {
-                    self.listen(wake, stop).await
+                async fn listen_for_work(
+                    &self,
+                    wake: Arc<tokio::sync::Notify>,
+                    forget: crate::store::ForgetWebhook,
+                    stop: tokio_util::sync::CancellationToken,
+                ) {
+                    self.listen(wake, forget, stop).await
                 }
 
                 async fn list_deliveries(&self, tenant_id: i64, webhook_id: Option<Uuid>, f: &DeliveryFilter) -> StoreResult<Vec<DeliverySummary>> {

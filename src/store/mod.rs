@@ -86,6 +86,10 @@ pub enum StoreError {
 /// Result alias for the store layer.
 pub type StoreResult<T> = Result<T, StoreError>;
 
+/// What a node does with a webhook another node deleted or disabled: drop its queued
+/// jobs ([`Store::listen_for_work`]).
+pub type ForgetWebhook = Arc<dyn Fn(Uuid) + Send + Sync>;
+
 /// Tenants and their users.
 #[async_trait]
 pub trait TenantStore: Send + Sync {
@@ -273,11 +277,13 @@ pub trait DeliveryStore: Send + Sync {
     /// over (SQLite's writer task hands them over after its batch's commit; elsewhere
     /// the committing task does it right away, and this returns at once).
     async fn settle_hand_offs(&self) -> StoreResult<()>;
-    /// Wakes `wake` whenever another process creates claimable work, until `stop` (PostgreSQL
+    /// Wakes `wake` whenever another process creates claimable work, and calls `forget`
+    /// with each webhook another process deleted or disabled, until `stop` (PostgreSQL
     /// `LISTEN`; returns at once on SQLite, whose only writer is this process).
     async fn listen_for_work(
         &self,
         wake: Arc<tokio::sync::Notify>,
+        forget: ForgetWebhook,
         stop: tokio_util::sync::CancellationToken,
     );
     /// The delivery log, newest first.

@@ -204,6 +204,16 @@ impl PgStore {
     }
 }
 
+/// Payload prefix of a notification naming a webhook whose queued jobs go.
+const FORGET_PREFIX: &str = "forget:";
+
+/// The webhook a `forget:` notification names; `None` for a work notification.
+fn forgotten(payload: &str) -> Option<uuid::Uuid> {
+    payload
+        .strip_prefix(FORGET_PREFIX)
+        .and_then(|id| uuid::Uuid::parse_str(id).ok())
+}
+
 /// How far a node's clock may be from the database's before it says so at start.
 const CLOCK_SKEW_WARN_MS: i64 = 1_000;
 
@@ -425,6 +435,27 @@ impl PgStore {
         Ok(())
     }
 
+    /// Tells every node (this one included) to drop its queued jobs of `ids` (deleted or
+    /// disabled), as the node that changed them does itself; delivered when the caller's
+    /// transaction commits. Why: another node's queued jobs carry leases and would still
+    /// be sent, for up to a lease, to a webhook that no longer wants them.
+    pub(crate) async fn notify_forget(
+        &self,
+        c: &mut sqlx::PgConnection,
+        ids: &[uuid::Uuid],
+    ) -> StoreResult<()> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let ids: Vec<String> = ids.iter().map(|id| format!("{FORGET_PREFIX}{id}")).collect();
+        sqlx::query("SELECT pg_notify($1, x) FROM unnest($2::text[]) AS x")
+            .bind(&self.channel)
+            .bind(ids)
+            .execute(c)
+            .await?;
+        Ok(())
+    }
+
     /// Token-read statements this store has run, alone or batched: with the reads made,
     /// what batching saved (`read_batch.rs`). For tests and diagnostics.
     #[doc(hidden)]
@@ -439,8 +470,14 @@ impl PgStore {
     }
 
     /// `LISTEN`s on the work channel and wakes `wake` on every notification (and after
-    /// every reconnect, in case one was missed) until `stop`.
-    pub(crate) async fn listen(&self, wake: Arc<tokio::sync::Notify>, stop: CancellationToken) {
+    /// every reconnect, in case one was missed) until `stop`; a `forget:<webhook id>`
+    /// notification ([`PgStore::notify_forget`]) calls `forget` instead.
+    pub(crate) async fn listen(
+        &self,
+        wake: Arc<tokio::sync::Notify>,
+        forget: super::ForgetWebhook,
+        stop: CancellationToken,
+    ) {
         while !stop.is_cancelled() {
             let mut listener = match PgListener::connect_with(&self.pool).await {
                 Ok(l) => l,
@@ -461,7 +498,10 @@ impl PgStore {
                 tokio::select! {
                     () = stop.cancelled() => return,
                     n = listener.try_recv() => match n {
-                        Ok(Some(_)) => wake.notify_one(),
+                        Ok(Some(n)) => match forgotten(n.payload()) {
+                            Some(id) => forget(id),
+                            None => wake.notify_one(),
+                        },
                         // The connection dropped; reconnect (and wake, in case we missed one).
                         Ok(None) => wake.notify_one(),
                         Err(e) => {
@@ -499,7 +539,15 @@ impl_ui_session_store!(crate::store::postgres::PgStore, sqlx::Postgres);
 
 #[cfg(test)]
 mod tests {
-    use super::clock_skew;
+    use super::{clock_skew, forgotten};
+
+    #[test]
+    fn forget_notifications_name_a_webhook_and_others_are_work() {
+        let id = uuid::Uuid::new_v4();
+        assert_eq!(forgotten(&format!("forget:{id}")), Some(id));
+        assert_eq!(forgotten(""), None);
+        assert_eq!(forgotten("forget:nope"), None);
+    }
 
     #[test]
     fn clock_skew_counts_beyond_a_second_and_the_round_trip() {

@@ -285,8 +285,24 @@ impl SqliteStore {
         self.inline.token(id)
     }
 
+    /// Nothing to tell: this process is the only one working on the file, and the API
+    /// that deleted or disabled the webhook dropped its queued jobs itself.
+    pub(crate) async fn notify_forget(
+        &self,
+        _: &mut sqlx::SqliteConnection,
+        _: &[uuid::Uuid],
+    ) -> StoreResult<()> {
+        Ok(())
+    }
+
     /// No cross-process notifications on SQLite; returns at once (workers poll).
-    pub(crate) async fn listen(&self, _: Arc<tokio::sync::Notify>, _: tokio_util::sync::CancellationToken) {}
+    pub(crate) async fn listen(
+        &self,
+        _: Arc<tokio::sync::Notify>,
+        _: super::ForgetWebhook,
+        _: tokio_util::sync::CancellationToken,
+    ) {
+    }
 }
 
 mod inline_reads;

@@ -961,3 +961,38 @@ rig_test!(
             .contains("KEEP1"));
     }
 );
+
+/// On PostgreSQL, deleting a webhook on one node drops the jobs another node has queued
+/// for it (a `NOTIFY`), instead of that node sending them for up to a lease.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_webhook_deleted_on_one_node_is_not_sent_by_another() {
+    let env = [("HERALD_PER_WEBHOOK_CONCURRENCY", "1")];
+    let Some(rig) = rig(Backend::Postgres, &env).await else {
+        return;
+    };
+    rig.rx
+        .reply_with(Reply::status(200).delay(Duration::from_millis(400)));
+    let hook = rig.webhook("standard", &["Project:Created"], json!({})).await;
+    let b = rig.app.join().await;
+    // Changes through node B: its engine gets the deliveries, one running, four queued.
+    for i in 0..5 {
+        let body = json!({"key": format!("NB{i}"), "name": "n"});
+        let r = b.call("POST", "/@default/v1/projects", Some(body)).await;
+        assert_eq!(r.status, 201, "{}", r.text);
+    }
+    rig.rx.wait_for(1, WAIT).await;
+    let r = rig
+        .app
+        .call("DELETE", &format!("/@default/v1/Webhooks/{}", id(&hook)), None)
+        .await;
+    assert_eq!(r.status, 204, "{}", r.text);
+    // Node B's lanes empty out once its running attempt ends; nothing queued is sent.
+    eventually("node B's queue to empty", WAIT, || async {
+        let m = b.delivery.render_metrics().await.unwrap();
+        m.lines()
+            .any(|l| l == "herald_delivery_in_flight 0")
+            .then_some(())
+    })
+    .await;
+    assert_eq!(rig.rx.requests().len(), 1, "only the attempt already running");
+}

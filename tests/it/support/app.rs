@@ -219,6 +219,35 @@ impl TestApp {
         })
     }
 
+    /// A second node on this one's database (PostgreSQL; its own port and engine, the
+    /// same settings, this node's token), stopped when dropped.
+    pub async fn join(&self) -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let app = Application::build(self.settings.clone())
+            .await
+            .expect("second node builds");
+        assert!(
+            app.bootstrap_token().is_none(),
+            "the second node joins the database"
+        );
+        let (base, store, delivery) = (app.base_url(), app.store(), app.delivery());
+        let stop = CancellationToken::new();
+        let s = stop.clone();
+        let task = tokio::spawn(async move { app.run_until_stopped(s).await });
+        Self {
+            base,
+            token: self.token.clone(),
+            client: reqwest::Client::new(),
+            store,
+            _dir: dir,
+            settings: self.settings.clone(),
+            delivery,
+            stop,
+            task: Some(task),
+            _schema: None,
+        }
+    }
+
     /// Stops the server and its delivery engine gracefully and waits until both are down.
     pub async fn stop(&mut self) {
         self.stop.cancel();
