@@ -74,7 +74,10 @@ fn parent_keys(kind: EntityKind) -> &'static [(&'static str, EntityKind)] {
 }
 
 /// Removes parent keys from `body`, returning the parent they name (if any).
-fn take_parent(kind: EntityKind, body: &mut Map<String, Value>) -> ApiResult<Option<(EntityKind, i64)>> {
+fn take_parent(
+    kind: EntityKind,
+    body: &mut Map<String, Value>,
+) -> ApiResult<Option<(EntityKind, i64, String)>> {
     let mut found = None;
     for (key, pk) in parent_keys(kind) {
         let present: Vec<String> = body.keys().filter(|k| norm_key(k) == *key).cloned().collect();
@@ -89,7 +92,7 @@ fn take_parent(kind: EntityKind, body: &mut Map<String, Value>) -> ApiResult<Opt
             if found.is_some() {
                 return Err(ApiError::field(k, "give exactly one parent"));
             }
-            found = Some((*pk, id));
+            found = Some((*pk, id, k));
         }
     }
     Ok(found)
@@ -182,7 +185,24 @@ async fn create(
             format!("a {} needs its parent: {}", kind.as_str(), names.join(" or ")),
         )]));
     }
-    let outcome = change(&state, &caller, &headers, kind, ChangeOp::Create { parent }, body).await?;
+    let sent_as = parent.as_ref().map(|(_, _, k)| k.clone());
+    let parent = parent.map(|(k, id, _)| (k, id));
+    let outcome = change(&state, &caller, &headers, kind, ChangeOp::Create { parent }, body)
+        .await
+        .map_err(|e| match (e, sent_as) {
+            // A parent that does not exist is named as the request spelled it
+            // (`projectId`, `ProjectId`), not by the store's canonical name.
+            (ApiError::Validation(mut errs), Some(key)) => {
+                for err in errs
+                    .iter_mut()
+                    .filter(|e| e.field.ends_with("_id") && norm_key(&e.field) == norm_key(&key))
+                {
+                    err.field = key.clone();
+                }
+                ApiError::Validation(errs)
+            }
+            (e, _) => e,
+        })?;
     let row = applied_row(outcome)?;
     let loc = location(&caller, kind, row.id);
     let body = EntityEnvelope { data: row.snapshot() };

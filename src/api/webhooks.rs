@@ -37,9 +37,11 @@ pub struct HeaderIn {
     /// Value; for a secured header being kept, send `********` or omit it.
     #[serde(default)]
     pub value: Option<String>,
-    /// Keep the value secret: encrypted at rest, never shown again.
+    /// Keep the value secret: encrypted at rest, never shown again. Omitted: false for
+    /// a new value, and a kept secured value (the mask, or no value) stays secured; only
+    /// an explicit `false` un-secures a kept value, showing it again.
     #[serde(default)]
-    pub secured: bool,
+    pub secured: Option<bool>,
 }
 
 /// Webhook fields accepted by POST, PUT and PATCH (PATCH: all optional).
@@ -239,8 +241,9 @@ pub(crate) fn draft_from(
                     .find(|s| s.secured && s.name.eq_ignore_ascii_case(&h.name))
                     .and_then(|s| s.sealed.clone());
                 // The stored value is kept when the header comes back without a value
-                // or with the mask it is shown as — also when it is being un-secured
-                // (`config_from` then opens it): the mask is never a header's value.
+                // or with the mask it is shown as; it stays secured unless `secured` is
+                // an explicit false (`config_from` then opens it). The mask is never a
+                // header's value.
                 let value = match (h.value, kept) {
                     (None, Some(sealed)) => HeaderValue::KeepSealed(sealed),
                     (Some(v), Some(sealed)) if v == MASK => HeaderValue::KeepSealed(sealed),
@@ -260,10 +263,11 @@ pub(crate) fn draft_from(
                         HeaderValue::Plain(String::new())
                     }
                 };
+                let secured = h.secured.unwrap_or(matches!(value, HeaderValue::KeepSealed(_)));
                 out.push(HeaderDraft {
                     name: h.name,
                     value,
-                    secured: h.secured,
+                    secured,
                 });
             }
             out
@@ -309,17 +313,26 @@ pub(crate) fn draft_from(
     })
 }
 
-/// Validates a draft and seals secured header values.
-pub(crate) fn config_from(state: &AppState, draft: WebhookDraft) -> ApiResult<WebhookConfig> {
+/// Validates a draft and seals secured header values. `previous_url` is the webhook's
+/// stored URL when it is being changed.
+pub(crate) fn config_from(
+    state: &AppState,
+    draft: WebhookDraft,
+    previous_url: Option<&str>,
+) -> ApiResult<WebhookConfig> {
     let spec = webhook::validate(draft).map_err(ApiError::Validation)?;
     // A host that is an address the delivery guard refuses would fail every attempt (as
     // `refused`, never retried): say so now. Host names are checked when they resolve.
-    let policy = crate::delivery::ssrf::Policy::new(state.settings.allowed_target_networks.clone());
-    if let Err(refusal) = crate::delivery::client::check_url(spec.url.url(), &policy) {
-        return Err(ApiError::field(
-            "url",
-            format!("url: the target is refused by policy: {refusal}"),
-        ));
+    // Only a new or changed URL: a webhook stored before (or before the allowed networks
+    // were narrowed) must stay editable — to be disabled, or given a better URL.
+    if previous_url != Some(spec.url.as_str()) {
+        let policy = crate::delivery::ssrf::Policy::new(state.settings.allowed_target_networks.clone());
+        if let Err(refusal) = crate::delivery::client::check_url(spec.url.url(), &policy) {
+            return Err(ApiError::field(
+                "url",
+                format!("url: the target is refused by policy: {refusal}"),
+            ));
+        }
     }
     let headers = spec
         .headers
@@ -379,7 +392,7 @@ pub async fn create(
     auth: Authed<WebhooksWrite>,
     ApiJson(input): ApiJson<WebhookIn>,
 ) -> ApiResult<Response> {
-    let config = config_from(&state, draft_from(input, None, false)?)?;
+    let config = config_from(&state, draft_from(input, None, false)?, None)?;
     let (rec, secret) = insert_new(&state, auth.caller.tenant_id, config).await?;
     tracing::info!(tenant = %auth.caller.tenant, webhook_id = %rec.id, "webhook created");
     let location = format!("/@{}/v1/Webhooks/{}", auth.caller.tenant, rec.id);
@@ -477,13 +490,20 @@ pub(crate) async fn apply_update(
         .get_webhook(tenant_id, id)
         .await?
         .ok_or(ApiError::NotFound("webhook"))?;
-    let config = config_from(state, draft_from(input, Some(&base), partial)?)?;
+    let config = config_from(
+        state,
+        draft_from(input, Some(&base), partial)?,
+        Some(&base.config.url),
+    )?;
     let rec = state
         .store
         .update_webhook(tenant_id, id, &config, now_ms())
         .await?
         .ok_or(ApiError::NotFound("webhook"))?;
-    if !rec.config.enabled {
+    if rec.config.enabled {
+        // Enabled (again): a 410's hold on its jobs, if any is left, ends now.
+        state.delivery.webhook_enabled(id);
+    } else {
         // Queued work of a webhook just disabled is given back, not sent.
         state.delivery.forget_webhook(id);
     }

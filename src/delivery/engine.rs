@@ -346,6 +346,13 @@ impl DeliveryEngine {
         self.inner.signals.wake.notify_one();
     }
 
+    /// A webhook was enabled or changed and is enabled: ends a 410's hold on its jobs
+    /// ([`super::worker::Lanes::drop_gone`]) that the record disabling it did not end (a
+    /// later 410 found it disabled already).
+    pub fn webhook_enabled(&self, webhook_id: Uuid) {
+        self.inner.signals.lanes.forget_gone(webhook_id);
+    }
+
     /// Drops queued jobs of a deleted or disabled webhook and gives their leases back.
     pub fn forget_webhook(&self, webhook_id: Uuid) {
         self.inner.signals.lanes.forget_gone(webhook_id);

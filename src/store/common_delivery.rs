@@ -155,6 +155,9 @@ macro_rules! impl_delivery_store {
                 let disabled = crate::store::common_delivery_record::record(&mut s, records, auto, now).await?;
                 if !disabled.is_empty() {
                     store.forget_subscribers();
+                    // Other nodes drop their queued jobs of these webhooks too (this
+                    // node's engine does when the batch is written).
+                    store.notify_forget(&mut *c, &disabled).await?;
                 }
                 Ok(disabled)
             }

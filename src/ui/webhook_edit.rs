@@ -101,7 +101,7 @@ async fn create(
         errors,
     } = webhook_form::parse(&form, None);
     let (title, action, submit) = ("Create webhook", "/admin/webhooks/new", "Create webhook");
-    let checked = draft_from(input, None, false).and_then(|d| config_from(&state, d));
+    let checked = draft_from(input, None, false).and_then(|d| config_from(&state, d, None));
     let config = match checked {
         Ok(c) if errors.is_empty() => c,
         Ok(_) => {
@@ -203,7 +203,9 @@ async fn update(
     let title = format!("Edit “{}”", w.config.name);
     if !errors.is_empty() {
         // Run the API's validation too, so every problem is reported at once.
-        let more = match draft_from(input, Some(&w), false).and_then(|d| config_from(&state, d)) {
+        let more = match draft_from(input, Some(&w), false)
+            .and_then(|d| config_from(&state, d, Some(&w.config.url)))
+        {
             Ok(_) => Vec::new(),
             Err(ApiError::Validation(v)) => v,
             Err(e) => return Err(e.into()),

@@ -159,7 +159,8 @@ pub fn parse(form: &super::form::FormData, stored: Option<&WebhookRecord>) -> Su
                 } else {
                     Some(value.clone())
                 },
-                secured,
+                // The form always says: a checkbox is either ticked or not.
+                secured: Some(secured),
             });
             rows.push(i);
         }

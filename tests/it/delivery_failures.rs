@@ -289,6 +289,31 @@ rig_test!(
             .call("GET", &format!("{V1}/Webhooks/{}", id(&hook)), None)
             .await;
         assert_eq!(listing.json["data"]["lastExecution"]["status"], "ERROR");
+        // A webhook stored with such an address (before this check, or before the allowed
+        // networks were narrowed) stays editable: it can be disabled, or renamed.
+        let tenant = rig.app.tenant_id("default").await;
+        let mut rec = rig
+            .app
+            .store
+            .get_webhook(tenant, id(&hook).parse().unwrap())
+            .await
+            .unwrap()
+            .unwrap();
+        rec.config.url = "https://10.0.0.1/hook".into();
+        rig.app
+            .store
+            .update_webhook(tenant, rec.id, &rec.config, herald::timefmt::now_ms())
+            .await
+            .unwrap();
+        let r = rig
+            .app
+            .call(
+                "PATCH",
+                &format!("{V1}/Webhooks/{}", id(&hook)),
+                Some(json!({"enabled": false, "name": "old"})),
+            )
+            .await;
+        assert_eq!(r.status, 200, "{}", r.text);
     }
 );
 

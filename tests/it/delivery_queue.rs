@@ -970,8 +970,10 @@ async fn a_webhook_deleted_on_one_node_is_not_sent_by_another() {
     let Some(rig) = rig(Backend::Postgres, &env).await else {
         return;
     };
+    // Node B's first attempt is held long enough for the rest of the test's steps up to
+    // the delete (a few requests), however busy the machine.
     rig.rx
-        .reply_with(Reply::status(200).delay(Duration::from_millis(400)));
+        .reply_with(Reply::status(200).delay(Duration::from_secs(3)));
     let hook = rig.webhook("standard", &["Project:Created"], json!({})).await;
     let b = rig.app.join().await;
     // Changes through node B: its engine gets the deliveries, one running, four queued.

@@ -324,8 +324,16 @@ both!(
                 Some(json!({"project_id": 424242, "name": "s"})),
             )
             .await;
-        // The URL was fine; the body names a project that does not exist.
+        // The URL was fine; the body names a project that does not exist (named as sent).
         r.assert_problem(422, Some("project_id"));
+        let r = app
+            .call(
+                "POST",
+                &format!("{V1}/stories"),
+                Some(json!({"projectId": 424242, "name": "s"})),
+            )
+            .await;
+        r.assert_problem(422, Some("projectId"));
         assert_eq!(
             events(&app).await.len(),
             1,

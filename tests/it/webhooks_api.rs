@@ -443,12 +443,25 @@ both!(the_mask_is_never_stored_as_a_value, |app: TestApp| async move {
         )
         .await;
     r.assert_problem(422, Some("headers[1].value"));
-    // Un-securing with the mask (or without a value) keeps the stored value, shown again.
+    // The mask sent back without `secured` keeps the value secured (a client that does
+    // not know the flag must not reveal it); an explicit false un-secures it.
     let r = app
         .call(
             "PATCH",
             &one,
             Some(json!({"headers": [{"name": "Authorization", "value": "********"}]})),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(
+        r.json["data"]["headers"][0],
+        json!({"name": "Authorization", "value": "********", "secured": true})
+    );
+    let r = app
+        .call(
+            "PATCH",
+            &one,
+            Some(json!({"headers": [{"name": "Authorization", "value": "********", "secured": false}]})),
         )
         .await;
     assert_eq!(r.status, 200, "{}", r.text);
