@@ -107,13 +107,13 @@ impl Cli {
         match self.command {
             Command::Serve { .. } => serve(settings).await,
             Command::Migrate => {
-                let s = store::connect(&settings.database).await?;
+                let s = open_store(&settings, Missing::Create).await?;
                 println!("database is up to date ({})", s.backend());
                 Ok(())
             }
             Command::Token(t) => token(settings, t).await,
             Command::Deliveries(d) => {
-                let store = store::connect(&settings.database).await?;
+                let store = open_store(&settings, Missing::Refuse).await?;
                 deliveries::run(store.as_ref(), d).await
             }
         }
@@ -147,8 +147,49 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
     app.run_until_stopped(stop).await
 }
 
+/// What a command does when its SQLite database does not exist yet.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Missing {
+    /// Create it (and say so on stderr): `migrate`, `token create` (a database can be
+    /// provisioned before its first `serve`).
+    Create,
+    /// Stop with an error: commands that read or change what is there.
+    Refuse,
+}
+
+/// The store a command other than `serve` works on. Why the check: SQLite creates a
+/// missing file, and the default path is relative to the current directory, so a command
+/// run from another directory than the server's worked on a new, empty database —
+/// `deliveries replay` queued nothing and said so successfully, `token list` listed
+/// nothing, a token created there was refused by the server.
+async fn open_store(
+    settings: &Settings,
+    missing: Missing,
+) -> anyhow::Result<std::sync::Arc<dyn store::Store>> {
+    if let crate::config::DatabaseConfig::Sqlite { path } = &settings.database {
+        if !path.exists() {
+            match missing {
+                Missing::Refuse => anyhow::bail!(
+                    "no Herald database at {}: run this where `herald serve` runs, or pass --data-dir (or --database-url)",
+                    path.display()
+                ),
+                Missing::Create => eprintln!(
+                    "note: no Herald database at {}; creating a new one (to use an existing one, run this where `herald serve` runs, or pass --data-dir)",
+                    path.display()
+                ),
+            }
+        }
+    }
+    Ok(store::connect(&settings.database).await?)
+}
+
 async fn token(settings: Settings, cmd: TokenCommand) -> anyhow::Result<()> {
-    let store = store::connect(&settings.database).await?;
+    let missing = if matches!(cmd, TokenCommand::Create { .. }) {
+        Missing::Create
+    } else {
+        Missing::Refuse
+    };
+    let store = open_store(&settings, missing).await?;
     match cmd {
         TokenCommand::Create {
             tenant,

@@ -39,8 +39,15 @@ impl Application {
         let store = store::connect(&settings.database)
             .await
             .context("cannot open the database")?;
+        if let Err(e) = check_master_key(store.as_ref(), &key).await {
+            if created {
+                // A key made just now for a database set up with another: it would only
+                // be in the way of the right one being copied in.
+                let _ = std::fs::remove_file(settings.data_dir.join(crate::crypto::KEY_FILE));
+            }
+            return Err(e);
+        }
         store.hub().set_public_base_url(&settings.public_base_url);
-        let bootstrap_token = bootstrap(store.as_ref()).await?;
         let tls = match &settings.tls {
             Some(t) => Some(tls::acceptor(t)?),
             None => None,
@@ -52,6 +59,10 @@ impl Application {
         let key = Arc::new(key);
         let delivery = DeliveryEngine::new(Arc::clone(&store), Arc::clone(&key), &settings)
             .context("cannot build the delivery client")?;
+        // Last: the first start's admin token is shown only when the build succeeds, so
+        // nothing that can still fail (a port in use, a bad TLS or CA file) may come after
+        // it is made, or it would be stored and never shown.
+        let bootstrap_token = bootstrap(store.as_ref()).await?;
         let state = AppState {
             store,
             settings: Arc::new(settings),
@@ -153,4 +164,28 @@ pub async fn shutdown_signal() {
         _ = ctrl_c => {},
         _ = term => {},
     }
+}
+
+/// What the master-key check value seals.
+const KEY_CHECK_TEXT: &str = "herald master key check v1";
+
+/// Refuses a master key other than the one this database was first served with. Why:
+/// webhook secrets and secured header values are sealed with it; a node with another key
+/// (PostgreSQL nodes that each generated their own `master.key`, a mistyped
+/// `HERALD_MASTER_KEY`, a data directory moved without its key file) would fail every
+/// delivery it claimed — and count those failures towards disabling healthy webhooks.
+async fn check_master_key(store: &dyn Store, key: &MasterKey) -> anyhow::Result<()> {
+    let stored = store
+        .master_key_check(&key.seal(KEY_CHECK_TEXT))
+        .await
+        .context("cannot read the master-key check")?;
+    if key.open(&stored).ok().as_deref() == Some(KEY_CHECK_TEXT) {
+        return Ok(());
+    }
+    anyhow::bail!(
+        "this master key is not the one this database was set up with: webhook secrets and \
+         secured headers sealed with that key could not be opened. Every node sharing a \
+         database needs the same key: set HERALD_MASTER_KEY (or copy master.key into the data \
+         directory) from the node that first served it"
+    )
 }

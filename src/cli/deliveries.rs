@@ -184,6 +184,12 @@ async fn replay(
     status: DeliveryStatus,
     since: Option<i64>,
 ) -> anyhow::Result<()> {
+    // As the API does: a mistyped id would queue nothing and say so successfully, and the
+    // deliveries of a deleted webhook would be queued where no claim takes them.
+    anyhow::ensure!(
+        store.get_webhook(tenant_id, webhook).await?.is_some(),
+        "no webhook {webhook} in this tenant"
+    );
     let total = store.count_matching(tenant_id, webhook, status, since).await?;
     let bar = ProgressBar::new(u64::try_from(total).unwrap_or(0));
     bar.set_style(

@@ -142,7 +142,21 @@ impl RawSettings {
                 .map(|n| u32::try_from(n).unwrap_or(u32::MAX)),
             auto_disable_after_secs: num("HERALD_AUTO_DISABLE_AFTER_SECS")?,
             poll_interval_ms: num("HERALD_POLL_INTERVAL_MS")?,
-            workers: get("HERALD_WORKERS").map(|v| !matches!(v.as_str(), "0" | "false" | "off")),
+            workers: get("HERALD_WORKERS")
+                .map(|v| {
+                    // Strict, as the file's boolean is: `no` or `False ` must not leave a
+                    // node delivering that was meant to serve the API only.
+                    match v.trim().to_ascii_lowercase().as_str() {
+                        "1" | "true" | "on" | "yes" => Ok(true),
+                        "0" | "false" | "off" | "no" => Ok(false),
+                        _ => Err(ConfigError::Invalid {
+                            key: "HERALD_WORKERS".into(),
+                            source_name: "environment".into(),
+                            message: format!("`{v}` is not a boolean (true/false, 1/0, on/off, yes/no)"),
+                        }),
+                    }
+                })
+                .transpose()?,
         })
     }
 }

@@ -69,6 +69,26 @@ fn errors_name_the_key_and_source() {
     assert!(e.to_string().contains("database_url"));
 }
 
+#[test]
+fn workers_takes_a_boolean_and_nothing_else() {
+    let workers = |v: &str| {
+        Settings::load_from(&Overrides::default(), &env(&[("HERALD_WORKERS", v)]))
+            .map(|s| s.delivery.workers_enabled)
+    };
+    for (v, want) in [
+        ("false", false),
+        ("False ", false),
+        ("0", false),
+        ("no", false),
+        ("on", true),
+        ("TRUE", true),
+    ] {
+        assert_eq!(workers(v).unwrap(), want, "{v}");
+    }
+    let e = workers("nope").unwrap_err().to_string();
+    assert!(e.contains("HERALD_WORKERS") && e.contains("nope"), "{e}");
+}
+
 /// The PostgreSQL pool's size: the default, from the environment or a file, and a
 /// clear error naming the key when it is out of range.
 #[test]

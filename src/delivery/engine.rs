@@ -383,16 +383,23 @@ impl DeliveryEngine {
         Ok(Some(id))
     }
 
-    /// `/metrics` text: queue figures from the database plus this node's counters.
-    pub async fn render_metrics(&self) -> StoreResult<String> {
+    /// `/metrics` text: queue figures from the database plus this node's counters (without
+    /// the figures when the database does not answer: `herald_delivery_queue_stats_up 0`).
+    pub async fn render_metrics(&self) -> String {
         let now = now_ms();
-        let stats = self.inner.store.queue_stats(now).await?;
+        let stats = match self.inner.store.queue_stats(now).await {
+            Ok(s) => Some(s),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read queue figures for /metrics");
+                None
+            }
+        };
         let lanes = &self.inner.signals.lanes;
         let node = super::metrics::NodeLanes {
             in_flight: lanes.load(),
             not_answering: lanes.silent_count(),
         };
-        Ok(self.inner.signals.metrics.render(&stats, node, now))
+        self.inner.signals.metrics.render(stats.as_ref(), node, now)
     }
 
     /// Graceful stop: no new work, wait up to `grace` for running attempts, record what

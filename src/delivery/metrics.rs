@@ -18,6 +18,7 @@ const QUEUE_DUE: &str = "herald_delivery_queue_due";
 const OLDEST_DUE: &str = "herald_delivery_oldest_due_age_seconds";
 const IN_FLIGHT: &str = "herald_delivery_in_flight";
 const SILENT: &str = "herald_delivery_webhooks_not_answering";
+const QUEUE_STATS_UP: &str = "herald_delivery_queue_stats_up";
 const RECORD_FAILURES: &str = "herald_recorder_write_failures_total";
 
 /// This node's lanes, as `/metrics` reports them.
@@ -198,20 +199,26 @@ impl Metrics {
 
     /// Renders everything, after refreshing the queue gauges from `stats` and this node's
     /// lanes.
-    pub fn render(&self, stats: &QueueStats, lanes: NodeLanes, now: i64) -> String {
+    pub fn render(&self, stats: Option<&QueueStats>, lanes: NodeLanes, now: i64) -> String {
         let gauge = |name: &'static str, v: f64| {
             self.recorder
                 .register_gauge(&Self::key(name, Vec::new()), &META)
                 .set(v);
         };
-        gauge(QUEUE_PENDING, stats.pending as f64);
-        gauge(QUEUE_DUE, stats.due as f64);
-        gauge(
-            OLDEST_DUE,
-            stats
-                .oldest_due_at
-                .map_or(0.0, |t| (now - t).max(0) as f64 / 1000.0),
-        );
+        // Without the queue's figures (the database did not answer) the page still carries
+        // this node's counters — the recorder's write failures above all, which rise while
+        // the database fails — and says the queue gauges are stale.
+        gauge(QUEUE_STATS_UP, if stats.is_some() { 1.0 } else { 0.0 });
+        if let Some(stats) = stats {
+            gauge(QUEUE_PENDING, stats.pending as f64);
+            gauge(QUEUE_DUE, stats.due as f64);
+            gauge(
+                OLDEST_DUE,
+                stats
+                    .oldest_due_at
+                    .map_or(0.0, |t| (now - t).max(0) as f64 / 1000.0),
+            );
+        }
         gauge(IN_FLIGHT, lanes.in_flight as f64);
         gauge(SILENT, lanes.not_answering as f64);
         self.handle.render()
@@ -229,11 +236,11 @@ mod tests {
         m.attempt(1, w, "retry", false, 0.2);
         m.attempt(1, w, "succeeded", true, 0.01);
         let text = m.render(
-            &QueueStats {
+            Some(&QueueStats {
                 pending: 3,
                 due: 2,
                 oldest_due_at: Some(0),
-            },
+            }),
             NodeLanes {
                 in_flight: 1,
                 not_answering: 2,
@@ -241,6 +248,7 @@ mod tests {
             5_000,
         );
         for needle in [
+            "herald_delivery_queue_stats_up 1",
             "herald_delivery_attempts_total{result=\"retry\"} 1",
             "herald_deliveries_total{outcome=\"succeeded\"} 1",
             "herald_delivery_attempt_duration_seconds_bucket",
@@ -259,6 +267,29 @@ mod tests {
     }
 
     #[test]
+    fn without_the_queue_figures_the_counters_still_render() {
+        let m = Metrics::default();
+        m.attempt(1, Uuid::new_v4(), "succeeded", true, 0.01);
+        let lanes = || NodeLanes {
+            in_flight: 0,
+            not_answering: 0,
+        };
+        let stats = QueueStats {
+            pending: 7,
+            due: 1,
+            oldest_due_at: None,
+        };
+        m.render(Some(&stats), lanes(), 0);
+        let text = m.render(None, lanes(), 0);
+        assert!(text.contains("herald_delivery_queue_stats_up 0"), "{text}");
+        assert!(
+            text.contains("herald_deliveries_total{outcome=\"succeeded\"} 1"),
+            "{text}"
+        );
+        assert!(text.contains("herald_recorder_write_failures_total"), "{text}");
+    }
+
+    #[test]
     fn pre_registered_and_looked_up_results_add_up() {
         let m = Metrics::default();
         let w = Uuid::new_v4();
@@ -272,7 +303,7 @@ mod tests {
             due: 0,
             oldest_due_at: None,
         };
-        let text = m.render(&stats, NodeLanes::default(), 0);
+        let text = m.render(Some(&stats), NodeLanes::default(), 0);
         for needle in [
             "herald_delivery_attempts_total{result=\"succeeded\"} 3",
             "herald_delivery_attempts_total{result=\"refused\"} 1",

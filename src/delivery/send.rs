@@ -141,7 +141,9 @@ async fn attempt(client: &DeliveryClient, p: &Prepared, job: &DeliveryJob, now: 
         let shown = if *secured {
             MASK.to_owned()
         } else {
-            value.to_str().unwrap_or_default().to_owned()
+            // Values may hold UTF-8 beyond ASCII (sent as raw bytes); `to_str` refuses
+            // those, and the log showed such a header as empty.
+            String::from_utf8_lossy(value.as_bytes()).into_owned()
         };
         logged.push((shown_name.as_str(), shown));
     }

@@ -58,9 +58,26 @@ impl TlsListener {
                 };
                 let (tcp, peer) = match accepted {
                     Ok(x) => x,
+                    // A connection that went before it was taken says nothing about the
+                    // listener. Anything else (out of file descriptors, say) fails again at
+                    // once: wait a moment rather than spin a core and flood the log, as
+                    // axum's own listener does.
+                    Err(e)
+                        if matches!(
+                            e.kind(),
+                            std::io::ErrorKind::ConnectionAborted
+                                | std::io::ErrorKind::ConnectionReset
+                                | std::io::ErrorKind::ConnectionRefused
+                        ) =>
+                    {
+                        continue
+                    }
                     Err(e) => {
-                        tracing::warn!(error = %e, "accept failed");
-                        continue;
+                        tracing::warn!(error = %e, "accept failed; retrying in 1 s");
+                        tokio::select! {
+                            _ = stop.cancelled() => break,
+                            () = tokio::time::sleep(std::time::Duration::from_secs(1)) => continue,
+                        }
                     }
                 };
                 let acceptor = acceptor.clone();

@@ -218,6 +218,19 @@ macro_rules! impl_common_store {
                         .await?)
                 }
 
+                async fn master_key_check(&self, proposed: &str) -> StoreResult<String> {
+                    let mut c = self.writer.acquire().await?;
+                    sqlx::query::<Db>(
+                        "INSERT INTO herald_meta (name, value) VALUES ('master_key_check', $1) ON CONFLICT (name) DO NOTHING",
+                    )
+                    .bind(proposed)
+                    .execute(&mut *c)
+                    .await?;
+                    Ok(sqlx::query_scalar::<Db, String>("SELECT value FROM herald_meta WHERE name = 'master_key_check'")
+                        .fetch_one(&mut *c)
+                        .await?)
+                }
+
                 async fn ensure_user(&self, tenant_id: i64, account_id: &str, now: i64) -> StoreResult<User> {
                     let initials: String = account_id
                         .split(|c: char| !c.is_alphanumeric())

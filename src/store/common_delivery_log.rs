@@ -209,19 +209,29 @@ macro_rules! impl_delivery_log {
                      lease_token = NULL, lease_until = NULL, updated_at = $3 \
                      WHERE tenant_id = $1 AND id = $2 AND {HAS_BODY} AND status <> 'cancelled' \
                      AND NOT (status = 'pending' AND lease_until IS NOT NULL AND lease_until >= $3) \
+                     AND EXISTS (SELECT 1 FROM webhooks w WHERE w.id = deliveries.webhook_id) \
                      RETURNING {SUMMARY_COLUMNS}"
                 ))
                 .bind(tenant_id).bind(id.to_string()).bind(now)
                 .fetch_optional(&mut *tx)
                 .await?;
                 let Some(row) = row else {
-                    let why = sqlx::query::<Db>(&format!("SELECT status, NOT {HAS_BODY} AS purged FROM deliveries WHERE tenant_id = $1 AND id = $2"))
+                    let why = sqlx::query::<Db>(&format!(
+                        "SELECT status, NOT {HAS_BODY} AS purged, \
+                         NOT EXISTS (SELECT 1 FROM webhooks w WHERE w.id = deliveries.webhook_id) AS gone \
+                         FROM deliveries WHERE tenant_id = $1 AND id = $2"
+                    ))
                         .bind(tenant_id).bind(id.to_string())
                         .fetch_optional(&mut *tx)
                         .await?;
                     return Ok(Err(match why {
                         None => RedeliverRefusal::NotFound,
-                        Some(r) if r.try_get::<&str, _>("status")? == "cancelled" => RedeliverRefusal::WebhookGone,
+                        // Cancelled with its webhook, or a finished delivery whose webhook
+                        // went since: a new attempt would never be claimed (claims join
+                        // `webhooks`) and would count as due until retention cancelled it.
+                        Some(r) if r.try_get::<&str, _>("status")? == "cancelled" || r.try_get::<bool, _>("gone")? => {
+                            RedeliverRefusal::WebhookGone
+                        }
                         Some(r) if r.try_get::<bool, _>("purged")? => RedeliverRefusal::BodyPurged,
                         Some(_) => RedeliverRefusal::InFlight,
                     }));

@@ -99,6 +99,10 @@ pub trait TenantStore: Send + Sync {
     async fn tenant_by_slug(&self, slug: &str) -> StoreResult<Option<Tenant>>;
     /// Number of tenants (zero means "first start").
     async fn tenant_count(&self) -> StoreResult<i64>;
+    /// The database's master-key check value (`herald_meta`): the one stored, or
+    /// `proposed` (stored now) when there is none yet — the first node to serve the
+    /// database sets it.
+    async fn master_key_check(&self, proposed: &str) -> StoreResult<String>;
     /// Returns the user with `account_id`, creating a minimal one when missing.
     async fn ensure_user(&self, tenant_id: i64, account_id: &str, now: i64) -> StoreResult<User>;
 }

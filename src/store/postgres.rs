@@ -95,6 +95,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "events_tenant_unchecked",
         include_str!("../../migrations/postgres/0012_events_tenant_unchecked.sql"),
     ),
+    (
+        13,
+        "master_key_check",
+        include_str!("../../migrations/postgres/0013_master_key_check.sql"),
+    ),
 ];
 
 /// A pooled connection idle at least this long is checked with a round trip before use

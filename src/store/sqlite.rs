@@ -85,6 +85,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "webhooks_version",
         include_str!("../../migrations/sqlite/0009_webhooks_version.sql"),
     ),
+    (
+        10,
+        "master_key_check",
+        include_str!("../../migrations/sqlite/0010_master_key_check.sql"),
+    ),
 ];
 
 /// SQLite-backed store.

@@ -27,6 +27,28 @@ pub(crate) fn stdout(o: &std::process::Output) -> String {
 }
 
 #[test]
+fn commands_that_read_refuse_a_database_that_is_not_there() {
+    let dir = tempfile::tempdir().unwrap();
+    for args in [
+        &["token", "list"][..],
+        &[
+            "deliveries",
+            "list",
+            "--tenant",
+            "default",
+            "--webhook",
+            "00000000-0000-0000-0000-000000000000",
+        ][..],
+    ] {
+        let o = herald(dir.path(), args);
+        assert!(!o.status.success(), "{args:?}");
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(err.contains("no Herald database at"), "{args:?}: {err}");
+    }
+    assert!(!dir.path().join("herald.db").exists(), "nothing was created");
+}
+
+#[test]
 fn token_lifecycle_through_the_cli() {
     let dir = tempfile::tempdir().unwrap();
     assert!(stdout(&herald(dir.path(), &["migrate"])).contains("up to date"));

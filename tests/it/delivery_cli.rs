@@ -70,4 +70,42 @@ async fn list_show_and_bulk_redeliver_from_the_command_line() {
     );
     assert!(out.contains("Queued a new attempt"), "{out}");
     rig.rx.wait_for(5, WAIT).await;
+    rig.settled(&id(&list[0])).await;
+
+    // A mistyped webhook is an error, not "Queued 0"; once the webhook is deleted, neither
+    // its finished deliveries nor one of them can be queued where no claim takes them.
+    let redeliver_all = |webhook: &str| {
+        run(
+            &dir,
+            &[
+                "deliveries",
+                "redeliver",
+                "--tenant",
+                "default",
+                "--webhook",
+                webhook,
+                "--status",
+                "succeeded",
+            ],
+        )
+    };
+    let o = redeliver_all("00000000-0000-0000-0000-000000000000");
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("no webhook"));
+    let r = rig
+        .app
+        .call("DELETE", &format!("/@default/v1/Webhooks/{webhook}"), None)
+        .await;
+    assert_eq!(r.status, 204, "{}", r.text);
+    assert!(!redeliver_all(&webhook).status.success());
+    let o = run(
+        &dir,
+        &["deliveries", "redeliver", "--tenant", "default", &id(&list[0])],
+    );
+    assert!(!o.status.success());
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("was deleted"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
 }

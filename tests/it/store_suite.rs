@@ -715,3 +715,29 @@ both!(
         }
     }
 );
+
+both!(
+    a_node_with_another_master_key_refuses_to_start,
+    |app: TestApp| async move {
+        // The same database, another key (a second node that generated its own).
+        let mut other = app.settings.clone();
+        other.master_key = Some("ZmVkY2JhOTg3NjU0MzIxMGZlZGNiYTk4NzY1NDMyMTA=".into());
+        let err = match herald::startup::Application::build(other).await {
+            Ok(_) => panic!("a node with another master key started"),
+            Err(e) => format!("{e:#}"),
+        };
+        assert!(err.contains("master key is not the one"), "{err}");
+        // Without a key of its own in a fresh data directory, it generates one, is refused
+        // and leaves no key file behind to copy over.
+        let dir = tempfile::tempdir().unwrap();
+        let mut fresh = app.settings.clone();
+        fresh.master_key = None;
+        fresh.data_dir = dir.path().to_owned();
+        assert!(herald::startup::Application::build(fresh).await.is_err());
+        assert!(!dir.path().join("master.key").exists());
+        // The right key still starts.
+        assert!(herald::startup::Application::build(app.settings.clone())
+            .await
+            .is_ok());
+    }
+);
