@@ -39,13 +39,18 @@ impl Application {
         let store = store::connect(&settings.database)
             .await
             .context("cannot open the database")?;
-        if let Err(e) = check_master_key(store.as_ref(), &key).await {
+        if !master_key_matches(store.as_ref(), &key).await? {
             if created {
                 // A key made just now for a database set up with another: it would only
                 // be in the way of the right one being copied in.
                 let _ = std::fs::remove_file(settings.data_dir.join(crate::crypto::KEY_FILE));
             }
-            return Err(e);
+            anyhow::bail!(
+                "this master key is not the one this database was set up with: webhook secrets and \
+                 secured headers sealed with that key could not be opened. Every node sharing a \
+                 database needs the same key: set HERALD_MASTER_KEY (or copy master.key into the data \
+                 directory) from the node that first served it"
+            );
         }
         store.hub().set_public_base_url(&settings.public_base_url);
         let tls = match &settings.tls {
@@ -169,23 +174,26 @@ pub async fn shutdown_signal() {
 /// What the master-key check value seals.
 const KEY_CHECK_TEXT: &str = "herald master key check v1";
 
-/// Refuses a master key other than the one this database was first served with. Why:
-/// webhook secrets and secured header values are sealed with it; a node with another key
-/// (PostgreSQL nodes that each generated their own `master.key`, a mistyped
-/// `HERALD_MASTER_KEY`, a data directory moved without its key file) would fail every
-/// delivery it claimed — and count those failures towards disabling healthy webhooks.
-async fn check_master_key(store: &dyn Store, key: &MasterKey) -> anyhow::Result<()> {
+/// Whether `key` is the master key this database was first served with (`Err` only when
+/// the database could not be asked). Why: webhook secrets and secured header values are
+/// sealed with it; a node with another key (PostgreSQL nodes that each generated their
+/// own `master.key`, a mistyped `HERALD_MASTER_KEY`, a data directory moved without its
+/// key file) would fail every delivery it claimed — and count those failures towards
+/// disabling healthy webhooks.
+async fn master_key_matches(store: &dyn Store, key: &MasterKey) -> anyhow::Result<bool> {
+    let ask = "cannot read the master-key check";
+    if store.stored_master_key_check().await.context(ask)?.is_none() {
+        // No check value yet: a new database, or one set up before the check existed.
+        // This key becomes the database's only if it opens what is sealed there already.
+        if let Some(secret) = store.oldest_sealed_secret().await.context(ask)? {
+            if key.open(&secret).is_err() {
+                return Ok(false);
+            }
+        }
+    }
     let stored = store
         .master_key_check(&key.seal(KEY_CHECK_TEXT))
         .await
-        .context("cannot read the master-key check")?;
-    if key.open(&stored).ok().as_deref() == Some(KEY_CHECK_TEXT) {
-        return Ok(());
-    }
-    anyhow::bail!(
-        "this master key is not the one this database was set up with: webhook secrets and \
-         secured headers sealed with that key could not be opened. Every node sharing a \
-         database needs the same key: set HERALD_MASTER_KEY (or copy master.key into the data \
-         directory) from the node that first served it"
-    )
+        .context(ask)?;
+    Ok(key.open(&stored).ok().as_deref() == Some(KEY_CHECK_TEXT))
 }

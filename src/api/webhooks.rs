@@ -37,9 +37,10 @@ pub struct HeaderIn {
     /// Value; for a secured header being kept, send `********` or omit it.
     #[serde(default)]
     pub value: Option<String>,
-    /// Keep the value secret: encrypted at rest, never shown again. Omitted: false for
-    /// a new value, and a kept secured value (the mask, or no value) stays secured; only
-    /// an explicit `false` un-secures a kept value, showing it again.
+    /// Keep the value secret: encrypted at rest, never shown again. Omitted: as stored (a
+    /// header stored secured stays secured, whether its value is kept or new; a new
+    /// header is not secured); only an explicit `false` un-secures a stored secured
+    /// value, showing it again.
     #[serde(default)]
     pub secured: Option<bool>,
 }
@@ -244,6 +245,7 @@ pub(crate) fn draft_from(
                 // or with the mask it is shown as; it stays secured unless `secured` is
                 // an explicit false (`config_from` then opens it). The mask is never a
                 // header's value.
+                let stored_secured = kept.is_some();
                 let value = match (h.value, kept) {
                     (None, Some(sealed)) => HeaderValue::KeepSealed(sealed),
                     (Some(v), Some(sealed)) if v == MASK => HeaderValue::KeepSealed(sealed),
@@ -263,7 +265,9 @@ pub(crate) fn draft_from(
                         HeaderValue::Plain(String::new())
                     }
                 };
-                let secured = h.secured.unwrap_or(matches!(value, HeaderValue::KeepSealed(_)));
+                // Omitted: as stored — a header stored secured stays secured, with a new
+                // value too (a client that does not know the flag must not reveal it).
+                let secured = h.secured.unwrap_or(stored_secured);
                 out.push(HeaderDraft {
                     name: h.name,
                     value,

@@ -231,6 +231,18 @@ macro_rules! impl_common_store {
                         .await?)
                 }
 
+                async fn stored_master_key_check(&self) -> StoreResult<Option<String>> {
+                    Ok(sqlx::query_scalar::<Db, String>("SELECT value FROM herald_meta WHERE name = 'master_key_check'")
+                        .fetch_optional(&self.pool)
+                        .await?)
+                }
+
+                async fn oldest_sealed_secret(&self) -> StoreResult<Option<String>> {
+                    Ok(sqlx::query_scalar::<Db, String>("SELECT secret FROM webhooks ORDER BY created_at, id LIMIT 1")
+                        .fetch_optional(&self.pool)
+                        .await?)
+                }
+
                 async fn ensure_user(&self, tenant_id: i64, account_id: &str, now: i64) -> StoreResult<User> {
                     let initials: String = account_id
                         .split(|c: char| !c.is_alphanumeric())

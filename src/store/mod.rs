@@ -103,6 +103,11 @@ pub trait TenantStore: Send + Sync {
     /// `proposed` (stored now) when there is none yet — the first node to serve the
     /// database sets it.
     async fn master_key_check(&self, proposed: &str) -> StoreResult<String>;
+    /// The stored master-key check value, if one was set.
+    async fn stored_master_key_check(&self) -> StoreResult<Option<String>>;
+    /// The sealed signing secret of the oldest webhook, if any: what a database set up
+    /// before the check value was sealed with.
+    async fn oldest_sealed_secret(&self) -> StoreResult<Option<String>>;
     /// Returns the user with `account_id`, creating a minimal one when missing.
     async fn ensure_user(&self, tenant_id: i64, account_id: &str, now: i64) -> StoreResult<User>;
 }

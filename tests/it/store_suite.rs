@@ -739,5 +739,28 @@ both!(
         assert!(herald::startup::Application::build(app.settings.clone())
             .await
             .is_ok());
+
+        // A database from before the check (webhook secrets sealed, no check value): the
+        // first start pins its key only if that key opens them.
+        let hook = serde_json::json!({"url": "https://example.com/h", "eventTypes": ["Project:Created"]});
+        assert_eq!(
+            app.call("POST", "/@default/v1/Webhooks", Some(hook)).await.status,
+            201
+        );
+        let forget = "DELETE FROM herald_meta WHERE name = 'master_key_check' RETURNING CAST(1 AS BIGINT)";
+        assert_eq!(app.db_count(forget).await, 1);
+        let mut wrong = app.settings.clone();
+        wrong.master_key = Some("ZmVkY2JhOTg3NjU0MzIxMGZlZGNiYTk4NzY1NDMyMTA=".into());
+        assert!(herald::startup::Application::build(wrong).await.is_err());
+        let pinned = "SELECT COUNT(*) FROM herald_meta";
+        assert_eq!(
+            app.db_count(pinned).await,
+            0,
+            "a key that opens nothing is not pinned"
+        );
+        assert!(herald::startup::Application::build(app.settings.clone())
+            .await
+            .is_ok());
+        assert_eq!(app.db_count(pinned).await, 1);
     }
 );

@@ -480,6 +480,21 @@ both!(the_mask_is_never_stored_as_a_value, |app: TestApp| async move {
         .await;
     assert_eq!(r.status, 200, "{}", r.text);
     assert_eq!(r.json["data"]["headers"][0]["value"], "Bearer two");
+    // A new value for a header stored secured, `secured` omitted: sealed too.
+    let secure = json!({"headers": [{"name": "Authorization", "value": "Bearer three", "secured": true}]});
+    assert_eq!(app.call("PATCH", &one, Some(secure)).await.status, 200);
+    let r = app
+        .call(
+            "PATCH",
+            &one,
+            Some(json!({"headers": [{"name": "Authorization", "value": "Bearer four"}]})),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(
+        r.json["data"]["headers"][0],
+        json!({"name": "Authorization", "value": "********", "secured": true})
+    );
 });
 
 both!(
