@@ -143,13 +143,10 @@ pub fn add(openapi: &mut utoipa::openapi::OpenApi) {
         if let Some(op) = openapi.paths.paths.get_mut(&coll).and_then(|p| p.post.as_mut()) {
             op.request_body = Some(body());
         }
-        if let Some(op) = openapi
-            .paths
-            .paths
-            .get_mut(&format!("{coll}/{{id}}"))
-            .and_then(|p| p.patch.as_mut())
-        {
-            op.request_body = Some(body());
+        if let Some(item) = openapi.paths.paths.get_mut(&format!("{coll}/{{id}}")) {
+            for op in [item.patch.as_mut(), item.put.as_mut()].into_iter().flatten() {
+                op.request_body = Some(body());
+            }
         }
     }
 }

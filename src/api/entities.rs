@@ -339,6 +339,17 @@ macro_rules! entity_resource {
                 super::update(s, a.caller, h, $kind, &p.id, b).await
             }
 
+            /// Same as PATCH: the attributes sent are merged into the stored ones (PPM
+            /// Express clients send PUT).
+            #[utoipa::path(put, path = $item, tag = $tag,
+                params(("tenant" = String, Path, description = "Tenant slug"), ("id" = i64, Path, description = "Numeric id")),
+                request_body(content = Object, description = "Attributes to change (merged, as PATCH)"),
+                responses((status = 200, body = EntityEnvelope), (status = 404, body = crate::api::problem::Problem),
+                          (status = 422, body = crate::api::problem::Problem)), security(("bearer" = [])))]
+            pub async fn put_update(State(s): State<AppState>, a: Authed<EntitiesWrite>, h: HeaderMap, Path(p): Path<IdPath>, ApiJson(b): ApiJson<Value>) -> ApiResult<Json<EntityEnvelope>> {
+                super::update(s, a.caller, h, $kind, &p.id, b).await
+            }
+
             /// Delete (children go with it).
             #[utoipa::path(delete, path = $item, tag = $tag,
                 params(("tenant" = String, Path, description = "Tenant slug"), ("id" = i64, Path, description = "Numeric id")),
@@ -352,7 +363,7 @@ macro_rules! entity_resource {
                 let coll = format!("/{}", super::collection($kind));
                 Router::new()
                     .route(&coll, get(list).post(create))
-                    .route(&format!("{coll}/{{id}}"), get(get_one).patch(update).put(update).delete(delete))
+                    .route(&format!("{coll}/{{id}}"), get(get_one).patch(update).put(put_update).delete(delete))
             }
         }
     };

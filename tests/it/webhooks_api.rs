@@ -603,6 +603,12 @@ both!(operations_endpoints, |app: TestApp| async move {
             ["schema"]["$ref"],
         "#/components/schemas/ProjectIn"
     );
+    // PUT on an entity is documented (it merges, as PATCH), with the same body schema.
+    assert_eq!(
+        doc.json["paths"]["/@{tenant}/v1/stories/{id}"]["put"]["requestBody"]["content"]["application/json"]
+            ["schema"]["$ref"],
+        "#/components/schemas/StoryIn"
+    );
     let ui = app.call_as("", "GET", "/docs", None).await;
     assert!(
         ui.text.contains("swagger-ui-bundle.js")
