@@ -31,6 +31,9 @@ use uuid::Uuid;
 
 use crate::store::DeliveryJob;
 
+mod lane;
+use lane::Lane;
+
 /// Most jobs one lane keeps in memory. Handed-off deliveries of a dead endpoint would
 /// otherwise pile up here for as long as it is down: the `slow-endpoint` bench's Herald
 /// peaked at ~140 MiB against ~77 MiB without the dead endpoint.
@@ -66,66 +69,6 @@ pub enum Endpoint {
     /// The job was not sent (its lease ran short, the node is stopping, the SSRF policy
     /// refused the address): nothing learnt, nothing changes.
     Untried,
-}
-
-#[derive(Default)]
-struct Lane {
-    queue: VecDeque<DeliveryJob>,
-    /// How many jobs at the front of `queue` came from a claim (see [`Lanes::push_claimed`]).
-    claimed: usize,
-    /// How many jobs waited when fan-out found the lane full ([`Lanes::full`], or a fresh
-    /// job given back); 0 when it has not, once the lane has drained to half that, and
-    /// once fan-out has fed it past that again (the node fell under its bound). While
-    /// set, fan-out is (or was just) leaving this webhook's new deliveries in the
-    /// database, and claims skip the lane when saturated ([`Lane::skipped`]). Half of what
-    /// it held, not of [`MAX_QUEUED_PER_LANE`]: a lane found full under the node's bound
-    /// ([`MAX_QUEUED`]) holds fewer, and would stop being skipped at its next start.
-    spilled_at: usize,
-    running: usize,
-    in_ready: bool,
-    /// The webhook was dropped (disabled, deleted) while attempts of its were running:
-    /// what those attempts learn about the endpoint no longer counts.
-    dropped: bool,
-}
-
-impl Lane {
-    /// As many queued as the lane may run at once (`cap`: [`State::cap`]): its queue
-    /// takes none of a claim's room ([`Lanes::room`]), and a claim brings it due rows only
-    /// while it is not [`Lane::skipped`]. A silent endpoint's lane (cap 1) is saturated
-    /// with one job waiting, and then skipped: it starts one per request timeout, and more
-    /// would wait until their leases ran short and be given back.
-    fn saturated(&self, cap: usize) -> bool {
-        self.queue.len() >= cap
-    }
-
-    /// Whether a claim leaves this webhook out: its lane is [`Lane::saturated`] and its
-    /// endpoint is silent, claimed jobs already wait at its front, or it is spilling
-    /// ([`Lane::spilled_at`]).
-    ///
-    /// A saturated lane of an answering endpoint with none claimed waiting takes up to the
-    /// per-webhook cap of due rows, ahead of its fresh jobs: otherwise, while fan-out keeps
-    /// such a lane saturated (a busy webhook whose endpoint answers a little slower than
-    /// changes arrive), its retries and redeliveries would wait until the changes stopped.
-    ///
-    /// Why not a spilling lane: fan-out is then leaving that webhook's new deliveries in
-    /// the database, so every claimed job it runs first pushes one more fresh delivery
-    /// there, to be claimed later — a lease write and a read that handing it over saved.
-    /// Measured in `fanout-wide` (50 webhooks, more changes than the machine can send):
-    /// claiming into such lanes doubled the claiming thread's CPU and cost 10–20 % of the
-    /// throughput, in every interleaved pair; skipping only lanes full at the moment of
-    /// the claim did not help (a lane that fan-out keeps full is one short of it whenever
-    /// an attempt has just started). While the lane spills, due rows wait as fresh
-    /// deliveries left in the database do: the node is over capacity, and both go once
-    /// it catches up.
-    fn skipped(&self, cap: usize, silent: bool) -> bool {
-        self.saturated(cap) && (silent || self.claimed > 0 || self.spilled_at > 0)
-    }
-
-    /// Marks the lane found full with what waits in it now (see [`Lane::spilled_at`]);
-    /// a lane is found full only with jobs waiting, so the mark is never 0.
-    fn spill(&mut self) {
-        self.spilled_at = self.spilled_at.max(self.queue.len());
-    }
 }
 
 #[derive(Default)]
@@ -598,5 +541,7 @@ impl Lanes {
 /// Shared so the engine and its tasks can hold it.
 pub type SharedLanes = Arc<Lanes>;
 
+#[cfg(test)]
+mod spill_tests;
 #[cfg(test)]
 mod tests;
