@@ -60,19 +60,24 @@ pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
         let inner = e.into_inner().to_string();
         // serde's message ends with " at line X column Y"; drop the position noise.
         let msg = inner.split(" at line ").next().unwrap_or(&inner).to_owned();
-        // "missing field `id`" is reported at the containing object: name the field itself.
-        let missing = msg
-            .strip_prefix("missing field `")
-            .and_then(|r| r.strip_suffix('`'))
-            .map(str::to_owned);
-        let field = match (path.as_str(), missing) {
-            (".", Some(m)) => m,
-            (".", None) => "body".to_owned(),
-            (p, Some(m)) => format!("{p}.{m}"),
-            (p, None) => p.to_owned(),
-        };
+        let field = offending_field(&path, &msg, "body");
         ApiError::field(field.clone(), format!("{field}: {msg}"))
     })
+}
+
+/// The name of what serde refused, from `serde_path_to_error`'s `path` and serde's `msg`;
+/// `whole` names the input itself (`body`, `query`) when the path is its top. A "missing
+/// field `id`" is reported at the containing object: the field itself is named.
+pub(super) fn offending_field(path: &str, msg: &str, whole: &str) -> String {
+    let missing = msg
+        .strip_prefix("missing field `")
+        .and_then(|r| r.strip_suffix('`'));
+    match (path, missing) {
+        (".", Some(m)) => m.to_owned(),
+        (".", None) => whole.to_owned(),
+        (p, Some(m)) => format!("{p}.{m}"),
+        (p, None) => p.to_owned(),
+    }
 }
 
 /// The JSON path (`headers[0].value`, or `body`) of the first string or key holding a NUL

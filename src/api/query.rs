@@ -39,16 +39,7 @@ pub fn parse<T: DeserializeOwned>(query: &str) -> Result<T, ApiError> {
     serde_path_to_error::deserialize(de).map_err(|e| {
         let path = e.path().to_string();
         let msg = e.into_inner().to_string();
-        // A missing required parameter is reported at the top: name it.
-        let missing = msg
-            .strip_prefix("missing field `")
-            .and_then(|r| r.strip_suffix('`'))
-            .map(str::to_owned);
-        let field = match (path.as_str(), missing) {
-            (_, Some(m)) => m,
-            (".", None) => "query".to_owned(),
-            (p, None) => p.to_owned(),
-        };
+        let field = super::json::offending_field(&path, &msg, "query");
         ApiError::BadQuery(field.clone(), format!("{field}: {msg}"))
     })
 }

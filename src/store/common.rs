@@ -58,6 +58,9 @@ pub(crate) fn placeholders(start: usize, n: usize) -> String {
         .join(", ")
 }
 
+/// Reads the master-key check value (`herald_meta`, migration `master_key_check`).
+pub(crate) const MASTER_KEY_CHECK_SQL: &str = "SELECT value FROM herald_meta WHERE name = 'master_key_check'";
+
 pub(crate) fn corrupt(what: &str, e: impl std::fmt::Display) -> StoreError {
     StoreError::Corrupt(format!("{what}: {e}"))
 }
@@ -226,13 +229,13 @@ macro_rules! impl_common_store {
                     .bind(proposed)
                     .execute(&mut *c)
                     .await?;
-                    Ok(sqlx::query_scalar::<Db, String>("SELECT value FROM herald_meta WHERE name = 'master_key_check'")
+                    Ok(sqlx::query_scalar::<Db, String>(crate::store::common::MASTER_KEY_CHECK_SQL)
                         .fetch_one(&mut *c)
                         .await?)
                 }
 
                 async fn stored_master_key_check(&self) -> StoreResult<Option<String>> {
-                    Ok(sqlx::query_scalar::<Db, String>("SELECT value FROM herald_meta WHERE name = 'master_key_check'")
+                    Ok(sqlx::query_scalar::<Db, String>(crate::store::common::MASTER_KEY_CHECK_SQL)
                         .fetch_optional(&self.pool)
                         .await?)
                 }

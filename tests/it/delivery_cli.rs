@@ -40,19 +40,23 @@ async fn list_show_and_bulk_redeliver_from_the_command_line() {
         out.contains("HTTP 200") && out.contains("\"type\":\"Project:Created\""),
         "{out}"
     );
-    let out = herald(
-        &dir,
-        &[
-            "deliveries",
-            "redeliver",
-            "--tenant",
-            "default",
-            "--webhook",
-            &webhook,
-            "--status",
-            "succeeded",
-        ],
-    );
+    // Bulk replay of a webhook's succeeded deliveries (the raw output, to see refusals).
+    let redeliver_all = |webhook: &str| {
+        run(
+            &dir,
+            &[
+                "deliveries",
+                "redeliver",
+                "--tenant",
+                "default",
+                "--webhook",
+                webhook,
+                "--status",
+                "succeeded",
+            ],
+        )
+    };
+    let out = stdout(&redeliver_all(&webhook));
     assert!(out.contains("Queued 2 deliveries"), "{out}");
     let reqs = rig.rx.wait_for(4, WAIT).await;
     let again: Vec<_> = reqs[2..]
@@ -74,21 +78,6 @@ async fn list_show_and_bulk_redeliver_from_the_command_line() {
 
     // A mistyped webhook is an error, not "Queued 0"; once the webhook is deleted, neither
     // its finished deliveries nor one of them can be queued where no claim takes them.
-    let redeliver_all = |webhook: &str| {
-        run(
-            &dir,
-            &[
-                "deliveries",
-                "redeliver",
-                "--tenant",
-                "default",
-                "--webhook",
-                webhook,
-                "--status",
-                "succeeded",
-            ],
-        )
-    };
     let o = redeliver_all("00000000-0000-0000-0000-000000000000");
     assert!(!o.status.success());
     assert!(String::from_utf8_lossy(&o.stderr).contains("no webhook"));
